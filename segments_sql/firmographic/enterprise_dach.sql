@@ -1,0 +1,15 @@
+{{ config(
+    entity='account',
+    description='Enterprise-size customer accounts in the home regions (DACH by default).',
+    owner='sales-ops',
+    tags=['firmographic', 'geographic'],
+) }}
+SELECT
+  a.account_id,
+  a.name,
+  a.country,
+  a.employees
+FROM {{ source('accounts') }} AS a
+WHERE a.region IN {{ var('home_regions') }}
+  AND a.employees >= {{ param('min_employees', 1000) }}
+  AND a.status = 'customer'

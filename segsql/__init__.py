@@ -1,0 +1,28 @@
+"""segsql: customer segments as Jinja-templated SQL, validated with sqlglot before they run."""
+
+from segsql.errors import (
+    ConfigError,
+    EngineError,
+    SegsqlError,
+    SelectionError,
+    SqlError,
+    TemplateError,
+    UsageError,
+    ValidationError,
+)
+from segsql.project import Project
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "EngineError",
+    "Project",
+    "SegsqlError",
+    "SelectionError",
+    "SqlError",
+    "TemplateError",
+    "UsageError",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,5 @@
+"""`python -m segsql` runs the CLI."""
+
+from segsql.cli import main
+
+main()

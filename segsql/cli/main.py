@@ -1,0 +1,52 @@
+"""`segsql` entry point: the command group and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from segsql.errors import SegsqlError, SelectionError, UsageError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class SegsqlGroup(click.Group):
+    """Turns every SegsqlError into one readable line and an exit code; no tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SegsqlError as error:
+            report_error(error)
+            sys.exit(EXIT_USAGE if isinstance(error, UsageError | SelectionError) else EXIT_FAILURE)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as error:  # a bug in segsql: say so, keep the traceback behind --debug
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            click.echo(click.style(f"internal error: {type(error).__name__}: {error}", fg="red") +
+                       " (run with --debug for the traceback)", err=True)
+            sys.exit(EXIT_FAILURE)
+
+
+def report_error(error: SegsqlError) -> None:
+    click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
+
+
+@click.group(cls=SegsqlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
+@click.version_option(package_name="segsql")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """segsql: customer segments as Jinja-templated SQL, validated before they run."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+def main() -> None:
+    cli(prog_name="segsql")

@@ -1,0 +1,50 @@
+"""Options shared by every command (and, with the same meaning, by the notebook magics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from segsql.config import DIALECTS
+from segsql.project import Project, parse_vars
+
+F = Callable[..., Any]
+
+
+def project_options(function: F) -> F:
+    """--project, --var, --vars, --as-of: which project and with which inputs."""
+    for decorator in reversed([
+        click.option("--project", "project_dir", type=click.Path(path_type=Path), default=".",
+                     show_default=True, help="The project folder (holding segsql.yml)."),
+        click.option("--var", "var_pairs", multiple=True, metavar="KEY=VALUE",
+                     help="Override a var() or param() value; repeatable."),
+        click.option("--vars", "vars_json", metavar="JSON", help="Override var()/param() values from a JSON object."),
+        click.option("--as-of", "as_of", metavar="DATE", help="Evaluation date (YYYY-MM-DD); default today."),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def selection_options(function: F) -> F:
+    """--select and --exclude, dbt style."""
+    for decorator in reversed([
+        click.option("--select", "-s", "select", multiple=True, metavar="SELECTOR",
+                     help="Segments to include: name, tag:x, path:dir, +name (with upstream), "
+                          "name+ (with downstream)."),
+        click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR", help="Segments to leave out."),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def target_option(function: F) -> F:
+    return click.option("--target", "-t", "targets", multiple=True, type=click.Choice(DIALECTS),
+                        help="Also compile for this dialect; repeatable.")(function)
+
+
+def open_project(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
+                 as_of: str | None) -> Project:
+    return Project.load(project_dir, vars=parse_vars(list(var_pairs), vars_json), as_of=as_of)

@@ -1,0 +1,294 @@
+"""render -> parse -> check -> assemble -> transpile, for every segment of a project.
+
+`Compiler` is created by `Project` for one set of options (vars, as_of). It renders segments
+lazily and memoises results, so `ref()` can ask for another segment's entity while rendering,
+and cycles are caught with their path. After Jinja, SQL is only handled as sqlglot trees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+
+from segsql import checks
+from segsql.builtins import BUILTINS
+from segsql.catalog import Catalog, Columns, table_key
+from segsql.config import SegmentConfig
+from segsql.errors import (
+    EngineError,
+    Location,
+    SegsqlError,
+    SqlError,
+    TemplateError,
+    ValidationError,
+    did_you_mean,
+)
+from segsql.templating import (
+    CallSite,
+    HelperError,
+    Rendered,
+    RenderState,
+    SegmentEnvironment,
+    compile_template,
+    line_location,
+    make_environment,
+    render,
+)
+
+if TYPE_CHECKING:
+    from segsql.project import Project
+
+
+@dataclass
+class CompiledSegment:
+    """A validated segment: its own tree (refs as table names) and what it declared."""
+
+    name: str
+    path: str
+    config: SegmentConfig
+    tree: exp.Query
+    refs: list[str]
+    sources: list[str]
+    params: dict[str, Any]
+    vars: dict[str, Any]
+    columns: Columns
+    rendered_sql: str
+    upstream: list[str] = field(default_factory=list)  # every ref, transitively, in DAG order
+
+    @property
+    def entity(self) -> str:
+        return self.config.entity
+
+
+class Compiler:
+    """Compiles the segments of one project for one set of vars, params and `as_of`."""
+
+    def __init__(self, project: Project, overrides: dict[str, Any], as_of: dt.date):
+        self.project = project
+        self.overrides = overrides
+        self.as_of = as_of
+        self.dialect: str = project.config.dialect
+        self.warnings: list[SegsqlError] = []
+        self._env: SegmentEnvironment | None = None
+        self._catalog: Catalog | None = None
+        self._rendered: dict[str, Rendered | SegsqlError] = {}
+        self._compiled: dict[str, CompiledSegment | SegsqlError] = {}
+        self._rendering: list[str] = []
+
+    @property
+    def config(self) -> Any:
+        return self.project.config
+
+    # -- rendering -------------------------------------------------------------------------
+    @property
+    def env(self) -> SegmentEnvironment:
+        if self._env is None:
+            self._env = make_environment(BUILTINS)
+            self._env.globals.update(self.project.load_macros(self._env, self.as_of))
+        return self._env
+
+    def rendered(self, name: str) -> Rendered:
+        """Render segment `name` once; later calls return (or re-raise) the first result."""
+        if name not in self._rendered:
+            self._rendering.append(name)
+            try:
+                self._rendered[name] = self._render(name)
+            except SegsqlError as error:
+                self._rendered[name] = error
+            finally:
+                self._rendering.pop()
+        result = self._rendered[name]
+        if isinstance(result, SegsqlError):
+            raise result
+        return result
+
+    def _render(self, name: str) -> Rendered:
+        segment = self.project.segment(name)
+        source = segment.read()
+        template = compile_template(self.env, source, segment.shown_path)
+        state = RenderState(name=name, path=segment.shown_path, session=self)
+        result = render(template, source, state, {"as_of": self.as_of})
+        if state.config is None:
+            raise TemplateError("the segment has no config() call", Location(segment.shown_path, 1, 1),
+                                "start it with {{ config(entity='account', description='...') }}")
+        return result
+
+    def segment_entity(self, name: str, call: CallSite) -> str:
+        """The entity of segment `name`, for ref() and the set helpers (renders it first)."""
+        if name not in self.project.segments:
+            raise HelperError(f"unknown segment `{name}` in {call.function}()", call,
+                              did_you_mean(name, self.project.segments))
+        if name in self._rendering:
+            cycle = [*self._rendering[self._rendering.index(name):], name]
+            raise HelperError(f"reference cycle: {' -> '.join(cycle)}", call,
+                              "a segment cannot depend on itself through refs")
+        try:
+            rendered = self.rendered(name)
+        except SegsqlError:
+            raise HelperError(f"segment `{name}` is broken, so {call.function}() cannot use it",
+                              call, f"fix {self.project.segment(name).shown_path} first") from None
+        assert rendered.state.config is not None
+        return str(rendered.state.config["entity"])
+
+    # -- compiling -------------------------------------------------------------------------
+    def compiled(self, name: str) -> CompiledSegment:
+        """Render, parse and validate segment `name` (and, first, what it refs)."""
+        if name not in self._compiled:
+            try:
+                self._compiled[name] = self._compile(name)
+            except SegsqlError as error:
+                self._compiled[name] = error
+        result = self._compiled[name]
+        if isinstance(result, SegsqlError):
+            raise result
+        return result
+
+    def _compile(self, name: str) -> CompiledSegment:
+        rendered = self.rendered(name)
+        state = rendered.state
+        refs = sorted(state.refs)
+        upstream: list[str] = []
+        for ref in refs:
+            try:
+                dependency = self.compiled(ref)
+            except SegsqlError:
+                call = state.refs[ref]
+                raise self._at_call(rendered, call, f"segment `{ref}` is broken, so this one cannot be checked",
+                                    f"fix {self.project.segment(ref).shown_path} first") from None
+            upstream.extend(u for u in [*dependency.upstream, ref] if u not in upstream)
+        config = SegmentConfig.model_validate(state.config)
+        tree, columns = self._parse_and_check(rendered, config, refs)
+        return CompiledSegment(
+            name=name, path=state.path, config=config, tree=tree, refs=refs,
+            sources=sorted(state.sources), params=dict(state.params), vars=dict(state.vars),
+            columns=columns, rendered_sql=rendered.sql, upstream=upstream,
+        )
+
+    def _at_call(self, rendered: Rendered, call: CallSite, message: str, hint: str) -> SegsqlError:
+        source = self.project.segment(rendered.state.name).read()
+        return ValidationError(message, line_location(rendered.state.path, source, call.line, call), hint)
+
+    def _parse_and_check(self, rendered: Rendered, config: SegmentConfig,
+                         refs: list[str]) -> tuple[exp.Query, Columns]:
+        entity = self.config.entities[config.entity]
+        try:
+            tokens = checks.tokenize(rendered.sql, self.dialect)
+            checks.check_single_statement(tokens)
+            tree = self._parse(rendered)
+            checks.check_read_only(tree, tokens[0].start)
+            assert isinstance(tree, exp.Query)
+            catalog = self.catalog.with_tables(self._ref_tables(refs))
+            self._check_no_cte_shadowing(tree, refs)
+            all_scopes = checks.scopes(tree)
+            checks.check_tables(all_scopes, catalog)
+            checks.check_columns(all_scopes, catalog)
+            columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
+        except checks.RuleError as problem:
+            kind = SqlError if "not allowed" in problem.message or "statement" in problem.message \
+                or "SELECT" in problem.message or "read the SQL" in problem.message else ValidationError
+            raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
+        return tree, columns
+
+    def _parse(self, rendered: Rendered) -> exp.Expr:
+        try:
+            tree = sqlglot.parse_one(rendered.sql, dialect=self.dialect, error_level=ErrorLevel.RAISE)
+        except ParseError as error:
+            first = error.errors[0] if error.errors else {}
+            line, col = first.get("line") or 1, first.get("col") or 1
+            highlight = first.get("highlight") or ""
+            # sqlglot's col is the end of the offending token; point at its start.
+            start_col = max(1, col - len(highlight) + 1) if highlight else col
+            message = readable_parse_error(str(first.get("description") or error).split("\n")[0])
+            raise SqlError(f"SQL syntax error: {message}", rendered.location_at(line, start_col),
+                           f"near `{highlight}`" if highlight else None) from None
+        if tree is None:
+            raise SqlError("the segment has no SQL", Location(rendered.state.path, 1, 1))
+        return tree
+
+    def _check_no_cte_shadowing(self, tree: exp.Query, refs: list[str]) -> None:
+        with_ = tree.args.get("with_") or tree.args.get("with")
+        names = {cte.alias_or_name.lower(): cte for cte in (with_.expressions if with_ else [])}
+        for ref in refs:
+            if ref.lower() in names:
+                raise checks.RuleError(f"CTE `{ref}` has the same name as the segment it refs",
+                                     checks.offset_of(names[ref.lower()]), "rename the CTE")
+
+    def _ref_tables(self, refs: list[str]) -> dict[tuple[str, ...], tuple[Columns | None, str]]:
+        return {(ref.lower(),): (self.compiled(ref).columns, f"segment {ref}") for ref in refs}
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = self._build_catalog()
+        return self._catalog
+
+    def _build_catalog(self) -> Catalog:
+        """Source tables with their columns: declared in segsql.yml, else read from the engine."""
+        catalog = Catalog()
+        engine = None
+        try:
+            for name, source in sorted(self.config.sources.items()):
+                columns: Columns | None = None
+                if source.columns is not None:
+                    columns = {k.lower(): v for k, v in source.columns.items()}
+                else:
+                    if engine is None:
+                        engine = self.project.connect(read_only=True)
+                    columns = engine.describe_source(name, source)
+                    if columns is None:
+                        self.warnings.append(SegsqlError(
+                            f"source `{name}` was not found in the connection and declares no columns; "
+                            "its columns are not checked", Location("segsql.yml"),
+                            "load the data, or list its columns under sources.{name}.columns"))
+                key = table_key(_table_of(source, name, self.dialect))
+                catalog.add(key, columns, f"source {name}")
+        except EngineError as error:
+            self.warnings.append(error)
+        finally:
+            if engine is not None:
+                engine.close()
+        return catalog
+
+    # -- assembling and transpiling --------------------------------------------------------
+    def tree(self, name: str) -> exp.Query:
+        """The self-contained query for `name`: every upstream ref inlined as a CTE."""
+        segment = self.compiled(name)
+        tree = segment.tree.copy()
+        ctes = [exp.CTE(this=self.compiled(ref).tree.copy(), alias=exp.TableAlias(this=exp.to_identifier(ref)))
+                for ref in segment.upstream]
+        if ctes:
+            with_ = tree.args.get("with_") or tree.args.get("with")
+            existing = list(with_.expressions) if with_ else []
+            key = "with_" if "with_" in type(tree).arg_types else "with"
+            tree.set(key, exp.With(expressions=ctes + existing))
+        return tree
+
+    def to_sql(self, name: str, dialect: str | None = None, pretty: bool = True) -> str:
+        """The compiled SQL of `name` in `dialect` (default: the project's)."""
+        target = dialect or self.dialect
+        try:
+            return self.tree(name).sql(dialect=target, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+        except UnsupportedError as error:
+            path = self.compiled(name).path
+            raise ValidationError(f"cannot compile for {target}: {error}", Location(path),
+                                  "this construct has no equivalent in the target dialect") from None
+
+
+def readable_parse_error(message: str) -> str:
+    """sqlglot's 'Required keyword: 'x' missing for <class '...Add'>' in an analyst's words."""
+    match = re.match(r"Required keyword: '(\w+)' missing for <class '[\w.]*\.(\w+)'>", message)
+    if match:
+        return f"incomplete {match.group(2).upper()} expression: its `{match.group(1)}` part is missing"
+    return message
+
+
+def _table_of(source: Any, name: str, dialect: str) -> exp.Table:
+    if source.table is not None:
+        return exp.to_table(source.table, dialect=dialect)
+    return exp.to_table(name)

@@ -1,0 +1,187 @@
+"""Validated models for segsql.yml and for a segment's `config(...)` call.
+
+Unknown keys are rejected (`extra="forbid"`) so a typo is an error that names the key and its
+line, never silence. Secrets never live in the file: connection passwords are named by the
+environment variable that holds them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from segsql.errors import ConfigError, Location, did_you_mean
+from segsql.yamlfile import LocatedYaml, read_yaml_file
+
+CONFIG_FILE = "segsql.yml"
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino", "redshift", "databricks")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DuckDBConnection(Strict):
+    type: Literal["duckdb"] = "duckdb"
+    path: str = ":memory:"
+
+
+class PostgresConnection(Strict):
+    type: Literal["postgres"]
+    host: str = "localhost"
+    port: int = 5432
+    dbname: str
+    user: str
+    password_env: str | None = Field(
+        default=None, description="name of the environment variable holding the password"
+    )
+    schema_: str = Field(default="public", alias="schema")
+
+
+class SparkConnection(Strict):
+    type: Literal["spark"]
+    master: str = "local[*]"
+    warehouse: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+Connection = Annotated[
+    DuckDBConnection | PostgresConnection | SparkConnection, Field(discriminator="type")
+]
+
+
+class Source(Strict):
+    """A name segments use in `source('name')`: a table in the connection or data files."""
+
+    table: str | None = None
+    path: str | None = None
+    format: Literal["csv", "parquet"] | None = None
+    columns: dict[str, str] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Source:
+        if (self.table is None) == (self.path is None):
+            raise ValueError("give exactly one of `table` or `path`")
+        if self.format and not self.path:
+            raise ValueError("`format` applies only to a `path` source")
+        return self
+
+    @property
+    def file_format(self) -> str | None:
+        if self.path is None:
+            return None
+        if self.format:
+            return self.format
+        return "parquet" if self.path.lower().endswith(".parquet") else "csv"
+
+
+class Entity(Strict):
+    """What a segment's members are: accounts, users, ... keyed by one column."""
+
+    key: str
+    source: str | None = Field(default=None, description="source holding the whole population")
+    parent: str | None = None
+    parent_key: str | None = Field(
+        default=None, description="column of `source` holding the parent's key"
+    )
+    description: str = ""
+
+
+class SegmentConfig(Strict):
+    """What a segment file declares in `{{ config(...) }}`."""
+
+    entity: str
+    description: str = ""
+    owner: str = ""
+    tags: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_are_names(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not tag or not re.match(r"^[\w.-]+$", tag):
+                raise ValueError(f"tag {tag!r} must be a word (letters, digits, _ . -)")
+        return tags
+
+
+class ProjectConfig(Strict):
+    """The whole of segsql.yml."""
+
+    name: str = "segsql_project"
+    dialect: Literal[DIALECTS] = "duckdb"  # type: ignore[valid-type]
+    connection: Connection = Field(default_factory=DuckDBConnection)
+    sources: dict[str, Source] = Field(default_factory=dict)
+    entities: dict[str, Entity] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_project_config(root: Path) -> ProjectConfig:
+    """Read `root/segsql.yml` into a validated ProjectConfig, errors located at the key."""
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {root}", Location(str(root)),
+            "run `segsql init DIR` to create a project, or pass --project DIR",
+        )
+    located = read_yaml_file(path, CONFIG_FILE)
+    if not isinstance(located.data, dict):
+        raise ConfigError("segsql.yml must be a mapping of keys", located.locate(()))
+    config: ProjectConfig = validate_model(ProjectConfig, located.data, located)
+    _check_references(config, located)
+    return config
+
+
+def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
+    """Names must be identifiers and every entity must point at things that exist."""
+    for kind, names in (("sources", config.sources), ("entities", config.entities)):
+        for name in names:
+            if not NAME_PATTERN.match(name):
+                raise ConfigError(f"{kind[:-1]} name `{name}` must be a plain identifier",
+                                  located.locate((kind, name)), "use letters, digits and _")
+    for name, entity in config.entities.items():
+        if entity.source is not None and entity.source not in config.sources:
+            raise ConfigError(f"entity `{name}`: unknown source `{entity.source}`",
+                              located.locate(("entities", name, "source")),
+                              did_you_mean(entity.source, config.sources))
+        if entity.parent is not None and entity.parent not in config.entities:
+            raise ConfigError(f"entity `{name}`: unknown parent entity `{entity.parent}`",
+                              located.locate(("entities", name, "parent")),
+                              did_you_mean(entity.parent, config.entities))
+        if entity.parent is not None and entity.source is None:
+            raise ConfigError(f"entity `{name}` has a parent but no `source` mapping it to one",
+                              located.locate(("entities", name)),
+                              "add `source:` naming the table that holds both keys")
+
+
+def validate_model(model: type[Strict], data: Any, located: LocatedYaml | None,
+                   where: Location | None = None) -> Any:
+    """Validate `data` against `model`; the first error names the key path and its location."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        keypath = tuple(part for part in first["loc"] if not _is_union_tag(part))
+        location = located.locate(keypath) if located else where
+        raise ConfigError(_describe(first, keypath), location) from None
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in ("duckdb", "postgres", "spark", "function-after")
+
+
+def _describe(error: Any, keypath: tuple[Any, ...]) -> str:
+    key = ".".join(str(p) for p in keypath) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key `{key}`"
+    if kind == "missing":
+        return f"missing required key `{key}`"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"`{key}`: {message}"

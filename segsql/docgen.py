@@ -1,0 +1,78 @@
+"""Generate docs/cli.md (from --help) and docs/templating.md (from builtin docstrings).
+
+Run `python -m segsql.docgen`; tests/test_docs.py fails when the files are out of date.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import click
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def cli_reference() -> str:
+    from segsql.cli import cli
+
+    lines = ["# segsql command line", "", "Generated from `--help` by `make docs`; do not edit.", ""]
+    context = click.Context(cli, info_name="segsql", terminal_width=100, max_content_width=100)
+    lines += ["```", cli.get_help(context).rstrip(), "```", ""]
+    for name in sorted(cli.list_commands(context)):
+        command = cli.get_command(context, name)
+        assert command is not None
+        sub = click.Context(command, info_name=f"segsql {name}", parent=context,
+                            terminal_width=100, max_content_width=100)
+        lines += [f"## segsql {name}", "", "```", command.get_help(sub).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def templating_reference() -> str:
+    from segsql.builtins import BUILTINS
+
+    lines = [
+        "# Template reference", "",
+        "Generated from the docstrings in `segsql/builtins.py` by `make docs`; do not edit.", "",
+        "Segments are Jinja templates rendered in a sandbox with undefined names as errors.",
+        "`{{ value }}` prints a Python value (var, param, string, number, date, list) as a SQL",
+        "literal; only these helpers and your own macros print SQL. `as_of` is the evaluation",
+        "date (default today; `--as-of` overrides it).", "",
+    ]
+    for name, function in BUILTINS.items():
+        signature = _signature(function)
+        doc = inspect.cleandoc(function.__doc__ or "").replace("\n", " ")
+        lines += [f"## `{name}{signature}`", "", doc, ""]
+    return "\n".join(lines)
+
+
+def _signature(function: object) -> str:
+    """`name(a, b=1, *names)` without annotations; a required-looking sentinel shows as bare."""
+    parts = []
+    for parameter in inspect.signature(function).parameters.values():  # type: ignore[arg-type]
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            parts.append(f"*{parameter.name}")
+        elif parameter.kind is parameter.VAR_KEYWORD:
+            parts.append(f"**{parameter.name}")
+        elif parameter.default is parameter.empty:
+            parts.append(parameter.name)
+        elif type(parameter.default) is object:  # the "no default given" sentinel: optional
+            parts.append(f"[{parameter.name}]")
+        else:
+            parts.append(f"{parameter.name}={parameter.default!r}")
+    return f"({', '.join(parts)})"
+
+
+GENERATED = {"cli.md": cli_reference, "templating.md": templating_reference}
+
+
+def main() -> None:
+    DOCS.mkdir(exist_ok=True)
+    for filename, build in GENERATED.items():
+        (DOCS / filename).write_text(build(), encoding="utf-8")
+        sys.stdout.write(f"wrote docs/{filename}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Engine adapters, one per engine, chosen from a registry and imported lazily.
+
+`import segsql` imports no driver: an adapter module is imported only when a project connects,
+and a missing driver raises an error with the exact `pip install` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from segsql.errors import EngineError
+
+if TYPE_CHECKING:
+    from segsql.config import ProjectConfig
+    from segsql.engines.base import Engine
+
+# connection type -> (module:class, driver module, pip install line)
+REGISTRY: dict[str, tuple[str, str, str]] = {
+    "duckdb": ("segsql.engines.duckdb:DuckDBEngine", "duckdb", "pip install duckdb"),
+    "postgres": ("segsql.engines.postgres:PostgresEngine", "psycopg", "pip install 'segsql[postgres]'"),
+    "spark": ("segsql.engines.spark:SparkEngine", "pyspark", "pip install 'segsql[spark]'"),
+}
+
+
+def connect(config: ProjectConfig, root: Path, read_only: bool = False) -> Engine:
+    """Open the engine the project's connection names."""
+    kind = config.connection.type
+    target, driver, install = REGISTRY[kind]
+    try:
+        importlib.import_module(driver)
+    except ImportError:
+        raise EngineError(f"the {kind} driver `{driver}` is not installed", None, f"run: {install}") from None
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        raise EngineError(f"the {kind} engine is not available in this version of segsql") from None
+    engine_class: type[Engine] = getattr(module, class_name)
+    return engine_class(config, root, read_only=read_only)

@@ -1,0 +1,94 @@
+"""DuckDB, the embedded default engine: a database file or `:memory:`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+from sqlglot import exp
+
+from segsql.catalog import Columns
+from segsql.config import DuckDBConnection, ProjectConfig, Source
+from segsql.engines.base import Capabilities, Engine
+from segsql.errors import EngineError
+
+
+class DuckDBEngine(Engine):
+    name: ClassVar[str] = "duckdb"
+    dialect: ClassVar[str] = "duckdb"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactional_ddl=True, reads_files=True, in_process=True)
+
+    def __init__(self, config: ProjectConfig, root: Path, read_only: bool = False):
+        super().__init__(config, root, read_only)
+        connection = config.connection
+        assert isinstance(connection, DuckDBConnection)
+        self.database = self._database_path(connection.path)
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._table_columns: dict[tuple[str, ...], Columns] | None = None
+
+    def _database_path(self, path: str) -> str:
+        if path == ":memory:":
+            return path
+        resolved = Path(path) if Path(path).is_absolute() else self.root / path
+        return str(resolved)
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        read_only = self.read_only and self.database != ":memory:"
+        if read_only and not Path(self.database).exists():
+            return duckdb.connect(":memory:")  # nothing to read yet: an empty catalog
+        try:
+            return duckdb.connect(self.database, read_only=read_only)
+        except duckdb.Error as error:
+            raise EngineError(f"cannot open DuckDB database {self.database}: {error}") from None
+
+    def file_path(self, source: Source) -> Path:
+        assert source.path is not None
+        path = Path(source.path)
+        return path if path.is_absolute() else self.root / path
+
+    def describe_source(self, name: str, source: Source) -> Columns | None:
+        if source.path is not None:
+            return self._describe_file(source)
+        assert source.table is not None
+        key = tuple(p.lower() for p in source.table.split("."))
+        tables = self._tables()
+        matches = [cols for k, cols in tables.items() if k[-len(key):] == key]
+        return matches[0] if len(matches) == 1 else None
+
+    def _describe_file(self, source: Source) -> Columns | None:
+        path = self.file_path(source)
+        if not path.exists():
+            return None
+        reader = "read_parquet" if source.file_format == "parquet" else "read_csv"
+        query = exp.Describe(this=exp.select("*").from_(
+            exp.Table(this=exp.func(reader, exp.Literal.string(str(path))))))
+        try:
+            rows = self.connection.execute(query.sql(dialect="duckdb")).fetchall()
+        except duckdb.Error as error:
+            raise EngineError(f"cannot read {path}: {error}") from None
+        return {str(row[0]).lower(): str(row[1]) for row in rows}
+
+    def _tables(self) -> dict[tuple[str, ...], Columns]:
+        if self._table_columns is None:
+            rows = self.connection.execute(
+                "SELECT table_catalog, table_schema, table_name, column_name, data_type "
+                "FROM information_schema.columns ORDER BY ordinal_position").fetchall()
+            tables: dict[tuple[str, ...], Columns] = {}
+            for catalog, schema, table, column, data_type in rows:
+                key = (str(catalog).lower(), str(schema).lower(), str(table).lower())
+                tables.setdefault(key, {})[str(column).lower()] = str(data_type)
+            self._table_columns = tables
+        return self._table_columns
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

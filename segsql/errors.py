@@ -1,0 +1,102 @@
+"""One error root for everything segsql raises, carrying where the analyst can fix it.
+
+Every error knows the file, line and column in the analyst's own text (template, config, CLI
+argument) when it has them, and a hint saying how to fix it. `str(error)` is the one line the
+CLI prints: ``path:line:col: message (hint)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file the analyst wrote: 1-based line and column."""
+
+    path: str
+    line: int | None = None
+    col: int | None = None
+
+    def __str__(self) -> str:
+        parts = [self.path]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.col is not None:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+
+class SegsqlError(Exception):
+    """Root of every error segsql raises on purpose."""
+
+    def __init__(self, message: str, location: Location | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hint = hint
+
+    @property
+    def path(self) -> str | None:
+        return self.location.path if self.location else None
+
+    @property
+    def line(self) -> int | None:
+        return self.location.line if self.location else None
+
+    @property
+    def col(self) -> int | None:
+        return self.location.col if self.location else None
+
+    def __str__(self) -> str:
+        text = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return f"{self.location}: {text}" if self.location else text
+
+
+class ConfigError(SegsqlError):
+    """segsql.yml, a segment's config() call, or a value given for a var/param is wrong."""
+
+
+class TemplateError(SegsqlError):
+    """The Jinja template could not be rendered (syntax, undefined name, bad helper call)."""
+
+
+class SqlError(SegsqlError):
+    """The rendered SQL does not parse, or is not one read-only SELECT."""
+
+
+class ValidationError(SegsqlError):
+    """The SQL parses but refers to unknown tables/columns or breaks a segment rule."""
+
+
+class SelectionError(SegsqlError):
+    """A --select/--exclude expression names nothing or is malformed."""
+
+
+class EngineError(SegsqlError):
+    """The engine could not connect, read its catalog or run a statement."""
+
+
+class UsageError(SegsqlError):
+    """A command-line or API argument is wrong (maps to exit code 2)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' hint for a misspelt name, or None when nothing is close."""
+    options = sorted(set(choices))
+    lowered = {c.lower(): c for c in options}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"did you mean `{lowered[close[0]]}`?" if close else None
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """A path as the analyst typed it: relative to the project root when inside it."""
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)

@@ -1,0 +1,252 @@
+"""A segsql project: its config, segment files and macros, and the public API over them.
+
+`Project` is the one object the CLI, the magics and the widgets talk to. It owns the pipeline
+(load -> render -> compile/validate -> execute) through a `Compiler` for its options.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segsql.config import NAME_PATTERN, ProjectConfig, load_project_config
+from segsql.errors import ConfigError, Location, SegsqlError, TemplateError, UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from segsql.compiler import CompiledSegment, Compiler
+    from segsql.engines.base import Engine
+    from segsql.templating import SegmentEnvironment
+
+SEGMENTS_DIR = "segments_sql"
+MACROS_DIR = "macros"
+MAX_SEGMENT_BYTES = 1_000_000
+
+
+@dataclass
+class Segment:
+    """One segment file: its name (the file name without .sql) and where it lives."""
+
+    name: str
+    path: Path
+    shown_path: str
+    _text: str | None = field(default=None, repr=False)
+
+    def read(self) -> str:
+        """The template text; unreadable, non-UTF-8, huge or empty files raise TemplateError."""
+        if self._text is None:
+            self._text = read_template(self.path, self.shown_path)
+        return self._text
+
+
+def read_template(path: Path, shown: str) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_SEGMENT_BYTES:
+            raise TemplateError(f"the file is {size:,} bytes; segments are limited to "
+                                f"{MAX_SEGMENT_BYTES:,}", Location(shown, 1, 1),
+                                "a segment is one SELECT: move data into a source")
+        raw = path.read_bytes()
+    except OSError as error:
+        raise TemplateError(f"cannot read the file: {error.strerror}", Location(shown)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        col = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise TemplateError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", Location(shown, line, col),
+                            "save the file as UTF-8") from None
+    if not text.strip():
+        raise TemplateError("the file is empty", Location(shown, 1, 1),
+                            "a segment is {{ config(entity=...) }} followed by one SELECT")
+    if "\ue000" in text or "\ue001" in text:
+        raise TemplateError("the file contains reserved characters U+E000/U+E001", Location(shown, 1, 1))
+    return unicodedata.normalize("NFC", text)
+
+
+class Project:
+    """A segsql project folder. Create with `Project.load(path)`.
+
+    >>> project = Project.load("examples/demo")          # doctest: +SKIP
+    >>> sorted(project.segments)[:2]                      # doctest: +SKIP
+    ['active_accounts', 'at_risk_accounts']
+    """
+
+    def __init__(self, root: Path, config: ProjectConfig, *, vars: dict[str, Any] | None = None,
+                 as_of: dt.date | str | None = None):
+        self.root = root
+        self.config = config
+        self.overrides: dict[str, Any] = dict(vars or {})
+        self.as_of = parse_as_of(as_of)
+        self.problems: list[SegsqlError] = []
+        self.segments: dict[str, Segment] = self._discover()
+        self._compiler: Compiler | None = None
+
+    @classmethod
+    def load(cls, path: str | Path = ".", *, vars: dict[str, Any] | None = None,
+             as_of: dt.date | str | None = None) -> Project:
+        """Load the project in `path` (the folder holding segsql.yml)."""
+        root = Path(path)
+        if not root.exists():
+            raise ConfigError(f"project folder {root} does not exist", Location(str(root)),
+                              "pass --project DIR, or run `segsql init DIR` first")
+        if not root.is_dir():
+            raise ConfigError(f"{root} is not a folder", Location(str(root)), "pass the project folder")
+        return cls(root, load_project_config(root), vars=vars, as_of=as_of)
+
+    def with_options(self, *, vars: dict[str, Any] | None = None,
+                     as_of: dt.date | str | None = None) -> Project:
+        """The same project with other var/param overrides or `as_of`."""
+        merged = {**self.overrides, **(vars or {})}
+        return Project(self.root, self.config, vars=merged, as_of=as_of or self.as_of)
+
+    # -- segment files ---------------------------------------------------------------------
+    def _discover(self) -> dict[str, Segment]:
+        folder = self.root / SEGMENTS_DIR
+        found: dict[str, Segment] = {}
+        if not folder.is_dir():
+            return found
+        for path in sorted(folder.rglob("*.sql")):
+            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue
+            shown = str(path.relative_to(self.root))
+            name = path.stem
+            if not NAME_PATTERN.match(name):
+                self.problems.append(ConfigError(
+                    f"segment name `{name}` is not a plain identifier", Location(shown),
+                    "rename the file using letters, digits and _ (not starting with a digit)"))
+                continue
+            if name in found:
+                self.problems.append(ConfigError(
+                    f"segment `{name}` is defined twice: {found[name].shown_path} and {shown}",
+                    Location(shown), "segment names must be unique across folders"))
+                continue
+            found[name] = Segment(name, path, shown)
+        return found
+
+    def segment(self, name: str) -> Segment:
+        if name not in self.segments:
+            raise UsageError(f"unknown segment `{name}`", None,
+                             did_you_mean(name, self.segments) or "run `segsql list` to see them")
+        return self.segments[name]
+
+    def load_macros(self, env: SegmentEnvironment, as_of: dt.date) -> dict[str, Any]:
+        """Macros from macros/*.sql, exported to segment templates by name."""
+        from segsql.templating import compile_template
+
+        folder = self.root / MACROS_DIR
+        macros: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for path in sorted(folder.rglob("*.sql")) if folder.is_dir() else []:
+            shown = str(path.relative_to(self.root))
+            template = compile_template(env, read_template(path, shown), shown, instrumented=False)
+            module = template.make_module({"as_of": as_of})
+            for name in dir(module):
+                if name.startswith("_"):
+                    continue
+                if name in env.globals or name in macros:
+                    where = origin.get(name, "a segsql built-in")
+                    raise TemplateError(f"macro `{name}` is already defined by {where}", Location(shown))
+                macros[name] = getattr(module, name)
+                origin[name] = shown
+        return macros
+
+    # -- compiling -------------------------------------------------------------------------
+    @property
+    def compiler(self) -> Compiler:
+        if self._compiler is None:
+            from segsql.compiler import Compiler
+
+            self._compiler = Compiler(self, self.overrides, self.as_of)
+        return self._compiler
+
+    def compile(self, name: str, dialect: str | None = None) -> str:
+        """The compiled, validated SQL of segment `name` in `dialect` (default: the project's).
+
+        Raises the segment's first error (a SegsqlError with file, line and column)."""
+        self.segment(name)
+        if dialect is not None:
+            check_dialect(dialect)
+        return self.compiler.to_sql(name, dialect)
+
+    def compiled(self, name: str) -> CompiledSegment:
+        """The validated segment with its config, refs, params and output columns."""
+        self.segment(name)
+        return self.compiler.compiled(name)
+
+    def validate(self, select: list[str] | None = None) -> list[SegsqlError]:
+        """Every error of the selected segments (all by default), one per broken segment."""
+        errors = list(self.problems)
+        for name in self.select(select):
+            try:
+                self.compiler.compiled(name)
+            except SegsqlError as error:
+                errors.append(error)
+        return errors
+
+    @property
+    def warnings(self) -> list[SegsqlError]:
+        return list(self.compiler.warnings)
+
+    def select(self, select: list[str] | None = None, exclude: list[str] | None = None) -> list[str]:
+        """Segment names matching dbt-style selectors, in dependency order."""
+        from segsql.selection import select_segments
+
+        return select_segments(self, select or [], exclude or [])
+
+    def connect(self, read_only: bool = False) -> Engine:
+        """A connection to the project's engine."""
+        from segsql.engines import connect
+
+        return connect(self.config, self.root, read_only=read_only)
+
+    @cached_property
+    def config_text(self) -> str:
+        return (self.root / "segsql.yml").read_text(encoding="utf-8")
+
+
+def parse_as_of(value: dt.date | str | None) -> dt.date:
+    """`as_of` from an API or CLI value; default today."""
+    if value is None:
+        return dt.date.today()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"as_of `{value}` is not a date", None, "use YYYY-MM-DD, e.g. 2026-01-31") from None
+
+
+def check_dialect(dialect: str) -> str:
+    from segsql.config import DIALECTS
+
+    if dialect not in DIALECTS:
+        raise UsageError(f"unknown dialect `{dialect}`", None,
+                         did_you_mean(dialect, DIALECTS) or f"choose one of {', '.join(DIALECTS)}")
+    return dialect
+
+
+def parse_vars(pairs: list[str], json_text: str | None) -> dict[str, Any]:
+    """`--var key=value` pairs and a `--vars JSON` object into one override mapping."""
+    result: dict[str, Any] = {}
+    if json_text:
+        try:
+            loaded = json.loads(json_text)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"--vars is not valid JSON: {error.msg} at column {error.colno}", None,
+                             'e.g. --vars \'{"min_mrr": 500}\'') from None
+        if not isinstance(loaded, dict):
+            raise UsageError("--vars must be a JSON object", None, 'e.g. --vars \'{"min_mrr": 500}\'')
+        result.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--var `{pair}` is not key=value", None, "e.g. --var min_mrr=500")
+        result[key.strip()] = value
+    return result

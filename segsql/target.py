@@ -1,0 +1,217 @@
+"""Write compiled SQL and the manifest to target/, reusing unchanged results by content hash.
+
+A segment is recompiled only when something that can change its output changed: its template,
+the templates it refs, macros, segsql.yml, overrides, `as_of`, the versions of segsql and
+sqlglot, or the files/database the catalog was read from. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlglot
+
+from segsql.errors import SegsqlError
+
+if TYPE_CHECKING:
+    from segsql.project import Project
+
+TARGET_DIR = "target"
+CACHE_FILE = ".segsql_cache.json"
+
+
+@dataclass
+class CompileReport:
+    """What `compile` did: per-segment outputs, errors, and how many came from the cache."""
+
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> dialect -> sql
+    manifest: dict[str, Any] = field(default_factory=dict)
+    errors: list[SegsqlError] = field(default_factory=list)
+    reused: int = 0
+
+
+def write_target(project: Project, names: list[str], dialects: list[str]) -> CompileReport:
+    """Compile `names` for `dialects`; write target/ only when every one of them is valid."""
+    report = CompileReport(errors=list(project.problems))
+    target = project.root / TARGET_DIR
+    cache = _load_cache(target)
+    fingerprint = _fingerprint(project, dialects)
+    keys: dict[str, str | None] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    reused: set[str] = set()
+    for name in names:
+        key = _cached_key(project, name, fingerprint, cache, keys)
+        if key is not None:
+            entries[name] = cache[name]
+            reused.add(name)
+            continue
+        try:
+            entries[name] = _compile_entry(project, name, dialects, fingerprint, keys)
+        except SegsqlError as error:
+            report.errors.append(error)
+    if report.errors:
+        return report
+    report.reused = len(reused)
+    report.outputs = {name: entry["sql"] for name, entry in entries.items()}
+    report.manifest = _manifest(project, entries, dialects)
+    _write_outputs(project, target, entries, dialects, reused)
+    atomic_write(target / "manifest.json", json.dumps(report.manifest, indent=2, sort_keys=True) + "\n")
+    cache.update(entries)
+    atomic_write(target / CACHE_FILE, json.dumps(cache, sort_keys=True))
+    return report
+
+
+def _compile_entry(project: Project, name: str, dialects: list[str], fingerprint: str,
+                   keys: dict[str, str | None]) -> dict[str, Any]:
+    compiled = project.compiler.compiled(name)
+    own = _own_hash(project, name, fingerprint)
+    key = _combine(own, [_key_of(project, ref, fingerprint, keys) for ref in compiled.refs])
+    keys[name] = key
+    sql = {dialect: project.compiler.to_sql(name, dialect) + "\n" for dialect in dialects}
+    return {
+        "own": own, "key": key, "refs": compiled.refs, "sql": sql,
+        "segment": {
+            "name": name, "path": compiled.path, "entity": compiled.entity,
+            "description": compiled.config.description, "owner": compiled.config.owner,
+            "tags": compiled.config.tags, "refs": compiled.refs, "upstream": compiled.upstream,
+            "sources": compiled.sources, "params": _jsonable(compiled.params),
+            "vars": _jsonable(compiled.vars),
+            "columns": [{"name": c, "type": t} for c, t in compiled.columns.items()],
+            "template_hash": _sha(project.segment(name).read()),
+            "compiled_hash": _sha(sql[dialects[0]]),
+        },
+    }
+
+
+def _key_of(project: Project, name: str, fingerprint: str, keys: dict[str, str | None]) -> str:
+    if keys.get(name) is None:
+        compiled = project.compiler.compiled(name)
+        own = _own_hash(project, name, fingerprint)
+        keys[name] = _combine(own, [_key_of(project, r, fingerprint, keys) for r in compiled.refs])
+    result = keys[name]
+    assert result is not None
+    return result
+
+
+def _cached_key(project: Project, name: str, fingerprint: str, cache: dict[str, Any],
+                keys: dict[str, str | None]) -> str | None:
+    """The segment's cache key when its cached entry is still valid, else None."""
+    if name in keys:
+        return keys[name]
+    keys[name] = None  # guards against cycles while checking
+    entry = cache.get(name)
+    if not entry or name not in project.segments:
+        return None
+    try:
+        own = _own_hash(project, name, fingerprint)
+    except SegsqlError:
+        return None
+    if own != entry.get("own"):
+        return None
+    ref_keys = [_cached_key(project, ref, fingerprint, cache, keys) for ref in entry.get("refs", [])]
+    if any(k is None for k in ref_keys):
+        return None
+    key = _combine(own, [k for k in ref_keys if k])
+    if key != entry.get("key"):
+        return None
+    keys[name] = key
+    return key
+
+
+def _own_hash(project: Project, name: str, fingerprint: str) -> str:
+    return _sha(fingerprint + "\0" + project.segment(name).read())
+
+
+def _combine(own: str, ref_keys: list[str]) -> str:
+    return _sha("\0".join([own, *ref_keys]))
+
+
+def _fingerprint(project: Project, dialects: list[str]) -> str:
+    """Everything outside the segment files that can change a compiled result."""
+    from segsql import __version__
+
+    parts: list[str] = [__version__, getattr(sqlglot, "__version__", "?"), ",".join(dialects),
+                        project.as_of.isoformat(), json.dumps(_jsonable(project.overrides), sort_keys=True),
+                        project.config_text]
+    macros = project.root / "macros"
+    for path in sorted(macros.rglob("*.sql")) if macros.is_dir() else []:
+        parts.append(path.read_text(encoding="utf-8", errors="replace"))
+    parts.extend(_catalog_stats(project))
+    return _sha("\0".join(parts))
+
+
+def _catalog_stats(project: Project) -> list[str]:
+    """Size and mtime of the files the catalog is read from (database file, source files)."""
+    paths: list[Path] = []
+    connection_path = getattr(project.config.connection, "path", None)
+    if connection_path and connection_path != ":memory:":
+        paths.append(project.root / connection_path)
+    paths.extend(project.root / s.path for s in project.config.sources.values() if s.path)
+    stats = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            stats.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            stats.append(f"{path}:missing")
+    return stats
+
+
+def _manifest(project: Project, entries: dict[str, dict[str, Any]], dialects: list[str]) -> dict[str, Any]:
+    from segsql import __version__
+
+    return {
+        "segsql_version": __version__,
+        "project": project.config.name,
+        "dialect": project.config.dialect,
+        "targets": dialects,
+        "as_of": project.as_of.isoformat(),
+        "segments": {name: entries[name]["segment"] for name in sorted(entries)},
+    }
+
+
+def _write_outputs(project: Project, target: Path, entries: dict[str, dict[str, Any]],
+                   dialects: list[str], reused: set[str]) -> None:
+    for name, entry in entries.items():
+        relative = Path(project.segment(name).shown_path).relative_to("segments_sql")
+        for dialect in dialects:
+            path = target / "compiled" / dialect / relative
+            if name in reused and path.exists():
+                continue  # unchanged since the file was written
+            if not path.exists() or path.read_text(encoding="utf-8") != entry["sql"][dialect]:
+                atomic_write(path, entry["sql"][dialect])
+
+
+def _load_cache(target: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads((target / CACHE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, sort_keys=True))

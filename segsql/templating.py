@@ -1,0 +1,255 @@
+"""The sandboxed Jinja environment segments are written in, and rendering with a source map.
+
+Names available in a segment template (documented in docs/templating.md, generated from the
+docstrings in `segsql.builtins`): config, source, ref, var, param, as_of, ident, the date-window
+macros and the set-algebra/rollup helpers. The helpers reach the segment being rendered through
+a context variable, so the analyst's own macros in `macros/` can call them too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import re
+import sys
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jinja2
+from jinja2 import StrictUndefined, Undefined
+from jinja2.runtime import Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from segsql.errors import Location, SegsqlError, TemplateError, did_you_mean
+from segsql.literals import SqlText, to_literal
+from segsql.sourcemap import LineIndex, SourceMap, instrument, strip_markers
+
+
+@dataclass
+class CallSite:
+    """Where a helper was called: its name and first argument, to find the column."""
+
+    function: str
+    argument: str | None = None
+    line: int | None = None
+
+    @classmethod
+    def here(cls, function: str, argument: str | None = None) -> CallSite:
+        """A call site with the template line of the helper call being evaluated now."""
+        return cls(function, argument, _current_template_line())
+
+
+class RenderSession(Protocol):
+    """What helpers need from the compiler while a segment renders."""
+
+    dialect: str
+    as_of: dt.date
+    overrides: dict[str, Any]
+
+    @property
+    def config(self) -> Any: ...
+
+    def segment_entity(self, name: str, call: CallSite) -> str:
+        """The entity of segment `name` (rendering it first); HelperError if it has none."""
+
+
+class HelperError(SegsqlError):
+    """Raised by a helper; the renderer adds the template location of the call."""
+
+    def __init__(self, message: str, call: CallSite, hint: str | None = None):
+        super().__init__(message, None, hint)
+        self.call = call
+
+
+@dataclass
+class RenderState:
+    """What rendering one segment recorded: its config call, refs, sources, params, vars."""
+
+    name: str
+    path: str
+    session: RenderSession
+    template: jinja2.Template | None = None
+    config: dict[str, Any] | None = None
+    config_line: int | None = None
+    refs: dict[str, CallSite] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+    params: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+_CURRENT: contextvars.ContextVar[RenderState] = contextvars.ContextVar("segsql_render_state")
+
+
+def _current_template_line() -> int | None:
+    """The segment template line being evaluated, from the Jinja frame on the Python stack."""
+    try:
+        state = _CURRENT.get()
+    except LookupError:
+        return None
+    if state.template is None:
+        return None
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == state.path:
+            return state.template.get_corresponding_lineno(frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def current_state() -> RenderState:
+    """The state of the segment being rendered (helpers call this)."""
+    try:
+        return _CURRENT.get()
+    except LookupError:
+        raise SegsqlError("segsql helpers can only be called while rendering a segment") from None
+
+
+@contextmanager
+def rendering(state: RenderState) -> Iterator[None]:
+    token = _CURRENT.set(state)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def finalize(value: Any) -> str:
+    """Every `{{ value }}`: helper/macro SQL passes through, anything else becomes a literal."""
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming the variable
+    if isinstance(value, SqlText):
+        return value
+    state = current_state()
+    try:
+        return to_literal(value).sql(dialect=state.session.dialect)
+    except (TypeError, ValueError) as error:
+        raise HelperError(f"cannot print this value into SQL: {error}", CallSite("{{")) from None
+
+
+class SegmentEnvironment(ImmutableSandboxedEnvironment):
+    """Sandboxed, strict Jinja; the analyst's macros return SQL text, not literals."""
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(__obj, Macro):
+            return SqlText(result)
+        return result
+
+
+def make_environment(builtins: dict[str, Callable[..., Any]]) -> SegmentEnvironment:
+    env = SegmentEnvironment(
+        undefined=StrictUndefined, autoescape=False, finalize=finalize,
+        keep_trailing_newline=True, extensions=[],
+    )
+    env.filters.pop("safe", None)  # no way to paste a value as raw SQL
+    env.globals.update(builtins)
+    return env
+
+
+@dataclass
+class Rendered:
+    """A rendered segment: clean SQL, its source map and what rendering recorded."""
+
+    sql: str
+    source_map: SourceMap
+    state: RenderState
+    template_lines: LineIndex
+    sql_lines: LineIndex
+
+    def template_location(self, sql_offset: int) -> Location:
+        line, col = self.template_lines.position(self.source_map.template_offset(sql_offset))
+        return Location(self.state.path, line, col)
+
+    def location_at(self, line: int, col: int) -> Location:
+        """Template location of a 1-based (line, col) in the rendered SQL."""
+        return self.template_location(self.sql_lines.offset(line, col))
+
+
+def compile_template(env: SegmentEnvironment, source: str, path: str, *,
+                     instrumented: bool = True) -> jinja2.Template:
+    """Compile a template; segment templates get position markers, macro files do not (their
+    output then maps to the `{{` of the call in the segment, where the analyst can act)."""
+    try:
+        code = env.compile(instrument(source) if instrumented else source, name=path, filename=path)
+    except jinja2.TemplateSyntaxError as error:
+        raise TemplateError(f"Jinja syntax error: {error.message}",
+                            line_location(path, source, error.lineno, None)) from None
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def render(template: jinja2.Template, source: str, state: RenderState,
+           variables: dict[str, Any]) -> Rendered:
+    """Render `template`; every failure becomes a TemplateError at the template line/col."""
+    state.template = template
+    try:
+        with rendering(state):
+            output = template.render(variables)
+    except SegsqlError as error:
+        if error.location is not None:
+            raise
+        call = error.call if isinstance(error, HelperError) else None
+        if call is not None and call.line is not None:
+            location = line_location(state.path, source, call.line, call)
+        else:
+            location = _traceback_location(error, state.path, source, call)
+        raise TemplateError(error.message, location, error.hint) from None
+    except jinja2.UndefinedError as error:
+        name = _undefined_name(str(error))
+        location = _traceback_location(error, state.path, source, CallSite(name or ""))
+        hint = did_you_mean(name, list(template.environment.globals) + list(variables)) if name else None
+        raise TemplateError(f"undefined name: {error.message}", location, hint) from None
+    except jinja2.exceptions.SecurityError as error:
+        location = _traceback_location(error, state.path, source, None)
+        raise TemplateError(f"not allowed in a segment template: {error}", location) from None
+    except jinja2.TemplateError as error:
+        location = _traceback_location(error, state.path, source, None)
+        raise TemplateError(f"template error: {error}", location) from None
+    except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError) as error:
+        location = _traceback_location(error, state.path, source, None)
+        raise TemplateError(f"error while rendering: {type(error).__name__}: {error}", location) from None
+    sql, source_map = strip_markers(output)
+    return Rendered(sql, source_map, state, LineIndex(source), LineIndex(sql))
+
+
+def _undefined_name(message: str) -> str | None:
+    match = re.search(r"'([^']+)' is undefined", message)
+    return match.group(1) if match else None
+
+
+def _traceback_location(error: BaseException, path: str, source: str,
+                        call: CallSite | None) -> Location:
+    """The innermost line of the segment template on the traceback, and the call's column."""
+    line = None
+    tb: types.TracebackType | None = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line_location(path, source, line, call)
+
+
+def line_location(path: str, source: str, line: int | None, call: CallSite | None) -> Location:
+    if line is None:
+        return Location(path)
+    lines = source.splitlines() or [""]
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return Location(path, line, _column_in_line(text, call))
+
+
+def _column_in_line(text: str, call: CallSite | None) -> int:
+    """Best column for a call on one template line: the call itself, else the first tag."""
+    if call is not None and call.function:
+        if call.argument is not None:
+            pattern = rf"\b{re.escape(call.function)}\s*\(\s*['\"]{re.escape(call.argument)}['\"]"
+            match = re.search(pattern, text)
+            if match:
+                return match.start() + 1
+        match = re.search(rf"\b{re.escape(call.function)}\b" if call.function[0].isalnum()
+                          else re.escape(call.function), text)
+        if match:
+            return match.start() + 1
+    tag = re.search(r"\{[{%#]", text)
+    return tag.start() + 1 if tag else 1

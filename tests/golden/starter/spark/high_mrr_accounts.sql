@@ -1,0 +1,7 @@
+SELECT
+  m.account_id,
+  m.mrr,
+  m.plan_tier
+FROM mrr_monthly AS m
+WHERE
+  m.month = CAST('2026-11-01' AS DATE) AND m.mrr >= 2000

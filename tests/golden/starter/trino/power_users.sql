@@ -1,0 +1,13 @@
+SELECT
+  e.user_id,
+  COUNT(DISTINCT CAST(e.occurred_at AS DATE)) AS active_days
+FROM events AS e
+WHERE
+  (
+    e.occurred_at >= CAST('2026-10-25' AS DATE)
+    AND e.occurred_at < CAST('2026-11-24' AS DATE)
+  )
+GROUP BY
+  e.user_id
+HAVING
+  COUNT(DISTINCT CAST(e.occurred_at AS DATE)) >= 12

@@ -1,0 +1,12 @@
+SELECT
+  e.account_id,
+  COUNT(*) AS salesforce_events
+FROM events AS e
+WHERE
+  e.integration = 'salesforce'
+  AND (
+    e.occurred_at >= CAST('2026-08-26' AS DATE)
+    AND e.occurred_at < CAST('2026-11-24' AS DATE)
+  )
+GROUP BY
+  e.account_id

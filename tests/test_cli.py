@@ -1,0 +1,137 @@
+"""The CLI: exit codes, one-line errors, no tracebacks, target/ written only when valid."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from segsql.cli import cli
+from tests.conftest import AS_OF, BASE_CONFIG, write_files
+
+CFG = "{{ config(entity='account') }}\n"
+GOOD = CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE a.arr > {{ param('min_arr', 10) }}"
+
+
+def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def project_dir(tmp_path: Path, segments: dict[str, str]) -> Path:
+    write_files(tmp_path, {"segsql.yml": BASE_CONFIG})
+    write_files(tmp_path, {f"segments_sql/{n}.sql": t for n, t in segments.items()})
+    return tmp_path
+
+
+def test_init_then_validate_and_compile(runner: CliRunner, tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    code, out, _ = invoke(runner, "init", str(root))
+    assert code == 0 and "created" in out
+    code, out, err = invoke(runner, "validate", "--project", str(root))
+    assert code == 0, err
+    assert "segment(s) valid" in out
+    code, out, err = invoke(runner, "compile", "--project", str(root), "--target", "postgres", "--as-of", AS_OF)
+    assert code == 0, err
+    manifest = json.loads((root / "target" / "manifest.json").read_text())
+    assert manifest["targets"] == ["duckdb", "postgres"]
+    segment = manifest["segments"]["enterprise_expansion_targets"]
+    assert segment["refs"] == ["accounts_with_power_users", "enterprise_dach", "high_mrr_accounts"]
+    assert segment["upstream"][0] == "power_users"
+    assert (root / "target/compiled/postgres/value/high_mrr_accounts.sql").exists()
+
+
+def test_init_refuses_a_non_empty_folder(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("keep me")
+    code, _, err = invoke(runner, "init", str(tmp_path))
+    assert code == 2 and "not empty" in err
+    assert (tmp_path / "x.txt").read_text() == "keep me"
+
+
+def test_validate_prints_one_line_per_error_and_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    root = project_dir(tmp_path, {"good": GOOD, "bad1": CFG + "SELECT a.nope FROM {{ source('accounts') }} AS a",
+                                  "bad2": CFG + "DROP TABLE accounts"})
+    code, _, err = invoke(runner, "validate", "--project", str(root))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("error: segments_sql/bad1.sql:2:10: unknown column `nope`")
+    assert lines[1].startswith("error: segments_sql/bad2.sql:2:1: a segment must be a SELECT")
+    assert lines[-1] == "2 error(s)"
+    assert "Traceback" not in err
+
+
+def test_compile_with_errors_writes_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    root = project_dir(tmp_path, {"good": GOOD, "bad": CFG + "SELECT 1"})
+    code, _, err = invoke(runner, "compile", "--project", str(root))
+    assert code == 1 and "lacks the entity key" in err
+    assert not (root / "target").exists()
+
+
+def test_compile_skips_unchanged_segments(runner: CliRunner, tmp_path: Path) -> None:
+    root = project_dir(tmp_path, {"a": GOOD, "b": CFG + "SELECT x.account_id FROM {{ ref('a') }} AS x"})
+    args = ["compile", "--project", str(root), "--as-of", AS_OF]
+    assert invoke(runner, *args)[1].endswith("(0 unchanged) into " + str(root / "target") + "\n")
+    assert "(2 unchanged)" in invoke(runner, *args)[1]
+    write_files(root, {"segments_sql/a.sql": GOOD.replace("10", "20")})
+    out = invoke(runner, *args)[1]
+    assert "(0 unchanged)" in out  # a changed, and b refs a
+    assert "20" in (root / "target/compiled/duckdb/b.sql").read_text()
+    assert "(2 unchanged)" in invoke(runner, *args)[1]
+    assert "(0 unchanged)" in invoke(runner, *args, "--var", "min_arr=5")[1]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["validate", "--project", "{root}", "--select", "nosuch"], "matches no segment"),
+    (["validate", "--project", "{root}", "--var", "novalue"], "is not key=value"),
+    (["validate", "--project", "{root}", "--vars", "{bad json"], "--vars is not valid JSON"),
+    (["validate", "--project", "{root}", "--vars", "[1]"], "must be a JSON object"),
+    (["validate", "--project", "{root}", "--as-of", "yesterday"], "is not a date"),
+])
+def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path, args: list[str], fragment: str) -> None:
+    root = project_dir(tmp_path, {"good": GOOD})
+    code, _, err = invoke(runner, *[a.replace("{root}", str(root)) for a in args])
+    assert code == 2 and fragment in err and "Traceback" not in err
+
+
+def test_unknown_target_dialect_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    root = project_dir(tmp_path, {"good": GOOD})
+    code, _, err = invoke(runner, "compile", "--project", str(root), "--target", "oracle")
+    assert code == 2 and "oracle" in err
+
+
+def test_missing_project_folder(runner: CliRunner, tmp_path: Path) -> None:
+    code, _, err = invoke(runner, "validate", "--project", str(tmp_path / "absent"))
+    assert code == 1 and "does not exist" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    ("tag:value", ["high_mrr_accounts", "enterprise_expansion_targets"]),
+    ("path:segments_sql/behavioural", ["dormant_users", "power_users"]),
+    ("+accounts_with_power_users", ["power_users", "accounts_with_power_users"]),
+    ("power_users+", ["power_users", "accounts_with_power_users", "enterprise_expansion_targets"]),
+])
+def test_selection(runner: CliRunner, starter_project: Path, selector: str, expected: list[str]) -> None:
+    code, out, err = invoke(runner, "list", "--project", str(starter_project), "--select", selector, "--format", "json")
+    assert code == 0, err
+    assert sorted(row["name"] for row in json.loads(out)) == sorted(expected)
+
+
+def test_exclude(runner: CliRunner, starter_project: Path) -> None:
+    code, out, _ = invoke(runner, "list", "--project", str(starter_project), "-s", "tag:behavioural",
+                          "--exclude", "tag:rollup", "--format", "json")
+    assert code == 0
+    assert sorted(r["name"] for r in json.loads(out)) == ["dormant_users", "power_users"]
+
+
+def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:
+    root = project_dir(tmp_path, {"bad": CFG + "SELECT a.nope FROM {{ source('accounts') }} AS a"})
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run([sys.executable, "-m", "segsql", "validate", "--project", str(root)],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == "error: segments_sql/bad.sql:2:10: unknown column `nope` in `a`"
