@@ -8,8 +8,7 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
-
-import click
+from typing import Any
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -18,13 +17,13 @@ def cli_reference() -> str:
     from segsql.cli import cli
 
     lines = ["# segsql command line", "", "Generated from `--help` by `make docs`; do not edit.", ""]
-    context = click.Context(cli, info_name="segsql", terminal_width=100, max_content_width=100)
+    width: dict[str, Any] = {"terminal_width": 100, "max_content_width": 100, "resilient_parsing": True}
+    context = cli.make_context("segsql", [], **width)
     lines += ["```", cli.get_help(context).rstrip(), "```", ""]
     for name in sorted(cli.list_commands(context)):
         command = cli.get_command(context, name)
         assert command is not None
-        sub = click.Context(command, info_name=f"segsql {name}", parent=context,
-                            terminal_width=100, max_content_width=100)
+        sub = command.make_context(f"segsql {name}", [], parent=context, **width)
         lines += [f"## segsql {name}", "", "```", command.get_help(sub).rstrip(), "```", ""]
     return "\n".join(lines)
 
