@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
 
 from segsql.config import SegmentConfig
 from segsql.errors import ConfigError, did_you_mean
-from segsql.literals import SqlText, to_literal
+from segsql.literals import SqlText, get_dialect, to_literal
 from segsql.templating import CallSite, HelperError, current_state
 
 _MISSING: Any = object()
@@ -25,7 +26,7 @@ QUANTIFIERS = ("any", "all", "none", "at_least")
 
 
 def _sql(node: exp.Expr) -> SqlText:
-    return SqlText(node.sql(dialect=current_state().session.dialect))
+    return SqlText(node.sql(dialect=get_dialect(current_state().session.dialect), copy=False))
 
 
 def config(**settings: Any) -> SqlText:
@@ -67,10 +68,24 @@ def source(name: str) -> SqlText:
 
 def source_table(name: str) -> exp.Table:
     """The table node a source name stands for (files are exposed by the engine as a view)."""
-    declared = current_state().session.config.sources[name]
-    if declared.table is not None:
-        return exp.to_table(declared.table, dialect=current_state().session.dialect)
-    return exp.to_table(name)
+    session = current_state().session
+    return table_for_source(name, session.config.sources[name].table, session.dialect)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_table(text: str, dialect_name: str) -> exp.Table:
+    return exp.to_table(text, dialect=get_dialect(dialect_name))
+
+
+def table_for_source(name: str, table: str | None, dialect_name: str) -> exp.Table:
+    """A fresh Table node for a source: its `table:` (parsed once) or, for files, its name."""
+    if table is None:
+        return exp.Table(this=exp.to_identifier(name))
+    return _parsed_table(table, dialect_name).copy()
+
+
+def _table(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name))
 
 
 def ref(name: str) -> SqlText:
@@ -80,7 +95,7 @@ def ref(name: str) -> SqlText:
     call = CallSite.here("ref", str(name))
     state.session.segment_entity(str(name), call)
     state.refs.setdefault(str(name), call)
-    return _sql(exp.to_table(str(name)))
+    return _sql(_table(str(name)))
 
 
 def var(name: str, default: Any = _MISSING) -> Any:
@@ -279,7 +294,7 @@ def _key_query(name: str, function: str) -> tuple[exp.Select, str]:
     entity = state.session.segment_entity(str(name), call)
     state.refs.setdefault(str(name), call)
     key = state.session.config.entities[entity].key
-    return exp.select(exp.column(key)).from_(exp.to_table(str(name))), entity
+    return exp.select(exp.column(key)).from_(_table(str(name))), entity
 
 
 def _same_entity(names: tuple[str, ...], function: str) -> list[exp.Select]:
@@ -369,7 +384,7 @@ def _rollup_query(segment: str, child: Any, parent: Any, quantifier: str, n: int
         .from_(source_table(parent.source).as_("p"))
         .join(source_table(child.source).as_("c"),
               on=exp.column(parent_key, "c").eq(exp.column(parent.key, "p")), join_type="left")
-        .join(exp.to_table(segment).as_("m"),
+        .join(_table(segment).as_("m"),
               on=exp.column(child.key, "m").eq(exp.column(child.key, "c")), join_type="left")
         .group_by(exp.column(parent.key, "p"))
         .having(condition)

@@ -16,6 +16,7 @@ from sqlglot.tokens import Token, TokenType  # type: ignore[attr-defined]
 
 from segsql.catalog import Catalog, Columns
 from segsql.errors import did_you_mean
+from segsql.literals import get_dialect
 
 WRITE_NODES = tuple(
     node for node in (getattr(exp, name, None) for name in (
@@ -293,7 +294,7 @@ def _output_names(select: exp.Expr, root: Scope, catalog: Catalog) -> list[str]:
 def tokenize(sql: str, dialect: str) -> list[Token]:
     """Tokens of the rendered SQL; an unterminated string or comment raises RuleError."""
     try:
-        return sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
+        return get_dialect(dialect).tokenize(sql)
     except sqlglot.errors.TokenError as error:
         raise RuleError(f"cannot read the SQL: {_token_error_text(error)}", _token_error_offset(sql),
                       "check for an unclosed quote or comment") from None

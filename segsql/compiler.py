@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from segsql import checks
-from segsql.builtins import BUILTINS
+from segsql.builtins import BUILTINS, table_for_source
 from segsql.catalog import Catalog, Columns, table_key
 from segsql.config import SegmentConfig
 from segsql.errors import (
@@ -29,6 +28,7 @@ from segsql.errors import (
     ValidationError,
     did_you_mean,
 )
+from segsql.literals import get_dialect
 from segsql.templating import (
     CallSite,
     HelperError,
@@ -180,7 +180,7 @@ class Compiler:
         try:
             tokens = checks.tokenize(rendered.sql, self.dialect)
             checks.check_single_statement(tokens)
-            tree = self._parse(rendered)
+            tree = self._parse(rendered, tokens)
             checks.check_read_only(tree, tokens[0].start)
             assert isinstance(tree, exp.Query)
             catalog = self.catalog.with_tables(self._ref_tables(refs))
@@ -195,9 +195,10 @@ class Compiler:
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
         return tree, columns
 
-    def _parse(self, rendered: Rendered) -> exp.Expr:
+    def _parse(self, rendered: Rendered, tokens: list[Any]) -> exp.Expr:
         try:
-            tree = sqlglot.parse_one(rendered.sql, dialect=self.dialect, error_level=ErrorLevel.RAISE)
+            parser = get_dialect(self.dialect).parser(error_level=ErrorLevel.RAISE)
+            tree = parser.parse(tokens, rendered.sql)[0]
         except ParseError as error:
             first = error.errors[0] if error.errors else {}
             line, col = first.get("line") or 1, first.get("col") or 1
@@ -273,7 +274,9 @@ class Compiler:
         """The compiled SQL of `name` in `dialect` (default: the project's)."""
         target = dialect or self.dialect
         try:
-            return self.tree(name).sql(dialect=target, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+            # tree() returns a fresh copy, so the generator may work on it in place.
+            return self.tree(name).sql(dialect=get_dialect(target), pretty=pretty, copy=False,
+                                       unsupported_level=ErrorLevel.RAISE)
         except UnsupportedError as error:
             path = self.compiled(name).path
             raise ValidationError(f"cannot compile for {target}: {error}", Location(path),
@@ -288,7 +291,5 @@ def readable_parse_error(message: str) -> str:
     return message
 
 
-def _table_of(source: Any, name: str, dialect: str) -> exp.Table:
-    if source.table is not None:
-        return exp.to_table(source.table, dialect=dialect)
-    return exp.to_table(name)
+def _table_of(source: Any, name: str, dialect_name: str) -> exp.Table:
+    return table_for_source(name, source.table, dialect_name)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+from functools import cache
 from typing import Any
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+
+
+@cache
+def get_dialect(name: str) -> Dialect:
+    """One shared Dialect instance per name (sqlglot builds a new one for every string)."""
+    return Dialect.get_or_raise(name)
 
 
 class SqlText(str):

@@ -192,11 +192,13 @@ class Project:
     def warnings(self) -> list[SegsqlError]:
         return list(self.compiler.warnings)
 
-    def select(self, select: list[str] | None = None, exclude: list[str] | None = None) -> list[str]:
-        """Segment names matching dbt-style selectors, in dependency order."""
+    def select(self, select: list[str] | None = None, exclude: list[str] | None = None,
+               ordered: bool = True) -> list[str]:
+        """Segment names matching dbt-style selectors, in dependency order (`ordered=False`:
+        sorted by name, which avoids rendering every segment when no selector needs it)."""
         from segsql.selection import select_segments
 
-        return select_segments(self, select or [], exclude or [])
+        return select_segments(self, select or [], exclude or [], ordered)
 
     def connect(self, read_only: bool = False) -> Engine:
         """A connection to the project's engine."""

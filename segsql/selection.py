@@ -11,11 +11,14 @@ if TYPE_CHECKING:
     from segsql.project import Project
 
 
-def select_segments(project: Project, select: list[str], exclude: list[str]) -> list[str]:
+def select_segments(project: Project, select: list[str], exclude: list[str], ordered: bool = True) -> list[str]:
+    """Matching names; in dependency order when `ordered` (that renders every segment), else sorted."""
     names = sorted(project.segments)
     chosen = set(names) if not select else set().union(*(_match(project, s) for s in _split(select)))
     for selector in _split(exclude):
         chosen -= _match(project, selector)
+    if not ordered:
+        return [name for name in names if name in chosen]
     return [name for name in dependency_order(project, names) if name in chosen]
 
 

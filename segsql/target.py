@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 TARGET_DIR = "target"
 CACHE_FILE = ".segsql_cache.json"
+MANIFEST_KEY = "#manifest"  # not a valid segment name, so it cannot clash
 
 
 @dataclass
@@ -42,17 +43,17 @@ def write_target(project: Project, names: list[str], dialects: list[str]) -> Com
     target = project.root / TARGET_DIR
     cache = _load_cache(target)
     fingerprint = _fingerprint(project, dialects)
-    keys: dict[str, str | None] = {}
+    validated: dict[str, str | None] = {}  # name -> key when its cache entry is still valid
+    computed: dict[str, str | None] = {}  # name -> key computed from freshly compiled segments
     entries: dict[str, dict[str, Any]] = {}
     reused: set[str] = set()
     for name in names:
-        key = _cached_key(project, name, fingerprint, cache, keys)
-        if key is not None:
+        if _cached_key(project, name, fingerprint, cache, validated) is not None:
             entries[name] = cache[name]
             reused.add(name)
             continue
         try:
-            entries[name] = _compile_entry(project, name, dialects, fingerprint, keys)
+            entries[name] = _compile_entry(project, name, dialects, fingerprint, computed)
         except SegsqlError as error:
             report.errors.append(error)
     if report.errors:
@@ -61,9 +62,14 @@ def write_target(project: Project, names: list[str], dialects: list[str]) -> Com
     report.outputs = {name: entry["sql"] for name, entry in entries.items()}
     report.manifest = _manifest(project, entries, dialects)
     _write_outputs(project, target, entries, dialects, reused)
-    atomic_write(target / "manifest.json", json.dumps(report.manifest, indent=2, sort_keys=True) + "\n")
-    cache.update(entries)
-    atomic_write(target / CACHE_FILE, json.dumps(cache, sort_keys=True))
+    manifest_key = _sha(json.dumps([dialects, sorted((n, e["key"]) for n, e in entries.items())]))
+    manifest_path = target / "manifest.json"
+    if cache.get(MANIFEST_KEY) != manifest_key or not manifest_path.exists():
+        atomic_write(manifest_path, json.dumps(report.manifest, indent=2, sort_keys=True) + "\n")
+    if len(reused) < len(entries) or cache.get(MANIFEST_KEY) != manifest_key:
+        cache.update(entries)
+        cache[MANIFEST_KEY] = manifest_key
+        atomic_write(target / CACHE_FILE, json.dumps(cache, sort_keys=True))
     return report
 
 
@@ -201,12 +207,19 @@ def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _sha(text: str) -> str:

@@ -24,7 +24,7 @@ from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from segsql.errors import Location, SegsqlError, TemplateError, did_you_mean
-from segsql.literals import SqlText, to_literal
+from segsql.literals import SqlText, get_dialect, to_literal
 from segsql.sourcemap import LineIndex, SourceMap, instrument, strip_markers
 
 
@@ -124,7 +124,7 @@ def finalize(value: Any) -> str:
         return value
     state = current_state()
     try:
-        return to_literal(value).sql(dialect=state.session.dialect)
+        return to_literal(value).sql(dialect=get_dialect(state.session.dialect), copy=False)
     except (TypeError, ValueError) as error:
         raise HelperError(f"cannot print this value into SQL: {error}", CallSite("{{")) from None
 

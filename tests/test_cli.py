@@ -85,6 +85,15 @@ def test_compile_skips_unchanged_segments(runner: CliRunner, tmp_path: Path) -> 
     assert "(0 unchanged)" in invoke(runner, *args, "--var", "min_arr=5")[1]
 
 
+def test_compile_order_does_not_confuse_the_cache(runner: CliRunner, tmp_path: Path) -> None:
+    # "a_down" sorts before "z_up" and refs it: the upstream key is computed first.
+    root = project_dir(tmp_path, {"z_up": GOOD, "a_down": CFG + "SELECT x.account_id FROM {{ ref('z_up') }} AS x"})
+    code, out, err = invoke(runner, "compile", "--project", str(root), "--as-of", AS_OF)
+    assert code == 0, err
+    assert "(0 unchanged)" in out
+    assert (root / "target/compiled/duckdb/z_up.sql").exists()
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (["validate", "--project", "{root}", "--select", "nosuch"], "matches no segment"),
     (["validate", "--project", "{root}", "--var", "novalue"], "is not key=value"),

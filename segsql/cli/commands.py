@@ -36,7 +36,7 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
     from segsql.target import write_target
 
     project = open_project(project_dir, var_pairs, vars_json, as_of)
-    names = project.select(list(select), list(exclude))
+    names = project.select(list(select), list(exclude), ordered=False)
     dialects = [project.config.dialect, *[t for t in targets if t != project.config.dialect]]
     report = write_target(project, names, list(dict.fromkeys(dialects)))
     if report.errors:
