@@ -39,6 +39,7 @@ from segsql.templating import (
     line_location,
     make_environment,
     render,
+    template_code_cache,
 )
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Compiler:
         self._rendered: dict[str, Rendered | SegsqlError] = {}
         self._compiled: dict[str, CompiledSegment | SegsqlError] = {}
         self._rendering: list[str] = []
+        self.code_cache = template_code_cache()
 
     @property
     def config(self) -> Any:
@@ -111,7 +113,7 @@ class Compiler:
     def _render(self, name: str) -> Rendered:
         segment = self.project.segment(name)
         source = segment.read()
-        template = compile_template(self.env, source, segment.shown_path)
+        template = compile_template(self.env, source, segment.shown_path, code_cache=self.code_cache)
         state = RenderState(name=name, path=segment.shown_path, session=self)
         result = render(template, source, state, {"as_of": self.as_of})
         if state.config is None:
@@ -164,6 +166,7 @@ class Compiler:
             upstream.extend(u for u in [*dependency.upstream, ref] if u not in upstream)
         config = SegmentConfig.model_validate(state.config)
         tree, columns = self._parse_and_check(rendered, config, refs)
+        _drop_positions(tree)
         return CompiledSegment(
             name=name, path=state.path, config=config, tree=tree, refs=refs,
             sources=sorted(state.sources), params=dict(state.params), vars=dict(state.vars),
@@ -281,6 +284,13 @@ class Compiler:
             path = self.compiled(name).path
             raise ValidationError(f"cannot compile for {target}: {error}", Location(path),
                                   "this construct has no equivalent in the target dialect") from None
+
+
+def _drop_positions(tree: exp.Expr) -> None:
+    """Token positions served validation; without them every later tree copy is ~2x cheaper."""
+    for node in tree.walk():
+        if node._meta:
+            node._meta = None
 
 
 def readable_parse_error(message: str) -> str:

@@ -7,6 +7,7 @@ sqlglot, or the files/database the catalog was read from. Files are written atom
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,25 +38,31 @@ class CompileReport:
     reused: int = 0
 
 
-def write_target(project: Project, names: list[str], dialects: list[str]) -> CompileReport:
-    """Compile `names` for `dialects`; write target/ only when every one of them is valid."""
+def write_target(project: Project, names: list[str], dialects: list[str],
+                 workers: int | None = None) -> CompileReport:
+    """Compile `names` for `dialects`; write target/ only when every one of them is valid.
+
+    Segments whose inputs are unchanged are taken from the cache; the rest are compiled, on
+    several cores when there are many (`workers`: default one per core, 1 to stay in process)."""
     report = CompileReport(errors=list(project.problems))
     target = project.root / TARGET_DIR
     cache = _load_cache(target)
     fingerprint = _fingerprint(project, dialects)
     validated: dict[str, str | None] = {}  # name -> key when its cache entry is still valid
-    computed: dict[str, str | None] = {}  # name -> key computed from freshly compiled segments
     entries: dict[str, dict[str, Any]] = {}
     reused: set[str] = set()
+    todo: list[str] = []
     for name in names:
         if _cached_key(project, name, fingerprint, cache, validated) is not None:
             entries[name] = cache[name]
             reused.add(name)
-            continue
-        try:
-            entries[name] = _compile_entry(project, name, dialects, fingerprint, computed)
-        except SegsqlError as error:
-            report.errors.append(error)
+        else:
+            todo.append(name)
+    for name, result in _compile_entries(project, todo, dialects, fingerprint, workers).items():
+        if isinstance(result, SegsqlError):
+            report.errors.append(result)
+        else:
+            entries[name] = result
     if report.errors:
         return report
     report.reused = len(reused)
@@ -71,6 +78,30 @@ def write_target(project: Project, names: list[str], dialects: list[str]) -> Com
         cache[MANIFEST_KEY] = manifest_key
         atomic_write(target / CACHE_FILE, json.dumps(cache, sort_keys=True))
     return report
+
+
+def _compile_entries(project: Project, names: list[str], dialects: list[str], fingerprint: str,
+                     workers: int | None) -> dict[str, dict[str, Any] | SegsqlError]:
+    from segsql.parallel import run_parallel, worker_count
+
+    count = worker_count(len(names)) if workers is None else max(1, workers)
+    if count > 1:
+        options = {"vars": project.overrides, "as_of": project.as_of}
+        work = functools.partial(_worker_entry, dialects=dialects, fingerprint=fingerprint)
+        results = run_parallel(project.root, options, names, work, count)
+        return {name: results[name] for name in names}
+    computed: dict[str, str | None] = {}
+    out: dict[str, dict[str, Any] | SegsqlError] = {}
+    for name in names:
+        try:
+            out[name] = _compile_entry(project, name, dialects, fingerprint, computed)
+        except SegsqlError as error:
+            out[name] = error
+    return out
+
+
+def _worker_entry(project: Project, name: str, *, dialects: list[str], fingerprint: str) -> dict[str, Any]:
+    return _compile_entry(project, name, dialects, fingerprint, {})
 
 
 def _compile_entry(project: Project, name: str, dialects: list[str], fingerprint: str,
