@@ -24,13 +24,15 @@ def starter_segments_dir() -> Path:
 
 
 def create_project(directory: Path, force: bool = False) -> list[Path]:
-    """Write segsql.yml, segments_sql/ and macros/ into `directory`; return the files written."""
+    """Write segsql.yml, segments_sql/ and macros/ into `directory`; return the files written.
+    With `force`, the folder may hold files already; starter files are rewritten, others kept."""
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} exists and is not a folder", None, "choose another path")
     if directory.exists() and any(directory.iterdir()) and not force:
         raise UsageError(f"{directory} is not empty", None, "choose a new folder or pass --force")
-    if (directory / STARTER_CONFIG).exists():
-        raise UsageError(f"{directory} already holds a segsql project", None, "choose a new folder")
+    if (directory / STARTER_CONFIG).exists() and not force:
+        raise UsageError(f"{directory} already holds a segsql project", None,
+                         "choose a new folder, or pass --force to rewrite the starter files")
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / STARTER_CONFIG]
     config_text = resources.files("segsql").joinpath("starter", STARTER_CONFIG).read_text(encoding="utf-8")

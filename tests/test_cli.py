@@ -53,6 +53,14 @@ def test_init_refuses_a_non_empty_folder(runner: CliRunner, tmp_path: Path) -> N
     assert (tmp_path / "x.txt").read_text() == "keep me"
 
 
+def test_init_force_is_repeatable_and_keeps_other_files(runner: CliRunner, tmp_path: Path) -> None:
+    assert invoke(runner, "init", str(tmp_path / "p"))[0] == 0
+    (tmp_path / "p" / "segments_sql" / "mine.sql").write_text("-- my own segment")
+    assert invoke(runner, "init", str(tmp_path / "p"))[0] == 2
+    assert invoke(runner, "init", str(tmp_path / "p"), "--force")[0] == 0
+    assert (tmp_path / "p" / "segments_sql" / "mine.sql").read_text() == "-- my own segment"
+
+
 def test_validate_prints_one_line_per_error_and_exits_1(runner: CliRunner, tmp_path: Path) -> None:
     root = project_dir(tmp_path, {"good": GOOD, "bad1": CFG + "SELECT a.nope FROM {{ source('accounts') }} AS a",
                                   "bad2": CFG + "DROP TABLE accounts"})

@@ -16,7 +16,7 @@ from segsql.errors import SegsqlError
 
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty (rewrites starter files).")
 def init(directory: Path, force: bool) -> None:
     """Create a project in DIRECTORY: segsql.yml, starter segments, macros."""
     from segsql.scaffold import create_project
