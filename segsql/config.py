@@ -93,6 +93,17 @@ class Entity(Strict):
     description: str = ""
 
 
+class DataTests(Strict):
+    """Checks on a segment's members, declared in `config(tests={...})` and run by `segsql test`."""
+
+    min_size: int | None = Field(default=None, ge=0)
+    max_size: int | None = Field(default=None, ge=0)
+    max_share: float | None = Field(default=None, ge=0, le=1)
+    unique: list[str] = Field(default_factory=list)
+    not_null: list[str] = Field(default_factory=list)
+    expect: list[str] = Field(default_factory=list, description="SQL conditions every member row must meet")
+
+
 class SegmentConfig(Strict):
     """What a segment file declares in `{{ config(...) }}`."""
 
@@ -100,7 +111,9 @@ class SegmentConfig(Strict):
     description: str = ""
     owner: str = ""
     tags: list[str] = Field(default_factory=list)
-    enabled: bool = True
+    duplicates: Literal["error", "dedupe"] = Field(
+        default="error", description="duplicate or NULL keys in the output: fail the run, or keep one row per key")
+    tests: DataTests | None = None
 
     @field_validator("tags")
     @classmethod

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,8 +20,12 @@ from segsql.config import NAME_PATTERN, ProjectConfig, load_project_config
 from segsql.errors import ConfigError, Location, SegsqlError, TemplateError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
     from segsql.compiler import CompiledSegment, Compiler
     from segsql.engines.base import Engine
+    from segsql.runner import Progress, RunResult
     from segsql.templating import SegmentEnvironment
 
 SEGMENTS_DIR = "segments_sql"
@@ -85,6 +91,7 @@ class Project:
         self.problems: list[SegsqlError] = []
         self.segments: dict[str, Segment] = self._discover()
         self._compiler: Compiler | None = None
+        self._shared_engine: Engine | None = None
 
     @classmethod
     def load(cls, path: str | Path = ".", *, vars: dict[str, Any] | None = None,
@@ -201,10 +208,78 @@ class Project:
         return select_segments(self, select or [], exclude or [], ordered)
 
     def connect(self, read_only: bool = False) -> Engine:
-        """A connection to the project's engine."""
+        """A new connection to the project's engine (the caller closes it)."""
         from segsql.engines import connect
 
         return connect(self.config, self.root, read_only=read_only)
+
+    @contextmanager
+    def engine(self, write: bool = False) -> Iterator[Engine]:
+        """A connection for one operation; an in-memory DuckDB is kept for the project's life
+        (closing it would lose the data). File databases are not held open between calls, so
+        other processes can write in between."""
+        if self._in_memory():
+            if self._shared_engine is None:
+                self._shared_engine = self.connect()
+            yield self._shared_engine
+            return
+        engine = self.connect(read_only=not write)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    def _in_memory(self) -> bool:
+        return getattr(self.config.connection, "path", None) == ":memory:"
+
+    def close(self) -> None:
+        """Release a kept connection (in-memory projects)."""
+        if self._shared_engine is not None:
+            self._shared_engine.close()
+            self._shared_engine = None
+
+    # -- running and results -----------------------------------------------------------------
+    def run(self, select: list[str] | None = None, exclude: list[str] | None = None,
+            progress: Progress | None = None) -> RunResult:
+        """Validate, then evaluate the selected segments in dependency order and replace their
+        membership in one transaction. Raises ValidationFailed (nothing ran) or RunError
+        (membership unchanged, run recorded as failed)."""
+        from segsql.runner import run
+
+        names = self.select(select, exclude)
+        with self.engine(write=True) as engine:
+            return run(self, names, engine, progress)
+
+    def members(self, name: str, limit: int | None = None) -> pd.DataFrame:
+        """The members of `name` from its last successful run, with their trait columns."""
+        return self.members_arrow(name, limit).to_pandas()
+
+    def members_arrow(self, name: str, limit: int | None = None) -> pa.Table:
+        """Members as an Arrow table (no copy through pandas)."""
+        from segsql import results
+
+        with self.engine() as engine:
+            return results.members_arrow(self, engine, name, limit)
+
+    def members_relation(self, name: str) -> Any:
+        """Members as a lazy DuckDB relation (DuckDB projects; valid until `close()`)."""
+        from segsql import results
+        from segsql.engines.duckdb import DuckDBEngine
+
+        if self._shared_engine is None:
+            self._shared_engine = self.connect(read_only=not self._in_memory())
+        engine = self._shared_engine
+        if not isinstance(engine, DuckDBEngine):
+            raise UsageError("members_relation() needs a DuckDB project", None, "use members_arrow()")
+        return engine.relation(results.members_query(self, engine, name))
+
+    def size(self, name: str) -> int:
+        """How many members `name` had in its last successful run."""
+        from segsql import results
+
+        with self.engine() as engine:
+            return results.size(self, engine, name)
+
 
     @cached_property
     def config_text(self) -> str:

@@ -127,8 +127,8 @@ def test_missing_project_folder(runner: CliRunner, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("selector", "expected"), [
-    ("tag:value", ["high_mrr_accounts", "enterprise_expansion_targets"]),
-    ("path:segments_sql/behavioural", ["dormant_users", "power_users"]),
+    ("tag:value", ["high_mrr_accounts", "enterprise_expansion_targets", "expansion_candidates", "at_risk_accounts"]),
+    ("path:segments_sql/behavioural", ["activated_trials", "dormant_users", "power_users"]),
     ("+accounts_with_power_users", ["power_users", "accounts_with_power_users"]),
     ("power_users+", ["power_users", "accounts_with_power_users", "enterprise_expansion_targets"]),
 ])
@@ -142,7 +142,8 @@ def test_exclude(runner: CliRunner, starter_project: Path) -> None:
     code, out, _ = invoke(runner, "list", "--project", str(starter_project), "-s", "tag:behavioural",
                           "--exclude", "tag:rollup", "--format", "json")
     assert code == 0
-    assert sorted(r["name"] for r in json.loads(out)) == ["dormant_users", "power_users"]
+    assert sorted(r["name"] for r in json.loads(out)) == ["activated_trials", "dormant_users", "expansion_candidates",
+                                                          "power_users"]
 
 
 def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:

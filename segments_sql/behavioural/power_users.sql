@@ -3,6 +3,7 @@
     description='Users active on at least min_active_days distinct days in the last 30 days.',
     owner='product-analytics',
     tags=['behavioural'],
+    tests={'min_size': 1, 'max_share': 0.5, 'expect': ['active_days >= 12']},
 ) }}
 SELECT
   e.user_id,

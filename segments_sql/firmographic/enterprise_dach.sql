@@ -3,6 +3,7 @@
     description='Enterprise-size customer accounts in the home regions (DACH by default).',
     owner='sales-ops',
     tags=['firmographic', 'geographic'],
+    tests={'min_size': 1, 'not_null': ['name'], 'expect': ['employees >= 1000']},
 ) }}
 SELECT
   a.account_id,

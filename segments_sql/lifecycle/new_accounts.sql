@@ -3,6 +3,7 @@
     description='Accounts that signed up in the last 90 days.',
     owner='growth',
     tags=['lifecycle'],
+    tests={'min_size': 1, 'not_null': ['signup_date']},
 ) }}
 SELECT
   a.account_id,

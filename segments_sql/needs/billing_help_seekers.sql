@@ -3,6 +3,7 @@
     description='Accounts with at least two billing tickets in the last 90 days.',
     owner='support',
     tags=['needs'],
+    tests={'min_size': 1, 'expect': ['billing_tickets >= 2']},
 ) }}
 SELECT
   t.account_id,

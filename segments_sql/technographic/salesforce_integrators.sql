@@ -3,6 +3,7 @@
     description='Accounts that connected the Salesforce integration and used it in the last 90 days.',
     owner='partnerships',
     tags=['technographic'],
+    tests={'min_size': 1, 'expect': ['salesforce_events >= 1']},
 ) }}
 SELECT
   e.account_id,

@@ -3,6 +3,7 @@
     description='Enterprise DACH accounts with high MRR and power-user adoption: expansion candidates.',
     owner='sales-ops',
     tags=['value', 'composite'],
+    tests={'unique': ['account_id']},
 ) }}
 SELECT
   h.account_id,

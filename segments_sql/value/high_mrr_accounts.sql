@@ -3,6 +3,7 @@
     description='Accounts whose MRR in the month of as_of is at least min_mrr.',
     owner='revops',
     tags=['value'],
+    tests={'min_size': 1, 'max_share': 0.5, 'expect': ['mrr >= 2000']},
 ) }}
 SELECT
   m.account_id,

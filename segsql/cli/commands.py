@@ -96,3 +96,100 @@ def _fail(errors: list[SegsqlError]) -> None:
         report_error(error)
     click.echo(f"{len(errors)} error(s)", err=True)
     sys.exit(EXIT_FAILURE)
+
+
+@cli.command(name="run")
+@project_options
+@selection_options
+def run_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+         select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Validate, then evaluate the selected segments in dependency order and replace their
+    membership atomically; print a summary table. Exit 1 if validation or the run fails."""
+    from segsql.cli.render import run_progress, run_summary
+    from segsql.runner import ValidationFailed
+
+    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    names = project.select(list(select), list(exclude))
+    try:
+        with run_progress(len(names)) as progress:
+            result = project.run(names, progress=progress)
+    except ValidationFailed as failed:
+        _fail([*failed.errors, failed])
+    run_summary(result)
+
+
+@cli.command()
+@click.argument("name")
+@project_options
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="How many members to show (the LIMIT runs in the engine).")
+@click.option("--all", "show_all", is_flag=True, help="Stream every member instead of a sample.")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
+         as_of: str | None, limit: int, show_all: bool, output_format: str) -> None:
+    """Size, share of the entity population and a sample of members (with trait columns) from
+    the segment's last successful run."""
+    from segsql.cli.show import show_segment
+
+    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    show_segment(project, name, None if show_all else limit, output_format)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default="segsql-demo")
+@click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Data size: 1 = 2,000 accounts (~0.35M events); 30 gives ~10M events.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--as-of", "as_of", metavar="DATE", help="The demo's 'today' (YYYY-MM-DD); default today.")
+def demo(directory: Path, scale: float, seed: int, as_of: str | None) -> None:
+    """Create (or refresh) a demo project in DIRECTORY: synthetic B2B SaaS data in DuckDB, the
+    starter segments, then run them all and print the summary."""
+    from segsql.cli.render import run_progress, run_summary
+    from segsql.demo.project import prepare_demo
+
+    project, stats = prepare_demo(directory, scale=scale, seed=seed, as_of=as_of)
+    click.echo(f"demo data: {stats.accounts:,} accounts, {stats.users:,} users, {stats.events:,} events "
+               f"in {project.root / 'data' / 'demo.duckdb'}", err=True)
+    names = project.select()
+    with run_progress(len(names)) as progress:
+        result = project.run(names, progress=progress)
+    run_summary(result)
+    click.echo(f"next: segsql show power_users --project {directory}", err=True)
+
+
+@cli.command(name="test")
+@project_options
+@selection_options
+@click.option("--unit/--no-unit", "unit", default=True, help="Run unit tests (<name>.test.yml, offline).")
+@click.option("--data/--no-data", "data", default=True, help="Run data tests from config(tests=...) on live data.")
+def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+          select: tuple[str, ...], exclude: tuple[str, ...], unit: bool, data: bool) -> None:
+    """Run segment tests: unit tests show missing and unexpected members; data tests check
+    size, share, unique, not_null and custom conditions. Exit 1 if any test fails."""
+    from segsql.cli.render import print_table
+    from segsql.testing import PASS, run_data_tests, run_unit_tests
+
+    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    names = project.select(list(select), list(exclude))
+    errors = project.validate(names)
+    if errors:
+        _fail(errors)
+    outcomes = []
+    for name in names if unit else []:
+        outcomes.extend(run_unit_tests(project, name))
+    if data:
+        with project.engine() as engine:
+            engine.prepare_sources()
+            for name in names:
+                outcomes.extend(run_data_tests(project, name, engine))
+    print_table(["segment", "kind", "test", "status", "details"],
+                [[o.segment, o.kind, o.test, o.status, o.details] for o in outcomes])
+    failed = [o for o in outcomes if o.status != PASS]
+    for outcome in failed:
+        click.echo(click.style("error: ", fg="red", bold=True) +
+                   f"{outcome.location or outcome.segment}: {outcome.kind} test `{outcome.test}` of "
+                   f"`{outcome.segment}` {outcome.status}ed: {outcome.details}", err=True)
+    click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed", err=True)
+    if failed:
+        sys.exit(EXIT_FAILURE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from typing import Any
@@ -25,6 +26,10 @@ class SegsqlGroup(click.Group):
             sys.exit(EXIT_USAGE if isinstance(error, UsageError | SelectionError) else EXIT_FAILURE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `segsql show ... | head`: the reader left; stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_OK)
         except Exception as error:  # a bug in segsql: say so, keep the traceback behind --debug
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from segsql.runner import RunResult, SegmentRun
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None) -> None:
@@ -14,4 +20,37 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title:
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=False, width=200)  # files and pipes: don't wrap at 80 columns
+    console.print(table)
+
+
+def run_summary(result: RunResult) -> None:
+    """The table printed after every run: segment, entity, size, share, duration, status."""
+    rows = [[s.name, s.entity, "" if s.rows is None else f"{s.rows:,}", percent(s.share),
+             "" if s.duration_ms is None else f"{s.duration_ms / 1000:.2f} s", s.status]
+            for s in result.segments]
+    print_table(["segment", "entity", "size", "share", "duration", "status"], rows,
+                title=f"run {result.run_id} (as of {result.as_of}): {result.status}")
+
+
+def percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+@contextmanager
+def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
+    """A progress bar on stderr for interactive runs; silent when stderr is not a terminal."""
+    console = Console(stderr=True)
+    if total < 2 or not console.is_terminal:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("running segments", total=total)
+
+        def advance(segment: SegmentRun) -> None:
+            bar.update(task, advance=1, description=f"{segment.name} ({segment.rows:,} members)")
+
+        yield advance

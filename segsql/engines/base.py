@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from segsql.catalog import Columns
 from segsql.config import ProjectConfig, Source
+from segsql.literals import get_dialect
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,43 @@ class Engine(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+    # -- execution (used by the runner and the read API) ------------------------------------
+    @abstractmethod
+    def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
+        """Run one statement (a tree, or constant DDL in DuckDB's dialect)."""
+
+    @abstractmethod
+    def fetchall(self, statement: exp.Expr, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return every row (use only for small results)."""
+
+    @abstractmethod
+    def fetch_arrow(self, statement: exp.Expr, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a query and return an Arrow table."""
+
+    @abstractmethod
+    def stream(self, statement: exp.Expr, params: Sequence[Any] = (),
+               batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        """Run a query and yield (column names, rows) batches without holding every row."""
+
+    @abstractmethod
+    def prepare_sources(self) -> None:
+        """Make every source readable under the name segments use (e.g. views over files)."""
+
+    @abstractmethod
+    def table_exists(self, table: exp.Table) -> bool: ...
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    def sql(self, statement: exp.Expr | str) -> str:
+        """Text for this engine: trees are generated, constant DDL is transpiled from DuckDB."""
+        tree = sqlglot.parse_one(statement, read="duckdb") if isinstance(statement, str) else statement
+        return tree.sql(dialect=get_dialect(self.dialect))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
+import pyarrow as pa
 from sqlglot import exp
 
 from segsql.catalog import Columns
@@ -88,7 +91,78 @@ class DuckDBEngine(Engine):
             self._table_columns = tables
         return self._table_columns
 
+    # -- execution ---------------------------------------------------------------------------
+    def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
+        self._run(statement, params)
+
+    def fetchall(self, statement: exp.Expr, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(statement, params).fetchall()
+
+    def fetch_arrow(self, statement: exp.Expr, params: Sequence[Any] = ()) -> pa.Table:
+        try:
+            return self.connection.sql(self.sql(statement), params=list(params)).to_arrow_table()
+        except duckdb.Error as error:
+            raise EngineError(f"DuckDB: {_first_line(error)}") from None
+
+    def relation(self, statement: exp.Expr) -> duckdb.DuckDBPyRelation:
+        """A lazy DuckDB relation over a query (no rows fetched until asked)."""
+        return self.connection.sql(self.sql(statement))
+
+    def stream(self, statement: exp.Expr, params: Sequence[Any] = (),
+               batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        cursor = self.connection.cursor()
+        try:
+            result = cursor.execute(self.sql(statement), list(params))
+            names = [column[0] for column in result.description or []]
+            while rows := result.fetchmany(batch_size):
+                yield names, rows
+        except duckdb.Error as error:
+            raise EngineError(f"DuckDB: {_first_line(error)}") from None
+        finally:
+            cursor.close()
+
+    def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> duckdb.DuckDBPyConnection:
+        try:
+            return self.connection.execute(self.sql(statement), list(params))
+        except duckdb.Error as error:
+            raise EngineError(f"DuckDB: {_first_line(error)}") from None
+
+    def prepare_sources(self) -> None:
+        """File sources become temporary views named after the source."""
+        for name, source in sorted(self.config.sources.items()):
+            if source.path is None:
+                continue
+            path = self.file_path(source)
+            if not path.exists():
+                raise EngineError(f"source `{name}`: file {path} does not exist", None,
+                                  "fix sources.{name}.path in segsql.yml")
+            reader = "read_parquet" if source.file_format == "parquet" else "read_csv"
+            query = exp.select("*").from_(exp.Table(this=exp.func(reader, exp.Literal.string(str(path)))))
+            view = exp.Create(this=exp.to_table(name), kind="VIEW", expression=query,
+                              replace=True, properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+            self.execute(view)
+
+    def table_exists(self, table: exp.Table) -> bool:
+        query = exp.select(exp.func("count", exp.Star())).from_("information_schema.tables").where(
+            exp.and_(exp.column("table_schema").eq(exp.Placeholder()),
+                     exp.column("table_name").eq(exp.Placeholder())))
+        return bool(self.fetchall(query, [table.db or "main", table.name])[0][0])
+
+    def begin(self) -> None:
+        self.connection.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self.connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):  # no transaction was open
+            self.connection.execute("ROLLBACK")
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,61 @@
+"""`segsql show`: size, share and members, as a table, CSV or JSON (streamed for --all)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+from typing import Any
+
+import click
+
+from segsql import results
+from segsql.cli.render import percent, print_table
+from segsql.project import Project
+
+
+def show_segment(project: Project, name: str, limit: int | None, output_format: str) -> None:
+    entity = project.compiled(name).entity
+    with project.engine() as engine:
+        size = results.size(project, engine, name)
+        population = results.population(project, engine, entity)
+        share = size / population if population else None
+        header = (f"{name}: {size:,} {entity}(s)" + (f", {percent(share)} of {population:,}" if population else ""))
+        rows_shown = 0
+        if output_format == "table":
+            click.echo(header)
+            arrow = results.members_arrow(project, engine, name, limit)
+            print_table(arrow.column_names, [list(row.values()) for row in arrow.to_pylist()])
+            rows_shown = arrow.num_rows
+        else:
+            click.echo(header, err=True)
+            rows_shown = _write_rows(project, engine, name, limit, output_format)
+    if limit is not None and rows_shown < size:
+        click.echo(f"showing {rows_shown:,} of {size:,}; --all streams every member", err=True)
+
+
+def _write_rows(project: Project, engine: Any, name: str, limit: int | None, output_format: str) -> int:
+    query = results.members_query(project, engine, name, limit)
+    written = 0
+    writer = None
+    for columns, rows in engine.stream(query):
+        if output_format == "csv":
+            if writer is None:
+                writer = csv.writer(sys.stdout, lineterminator="\n")
+                writer.writerow(columns)
+            writer.writerows(rows)
+        else:
+            for row in rows:
+                sys.stdout.write(json.dumps(dict(zip(columns, row, strict=True)), default=_json_value) + "\n")
+        written += len(rows)
+    return written
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)

@@ -1,0 +1,308 @@
+"""Generate a realistic, deterministic B2B SaaS dataset into a DuckDB database.
+
+Scale 1 is 2,000 accounts (~14k users, ~0.7M events over 90 days); events grow linearly with
+scale (scale 15 gives ≥ 10M events). Everything is drawn from one numpy Generator seeded
+with `seed`, so the same seed, scale and `today` give the same data.
+
+Shapes that matter for segmentation: heavy-tailed company size and revenue (log-normal), churn
+higher for smaller plans, monthly expansion and contraction (so NRR/GRR are computable),
+trials that convert or not, weekday and signup seasonality, users with very different activity
+levels, integrations used by some accounts, support tickets with topic-dependent CSAT, and
+marketing consent on about half of the users.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+ACCOUNTS_PER_SCALE = 2000
+EVENT_DAYS = 90
+HISTORY_MONTHS = 30
+
+INDUSTRIES = (["software", "finance", "retail", "manufacturing", "health", "education", "media", "logistics"],
+              [0.26, 0.12, 0.12, 0.12, 0.10, 0.09, 0.10, 0.09])
+COUNTRIES = [("DE", "DACH", .20), ("AT", "DACH", .04), ("CH", "DACH", .05), ("GB", "UKI", .10), ("IE", "UKI", .02),
+             ("SE", "Nordics", .04), ("DK", "Nordics", .03), ("NO", "Nordics", .02), ("FI", "Nordics", .02),
+             ("NL", "Benelux", .05), ("BE", "Benelux", .03), ("FR", "Southern Europe", .07),
+             ("ES", "Southern Europe", .04), ("IT", "Southern Europe", .04), ("US", "North America", .19),
+             ("CA", "North America", .03), ("AU", "APAC", .03)]
+TIERS = ["starter", "growth", "business", "enterprise"]
+TIER_MRR_MEDIAN = np.array([79.0, 450.0, 1800.0, 9000.0])
+TIER_MONTHLY_CHURN = np.array([0.045, 0.025, 0.014, 0.007])
+FEATURES = ["dashboards", "reports", "automation", "api", "export", "alerts", "sso"]
+INTEGRATIONS = ["salesforce", "slack", "hubspot", "jira", "zendesk"]
+TOPICS = (["billing", "onboarding", "bug", "feature_request", "integration", "performance", "account_access"],
+          [0.16, 0.18, 0.22, 0.14, 0.12, 0.08, 0.10])
+CHANNELS = ["email", "webinar", "ads", "event", "in_app"]
+FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Lea", "Max",
+         "Nina", "Oskar", "Paula", "Rafael", "Sofia", "Tim", "Uma", "Yusuf"]
+LAST = ["Müller", "Schmidt", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Keller", "Huber",
+        "Smith", "Jones", "Martin", "Rossi", "Jensen", "Novak", "Dubois", "Garcia", "Berg", "Costa"]
+WORDS = ["Alpine", "Blue", "Cedar", "Delta", "Echo", "Fjord", "Granite", "Harbor", "Iris", "Juniper",
+         "Kestrel", "Lumen", "Meridian", "Nova", "Orbit", "Pine", "Quartz", "River", "Summit", "Tundra"]
+SUFFIXES = ["GmbH", "AG", "Ltd", "Inc", "AB", "BV", "SAS", "SpA", "Oy", "ApS"]
+
+
+@dataclass(frozen=True)
+class DemoStats:
+    accounts: int
+    users: int
+    events: int
+    today: dt.date
+
+
+def generate(database: Path, scale: float = 1.0, seed: int = 42, today: dt.date | None = None) -> DemoStats:
+    """Write the demo tables into `database` (replacing them) and return their sizes."""
+    today = today or dt.date.today()
+    rng = np.random.default_rng(seed)
+    n = max(50, int(ACCOUNTS_PER_SCALE * scale))
+    accounts, mrr = _accounts_and_revenue(rng, n, today)
+    users = _users(rng, accounts, today)
+    tables = {
+        "accounts": accounts, "mrr_monthly": mrr, "users": users,
+        "events": _events(rng, users, accounts, today),
+        "invoices": _invoices(rng, mrr), "tickets": _tickets(rng, users, today),
+        "trials": _trials_table(accounts), "marketing_touches": _touches(rng, users, today),
+    }
+    accounts.pop("_trial_converted_at")
+    accounts.pop("_trial_started_at")
+    _write(database, tables)
+    return DemoStats(len(accounts["account_id"]), len(users["user_id"]), len(tables["events"]["event_id"]), today)
+
+
+def _days(today: dt.date, offsets: np.ndarray) -> np.ndarray:
+    return (np.datetime64(today, "D") - offsets.astype("timedelta64[D]")).astype("datetime64[D]")
+
+
+def _month_start(dates: np.ndarray) -> np.ndarray:
+    return dates.astype("datetime64[M]").astype("datetime64[D]")
+
+
+def _accounts_and_revenue(rng: np.random.Generator, n: int, today: dt.date) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    industry = rng.choice(INDUSTRIES[0], n, p=INDUSTRIES[1])
+    country_index = rng.choice(len(COUNTRIES), n, p=np.array([c[2] for c in COUNTRIES]) / sum(c[2] for c in COUNTRIES))
+    employees = np.clip(np.round(rng.lognormal(np.log(60), 1.5, n)), 1, 200_000).astype(np.int32)
+    band = np.select([employees < 50, employees < 200, employees < 1000], ["1-49", "50-199", "200-999"], "1000+")
+    tier_index = np.clip(np.digitize(np.log10(employees) + rng.normal(0, 0.35, n), [1.6, 2.3, 2.9]), 0, 3)
+    # Signups over the history window, more in Q1 and September/October (seasonality).
+    month_weights = np.array([1.3, 1.2, 1.2, 1.0, 0.9, 0.8, 0.7, 0.8, 1.2, 1.2, 1.0, 0.7])
+    age_days = rng.integers(0, HISTORY_MONTHS * 30, n * 3)
+    candidate = _days(today, age_days)
+    keep = rng.random(n * 3) < month_weights[candidate.astype("datetime64[M]").astype(int) % 12] / 1.3
+    signup = candidate[keep][:n]
+    if len(signup) < n:  # vanishingly unlikely; pad deterministically
+        signup = np.concatenate([signup, candidate[: n - len(signup)]])
+    had_trial = rng.random(n) < 0.7
+    converts = ~had_trial | (rng.random(n) < np.array([0.45, 0.55, 0.65, 0.75])[tier_index])
+    trial_end = signup + np.timedelta64(14, "D")
+    paid_from = np.where(had_trial, trial_end, signup)
+    months = np.arange(np.datetime64(today, "M") - HISTORY_MONTHS, np.datetime64(today, "M") + 1)
+    start_mrr = np.round(TIER_MRR_MEDIAN[tier_index] * rng.lognormal(0, 0.6, n), 2)
+    rows_account, rows_month, rows_mrr, rows_tier = [], [], [], []
+    current = np.where(converts, start_mrr, 0.0)
+    active = np.zeros(n, dtype=bool)
+    churned_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    tier_now = tier_index.copy()
+    first_month = paid_from.astype("datetime64[M]")
+    for month in months:
+        starting = converts & (first_month == month) & ~active & np.isnat(churned_at)
+        active |= starting
+        if month > months[0]:
+            draw = rng.random(n)
+            churn = active & ~starting & (draw < TIER_MONTHLY_CHURN[tier_now])
+            expand = active & ~starting & ~churn & (draw > 0.93)
+            contract = active & ~starting & ~churn & (draw > 0.90) & (draw <= 0.93)
+            current = np.where(expand, np.round(current * rng.uniform(1.1, 1.6, n), 2), current)
+            current = np.where(contract, np.round(current * rng.uniform(0.6, 0.95, n), 2), current)
+            tier_now = np.where(expand & (current > TIER_MRR_MEDIAN[np.minimum(tier_now + 1, 3)]),
+                                np.minimum(tier_now + 1, 3), tier_now)
+            # churned_at is the last paid day: the end of the month before MRR drops to zero
+            churned_at = np.where(churn, month.astype("datetime64[D]") - np.timedelta64(1, "D"), churned_at)
+            active &= ~churn
+        idx = np.nonzero(active)[0]
+        rows_account.append(ids[idx])
+        rows_month.append(np.full(len(idx), month.astype("datetime64[D]")))
+        rows_mrr.append(current[idx])
+        rows_tier.append(np.array(TIERS)[tier_now[idx]])
+    in_trial = had_trial & (trial_end > np.datetime64(today, "D"))
+    status = np.where(active, "customer", np.where(~np.isnat(churned_at), "churned",
+                                                   np.where(in_trial, "trial", "lost")))
+    current_mrr = np.where(active, current, 0.0)
+    names = np.char.add(np.char.add(np.char.add(rng.choice(WORDS, n), " "), rng.choice(WORDS, n)),
+                        np.char.add(" ", rng.choice(SUFFIXES, n)))
+    accounts = {
+        "account_id": ids, "name": names, "industry": industry,
+        "employees": employees, "employee_band": band,
+        "country": np.array([c[0] for c in COUNTRIES])[country_index],
+        "region": np.array([c[1] for c in COUNTRIES])[country_index],
+        "plan_tier": np.array(TIERS)[tier_now], "signup_date": signup,
+        "arr": np.round(current_mrr * 12, 2), "status": status, "churned_at": churned_at,
+        "_trial_started_at": np.where(had_trial, signup, np.datetime64("NaT")),
+        "_trial_converted_at": np.where(had_trial & converts & (trial_end <= np.datetime64(today, "D")),
+                                        trial_end, np.datetime64("NaT")),
+    }
+    mrr = {"account_id": np.concatenate(rows_account), "month": np.concatenate(rows_month),
+           "mrr": np.concatenate(rows_mrr), "plan_tier": np.concatenate(rows_tier)}
+    return accounts, mrr
+
+
+def _users(rng: np.random.Generator, accounts: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
+    per_account = 1 + np.minimum(rng.poisson(np.sqrt(accounts["employees"]) / 2.2), 150)
+    account_id = np.repeat(accounts["account_id"], per_account)
+    n = len(account_id)
+    position = np.arange(n) - np.repeat(np.cumsum(per_account) - per_account, per_account)
+    roles = np.where(position == 0, "admin", rng.choice(["member", "analyst", "viewer", "admin"], n,
+                                                        p=[0.55, 0.2, 0.17, 0.08]))
+    account_index = account_id - 1
+    signup = accounts["signup_date"][account_index] + rng.integers(0, 120, n).astype("timedelta64[D]")
+    signup = np.minimum(signup, np.datetime64(today, "D"))
+    first = rng.choice(FIRST, n)
+    last = rng.choice(LAST, n)
+    user_id = np.arange(1, n + 1, dtype=np.int64) + 100_000
+    ascii_last = np.char.replace(np.char.lower(last), "ü", "ue")
+    email = np.char.add(np.char.add(np.char.add(np.char.lower(first), "."), ascii_last),
+                        np.char.add(np.char.add(user_id.astype(str), "@"),
+                                    np.char.add(np.char.lower(accounts["name"][account_index].astype(str)).astype(str)
+                                                .astype("U40"), ".example")))
+    email = np.char.replace(email, " ", "-")
+    activity = rng.beta(0.9, 2.2, n)  # most users light, a few very active
+    status = accounts["status"][account_index]
+    gone = np.isin(status, ["churned", "lost"])
+    last_seen_offset = np.where(gone, rng.integers(60, 400, n), np.floor(rng.exponential(3 / (activity + 0.05))))
+    last_seen_day = _days(today, np.minimum(last_seen_offset, 900).astype(np.int64))
+    last_seen = last_seen_day.astype("datetime64[s]") + rng.integers(7 * 3600, 20 * 3600, n).astype("timedelta64[s]")
+    return {
+        "user_id": user_id, "account_id": account_id, "email": email,
+        "full_name": np.char.add(np.char.add(first, " "), last), "role": roles,
+        "country": accounts["country"][account_index], "signup_date": signup,
+        "last_seen_at": last_seen, "marketing_consent": rng.random(n) < 0.55,
+        "_activity": activity,
+    }
+
+
+def _events(rng: np.random.Generator, users: dict, accounts: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
+    account_index = users["account_id"] - 1
+    live = accounts["status"][account_index] != "lost"
+    churn_day = accounts["churned_at"][account_index]
+    days = np.arange(EVENT_DAYS)
+    weekday = (np.datetime64(today, "D") - days.astype("timedelta64[D]")).astype("datetime64[D]").astype(int) % 7
+    weekday_factor = np.where(np.isin(weekday, [2, 3]), 0.3, 1.0)  # 1970-01-01 was a Thursday: 2,3 = Sat,Sun
+    user_index = np.repeat(np.arange(len(users["user_id"])), EVENT_DAYS)
+    day_offset = np.tile(days, len(users["user_id"]))
+    p = users["_activity"][user_index] * weekday_factor[day_offset] * live[user_index]
+    event_day = _days(today, day_offset)
+    alive = np.isnat(churn_day[user_index]) | (event_day <= churn_day[user_index])
+    active = (rng.random(len(p)) < p) & alive
+    user_index, event_day = user_index[active], event_day[active]
+    count = 1 + rng.poisson(1.6, len(user_index))
+    user_index = np.repeat(user_index, count)
+    timestamps = np.repeat(event_day, count).astype("datetime64[s]") + \
+        rng.integers(6 * 3600, 22 * 3600, len(user_index)).astype("timedelta64[s]")
+    first_of_day = np.concatenate([[True], np.diff(np.repeat(np.arange(len(count)), count)) != 0])
+    has_integration = rng.random(len(accounts["account_id"])) < 0.35
+    favourite = rng.integers(0, len(INTEGRATIONS), len(accounts["account_id"]))
+    kind = np.where(first_of_day, "login", np.where(
+        has_integration[users["account_id"][user_index] - 1] & (rng.random(len(user_index)) < 0.25),
+        "integration_used", "feature_used"))
+    integration = _where_else_none(kind == "integration_used",
+                                   np.array(INTEGRATIONS)[favourite[users["account_id"][user_index] - 1]])
+    feature = _where_else_none(kind == "feature_used",
+                               rng.choice(FEATURES, len(user_index), p=[.28, .22, .15, .1, .12, .08, .05]))
+    n = len(user_index)
+    return {
+        "event_id": np.arange(1, n + 1, dtype=np.int64), "user_id": users["user_id"][user_index],
+        "account_id": users["account_id"][user_index], "occurred_at": timestamps, "event_type": kind,
+        "feature": feature, "integration": integration,
+        "platform": rng.choice(["web", "mobile", "desktop"], n, p=[0.7, 0.2, 0.1]),
+    }
+
+
+def _where_else_none(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` where `mask` holds, NULL elsewhere (an object array, for Arrow strings)."""
+    out = np.full(len(mask), None, dtype=object)
+    out[mask] = values[mask]
+    return out
+
+
+def _invoices(rng: np.random.Generator, mrr: dict) -> dict:  # type: ignore[type-arg]
+    n = len(mrr["account_id"])
+    return {"invoice_id": np.arange(1, n + 1, dtype=np.int64), "account_id": mrr["account_id"],
+            "issued_at": mrr["month"], "amount": mrr["mrr"],
+            "status": rng.choice(["paid", "open", "overdue"], n, p=[0.94, 0.04, 0.02])}
+
+
+def _tickets(rng: np.random.Generator, users: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
+    per_user = rng.poisson(0.25 + users["_activity"], len(users["user_id"]))
+    user_index = np.repeat(np.arange(len(users["user_id"])), per_user)
+    n = len(user_index)
+    topic = rng.choice(TOPICS[0], n, p=TOPICS[1])
+    mean_score = np.select([topic == "bug", topic == "billing", topic == "performance"], [3.2, 3.5, 3.3], 4.2)
+    score = np.clip(np.round(rng.normal(mean_score, 0.9)), 1, 5).astype(np.int32)
+    answered = rng.random(n) < 0.6
+    opened = _days(today, rng.integers(0, 365, n)).astype("datetime64[s]") + \
+        rng.integers(8 * 3600, 18 * 3600, n).astype("timedelta64[s]")
+    return {"ticket_id": np.arange(1, n + 1, dtype=np.int64), "account_id": users["account_id"][user_index],
+            "user_id": users["user_id"][user_index], "opened_at": opened, "topic": topic,
+            "csat": pa.array(score, mask=~answered)}
+
+
+def _trials_table(accounts: dict) -> dict:  # type: ignore[type-arg]
+    had = ~np.isnat(accounts["_trial_started_at"])
+    started = accounts["_trial_started_at"][had]
+    return {"trial_id": np.arange(1, int(had.sum()) + 1, dtype=np.int64), "account_id": accounts["account_id"][had],
+            "started_at": started, "ended_at": started + np.timedelta64(14, "D"),
+            "converted_at": accounts["_trial_converted_at"][had], "plan_tier": accounts["plan_tier"][had]}
+
+
+def _touches(rng: np.random.Generator, users: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
+    per_user = rng.poisson(1.5, len(users["user_id"]))
+    user_index = np.repeat(np.arange(len(users["user_id"])), per_user)
+    n = len(user_index)
+    occurred = _days(today, rng.integers(0, 180, n)).astype("datetime64[s]") + \
+        rng.integers(8 * 3600, 18 * 3600, n).astype("timedelta64[s]")
+    return {"touch_id": np.arange(1, n + 1, dtype=np.int64), "user_id": users["user_id"][user_index],
+            "account_id": users["account_id"][user_index], "occurred_at": occurred,
+            "channel": rng.choice(CHANNELS, n, p=[0.45, 0.12, 0.2, 0.08, 0.15]),
+            "campaign": rng.choice(["spring_launch", "autumn_webinar", "dach_roadshow", "nurture", "upsell_q4"], n)}
+
+
+def _arrow(columns: dict) -> pa.Table:  # type: ignore[type-arg]
+    arrays = {}
+    for name, values in columns.items():
+        if name.startswith("_"):
+            continue
+        if isinstance(values, pa.Array):
+            arrays[name] = values
+        elif values.dtype.kind == "M":
+            arrays[name] = pa.array(values, mask=np.isnat(values))
+        elif values.dtype.kind in "UO":
+            arrays[name] = pa.array(values.tolist(), type=pa.string())
+        else:
+            arrays[name] = pa.array(values)
+    return pa.table(arrays)
+
+
+def _write(database: Path, tables: dict) -> None:  # type: ignore[type-arg]
+    """Replace the demo tables in one transaction (readers never see half a dataset)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    connection = duckdb.connect(str(database))
+    try:
+        connection.execute("BEGIN TRANSACTION")
+        for name, columns in tables.items():
+            frame = _arrow(columns)
+            connection.register("_demo_frame", frame)
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _demo_frame")  # names are constants
+            connection.unregister("_demo_frame")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.close()

@@ -1,0 +1,223 @@
+"""Run segments: compute each one's members in the engine and replace membership atomically.
+
+Order of work: validate every selected segment (nothing runs otherwise) -> record the run as
+`running` -> in one transaction, per segment in DAG order, materialise its typed result table
+and check its keys (no NULLs, no duplicates unless the segment asks to dedupe) -> swap its rows
+in segsql.membership -> record success and commit. Any failure rolls the transaction back, so
+the previous membership stays exactly as it was, and the run is recorded as failed. A run
+killed outright is recorded as failed (interrupted) by the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from segsql import storage
+from segsql.errors import EngineError, Location, SegsqlError
+
+if TYPE_CHECKING:
+    from segsql.engines.base import Engine
+    from segsql.project import Project
+
+
+class RunError(SegsqlError):
+    """A run failed; membership is unchanged."""
+
+
+class ValidationFailed(SegsqlError):  # noqa: N818 (it carries the validation errors)
+    """Some selected segments do not validate, so nothing ran."""
+
+    def __init__(self, errors: list[SegsqlError]):
+        super().__init__(f"{len(errors)} segment(s) failed validation; nothing ran")
+        self.errors = errors
+
+
+@dataclass
+class SegmentRun:
+    """One segment's outcome in a run."""
+
+    name: str
+    entity: str
+    rows: int | None = None
+    population: int | None = None
+    duration_ms: int | None = None
+    status: str = "pending"
+    error: str | None = None
+    definition_hash: str = ""
+
+    @property
+    def share(self) -> float | None:
+        if self.rows is None or not self.population:
+            return None
+        return self.rows / self.population
+
+
+@dataclass
+class RunResult:
+    """A finished (or failed) run."""
+
+    run_id: str
+    status: str
+    as_of: dt.date
+    segments: list[SegmentRun] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == storage.SUCCESS
+
+
+Progress = Callable[[SegmentRun], None]
+
+
+def run(project: Project, names: list[str], engine: Engine, progress: Progress | None = None) -> RunResult:
+    """Run `names` (in dependency order) on `engine`; raises RunError after recording a failure."""
+    errors = project.validate(names)
+    if errors:
+        raise ValidationFailed(errors)
+    plans = [_plan(project, name) for name in names]
+    engine.prepare_sources()
+    for statement in storage.DDL:
+        engine.execute(statement)
+    engine.execute(storage.mark_interrupted())
+    result = RunResult(run_id=_new_run_id(), status=storage.RUNNING, as_of=project.as_of, segments=plans)
+    from segsql import __version__
+
+    engine.execute(storage.insert_run(), [result.run_id, _now(), storage.RUNNING, project.as_of,
+                                          json.dumps(names), __version__])
+    populations = _populations(project, engine, {p.entity for p in plans})
+    try:
+        engine.begin()
+        for plan in plans:
+            _materialise(project, engine, plan, populations, progress)
+        _replace_membership(project, engine, plans, result)
+        _record(engine, result, plans, storage.SUCCESS, None)
+        engine.commit()
+    except BaseException as error:
+        engine.rollback()
+        message = error.message if isinstance(error, SegsqlError) else f"{type(error).__name__}: {error}"
+        for plan in plans:
+            if plan.status in ("pending", "running", storage.SUCCESS):
+                plan.status = "rolled back" if plan.status == storage.SUCCESS else "not run"
+        _record(engine, result, plans, storage.FAILED, message)
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        raise RunError(f"run {result.run_id} failed: {message}", getattr(error, "location", None),
+                       "membership is unchanged") from None
+    return result
+
+
+def _plan(project: Project, name: str) -> SegmentRun:
+    compiled = project.compiled(name)
+    definition = project.compile(name)
+    return SegmentRun(name=name, entity=compiled.entity,
+                      definition_hash=hashlib.sha256(definition.encode()).hexdigest()[:16])
+
+
+def _new_run_id() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _populations(project: Project, engine: Engine, entities: set[str]) -> dict[str, int | None]:
+    """Distinct keys of each entity's population source (for shares)."""
+    from segsql.builtins import table_for_source
+
+    sizes: dict[str, int | None] = {}
+    for entity in sorted(entities):
+        declared = project.config.entities[entity]
+        if declared.source is None:
+            sizes[entity] = None
+            continue
+        source = project.config.sources[declared.source]
+        table = table_for_source(declared.source, source.table, project.config.dialect)
+        query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
+        sizes[entity] = int(engine.fetchall(query)[0][0])
+    return sizes
+
+
+def _materialise(project: Project, engine: Engine, plan: SegmentRun, populations: dict[str, int | None],
+                 progress: Progress | None) -> None:
+    started = time.perf_counter()
+    plan.status = "running"
+    compiled = project.compiled(plan.name)
+    key = project.config.entities[plan.entity].key
+    query = project.compiler.tree(plan.name)
+    if compiled.config.duplicates == "dedupe":
+        query = _deduplicated(query, key, list(compiled.columns))
+    target = storage.segment_table(plan.name)
+    try:
+        engine.execute(exp.Create(this=target, kind="TABLE", expression=query, replace=True))
+        total, non_null, distinct = engine.fetchall(exp.select(
+            exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
+            exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(target))[0]
+    except EngineError as error:
+        plan.status, plan.error = "error", error.message
+        raise EngineError(f"segment `{plan.name}`: {error.message}", Location(compiled.path)) from None
+    problem = _key_problem(plan.name, key, int(total), int(non_null), int(distinct))
+    if problem:
+        plan.status, plan.error = "error", problem
+        raise RunError(problem, Location(compiled.path),
+                       "fix the query, or set config(duplicates='dedupe') to keep one row per key")
+    plan.rows = int(total)
+    plan.population = populations.get(plan.entity)
+    plan.duration_ms = int((time.perf_counter() - started) * 1000)
+    plan.status = storage.SUCCESS
+    if progress:
+        progress(plan)
+
+
+def _key_problem(name: str, key: str, total: int, non_null: int, distinct: int) -> str | None:
+    nulls, duplicates = total - non_null, non_null - distinct
+    if nulls:
+        return f"segment `{name}` returned {nulls} row(s) with a NULL `{key}`"
+    if duplicates:
+        return f"segment `{name}` returned {duplicates} duplicate `{key}` value(s); members would count twice"
+    return None
+
+
+def _deduplicated(query: exp.Query, key: str, columns: list[str]) -> exp.Query:
+    """One row per non-NULL key; ties broken by every output column, so reruns agree."""
+    rank = exp.Window(this=exp.func("row_number"), partition_by=[exp.column(key)],
+                      order=exp.Order(expressions=[exp.Ordered(this=exp.column(c)) for c in columns]))
+    ranked = exp.select("*", rank.as_("__segsql_rank")).from_(query.subquery("d")).where(
+        exp.column(key).is_(exp.null()).not_())
+    return exp.select(*[exp.column(c) for c in columns]).from_(ranked.subquery("r")).where(
+        exp.column("__segsql_rank").eq(1))
+
+
+def _replace_membership(project: Project, engine: Engine, plans: list[SegmentRun], result: RunResult) -> None:
+    names = [plan.name for plan in plans]
+    engine.execute(storage.delete_membership(names), names)
+    for plan in plans:
+        key = project.config.entities[plan.entity].key
+        engine.execute(storage.insert_membership(plan.name, plan.entity, key), [result.run_id, result.as_of])
+
+
+def _record(engine: Engine, result: RunResult, plans: list[SegmentRun], status: str, error: str | None) -> None:
+    result.status, result.error = status, error
+    for plan in plans:
+        engine.execute(storage.insert_run_segment(), [
+            result.run_id, plan.name, plan.entity, plan.rows, plan.definition_hash, plan.status,
+            plan.duration_ms, plan.error])
+    engine.execute(storage.finish_run(), [_now(), status, error, result.run_id])
+
+
+def runs_table(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs, newest first."""
+    query = exp.select("*").from_(storage.table("runs")).order_by(
+        exp.Ordered(this=exp.column("started_at"), desc=True)).limit(limit)
+    names = ["run_id", "started_at", "finished_at", "status", "as_of", "selected", "error", "segsql_version"]
+    return [dict(zip(names, row, strict=False)) for row in engine.fetchall(query)]

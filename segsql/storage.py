@@ -1,0 +1,83 @@
+"""The storage contract: where segsql keeps runs and membership in the engine (documented in
+docs/storage.md; stable). Statements are written once in DuckDB's dialect and transpiled by
+sqlglot for each engine; values are always bound parameters.
+
+segsql.runs            one row per run: run_id, started_at, finished_at, status, as_of, selected, error
+segsql.run_segments    one row per segment per run: rows, definition_hash, status, duration_ms, error
+segsql.membership      (segment, entity_key) -> entity, run_id, as_of: current members of every segment
+segsql.segment__<name> the typed result (key + trait columns) of the segment's last successful run
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+SCHEMA = "segsql"
+SEGMENT_TABLE_PREFIX = "segment__"
+RUNNING, SUCCESS, FAILED = "running", "success", "failed"
+INTERRUPTED = "interrupted: the process stopped before the run finished"
+
+DDL = [
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
+        status VARCHAR NOT NULL, as_of DATE NOT NULL, selected VARCHAR NOT NULL, error VARCHAR,
+        segsql_version VARCHAR NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.run_segments (
+        run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+        row_count BIGINT, definition_hash VARCHAR NOT NULL, status VARCHAR NOT NULL,
+        duration_ms BIGINT, error VARCHAR, PRIMARY KEY (run_id, segment))""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.membership (
+        segment VARCHAR NOT NULL, entity VARCHAR NOT NULL, entity_key VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL, as_of DATE NOT NULL, PRIMARY KEY (segment, entity_key))""",
+]
+
+
+def table(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(SCHEMA))
+
+
+def segment_table(segment: str) -> exp.Table:
+    """Where a segment's typed result lives, e.g. segsql.segment__power_users."""
+    return table(f"{SEGMENT_TABLE_PREFIX}{segment}")
+
+
+def placeholder() -> exp.Placeholder:
+    return exp.Placeholder()
+
+
+def insert_run() -> exp.Expr:
+    columns = ["run_id", "started_at", "status", "as_of", "selected", "segsql_version"]
+    return exp.insert(exp.Values(expressions=[exp.tuple_(*[placeholder() for _ in columns])]),
+                      table("runs"), columns=columns)
+
+
+def finish_run() -> exp.Expr:
+    return exp.update(table("runs"), {"finished_at": placeholder(), "status": placeholder(),
+                                      "error": placeholder()}, where=exp.column("run_id").eq(placeholder()))
+
+
+def mark_interrupted() -> exp.Expr:
+    return exp.update(table("runs"), {"status": exp.Literal.string(FAILED),
+                                      "error": exp.Literal.string(INTERRUPTED)},
+                      where=exp.column("status").eq(exp.Literal.string(RUNNING)))
+
+
+def insert_run_segment() -> exp.Expr:
+    columns = ["run_id", "segment", "entity", "row_count", "definition_hash", "status", "duration_ms", "error"]
+    return exp.insert(exp.Values(expressions=[exp.tuple_(*[placeholder() for _ in columns])]),
+                      table("run_segments"), columns=columns)
+
+
+def delete_membership(segments: list[str]) -> exp.Expr:
+    return exp.delete(table("membership"), where=exp.column("segment").isin(*[placeholder() for _ in segments]))
+
+
+def insert_membership(segment: str, entity: str, key: str) -> exp.Expr:
+    """Rows of the segment's result table into membership (bound: run_id, as_of)."""
+    query = exp.select(
+        exp.Literal.string(segment), exp.Literal.string(entity),
+        exp.cast(exp.column(key), exp.DataType.Type.VARCHAR), placeholder(), placeholder(),
+    ).from_(segment_table(segment))
+    return exp.insert(query, table("membership"),
+                      columns=["segment", "entity", "entity_key", "run_id", "as_of"])

@@ -1,0 +1,18 @@
+SELECT
+  t.account_id,
+  MAX(t.trial_id) AS trial_id,
+  COUNT(DISTINCT e.feature) AS features_tried
+FROM trials AS t
+JOIN events AS e
+  ON e.account_id = t.account_id AND e.occurred_at >= t.started_at
+WHERE
+  t.converted_at IS NULL
+  AND (
+    t.started_at >= CAST('2026-10-25' AS DATE)
+    AND t.started_at < CAST('2026-11-24' AS DATE)
+  )
+  AND e.event_type = 'feature_used'
+GROUP BY
+  t.account_id
+HAVING
+  COUNT(DISTINCT e.feature) >= 3

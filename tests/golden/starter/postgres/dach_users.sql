@@ -1,0 +1,7 @@
+SELECT
+  u.user_id,
+  u.country,
+  u.marketing_consent
+FROM users AS u
+WHERE
+  u.country IN ('DE', 'AT', 'CH')

@@ -1,0 +1,33 @@
+SELECT
+  a.account_id,
+  m.mrr
+FROM accounts AS a
+JOIN mrr_monthly AS m
+  ON m.account_id = a.account_id AND m.month = CAST('2026-11-01' AS DATE)
+WHERE
+  a.status = 'customer'
+  AND m.mrr >= 500
+  AND EXISTS(
+    SELECT
+      1
+    FROM events AS before_
+    WHERE
+      before_.account_id = a.account_id
+      AND before_.event_type = 'login'
+      AND (
+        before_.occurred_at >= CAST('2026-10-12' AS DATE)
+        AND before_.occurred_at < CAST('2026-11-09' AS DATE)
+      )
+  )
+  AND NOT EXISTS(
+    SELECT
+      1
+    FROM events AS recent
+    WHERE
+      recent.account_id = a.account_id
+      AND recent.event_type = 'login'
+      AND (
+        recent.occurred_at >= CAST('2026-11-10' AS DATE)
+        AND recent.occurred_at < CAST('2026-11-24' AS DATE)
+      )
+  )

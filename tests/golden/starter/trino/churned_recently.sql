@@ -1,0 +1,17 @@
+SELECT
+  a.account_id,
+  a.churned_at,
+  MAX(m.mrr) AS last_mrr
+FROM accounts AS a
+JOIN mrr_monthly AS m
+  ON m.account_id = a.account_id
+  AND m.month = CAST(DATE_TRUNC('MONTH', a.churned_at) AS DATE)
+WHERE
+  a.status = 'churned'
+  AND (
+    a.churned_at >= CAST('2026-08-26' AS DATE)
+    AND a.churned_at < CAST('2026-11-24' AS DATE)
+  )
+GROUP BY
+  a.account_id,
+  a.churned_at

@@ -1,0 +1,17 @@
+SELECT
+  u.user_id,
+  u.signup_date,
+  COUNT(t.ticket_id) AS onboarding_tickets
+FROM users AS u
+JOIN tickets AS t
+  ON t.user_id = u.user_id
+WHERE
+  t.topic = 'onboarding'
+  AND (
+    u.signup_date >= CAST('2026-09-25' AS DATE)
+    AND u.signup_date < CAST('2026-11-24' AS DATE)
+  )
+  AND t.opened_at >= u.signup_date
+GROUP BY
+  u.user_id,
+  u.signup_date

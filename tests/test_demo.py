@@ -1,0 +1,85 @@
+"""The demo dataset: deterministic for a seed, and shaped like B2B SaaS data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segsql.demo.generate import generate
+
+TODAY = dt.date(2026, 11, 23)
+TABLES = ["accounts", "users", "events", "mrr_monthly", "invoices", "tickets", "trials", "marketing_touches"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    path = tmp_path_factory.mktemp("demo") / "d.duckdb"
+    generate(path, scale=0.5, seed=7, today=TODAY)
+    return duckdb.connect(str(path), read_only=True)
+
+
+def fingerprint(connection: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
+    return {t: connection.execute(f"SELECT count(*), sum(hash(t)) FROM {t} AS t").fetchone() for t in TABLES}
+
+
+def test_same_seed_same_data_other_seed_other_data(tmp_path: Path, demo: duckdb.DuckDBPyConnection) -> None:
+    generate(tmp_path / "again.duckdb", scale=0.5, seed=7, today=TODAY)
+    generate(tmp_path / "other.duckdb", scale=0.5, seed=8, today=TODAY)
+    again = duckdb.connect(str(tmp_path / "again.duckdb"), read_only=True)
+    other = duckdb.connect(str(tmp_path / "other.duckdb"), read_only=True)
+    assert fingerprint(again) == fingerprint(demo)
+    assert fingerprint(other) != fingerprint(demo)
+
+
+def scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> float:
+    return connection.execute(sql).fetchone()[0]
+
+
+def test_b2b_saas_shapes(demo: duckdb.DuckDBPyConnection) -> None:
+    assert scalar(demo, "SELECT count(*) FROM accounts") == 1000
+    # DACH is present and the largest region
+    regions = demo.execute("SELECT region, count(*) FROM accounts GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    assert regions[0][0] == "DACH"
+    # heavy-tailed revenue: the top 10% of customers hold far more than 10% of ARR
+    top_share = scalar(demo, """SELECT sum(arr) FILTER (WHERE r <= n / 10) / sum(arr) FROM
+        (SELECT arr, row_number() OVER (ORDER BY arr DESC) AS r, count(*) OVER () AS n FROM accounts WHERE arr > 0)""")
+    assert top_share > 0.4
+    # churn is higher for smaller plans
+    churn = dict(demo.execute("""SELECT plan_tier, avg(CASE WHEN status = 'churned' THEN 1 ELSE 0 END)
+        FROM accounts WHERE status IN ('customer', 'churned') GROUP BY 1""").fetchall())
+    assert churn["starter"] > churn["enterprise"]
+    # expansion and contraction exist month over month, so NRR is computable
+    changes = demo.execute("""SELECT sum(CASE WHEN mrr > prev THEN 1 ELSE 0 END), sum(CASE WHEN mrr < prev THEN 1 ELSE 0 END)
+        FROM (SELECT mrr, lag(mrr) OVER (PARTITION BY account_id ORDER BY month) AS prev FROM mrr_monthly)""").fetchone()
+    assert changes[0] > 0 and changes[1] > 0
+    # weekday seasonality: fewer logins on weekends
+    weekend = scalar(demo, "SELECT avg(CASE WHEN dayofweek(occurred_at) IN (0, 6) THEN 1.0 ELSE 0 END) FROM events")
+    assert weekend < 2 / 7 * 0.6
+    # consent on about half the users; CSAT answered on most tickets, lower for bugs
+    assert 0.45 < scalar(demo, "SELECT avg(marketing_consent::INT) FROM users") < 0.65
+    csat = dict(demo.execute("SELECT topic, avg(csat) FROM tickets GROUP BY 1").fetchall())
+    assert csat["bug"] < csat["onboarding"]
+    # trials convert sometimes; every converted trial ended before today
+    assert 0 < scalar(demo, "SELECT avg((converted_at IS NOT NULL)::INT) FROM trials") < 1
+    assert scalar(demo, f"SELECT count(*) FROM trials WHERE converted_at > DATE '{TODAY}'") == 0
+    # no activity after an account churned
+    assert scalar(demo, """SELECT count(*) FROM events e JOIN accounts a USING (account_id)
+        WHERE a.churned_at IS NOT NULL AND CAST(e.occurred_at AS DATE) > a.churned_at""") == 0
+    # integrations: salesforce and slack users exist
+    assert scalar(demo, "SELECT count(DISTINCT integration) FROM events WHERE integration IS NOT NULL") == 5
+
+
+def test_demo_command_runs_the_starter_library(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from segsql.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "d"), "--scale", "0.3", "--as-of", str(TODAY)])
+    assert result.exit_code == 0, result.stderr
+    assert "success" in result.stdout and "power_users" in result.stdout
+    assert "600 accounts" in result.stderr
+    again = CliRunner().invoke(cli, ["demo", str(tmp_path / "d"), "--scale", "0.3", "--as-of", str(TODAY)])
+    assert again.exit_code == 0, again.stderr

@@ -1,0 +1,88 @@
+"""The starter segment library: documented, typed by segmentation type, and tested well enough
+that dropping any filter of a segment makes its own unit tests fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlglot import exp
+
+from segsql import Project
+from segsql.testing import PASS, run_unit_tests
+from tests.conftest import AS_OF
+
+LIBRARY = Path(__file__).resolve().parent.parent / "segments_sql"
+NAMES = sorted(p.stem for p in LIBRARY.rglob("*.sql"))
+TYPES = {"firmographic", "behavioural", "value", "lifecycle", "technographic", "needs", "geographic", "rollup"}
+
+
+@pytest.fixture(scope="module")
+def starter(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    from segsql.scaffold import create_project
+
+    root = tmp_path_factory.mktemp("starter") / "p"
+    create_project(root)
+    return Project.load(root, as_of=AS_OF)
+
+
+def test_library_size_and_types(starter: Project) -> None:
+    assert len(NAMES) >= 15
+    tags = {tag for name in NAMES for tag in starter.compiled(name).config.tags}
+    assert tags >= TYPES
+    assert {starter.compiled(n).entity for n in NAMES} == {"account", "user"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_segment_is_documented_and_tested(starter: Project, name: str) -> None:
+    config = starter.compiled(name).config
+    assert len(config.description) > 20 and config.owner and config.tags
+    assert config.tests is not None, "every starter segment has data tests"
+    assert (LIBRARY.rglob(f"{name}.test.yml")), name
+    assert next(LIBRARY.rglob(f"{name}.test.yml"), None) is not None, f"{name} has no unit tests"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unit_tests_pass(starter: Project, name: str) -> None:
+    results = run_unit_tests(starter, name)
+    assert results and all(r.status == PASS for r in results), [(r.test, r.details) for r in results]
+
+
+def own_nodes(tree: exp.Query, upstream: list[str]) -> list[exp.Expr]:
+    """Nodes of the segment's own query, leaving out the refs inlined as CTEs."""
+    inlined = {cte.this for cte in tree.find_all(exp.CTE) if cte.alias_or_name in upstream}
+    skip = {id(node) for body in inlined for node in body.walk()}
+    return [node for node in tree.walk() if id(node) not in skip]
+
+
+def mutations(tree: exp.Query, upstream: list[str]) -> list[tuple[str, Callable[[exp.Query], exp.Query]]]:
+    """One mutation per WHERE and HAVING of the segment's own query; joins when it has none."""
+    nodes = own_nodes(tree, upstream)
+    found: list[tuple[str, Callable[[exp.Query], exp.Query]]] = []
+    for kind in (exp.Where, exp.Having):
+        for index, _ in enumerate(n for n in nodes if isinstance(n, kind)):
+            found.append((f"drop {kind.key} #{index}", _dropper(kind, index, upstream)))
+    if not found:
+        for index, _ in enumerate(n for n in nodes if isinstance(n, exp.Join)):
+            found.append((f"drop join #{index}", _dropper(exp.Join, index, upstream)))
+    return found
+
+
+def _dropper(kind: type, index: int, upstream: list[str]) -> Callable[[exp.Query], exp.Query]:
+    def mutate(tree: exp.Query) -> exp.Query:
+        target = [n for n in own_nodes(tree, upstream) if isinstance(n, kind)][index]
+        target.pop()
+        return tree
+
+    return mutate
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dropping_any_filter_fails_the_unit_tests(starter: Project, name: str) -> None:
+    upstream = starter.compiled(name).upstream
+    cases = mutations(starter.compiler.tree(name), upstream)
+    assert cases, f"{name}: nothing to mutate"
+    for label, mutate in cases:
+        results = run_unit_tests(starter, name, transform=mutate)
+        assert any(r.status != PASS for r in results), f"{name}: unit tests still pass after `{label}`"
