@@ -121,6 +121,19 @@ class Compiler:
                                 "start it with {{ config(entity='account', description='...') }}")
         return result
 
+    def render_snippet(self, text: str, label: str, where: Location) -> str:
+        """Render a Jinja snippet (a metric expression) with the segment helpers; errors are
+        reported at `where` (the file and key that holds the snippet)."""
+        template = compile_template(self.env, text, label)
+        state = RenderState(name=label, path=label, session=self)
+        try:
+            rendered = render(template, text, state, {"as_of": self.as_of})
+        except SegsqlError as error:
+            raise TemplateError(f"{label.split(':')[-1]}: {error.message}", where, error.hint) from None
+        if state.refs:
+            raise TemplateError(f"{label.split(':')[-1]}: ref() is not allowed here", where)
+        return rendered.sql
+
     def segment_entity(self, name: str, call: CallSite) -> str:
         """The entity of segment `name`, for ref() and the set helpers (renders it first)."""
         if name not in self.project.segments:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from segsql.compiler import CompiledSegment, Compiler
     from segsql.engines.base import Engine
+    from segsql.metrics import Metric
     from segsql.runner import Progress, RunResult
     from segsql.templating import SegmentEnvironment
 
@@ -280,6 +281,13 @@ class Project:
         with self.engine() as engine:
             return results.size(self, engine, name)
 
+
+    @cached_property
+    def metrics(self) -> dict[str, Metric]:
+        """The metrics declared in metrics.yml / metrics/*.yml."""
+        from segsql.metrics import load_metrics
+
+        return load_metrics(self)
 
     @cached_property
     def config_text(self) -> str:

@@ -30,8 +30,12 @@ def _key(project: Project, name: str) -> str:
 
 def members_query(project: Project, engine: Engine, name: str, limit: int | None = None,
                   offset: int = 0) -> exp.Select:
-    """Members ordered by key (a deterministic page); LIMIT/OFFSET go to the engine."""
-    query = exp.select("*").from_(_result_table(project, engine, name)).order_by(exp.column(_key(project, name)))
+    """Members ordered by key (a deterministic page); LIMIT/OFFSET go to the engine. Result tables
+    are written sorted by key, so engines that keep insertion order need no ORDER BY (and no scan
+    of the whole table) for a page."""
+    query = exp.select("*").from_(_result_table(project, engine, name))
+    if not engine.capabilities.keeps_insertion_order:
+        query = query.order_by(exp.column(_key(project, name)))
     if limit is not None:
         query = query.limit(limit)
     if offset:
@@ -62,6 +66,15 @@ def population(project: Project, engine: Engine, entity: str) -> int | None:
         return int(engine.fetchall(query)[0][0])
     except EngineError:
         return None
+
+
+def last_run_size(project: Project, engine: Engine, name: str) -> tuple[int, int | None]:
+    """(size, population) recorded by the segment's last successful run: no scan of the data."""
+    _result_table(project, engine, name)
+    rows = engine.fetchall(storage.last_success(name), [name])
+    if not rows:
+        return size(project, engine, name), None
+    return int(rows[0][0]), None if rows[0][1] is None else int(rows[0][1])
 
 
 def stream_members(project: Project, engine: Engine, name: str,

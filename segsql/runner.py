@@ -86,8 +86,9 @@ def run(project: Project, names: list[str], engine: Engine, progress: Progress |
         raise ValidationFailed(errors)
     plans = [_plan(project, name) for name in names]
     engine.prepare_sources()
-    for statement in storage.DDL:
-        engine.execute(statement)
+    if not engine.table_exists(storage.table("membership")):
+        for statement in storage.DDL:
+            engine.execute(statement)
     engine.execute(storage.mark_interrupted())
     result = RunResult(run_id=_new_run_id(), status=storage.RUNNING, as_of=project.as_of, segments=plans)
     from segsql import __version__
@@ -158,8 +159,10 @@ def _materialise(project: Project, engine: Engine, plan: SegmentRun, populations
     if compiled.config.duplicates == "dedupe":
         query = _deduplicated(query, key, list(compiled.columns))
     target = storage.segment_table(plan.name)
+    # Stored sorted by key, so a page of members is read without sorting or scanning everything.
+    ordered = exp.select("*").from_(query.subquery("result")).order_by(exp.column(key))
     try:
-        engine.execute(exp.Create(this=target, kind="TABLE", expression=query, replace=True))
+        engine.execute(exp.Create(this=target, kind="TABLE", expression=ordered, replace=True))
         total, non_null, distinct = engine.fetchall(exp.select(
             exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
             exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(target))[0]
@@ -210,7 +213,7 @@ def _record(engine: Engine, result: RunResult, plans: list[SegmentRun], status: 
     result.status, result.error = status, error
     for plan in plans:
         engine.execute(storage.insert_run_segment(), [
-            result.run_id, plan.name, plan.entity, plan.rows, plan.definition_hash, plan.status,
+            result.run_id, plan.name, plan.entity, plan.rows, plan.population, plan.definition_hash, plan.status,
             plan.duration_ms, plan.error])
     engine.execute(storage.finish_run(), [_now(), status, error, result.run_id])
 

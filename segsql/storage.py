@@ -25,12 +25,14 @@ DDL = [
         segsql_version VARCHAR NOT NULL)""",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.run_segments (
         run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL, entity VARCHAR NOT NULL,
-        row_count BIGINT, definition_hash VARCHAR NOT NULL, status VARCHAR NOT NULL,
-        duration_ms BIGINT, error VARCHAR, PRIMARY KEY (run_id, segment))""",
+        row_count BIGINT, population BIGINT, definition_hash VARCHAR NOT NULL, status VARCHAR NOT NULL,
+        duration_ms BIGINT, error VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.membership (
         segment VARCHAR NOT NULL, entity VARCHAR NOT NULL, entity_key VARCHAR NOT NULL,
-        run_id VARCHAR NOT NULL, as_of DATE NOT NULL, PRIMARY KEY (segment, entity_key))""",
+        run_id VARCHAR NOT NULL, as_of DATE NOT NULL)""",
 ]
+# No PRIMARY KEY on membership: the runner refuses NULL and duplicate keys before writing, and
+# DuckDB's index maintenance made committing 100k members 40x slower (benchmarks/RESULTS.md).
 
 
 def table(name: str) -> exp.Table:
@@ -64,9 +66,21 @@ def mark_interrupted() -> exp.Expr:
 
 
 def insert_run_segment() -> exp.Expr:
-    columns = ["run_id", "segment", "entity", "row_count", "definition_hash", "status", "duration_ms", "error"]
+    columns = ["run_id", "segment", "entity", "row_count", "population", "definition_hash", "status",
+               "duration_ms", "error"]
     return exp.insert(exp.Values(expressions=[exp.tuple_(*[placeholder() for _ in columns])]),
                       table("run_segments"), columns=columns)
+
+
+def last_success(segment: str) -> exp.Select:
+    """Size and population of the segment's last successful run (bound: segment)."""
+    runs, segments = table("runs"), table("run_segments")
+    return (exp.select(exp.column("row_count", "s"), exp.column("population", "s"))
+            .from_(segments.as_("s"))
+            .join(runs.as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+            .where(exp.and_(exp.column("segment", "s").eq(placeholder()),
+                            exp.column("status", "r").eq(exp.Literal.string(SUCCESS))))
+            .order_by(exp.Ordered(this=exp.column("started_at", "r"), desc=True)).limit(1))
 
 
 def delete_membership(segments: list[str]) -> exp.Expr:

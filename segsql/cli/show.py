@@ -19,8 +19,7 @@ from segsql.project import Project
 def show_segment(project: Project, name: str, limit: int | None, output_format: str) -> None:
     entity = project.compiled(name).entity
     with project.engine() as engine:
-        size = results.size(project, engine, name)
-        population = results.population(project, engine, entity)
+        size, population = results.last_run_size(project, engine, name)
         share = size / population if population else None
         header = (f"{name}: {size:,} {entity}(s)" + (f", {percent(share)} of {population:,}" if population else ""))
         rows_shown = 0

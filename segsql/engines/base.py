@@ -24,6 +24,7 @@ class Capabilities:
     transactional_ddl: bool
     reads_files: bool
     in_process: bool
+    keeps_insertion_order: bool  # a table written sorted is read back in that order without ORDER BY
 
 
 class Engine(ABC):

@@ -21,7 +21,7 @@ class DuckDBEngine(Engine):
     name: ClassVar[str] = "duckdb"
     dialect: ClassVar[str] = "duckdb"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        transactional_ddl=True, reads_files=True, in_process=True)
+        transactional_ddl=True, reads_files=True, in_process=True, keeps_insertion_order=True)
 
     def __init__(self, config: ProjectConfig, root: Path, read_only: bool = False):
         super().__init__(config, root, read_only)

@@ -1,0 +1,183 @@
+"""Statistics for comparing a segment with a baseline on one metric.
+
+Inputs are sufficient statistics computed in the engine (no member rows leave it); the tests
+themselves come from scipy and statsmodels:
+
+  proportion  two-proportion z-test, or Fisher's exact test when an expected cell count is < 5;
+              95% CI of the difference by Newcombe's hybrid score method
+  mean        Welch's t-test; CI from the Welch–Satterthwaite degrees of freedom
+  ratio       delta method for Σa/Σb (normal approximation), e.g. NRR, GRR, LTV, CSAT share
+  rate        Poisson rate difference: score test and score CI (statsmodels)
+  sum         descriptive: values only, no test
+Multiple comparisons: Benjamini–Hochberg over every p-value of one compare call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Sufficient:
+    """Sums over the measured entities of one group (a segment, the rest, everyone)."""
+
+    members: int = 0      # entities in the group, measured or not
+    n: int = 0            # entities with a value (den not NULL and not 0)
+    num: float = 0.0      # Σ num
+    den: float = 0.0      # Σ den
+    num2: float = 0.0     # Σ num²
+    den2: float = 0.0     # Σ den²
+    numden: float = 0.0   # Σ num·den
+
+    def __sub__(self, other: Sufficient) -> Sufficient:
+        return Sufficient(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    @classmethod
+    def of(cls, num: np.ndarray, den: np.ndarray, members: int | None = None) -> Sufficient:
+        """From per-entity arrays (used by tests and bootstraps; the engine computes the same)."""
+        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+        return cls(members if members is not None else len(num), len(num), float(num.sum()), float(den.sum()),
+                   float((num * num).sum()), float((den * den).sum()), float((num * den).sum()))
+
+
+@dataclass(frozen=True)
+class Result:
+    """A group compared with its baseline on one metric."""
+
+    value: float | None
+    baseline: float | None
+    diff: float | None = None
+    rel_diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    test: str = ""
+    note: str = ""
+
+
+def value_of(kind: str, group: Sufficient) -> tuple[float | None, str]:
+    """The metric's value for a group, or None with the reason."""
+    if group.n == 0:
+        return None, "no member has a value"
+    if kind == "sum":
+        return group.num, ""
+    if kind == "mean":
+        return group.num / group.n, ""
+    if group.den == 0:
+        reason = "denominator is zero" if kind != "ratio" else "undefined: the denominator is zero"
+        return None, reason
+    return group.num / group.den, ""
+
+
+def compare(kind: str, group: Sufficient, baseline: Sufficient) -> Result:
+    """Compare `group` with `baseline` using the test that fits `kind`."""
+    value, note = value_of(kind, group)
+    base, base_note = value_of(kind, baseline)
+    if value is None or base is None:
+        return Result(value, base, note=note or f"baseline: {base_note}")
+    diff = value - base
+    rel = diff / base if base else None
+    if kind == "sum":
+        return Result(value, base, diff, rel, test="none (descriptive)")
+    tester = {"proportion": _proportion, "mean": _mean, "ratio": _ratio, "rate": _rate}[kind]
+    low, high, p_value, test, note = tester(group, baseline)
+    return Result(value, base, diff, rel, low, high, p_value, test, note)
+
+
+Outcome = tuple[float | None, float | None, float | None, str, str]
+
+
+def _proportion(group: Sufficient, baseline: Sufficient) -> Outcome:
+    x1, n1, x0, n0 = group.num, group.den, baseline.num, baseline.den
+    if not (_is_count(x1) and _is_count(x0) and x1 <= n1 and x0 <= n0 and group.num2 == group.num):
+        raise ValueError("a proportion's numerator and denominator must be 0/1 per entity, numerator ≤ denominator")
+    low, high = confint_proportions_2indep(x1, n1, x0, n0, method="newcombe", compare="diff",
+                                           alpha=1 - CONFIDENCE)
+    table = np.array([[x1, n1 - x1], [x0, n0 - x0]])
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    if (expected < 5).any():
+        p_value = float(scipy_stats.fisher_exact(table).pvalue)
+        return float(low), float(high), p_value, "Fisher's exact test", ""
+    _, p_value = proportions_ztest([x1, x0], [n1, n0])
+    return float(low), float(high), _finite(p_value), "two-proportion z-test", ""
+
+
+def _is_count(value: float) -> bool:
+    return float(value).is_integer()
+
+
+def _variance(total: float, squares: float, n: int) -> float:
+    mean = total / n
+    return max((squares - n * mean * mean) / (n - 1), 0.0)
+
+
+def _mean(group: Sufficient, baseline: Sufficient) -> Outcome:
+    n1, n0 = group.n, baseline.n
+    if n1 < 2 or n0 < 2:
+        return None, None, None, "Welch's t-test", "too few values for a t-test (need 2 per group)"
+    m1, m0 = group.num / n1, baseline.num / n0
+    v1, v0 = _variance(group.num, group.num2, n1), _variance(baseline.num, baseline.num2, n0)
+    se2 = v1 / n1 + v0 / n0
+    if se2 == 0:
+        return m1 - m0, m1 - m0, (1.0 if m1 == m0 else 0.0), "Welch's t-test", "no variance in either group"
+    result = scipy_stats.ttest_ind_from_stats(m1, math.sqrt(v1), n1, m0, math.sqrt(v0), n0, equal_var=False)
+    df = se2 ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v0 / n0) ** 2 / (n0 - 1))
+    margin = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, df)) * math.sqrt(se2)
+    return m1 - m0 - margin, m1 - m0 + margin, _finite(result.pvalue), "Welch's t-test", ""
+
+
+def ratio_variance(group: Sufficient) -> float | None:
+    """Delta-method variance of Σa/Σb: (var_a − 2R·cov_ab + R²·var_b) / (n · mean_b²)."""
+    n = group.n
+    if n < 2 or group.den == 0:
+        return None
+    ratio = group.num / group.den
+    mean_a, mean_b = group.num / n, group.den / n
+    var_a = _variance(group.num, group.num2, n)
+    var_b = _variance(group.den, group.den2, n)
+    cov = (group.numden - n * mean_a * mean_b) / (n - 1)
+    return max((var_a - 2 * ratio * cov + ratio * ratio * var_b) / (n * mean_b * mean_b), 0.0)
+
+
+def _ratio(group: Sufficient, baseline: Sufficient) -> Outcome:
+    v1, v0 = ratio_variance(group), ratio_variance(baseline)
+    if v1 is None or v0 is None:
+        return None, None, None, "delta method (z)", "too few values for the delta method (need 2 per group)"
+    diff = group.num / group.den - baseline.num / baseline.den
+    se = math.sqrt(v1 + v0)
+    if se == 0:
+        return diff, diff, (1.0 if diff == 0 else 0.0), "delta method (z)", "no variance in either group"
+    z = float(scipy_stats.norm.ppf((1 + CONFIDENCE) / 2))
+    p_value = float(2 * scipy_stats.norm.sf(abs(diff) / se))
+    return diff - z * se, diff + z * se, p_value, "delta method (z)", ""
+
+
+def _rate(group: Sufficient, baseline: Sufficient) -> Outcome:
+    if not (_is_count(group.num) and _is_count(baseline.num)):
+        raise ValueError("a rate's numerator must count events (whole numbers)")
+    test = test_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score", compare="diff")
+    low, high = confint_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score",
+                                       compare="diff", alpha=1 - CONFIDENCE)
+    return float(low), float(high), _finite(test.pvalue), "Poisson score test", ""
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def benjamini_hochberg(p_values: list[float | None], alpha: float = 0.05) -> list[bool | None]:
+    """Which p-values stay significant after Benjamini–Hochberg (None where there is no test)."""
+    present = [p for p in p_values if p is not None]
+    if not present:
+        return [None for _ in p_values]
+    rejected = iter(multipletests(present, alpha=alpha, method="fdr_bh")[0])
+    return [None if p is None else bool(next(rejected)) for p in p_values]
