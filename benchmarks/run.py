@@ -56,9 +56,8 @@ def overhead(project: Project, repeat: int) -> list[tuple[str, int, float, float
 
 
 def show_memory(members: int) -> tuple[int, int]:
-    """Peak RSS (MB) of `segsql show many --limit 20` on a segment with `members` members, and of
-    a process that only opens the same database read-only (DuckDB's own cost of opening a file
-    right after it was written varies from 60 to 670 MB here, whatever is read afterwards)."""
+    """Peak RSS (MB) of a process that only opens the database read-only, and of
+    `segsql show many --limit 20` on a segment with `members` members."""
     root = WORK / f"show-{members}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "segments_sql").mkdir(parents=True)
@@ -80,9 +79,11 @@ def show_memory(members: int) -> tuple[int, int]:
 
 
 def _peak(body: str) -> int:
-    """Peak RSS in MB, measured inside a fresh interpreter (a forked child would count ours)."""
-    probe = "import resource, sys\n" + body + \
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    """Peak RSS in MB of a fresh interpreter: VmHWM, because ru_maxrss survives exec and would
+    report the peak of this (forking) benchmark process."""
+    probe = "import sys\n" + body + (
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(hwm, file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     return int(done.stderr.strip().splitlines()[-1]) // 1024
 

@@ -129,9 +129,9 @@ class Compiler:
         try:
             rendered = render(template, text, state, {"as_of": self.as_of})
         except SegsqlError as error:
-            raise TemplateError(f"{label.split(':')[-1]}: {error.message}", where, error.hint) from None
+            raise TemplateError(f"{label.rsplit(':', maxsplit=1)[-1]}: {error.message}", where, error.hint) from None
         if state.refs:
-            raise TemplateError(f"{label.split(':')[-1]}: ref() is not allowed here", where)
+            raise TemplateError(f"{label.rsplit(':', maxsplit=1)[-1]}: ref() is not allowed here", where)
         return rendered.sql
 
     def segment_entity(self, name: str, call: CallSite) -> str:

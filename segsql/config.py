@@ -124,6 +124,18 @@ class SegmentConfig(Strict):
         return tags
 
 
+class SegmentValidation(Strict):
+    """Thresholds for `segsql validate-segments` (the field's criteria for a good segment)."""
+
+    min_size: int = Field(default=30, ge=0)
+    min_share: float = Field(default=0.005, ge=0, le=1)
+    target_metrics: list[str] = Field(default_factory=list)
+    min_measured_share: float = Field(default=0.8, ge=0, le=1)
+    reachable: dict[str, str] = Field(default_factory=dict, description="entity -> proportion metric")
+    min_reachable_share: float = Field(default=0.5, ge=0, le=1)
+    max_size_change: float = Field(default=0.3, ge=0)
+
+
 class ProjectConfig(Strict):
     """The whole of segsql.yml."""
 
@@ -133,6 +145,7 @@ class ProjectConfig(Strict):
     sources: dict[str, Source] = Field(default_factory=dict)
     entities: dict[str, Entity] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
+    segment_validation: SegmentValidation = Field(default_factory=SegmentValidation)
 
 
 def load_project_config(root: Path) -> ProjectConfig:

@@ -1,8 +1,9 @@
 """Metrics: per-entity numerator/denominator queries declared in metrics.yml.
 
 Every metric reduces to one row per entity with a numerator `num` and a denominator `den`; an
-entity with no row, or with `den` NULL or 0, is not measured. The kind fixes how segments are
-compared (segsql.stats):
+entity with no row, or with `num` or `den` NULL, is not measured (a metric leaves entities out
+with `NULLIF(..., 0)` or a CASE without ELSE, e.g. NRR over accounts active at the start).
+The kind fixes how segments are compared (segsql.stats):
 
   proportion  num and den are 0/1 (den = 1: eligible; num = 1: has the property)  -> Σnum/Σden
   mean        den = 1 (default); the value is num                                -> mean of num
@@ -106,11 +107,13 @@ def _check(project: Project, name: str, spec: MetricSpec, located: LocatedYaml,
     if name in known:
         raise ConfigError(f"metric `{name}` is defined twice (also at {known[name].location})", where)
     if spec.entity not in project.config.entities:
-        raise ConfigError(f"metric `{name}`: unknown entity `{spec.entity}`",
-                          located.locate(("metrics", name, "entity")), did_you_mean(spec.entity, project.config.entities))
+        where = located.locate(("metrics", name, "entity"))
+        raise ConfigError(f"metric `{name}`: unknown entity `{spec.entity}`", where,
+                          did_you_mean(spec.entity, project.config.entities))
     if spec.source not in project.config.sources:
-        raise ConfigError(f"metric `{name}`: unknown source `{spec.source}`",
-                          located.locate(("metrics", name, "source")), did_you_mean(spec.source, project.config.sources))
+        where = located.locate(("metrics", name, "source"))
+        raise ConfigError(f"metric `{name}`: unknown source `{spec.source}`", where,
+                          did_you_mean(spec.source, project.config.sources))
     if spec.kind == "proportion" and spec.denominator is None:
         spec_where = located.locate(("metrics", name, "kind"))
         raise ConfigError(f"metric `{name}`: a proportion needs a 0/1 `denominator` saying who is eligible",

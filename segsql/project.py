@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from segsql.compare import Comparison, Priority
     from segsql.compiler import CompiledSegment, Compiler
     from segsql.engines.base import Engine
     from segsql.metrics import Metric
@@ -273,6 +274,38 @@ class Project:
         if not isinstance(engine, DuckDBEngine):
             raise UsageError("members_relation() needs a DuckDB project", None, "use members_arrow()")
         return engine.relation(results.members_query(self, engine, name))
+
+    def compare(self, segments: list[str], metrics: list[str], baseline: str = "rest",
+                costs: dict[str, float] | None = None, roi_metric: str | None = None) -> Comparison:
+        """Each segment against `baseline` ('rest', 'all' or a segment) on every metric: value,
+        difference, 95% CI, p-value and a Benjamini–Hochberg flag (one engine query)."""
+        from segsql.compare import compare
+
+        return compare(self, segments, metrics, baseline, costs, roi_metric)
+
+    def overlap(self, segments: list[str]) -> pd.DataFrame:
+        """Pairwise shared members and Jaccard index (one engine query)."""
+        from segsql.compare import overlap
+
+        return overlap(self, segments)
+
+    def waterfall(self, name: str) -> pd.DataFrame:
+        """Members left after each top-level AND condition of the segment's WHERE."""
+        from segsql.compare import waterfall
+
+        return waterfall(self, name)
+
+    def prioritize(self, ordered: list[str], suppress: str | None = None) -> Priority:
+        """Mutually exclusive assignment to the first listed segment; `suppress` removes members."""
+        from segsql.compare import prioritize
+
+        return prioritize(self, ordered, suppress)
+
+    def segment_report(self, segments: list[str] | None = None) -> pd.DataFrame:
+        """Pass/warn/fail per segment on substantial, distinct, measurable, accessible, stable."""
+        from segsql.report import segment_report
+
+        return segment_report(self, self.select(segments))
 
     def size(self, name: str) -> int:
         """How many members `name` had in its last successful run."""

@@ -37,6 +37,9 @@ def create_project(directory: Path, force: bool = False) -> list[Path]:
     written = [directory / STARTER_CONFIG]
     config_text = resources.files("segsql").joinpath("starter", STARTER_CONFIG).read_text(encoding="utf-8")
     (directory / STARTER_CONFIG).write_text(config_text, encoding="utf-8")
+    metrics_text = resources.files("segsql").joinpath("starter", "metrics.yml").read_text(encoding="utf-8")
+    (directory / "metrics.yml").write_text(metrics_text, encoding="utf-8")
+    written.append(directory / "metrics.yml")
     library = starter_segments_dir()
     for path in sorted(library.rglob("*")):
         if path.is_file() and path.suffix in (".sql", ".yml") and "__pycache__" not in path.parts:

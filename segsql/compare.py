@@ -1,0 +1,311 @@
+"""Compare segments on metrics, overlap, size waterfall and priority lists.
+
+Every function sends one query to the engine: member keys come from each segment's typed result
+table, metric values from the metrics' per-entity queries, and only aggregates come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlglot import exp
+
+from segsql import metrics as metrics_module
+from segsql import stats
+from segsql.errors import SegsqlError, UsageError
+
+if TYPE_CHECKING:
+    from segsql.engines.base import Engine
+    from segsql.metrics import Metric
+    from segsql.project import Project
+
+ALL = "__all__"
+STAT_FIELDS = ("n", "num", "den", "num2", "den2", "numden")
+
+
+@dataclass
+class Comparison:
+    """One table per metric: each segment against its baseline, with CI, p-value and BH flag."""
+
+    baseline: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    roi: pd.DataFrame | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """All metrics in one long table."""
+        frames = [table.assign(metric=name) for name, table in self.tables.items()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _entity(project: Project, segments: list[str]) -> str:
+    entities = {project.compiled(name).entity for name in segments}
+    if len(entities) != 1:
+        raise UsageError(f"segments mix entities ({', '.join(sorted(entities))})", None,
+                         "compare segments of one entity; roll users up to accounts with rollup()")
+    return entities.pop()
+
+
+def _groups(project: Project, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
+    """(grp, key) rows: every selected segment's members and, optionally, the population."""
+    from segsql.builtins import table_for_source
+    from segsql.results import _result_table
+
+    key = project.config.entities[entity].key
+    parts: list[exp.Query] = [
+        exp.select(exp.Literal.string(name).as_("grp"), exp.column(key).as_("key"))
+        .from_(_result_table(project, engine, name)) for name in segments]
+    if with_all:
+        declared = project.config.entities[entity]
+        if declared.source is None:
+            raise UsageError(f"entity `{entity}` has no population source, so there is no `rest` or `all`",
+                             None, "compare against a segment: baseline='<segment>'")
+        source = project.config.sources[declared.source]
+        population = exp.select(exp.column(key)).distinct().from_(
+            table_for_source(declared.source, source.table, project.config.dialect))
+        parts.append(exp.select(exp.Literal.string(ALL).as_("grp"), exp.column(key).as_("key"))
+                     .from_(population.subquery("population")))
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    return union
+
+
+def compare(project: Project, segments: list[str], metric_names: list[str], baseline: str = "rest",
+            costs: dict[str, float] | None = None, roi_metric: str | None = None) -> Comparison:
+    """Compare each segment with `baseline` ('rest', 'all' or a segment) on every metric."""
+    if not segments:
+        raise UsageError("name at least one segment to compare", None, "e.g. compare(['power_users'], ...)")
+    wanted = [*metric_names, *([roi_metric] if roi_metric else [])]
+    chosen = metrics_module.resolve(project, list(dict.fromkeys(wanted)))
+    targets = list(dict.fromkeys(segments))
+    if baseline not in ("rest", "all") and baseline not in targets:
+        project.segment(baseline)
+    names = list(dict.fromkeys([*targets, *([baseline] if baseline not in ("rest", "all") else [])]))
+    entity = _entity(project, names)
+    for metric in chosen:
+        if metric.entity != entity:
+            raise UsageError(f"metric `{metric.name}` is about {metric.entity}s, the segments are {entity}s", None,
+                             "pick metrics of the segments' entity")
+    with project.engine() as engine:
+        engine.prepare_sources()
+        sufficient = _sufficient(project, engine, names, entity, chosen, baseline in ("rest", "all"))
+    comparison = Comparison(baseline=baseline)
+    for metric in chosen:
+        if metric.name in metric_names:
+            comparison.tables[metric.name] = _table(metric, targets, baseline, sufficient)
+    _flag_significance(comparison)
+    if costs:
+        comparison.roi = _roi(project, targets, costs, roi_metric, sufficient)
+    return comparison
+
+
+def _sufficient(project: Project, engine: Engine, names: list[str], entity: str, chosen: list[Metric],
+                with_all: bool) -> dict[str, dict[str, stats.Sufficient]]:
+    """One query: group sizes and per-metric sums for every group; returns grp -> metric -> sums."""
+    groups = _groups(project, engine, names, entity, with_all)
+    query = exp.select(exp.column("grp", "g"), exp.func("count", exp.Star()).as_("members")).from_(
+        groups.subquery("g")).group_by(exp.column("grp", "g"))
+    for index, metric in enumerate(chosen):
+        alias = f"m{index}"
+        values = metrics_module.entity_query(project, metric)
+        measured = exp.select("*").from_(values.subquery("v")).where(exp.and_(
+            exp.column("den").is_(exp.null()).not_(), exp.column("num").is_(exp.null()).not_()))
+        query = query.join(measured.subquery(alias), on=exp.column("key", alias).eq(exp.column("key", "g")),
+                           join_type="left")
+        num, den = exp.column("num", alias), exp.column("den", alias)
+        sums = {"num": num, "den": den, "num2": num * num.copy(), "den2": den * den.copy(), "numden": num * den.copy()}
+        query = query.select(exp.func("count", den.copy()).as_(f"{alias}_n"), append=True)
+        query = query.select(*[exp.func("sum", value.copy()).as_(f"{alias}_{label}") for label, value in sums.items()],
+                             append=True)
+    result: dict[str, dict[str, stats.Sufficient]] = {}
+    for row in engine.fetchall(query):
+        grp, members = row[0], int(row[1])
+        result[grp] = {}
+        for index, metric in enumerate(chosen):
+            cells = row[2 + index * 6: 8 + index * 6]
+            result[grp][metric.name] = stats.Sufficient(members, int(cells[0] or 0),
+                                                        *(float(v or 0.0) for v in cells[1:]))
+    for name in names:  # an empty segment has no rows in the groups
+        result.setdefault(name, {m.name: stats.Sufficient() for m in chosen})
+    return result
+
+
+Sums = dict[str, dict[str, stats.Sufficient]]
+
+
+def _baseline(name: str, metric: str, baseline: str, sufficient: Sums) -> stats.Sufficient:
+    if baseline == "all":
+        return sufficient[ALL][metric]
+    if baseline == "rest":
+        return sufficient[ALL][metric] - sufficient[name][metric]
+    return sufficient[baseline][metric]
+
+
+def _table(metric: Metric, targets: list[str], baseline: str,
+           sufficient: dict[str, dict[str, stats.Sufficient]]) -> pd.DataFrame:
+    rows = []
+    for name in targets:
+        group = sufficient[name][metric.name]
+        base = _baseline(name, metric.name, baseline, sufficient)
+        if name == baseline:
+            continue
+        try:
+            result = stats.compare(metric.kind, group, base)
+        except ValueError as error:
+            raise SegsqlError(f"metric `{metric.name}`: {error}", metric.location) from None
+        note = result.note or ("baseline is empty" if base.members == 0 else "")
+        rows.append({
+            "segment": name, "members": group.members, "measured": group.n, "value": result.value,
+            "baseline": result.baseline, "baseline_members": base.members, "diff": result.diff,
+            "rel_diff": result.rel_diff, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "p_value": result.p_value, "test": result.test, "significant": None, "note": note,
+            "denominator_total": group.den,
+        })
+    return pd.DataFrame(rows, columns=["segment", "members", "measured", "value", "baseline", "baseline_members",
+                                       "diff", "rel_diff", "ci_low", "ci_high", "p_value", "test", "significant",
+                                       "note", "denominator_total"])
+
+
+def _flag_significance(comparison: Comparison) -> None:
+    """Benjamini–Hochberg across every p-value of the call."""
+    cells = [(name, index) for name, table in comparison.tables.items() for index in table.index]
+    p_values = [comparison.tables[name].at[index, "p_value"] for name, index in cells]
+    flags = stats.benjamini_hochberg([None if pd.isna(p) else float(p) for p in p_values])
+    for (name, index), flag in zip(cells, flags, strict=True):
+        comparison.tables[name].at[index, "significant"] = flag
+
+
+def _roi(project: Project, targets: list[str], costs: dict[str, float], roi_metric: str | None,
+         sufficient: dict[str, dict[str, stats.Sufficient]]) -> pd.DataFrame:
+    """ROI = (attributed revenue − cost) ÷ cost, revenue = the sum metric over the segment's members."""
+    if roi_metric is None:
+        raise UsageError("ROI needs a revenue metric", None, "pass roi_metric='expansion_arr' (a sum metric)")
+    metric = project.metrics[roi_metric]
+    if metric.kind != "sum":
+        raise UsageError(f"ROI revenue metric `{roi_metric}` must be a sum metric, not {metric.kind}", None)
+    rows = []
+    for name, cost in costs.items():
+        if name not in targets:
+            raise UsageError(f"cost given for `{name}`, which is not compared", None, f"compare {name} too")
+        if cost <= 0:
+            raise UsageError(f"cost for `{name}` must be positive, got {cost}", None)
+        revenue = sufficient[name][roi_metric].num
+        rows.append({"segment": name, "revenue": revenue, "cost": cost, "roi": (revenue - cost) / cost})
+    return pd.DataFrame(rows)
+
+
+def overlap(project: Project, segments: list[str]) -> pd.DataFrame:
+    """Pairwise shared members and Jaccard index, in one query."""
+    if len(segments) < 2:
+        raise UsageError("overlap needs at least two segments", None)
+    entity = _entity(project, segments)
+    with project.engine() as engine:
+        groups = _groups(project, engine, segments, entity, with_all=False).subquery("a")
+        other = _groups(project, engine, segments, entity, with_all=False).subquery("b")
+        query = (exp.select(exp.column("grp", "a").as_("left"), exp.column("grp", "b").as_("right"),
+                            exp.func("count", exp.Star()).as_("shared"))
+                 .from_(groups).join(other, on=exp.column("key", "a").eq(exp.column("key", "b")))
+                 .group_by(exp.column("grp", "a"), exp.column("grp", "b")))
+        shared = {(left, right): int(count) for left, right, count in engine.fetchall(query)}
+    sizes = {name: shared.get((name, name), 0) for name in segments}
+    rows = []
+    for left in segments:
+        for right in segments:
+            both = shared.get((left, right), 0)
+            union = sizes[left] + sizes[right] - both
+            rows.append({"left": left, "right": right, "left_size": sizes[left], "right_size": sizes[right],
+                         "shared": both, "jaccard": both / union if union else None})
+    return pd.DataFrame(rows)
+
+
+def waterfall(project: Project, name: str) -> pd.DataFrame:
+    """Members left after each top-level AND condition of the segment's WHERE, in order."""
+    compiled = project.compiled(name)
+    key = project.config.entities[compiled.entity].key
+    tree = project.compiler.tree(name)
+    if not isinstance(tree, exp.Select) or tree.args.get("where") is None:
+        raise UsageError(f"segment `{name}` has no WHERE clause on its outer SELECT", None,
+                         "a waterfall splits the WHERE's top-level AND conditions")
+    conditions = list(tree.args["where"].this.flatten()) if isinstance(tree.args["where"].this, exp.And) \
+        else [tree.args["where"].this]
+    key_expression = _key_expression(tree, key)
+    base = tree.copy()
+    for clause in ("where", "group", "having", "order", "limit", "offset", "qualify", "distinct"):
+        base.set(clause, None)
+    steps: list[exp.Expr] = [exp.Count(this=exp.Distinct(expressions=[key_expression.copy()]))]
+    cumulative: exp.Expr | None = None
+    for condition in conditions:
+        cumulative = condition.copy() if cumulative is None else exp.and_(cumulative, condition.copy())
+        steps.append(exp.Count(this=exp.Distinct(expressions=[
+            exp.Case(ifs=[exp.If(this=cumulative.copy(), true=key_expression.copy())])])))
+    base.set("expressions", [step.as_(f"step{index}") for index, step in enumerate(steps)])
+    dialect = project.config.dialect
+    with project.engine() as engine:
+        engine.prepare_sources()
+        counts = [int(c) for c in engine.fetchall(base)[0]]
+    labels = ["all rows of FROM/JOIN"] + [c.sql(dialect=dialect) for c in conditions]
+    rows = [{"step": index, "condition": label, "remaining": count,
+             "removed": (counts[index - 1] - count) if index else 0}
+            for index, (label, count) in enumerate(zip(labels, counts, strict=True))]
+    if tree.args.get("having") is not None or tree.args.get("group") is not None:
+        rows.append({"step": len(rows), "condition": "GROUP BY / HAVING (final)",
+                     "remaining": project.size(name), "removed": counts[-1] - project.size(name)})
+    return pd.DataFrame(rows)
+
+
+def _key_expression(tree: exp.Select, key: str) -> exp.Expr:
+    for projection in tree.expressions:
+        if projection.alias_or_name.lower() == key.lower():
+            found: exp.Expr = projection.this if isinstance(projection, exp.Alias) else projection
+            return found
+    raise UsageError(f"cannot find the entity key `{key}` among the outer SELECT's columns", None)
+
+
+@dataclass
+class Priority:
+    """Mutually exclusive assignment: each entity to the first listed segment it is in."""
+
+    counts: pd.DataFrame
+    query: exp.Select
+    suppressed: int
+
+
+def prioritize(project: Project, ordered: list[str], suppress: str | None = None) -> Priority:
+    """Assign every member of `ordered` to its first segment; members of `suppress` to none."""
+    if not ordered:
+        raise UsageError("give at least one segment in priority order", None)
+    entity = _entity(project, [*ordered, *([suppress] if suppress else [])])
+    with project.engine() as engine:
+        from segsql.results import _result_table
+
+        key = project.config.entities[entity].key
+        parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.number(rank).as_("priority"),
+                            exp.column(key).as_("key")).from_(_result_table(project, engine, name))
+                 for rank, name in enumerate(ordered)]
+        union: exp.Query = parts[0]
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=False)
+        rank = exp.Window(this=exp.func("row_number"), partition_by=[exp.column("key")],
+                          order=exp.Order(expressions=[exp.Ordered(this=exp.column("priority"))]))
+        ranked = exp.select("segment", "key", rank.as_("rank_in_key")).from_(union.subquery("u"))
+        excluded: exp.Expr = exp.Literal.number(0)
+        if suppress:
+            table = _result_table(project, engine, suppress)
+            ranked = ranked.where(exp.column("key").isin(query=exp.select(exp.column(key)).from_(table)).not_())
+            excluded = exp.select(exp.func("count", exp.Star())).from_(union.subquery("s")).where(
+                exp.column("key").isin(query=exp.select(exp.column(key)).from_(table.copy()))).subquery()
+        assigned = exp.select("segment", "key").from_(ranked.subquery("r")).where(exp.column("rank_in_key").eq(1))
+        counts_query = exp.select("segment", exp.func("count", exp.Star()).as_("assigned"),
+                                  excluded.as_("suppressed_rows")).from_(assigned.subquery("a")).group_by("segment")
+        rows = engine.fetchall(counts_query)
+    assigned_counts = {segment: int(count) for segment, count, _ in rows}
+    suppressed = int(rows[0][2]) if rows else 0
+    counts = pd.DataFrame([{"priority": rank, "segment": name, "assigned": assigned_counts.get(name, 0)}
+                           for rank, name in enumerate(ordered)])
+    return Priority(counts=counts, query=assigned, suppressed=suppressed)
+
+
+def metric_docs(project: Project) -> list[dict[str, Any]]:
+    return [metrics_module.describe(m) for m in project.metrics.values()]
