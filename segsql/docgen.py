@@ -63,7 +63,36 @@ def _signature(function: object) -> str:
     return f"({', '.join(parts)})"
 
 
-GENERATED = {"cli.md": cli_reference, "templating.md": templating_reference}
+def metrics_reference() -> str:
+    """The starter KPIs: definition, kind, period and formula, from segsql/starter/metrics.yml."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("segsql").joinpath("starter", "metrics.yml").read_text(encoding="utf-8")
+    metrics = yaml.safe_load(text)["metrics"]
+    lines = [
+        "# Starter metrics", "",
+        "Generated from `segsql/starter/metrics.yml` by `make docs`; do not edit.", "",
+        "Each metric is one row per entity with a numerator and a denominator, summed per segment in",
+        "the engine. Periods end at `as_of`: `month_start(0)` is the month of `as_of`, `month_start(1)`",
+        "the month before. How each kind is compared (tests, confidence intervals) is described in",
+        "`segsql/stats.py`: proportion → z-test or Fisher's exact test; mean → Welch's t-test; ratio →",
+        "delta method; rate → Poisson score test; sum → descriptive. Multiple comparisons are",
+        "controlled with Benjamini–Hochberg.", "",
+    ]
+    for name, spec in metrics.items():
+        description = " ".join(spec.get("description", "").split())
+        lines += [f"## `{name}` ({spec['entity']}, {spec['kind']})", "", description, "",
+                  f"- period: {spec.get('period', '')}", f"- source: `{spec['source']}`"]
+        if spec.get("where"):
+            lines.append(f"- rows: `{' '.join(spec['where'].split())}`")
+        lines += [f"- numerator per entity: `{' '.join(spec['numerator'].split())}`",
+                  f"- denominator per entity: `{' '.join(str(spec.get('denominator', '1')).split())}`", ""]
+    return "\n".join(lines)
+
+
+GENERATED = {"cli.md": cli_reference, "templating.md": templating_reference, "metrics.md": metrics_reference}
 
 
 def main() -> None:
