@@ -118,10 +118,13 @@ def main() -> None:
     project.run(select=names)
     database = str(project_dir / "data" / "demo.duckdb")
     connection = duckdb.connect(database, read_only=True)
-    result = {"a": [], "b": [], "c": [], "d": []}
+    result: dict[str, list[float]] = {"a": [], "a_warm": [], "b": [], "c": [], "d": []}
+    warm = Project.load(project_dir, as_of=AS_OF)
+    warm.compare(names, METRICS)
     for _ in range(args.repeat):
-        fresh = Project.load(project_dir, as_of=AS_OF)  # includes rendering and validating the metrics
+        fresh = Project.load(project_dir, as_of=AS_OF)  # includes loading and rendering the metrics
         result["a"].append(timed(lambda p=fresh: p.compare(names, METRICS)))
+        result["a_warm"].append(timed(lambda: warm.compare(names, METRICS)))
         result["b"].append(timed(lambda: connection.execute(floor_query(names)).fetchall()))
         result["c"].append(timed(lambda: [connection.execute(q).fetchall() for q in naive_queries(names)]))
         result["d"].append(timed(lambda: connection.execute(
@@ -131,11 +134,13 @@ def main() -> None:
     print(f"machine: {platform.node()} {platform.machine()}, Python {platform.python_version()}, duckdb {duckdb.__version__}")
     print(f"demo scale {args.scale:g}: {stats.accounts:,} accounts, {stats.events:,} events; "
           f"20 segments × {len(METRICS)} metrics; median of {args.repeat}")
-    labels = {"a": "segsql compare", "b": "floor: one hand-written query", "c": "naive: one query per segment",
+    labels = {"a": "segsql compare, fresh Project", "a_warm": "segsql compare, reused Project",
+              "b": "floor: one hand-written query", "c": "naive: one query per segment",
               "d": "one plain scan (distinct users)"}
     for key, label in labels.items():
         print(f"  ({key}) {label:34} {median[key]:7.3f} s  ({median[key] / median['d']:.1f}× d)")
-    print(f"  (a)/(b) = {median['a'] / median['b']:.2f} (target ≤ 1.2); (c)/(a) = {median['c'] / median['a']:.1f} (target ≥ 2)")
+    print(f"  (a)/(b) = {median['a'] / median['b']:.2f} fresh, {median['a_warm'] / median['b']:.2f} reused (target ≤ 1.2); "
+          f"(c)/(a) = {median['c'] / median['a']:.1f} (target ≥ 2)")
 
 
 if __name__ == "__main__":

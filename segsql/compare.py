@@ -40,7 +40,8 @@ class Comparison:
 
 
 def _entity(project: Project, segments: list[str]) -> str:
-    entities = {project.compiled(name).entity for name in segments}
+    """The one entity of `segments`, from their config() (they have run, so they validated)."""
+    entities = {project.entity_of(name) for name in segments}
     if len(entities) != 1:
         raise UsageError(f"segments mix entities ({', '.join(sorted(entities))})", None,
                          "compare segments of one entity; roll users up to accounts with rollup()")
@@ -50,12 +51,13 @@ def _entity(project: Project, segments: list[str]) -> str:
 def _groups(project: Project, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
     """(grp, key) rows: every selected segment's members and, optionally, the population."""
     from segsql.builtins import table_for_source
-    from segsql.results import _result_table
+    from segsql.results import result_tables
 
     key = project.config.entities[entity].key
+    tables = result_tables(project, engine, segments)
     parts: list[exp.Query] = [
-        exp.select(exp.Literal.string(name).as_("grp"), exp.column(key).as_("key"))
-        .from_(_result_table(project, engine, name)) for name in segments]
+        exp.select(exp.Literal.string(name).as_("grp"), exp.column(key).as_("key")).from_(tables[name], copy=False)
+        for name in segments]
     if with_all:
         declared = project.config.entities[entity]
         if declared.source is None:
@@ -68,7 +70,7 @@ def _groups(project: Project, engine: Engine, segments: list[str], entity: str, 
                      .from_(population.subquery("population")))
     union: exp.Query = parts[0]
     for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
+        union = exp.union(union, part, distinct=False, copy=False)
     return union
 
 
@@ -113,12 +115,12 @@ def _sufficient(project: Project, engine: Engine, names: list[str], entity: str,
         measured = exp.select("*").from_(values.subquery("v")).where(exp.and_(
             exp.column("den").is_(exp.null()).not_(), exp.column("num").is_(exp.null()).not_()))
         query = query.join(measured.subquery(alias), on=exp.column("key", alias).eq(exp.column("key", "g")),
-                           join_type="left")
+                           join_type="left", copy=False)
         num, den = exp.column("num", alias), exp.column("den", alias)
         sums = {"num": num, "den": den, "num2": num * num.copy(), "den2": den * den.copy(), "numden": num * den.copy()}
-        query = query.select(exp.func("count", den.copy()).as_(f"{alias}_n"), append=True)
+        query = query.select(exp.func("count", den.copy()).as_(f"{alias}_n"), append=True, copy=False)
         query = query.select(*[exp.func("sum", value.copy()).as_(f"{alias}_{label}") for label, value in sums.items()],
-                             append=True)
+                             append=True, copy=False)
     result: dict[str, dict[str, stats.Sufficient]] = {}
     for row in engine.fetchall(query):
         grp, members = row[0], int(row[1])

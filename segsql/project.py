@@ -187,6 +187,13 @@ class Project:
         self.segment(name)
         return self.compiler.compiled(name)
 
+    def entity_of(self, name: str) -> str:
+        """The entity a segment declares in config(), without parsing and validating its SQL."""
+        self.segment(name)
+        config = self.compiler.rendered(name).state.config
+        assert config is not None
+        return str(config["entity"])
+
     def validate(self, select: list[str] | None = None) -> list[SegsqlError]:
         """Every error of the selected segments (all by default), one per broken segment."""
         errors = list(self.problems)

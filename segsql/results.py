@@ -24,6 +24,19 @@ def _result_table(project: Project, engine: Engine, name: str) -> exp.Table:
     return table
 
 
+def result_tables(project: Project, engine: Engine, names: list[str]) -> dict[str, exp.Table]:
+    """The result tables of several segments, checked with one catalog query."""
+    for name in names:
+        project.segment(name)
+    tables = {name: storage.segment_table(name) for name in names}
+    existing = engine.existing_tables(list(tables.values()))
+    missing = [name for name, table in tables.items() if table.name not in existing]
+    if missing:
+        raise UsageError(f"segment `{missing[0]}` has no results yet", None,
+                         f"run `segsql run --select {' '.join(missing)}` first")
+    return tables
+
+
 def _key(project: Project, name: str) -> str:
     return project.config.entities[project.compiled(name).entity].key
 

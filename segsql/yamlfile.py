@@ -14,6 +14,7 @@ import yaml
 from segsql.errors import ConfigError, Location
 
 KeyPath = tuple[str | int, ...]
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
 
 
 class LocatedYaml:
@@ -36,7 +37,7 @@ class LocatedYaml:
 def load_yaml(text: str, path: str) -> LocatedYaml:
     """Parse YAML text; syntax errors and duplicate keys raise ConfigError with the location."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

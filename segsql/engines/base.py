@@ -80,6 +80,10 @@ class Engine(ABC):
     def table_exists(self, table: exp.Table) -> bool: ...
 
     @abstractmethod
+    def existing_tables(self, tables: list[exp.Table]) -> set[str]:
+        """Names of the given tables (all in one schema) that exist, in one catalog query."""
+
+    @abstractmethod
     def begin(self) -> None: ...
 
     @abstractmethod
