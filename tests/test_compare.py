@@ -54,6 +54,11 @@ metrics:
     kind: sum
     source: revenue
     numerator: "SUM(mrr)"
+  nothing:
+    entity: account
+    kind: mean
+    source: revenue
+    numerator: "MAX(CASE WHEN mrr < 0 THEN mrr END)"
 """
 CFG = "{{ config(entity='account') }}\n"
 SEGMENTS = {
@@ -129,6 +134,13 @@ def test_edge_segments_give_notes_not_nan_surprises(data: tuple[Project, pd.Data
     empty, everyone = table["churned"].set_index("segment").loc["empty"], table["churned"].set_index("segment").loc["everyone"]
     assert empty.members == 0 and empty.note == "no member has a value" and empty.significant is None
     assert everyone.note == "baseline: no member has a value" and everyone.value is not None
+
+
+def test_metric_that_is_null_for_everyone(data: tuple[Project, pd.DataFrame]) -> None:
+    project, _ = data
+    row = project.compare(["big"], ["nothing"]).tables["nothing"].iloc[0]
+    assert row.measured == 0 and pd.isna(row.value) and row.note == "no member has a value"
+    assert row.significant is None and pd.isna(row.p_value)
 
 
 def test_compare_is_one_engine_query(data: tuple[Project, pd.DataFrame], monkeypatch: pytest.MonkeyPatch) -> None:
