@@ -26,3 +26,10 @@ __all__ = [
     "ValidationError",
     "__version__",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """`%load_ext segsql`: register the notebook magics (IPython is imported only here)."""
+    from magics import load_ipython_extension as load
+
+    load(ipython)

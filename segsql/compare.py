@@ -222,8 +222,9 @@ def overlap(project: Project, segments: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def waterfall(project: Project, name: str) -> pd.DataFrame:
-    """Members left after each top-level AND condition of the segment's WHERE, in order."""
+def waterfall(project: Project, name: str, engine: Engine | None = None, size: int | None = None) -> pd.DataFrame:
+    """Members left after each top-level AND condition of the segment's WHERE, in order.
+    `engine` and the final `size` let a preview (not yet run) use its own connection."""
     compiled = project.compiled(name)
     key = project.config.entities[compiled.entity].key
     tree = project.compiler.tree(name)
@@ -244,16 +245,20 @@ def waterfall(project: Project, name: str) -> pd.DataFrame:
             exp.Case(ifs=[exp.If(this=cumulative.copy(), true=key_expression.copy())])])))
     base.set("expressions", [step.as_(f"step{index}") for index, step in enumerate(steps)])
     dialect = project.config.dialect
-    with project.engine() as engine:
-        engine.prepare_sources()
+    if engine is not None:
         counts = [int(c) for c in engine.fetchall(base)[0]]
+    else:
+        with project.engine() as own:
+            own.prepare_sources()
+            counts = [int(c) for c in own.fetchall(base)[0]]
     labels = ["all rows of FROM/JOIN"] + [c.sql(dialect=dialect) for c in conditions]
     rows = [{"step": index, "condition": label, "remaining": count,
              "removed": (counts[index - 1] - count) if index else 0}
             for index, (label, count) in enumerate(zip(labels, counts, strict=True))]
     if tree.args.get("having") is not None or tree.args.get("group") is not None:
+        final = project.size(name) if size is None else size
         rows.append({"step": len(rows), "condition": "GROUP BY / HAVING (final)",
-                     "remaining": project.size(name), "removed": counts[-1] - project.size(name)})
+                     "remaining": final, "removed": counts[-1] - final})
     return pd.DataFrame(rows)
 
 

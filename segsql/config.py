@@ -63,6 +63,7 @@ class Source(Strict):
     format: Literal["csv", "parquet"] | None = None
     columns: dict[str, str] | None = None
     description: str = ""
+    pii: dict[str, str] = Field(default_factory=dict, description="column -> category (email, name, ip, ...)")
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:

@@ -43,6 +43,7 @@ class Segment:
     path: Path
     shown_path: str
     _text: str | None = field(default=None, repr=False)
+    inline: bool = False  # written in a notebook cell, not (yet) a file
 
     def read(self) -> str:
         """The template text; unreadable, non-UTF-8, huge or empty files raise TemplateError."""
@@ -68,6 +69,11 @@ def read_template(path: Path, shown: str) -> str:
         col = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise TemplateError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", Location(shown, line, col),
                             "save the file as UTF-8") from None
+    return check_template(text, shown)
+
+
+def check_template(text: str, shown: str) -> str:
+    """Refuse empty templates and the characters reserved for position markers."""
     if not text.strip():
         raise TemplateError("the file is empty", Location(shown, 1, 1),
                             "a segment is {{ config(entity=...) }} followed by one SELECT")
@@ -109,9 +115,26 @@ class Project:
 
     def with_options(self, *, vars: dict[str, Any] | None = None,
                      as_of: dt.date | str | None = None) -> Project:
-        """The same project with other var/param overrides or `as_of`."""
+        """The same project with other var/param overrides or `as_of` (inline segments kept)."""
         merged = {**self.overrides, **(vars or {})}
-        return Project(self.root, self.config, vars=merged, as_of=as_of or self.as_of)
+        other = Project(self.root, self.config, vars=merged, as_of=as_of or self.as_of)
+        other.segments.update({n: s for n, s in self.segments.items() if s.inline})
+        other._shared_engine = self._shared_engine
+        return other
+
+    def with_segment(self, name: str, text: str, shown_path: str) -> Project:
+        """This project plus (or with a replaced) segment written inline, e.g. a notebook cell.
+        Errors in it are reported at `shown_path` with the text's own lines."""
+        if not NAME_PATTERN.match(name):
+            raise UsageError(f"segment name `{name}` is not a plain identifier", None,
+                             "use letters, digits and _ (not starting with a digit)")
+        other = self.with_options()
+        path = self.root / SEGMENTS_DIR / f"{name}.sql"
+        existing = self.segments.get(name)
+        if existing is not None and not existing.inline:
+            path = existing.path
+        other.segments[name] = Segment(name, path, shown_path, check_template(text, shown_path), inline=True)
+        return other
 
     # -- segment files ---------------------------------------------------------------------
     def _discover(self) -> dict[str, Segment]:
@@ -296,11 +319,11 @@ class Project:
 
         return overlap(self, segments)
 
-    def waterfall(self, name: str) -> pd.DataFrame:
+    def waterfall(self, name: str, engine: Engine | None = None, size: int | None = None) -> pd.DataFrame:
         """Members left after each top-level AND condition of the segment's WHERE."""
         from segsql.compare import waterfall
 
-        return waterfall(self, name)
+        return waterfall(self, name, engine, size)
 
     def prioritize(self, ordered: list[str], suppress: str | None = None) -> Priority:
         """Mutually exclusive assignment to the first listed segment; `suppress` removes members."""

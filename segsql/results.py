@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -94,3 +96,55 @@ def stream_members(project: Project, engine: Engine, name: str,
                    batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
     """Every member in batches, never all in memory."""
     yield from engine.stream(members_query(project, engine, name), batch_size=batch_size)
+
+
+@dataclass
+class Preview:
+    """A segment evaluated into a temporary table of a kept connection, read a page at a time."""
+
+    name: str
+    entity: str
+    key: str
+    size: int
+    population: int | None
+    columns: list[str]
+    sql: str
+    elapsed_ms: float
+    engine: str
+    table: exp.Table
+    pii: dict[str, str]
+
+    @property
+    def share(self) -> float | None:
+        return self.size / self.population if self.population else None
+
+
+def preview(project: Project, engine: Engine, name: str) -> Preview:
+    """Evaluate segment `name` (validated) into a temp table, sorted by key; nothing is fetched."""
+    from segsql.privacy import pii_columns
+
+    compiled = project.compiled(name)
+    key = project.config.entities[compiled.entity].key
+    tree = project.compiler.tree(name)
+    table = exp.Table(this=exp.to_identifier(f"segsql_preview_{name}"))
+    ordered = exp.select("*").from_(tree.subquery("result")).order_by(exp.column(key))
+    started = time.perf_counter()
+    engine.execute(exp.Create(this=table, kind="TABLE", expression=ordered, replace=True,
+                              properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
+    elapsed = (time.perf_counter() - started) * 1000
+    count = int(engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(table.copy()))[0][0])
+    return Preview(name=name, entity=compiled.entity, key=key, size=count,
+                   population=population(project, engine, compiled.entity), columns=list(compiled.columns),
+                   sql=project.compile(name), elapsed_ms=elapsed, engine=engine.name, table=table,
+                   pii=pii_columns(project, name))
+
+
+def page(project: Project, engine: Engine, result: Preview, offset: int, limit: int, unmask: bool = False) -> pa.Table:
+    """One page of a preview, PII masked unless `unmask`; LIMIT/OFFSET run in the engine."""
+    from segsql.privacy import mask_table
+
+    query = exp.select("*").from_(result.table.copy()).limit(limit).offset(offset)
+    if not engine.capabilities.keeps_insertion_order:
+        query = query.order_by(exp.column(result.key))
+    table = engine.fetch_arrow(query)
+    return table if unmask else mask_table(table, result.pii, project.config.name)

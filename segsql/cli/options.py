@@ -1,4 +1,5 @@
-"""Options shared by every command (and, with the same meaning, by the notebook magics)."""
+"""Options shared by every command and, with the same meaning, by the notebook magics
+(magics/arguments.py builds its parsers from these same decorators)."""
 
 from __future__ import annotations
 
@@ -13,31 +14,38 @@ from segsql.project import Project, parse_vars
 
 F = Callable[..., Any]
 
+project_dir_option = click.option("--project", "project_dir", type=click.Path(path_type=Path), default=".",
+                                  show_default=True, help="The project folder (holding segsql.yml).")
+var_option = click.option("--var", "var_pairs", multiple=True, metavar="KEY=VALUE",
+                          help="Override a var() or param() value; repeatable.")
+vars_option = click.option("--vars", "vars_json", metavar="JSON",
+                           help="Override var()/param() values from a JSON object.")
+as_of_option = click.option("--as-of", "as_of", metavar="DATE", help="Evaluation date (YYYY-MM-DD); default today.")
+select_option = click.option("--select", "-s", "select", multiple=True, metavar="SELECTOR",
+                             help="Segments to include: name, tag:x, path:dir, +name (with upstream), "
+                                  "name+ (with downstream).")
+exclude_option = click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR", help="Segments to leave out.")
+
+
+def _apply(function: F, decorators: list[Callable[[F], F]]) -> F:
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
 
 def project_options(function: F) -> F:
     """--project, --var, --vars, --as-of: which project and with which inputs."""
-    for decorator in reversed([
-        click.option("--project", "project_dir", type=click.Path(path_type=Path), default=".",
-                     show_default=True, help="The project folder (holding segsql.yml)."),
-        click.option("--var", "var_pairs", multiple=True, metavar="KEY=VALUE",
-                     help="Override a var() or param() value; repeatable."),
-        click.option("--vars", "vars_json", metavar="JSON", help="Override var()/param() values from a JSON object."),
-        click.option("--as-of", "as_of", metavar="DATE", help="Evaluation date (YYYY-MM-DD); default today."),
-    ]):
-        function = decorator(function)
-    return function
+    return _apply(function, [project_dir_option, var_option, vars_option, as_of_option])
+
+
+def input_options(function: F) -> F:
+    """--var, --vars, --as-of (the magics take the project from the session)."""
+    return _apply(function, [var_option, vars_option, as_of_option])
 
 
 def selection_options(function: F) -> F:
     """--select and --exclude, dbt style."""
-    for decorator in reversed([
-        click.option("--select", "-s", "select", multiple=True, metavar="SELECTOR",
-                     help="Segments to include: name, tag:x, path:dir, +name (with upstream), "
-                          "name+ (with downstream)."),
-        click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR", help="Segments to leave out."),
-    ]):
-        function = decorator(function)
-    return function
+    return _apply(function, [select_option, exclude_option])
 
 
 def target_option(function: F) -> F:

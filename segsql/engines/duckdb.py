@@ -29,7 +29,16 @@ class DuckDBEngine(Engine):
         assert isinstance(connection, DuckDBConnection)
         self.database = self._database_path(connection.path)
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._borrowed = False
         self._table_columns: dict[tuple[str, ...], Columns] | None = None
+
+    @classmethod
+    def borrow(cls, config: ProjectConfig, root: Path, connection: duckdb.DuckDBPyConnection) -> DuckDBEngine:
+        """An engine over a connection the caller owns (a notebook's); close() leaves it open."""
+        engine = cls(config, root)
+        engine._connection = connection
+        engine._borrowed = True
+        return engine
 
     def _database_path(self, path: str) -> str:
         if path == ":memory:":
@@ -168,9 +177,9 @@ class DuckDBEngine(Engine):
             self.connection.execute("ROLLBACK")
 
     def close(self) -> None:
-        if self._connection is not None:
+        if self._connection is not None and not self._borrowed:
             self._connection.close()
-            self._connection = None
+        self._connection = None
 
 
 def _first_line(error: Exception) -> str:

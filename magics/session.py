@@ -1,0 +1,93 @@
+"""What a notebook has open: the project, the connection previews run on, overrides, saves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segsql import Project, UsageError
+from segsql.engines.base import Engine
+
+
+@dataclass
+class NotebookSession:
+    """State of the magics in one kernel. Holds one read-only connection for previews (temp
+    tables live there); `%segsql close` releases it so a `segsql run` elsewhere can write."""
+
+    project: Project | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    as_of: dt.date | None = None
+    saved: dict[Path, str] = field(default_factory=dict)  # file -> hash of what this session wrote
+    _engine: Engine | None = None
+    _connection_label: str = ""
+
+    def open_project(self, path: str) -> Project:
+        self.close()
+        self.project = Project.load(path, vars=self.overrides, as_of=self.as_of)
+        return self.project
+
+    def current(self) -> Project:
+        if self.project is None:
+            raise UsageError("no segsql project is open", None, "run `%segsql project PATH` first")
+        return self.project.with_options(vars=self.overrides, as_of=self.as_of or self.project.as_of)
+
+    def use_connection(self, connection: Any, label: str) -> None:
+        """Previews run on a DuckDB connection object from the notebook."""
+        from segsql.engines.duckdb import DuckDBEngine
+
+        project = self.current()
+        if project.config.connection.type != "duckdb":
+            raise UsageError("a notebook connection object can only stand in for a DuckDB project", None)
+        self.close()
+        self._engine = DuckDBEngine.borrow(project.config, project.root, connection)
+        self._connection_label = label
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            project = self.current()
+            self._engine = project.connect(read_only=True)
+            self._engine.prepare_sources()
+            self._connection_label = _describe_connection(project)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        self._engine = None
+        self._connection_label = ""
+
+    def banner(self) -> str:
+        """Where things run: shown in every output so nobody wonders which data a number came from."""
+        if self.project is None:
+            return "segsql: no project open"
+        project = self.current()
+        connection = self._connection_label or _describe_connection(project)
+        return (f"segsql · project {project.config.name} ({project.root}) · {connection} · as_of {project.as_of}"
+                + (f" · overrides {self.overrides}" if self.overrides else ""))
+
+    def check_save(self, path: Path, text: str, force: bool) -> None:
+        """Refuse to overwrite a file changed outside this session (or never written by it)."""
+        if not path.exists() or force:
+            return
+        on_disk = path.read_text(encoding="utf-8")
+        if on_disk == text:
+            return
+        if self.saved.get(path) != _sha(on_disk):
+            raise UsageError(f"{path} has changes this notebook did not make", None,
+                             "review the file (e.g. git diff), then save with --force to overwrite it")
+
+    def record_save(self, path: Path, text: str) -> None:
+        self.saved[path] = _sha(text)
+
+
+def _describe_connection(project: Project) -> str:
+    connection = project.config.connection
+    where = getattr(connection, "path", None) or getattr(connection, "dbname", None) or connection.type
+    return f"{connection.type}: {where}"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

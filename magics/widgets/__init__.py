@@ -1,0 +1,1 @@
+"""ipywidgets for segsql results; each also renders as text/html for saved notebooks."""

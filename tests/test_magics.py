@@ -1,0 +1,153 @@
+"""The notebook layer in a real IPython InteractiveShell."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from segsql.demo.project import prepare_demo
+from tests.conftest import AS_OF
+
+CELL = "SELECT a.account_id, a.name, a.employees\nFROM {{ source('accounts') }} AS a\nWHERE a.region = 'DACH'\n" \
+       "  AND a.employees >= {{ param('min_emp', 500) }}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("nb") / "demo"
+    project, _ = prepare_demo(root, scale=0.3, seed=5, as_of=AS_OF)
+    project.run()
+    return root
+
+
+@pytest.fixture
+def shell(demo: Path) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "segsql")
+    shell.run_line_magic("segsql", f"project {demo}")
+    shell.run_line_magic("segsql", f"as_of {AS_OF}")
+    yield shell
+    shell.run_line_magic("segsql", "close")
+    shell.run_line_magic("segsql", "set --clear")
+    shell.run_line_magic("unload_ext", "segsql")
+    InteractiveShell.clear_instance()
+
+
+def run(shell: InteractiveShell, source: str):  # type: ignore[no-untyped-def]
+    return shell.run_cell(source, store_history=False)
+
+
+def test_import_segsql_does_not_import_ipython() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, segsql; print(any(m.split('.')[0] in ('IPython', 'ipywidgets') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_status_names_project_connection_and_as_of(shell: InteractiveShell, demo: Path) -> None:
+    bundle = shell.run_line_magic("segsql", "")._repr_mimebundle_()
+    assert "project saas_demo" in bundle["text/plain"] and "duckdb: data/demo.duckdb" in bundle["text/plain"]
+    assert f"as_of {AS_OF}" in bundle["text/plain"]
+
+
+def test_segment_cell_previews_members(shell: InteractiveShell) -> None:
+    result = run(shell, f"%%segment big_dach --entity account --preview 5\n{CELL}")
+    assert result.success, result.error_in_exec
+    view = result.result
+    bundle = view._repr_mimebundle_()
+    assert {"text/html", "text/plain", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    assert view.result.size > 5 and len(view.page) == 5
+    assert f"<b>{view.result.size:,}</b> account(s)" in bundle["text/html"]
+    assert "size waterfall" in bundle["text/html"] and "a.region = &#x27;DACH&#x27;" in bundle["text/html"]
+    first = view.page.account_id.tolist()
+    view.turn(1)
+    assert view.page.account_id.tolist() != first and view.offset == 5
+
+
+def test_error_points_at_the_cell_line_and_fails_the_cell(shell: InteractiveShell) -> None:
+    result = run(shell, "%%segment bad --entity account\nSELECT a.account_id\nFROM {{ source('accounts') }} AS a\n"
+                        "WHERE a.nope = 1")
+    assert not result.success
+    assert str(result.error_in_exec) == "cell bad:4:9: unknown column `nope` in `a`"
+    assert type(result.error_in_exec).__name__ == "UsageError"
+
+
+def test_params_from_the_notebook_are_literals(shell: InteractiveShell) -> None:
+    shell.user_ns["threshold"] = "1000; DROP TABLE accounts; --"
+    result = run(shell, f"%%segment p --entity account --param min_emp=threshold\n{CELL}")
+    assert not result.success and "param `min_emp` expects int" in str(result.error_in_exec)
+    shell.user_ns["threshold"] = 1000
+    result = run(shell, f"%%segment p --entity account --param min_emp=threshold --no-run\n{CELL}")
+    assert result.success and "a.employees >= 1000" in result.result._repr_mimebundle_()["text/plain"]
+    result = run(shell, f"%%segment p --entity account --param min_emp=nosuch\n{CELL}")
+    assert "no variable `nosuch`" in str(result.error_in_exec)
+
+
+def test_assignment_gives_a_dataframe(shell: InteractiveShell) -> None:
+    result = run(shell, f"%%segment members << big_dach --entity account\n{CELL}")
+    assert result.success
+    frame = shell.user_ns["members"]
+    assert list(frame.columns) == ["account_id", "name", "employees"] and len(frame) == result.result.result.size
+
+
+def test_save_writes_the_file_and_refuses_foreign_changes(shell: InteractiveShell, demo: Path) -> None:
+    path = demo / "segments_sql" / "nb_saved.sql"
+    result = run(shell, f"%%segment nb_saved --entity account --save --no-run\n{CELL}")
+    assert result.success and path.read_text().startswith("{{ config(entity='account') }}\nSELECT")
+    result = run(shell, f"%%segment nb_saved --entity account --save --no-run\n{CELL}\n  AND a.employees < 10000")
+    assert result.success and "10000" in path.read_text()  # this session wrote it: overwriting is fine
+    path.write_text(path.read_text() + "-- edited in git\n")
+    result = run(shell, f"%%segment nb_saved --entity account --save --no-run\n{CELL}")
+    assert not result.success and "changes this notebook did not make" in str(result.error_in_exec)
+    assert path.read_text().endswith("-- edited in git\n")
+    result = run(shell, f"%%segment nb_saved --entity account --save --force --no-run\n{CELL}")
+    assert result.success and "edited in git" not in path.read_text()
+    path.unlink()
+
+
+def test_pii_is_masked_unless_unmasked(shell: InteractiveShell) -> None:
+    cell = "SELECT u.user_id, u.email FROM {{ source('users') }} AS u WHERE u.role = 'admin'"
+    masked = run(shell, f"%%segment admins --entity user\n{cell}").result
+    assert masked.result.pii == {"email": "email"}
+    assert all(str(v).startswith("email:") for v in masked.page.email)
+    assert "@" not in masked._repr_mimebundle_()["text/html"]
+    clear = run(shell, f"%%segment admins --entity user --unmask\n{cell}").result
+    assert all("@" in v for v in clear.page.email)
+
+
+def test_trait_values_are_escaped_in_html(shell: InteractiveShell) -> None:
+    cell = "SELECT a.account_id, '<img src=x onerror=alert(1)>' AS label FROM {{ source('accounts') }} AS a"
+    bundle = run(shell, f"%%segment xss --entity account\n{cell}").result._repr_mimebundle_()
+    assert "<img src=x" not in bundle["text/html"]
+    assert html.escape("<img src=x onerror=alert(1)>") in bundle["text/html"]
+
+
+def test_compare_overlap_report_and_run(shell: InteractiveShell) -> None:
+    view = shell.run_line_magic("segment_compare", "high_mrr_accounts enterprise_dach --metrics churn_rate,nrr")
+    bundle = view._repr_mimebundle_()
+    assert "churn_rate (proportion) vs rest" in bundle["text/html"] and "<svg" in bundle["text/html"]
+    view.picker.value = "all"
+    assert "vs all" in view._repr_mimebundle_()["text/html"]
+    overlap = shell.run_line_magic("segment_overlap", "power_users dach_users")._repr_mimebundle_()
+    assert "Jaccard" in overlap["text/html"]
+    report = shell.run_line_magic("segment_report", "--select enterprise_dach")._repr_mimebundle_()
+    assert "substantial" in report["text/html"]
+    ran = shell.run_line_magic("segsql", "run --select enterprise_dach")._repr_mimebundle_()
+    assert "success" in ran["text/html"]
+
+
+def test_usage_errors_are_clean(shell: InteractiveShell) -> None:
+    for source, fragment in [
+        ("%segsql nonsense", "unknown %segsql command"),
+        ("%segment_compare a --metrics", "requires an argument"),
+        ("%segment_compare high_mrr_accounts --metrics nope", "unknown metric `nope`"),
+        ("%%segment 1bad --entity account\nSELECT 1 AS account_id", "not a plain identifier"),
+        ("%%segment x --preview 0 --entity account\nSELECT 1 AS account_id", "--preview"),
+    ]:
+        result = run(shell, source)
+        assert not result.success and fragment in str(result.error_in_exec), (source, result.error_in_exec)
