@@ -199,9 +199,16 @@ class SegsqlMagics(Magics):
         unmask = options["unmask"]
         if unmask:
             log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(result.pii))
+        current: dict[str, Any] = {"engine": engine, "result": result}
 
         def pager(offset: int, limit: int) -> Any:
-            return results.page(project, engine, result, offset, limit, unmask).to_pandas()
+            try:
+                return results.page(project, current["engine"], current["result"], offset, limit, unmask).to_pandas()
+            except SegsqlError:
+                # `%segsql run` or `%segsql close` dropped the connection and its temp table: rebuild.
+                current["engine"] = self.session.engine()
+                current["result"] = results.preview(project, current["engine"], name)
+                return results.page(project, current["engine"], current["result"], offset, limit, unmask).to_pandas()
 
         try:
             waterfall = project.waterfall(name, engine=engine, size=result.size)

@@ -67,6 +67,14 @@ def test_segment_cell_previews_members(shell: InteractiveShell) -> None:
     first = view.page.account_id.tolist()
     view.turn(1)
     assert view.page.account_id.tolist() != first and view.offset == 5
+    assert f"members 6–10 of {view.result.size:,}" in view._repr_mimebundle_()["text/html"]
+
+
+def test_paging_still_works_after_a_run_closed_the_connection(shell: InteractiveShell) -> None:
+    view = run(shell, f"%%segment big_dach --entity account --preview 5\n{CELL}").result
+    shell.run_line_magic("segsql", "run --select enterprise_dach")  # closes the preview connection
+    view.turn(1)
+    assert view.offset == 5 and view.position.value.startswith("members 6–")
 
 
 def test_error_points_at_the_cell_line_and_fails_the_cell(shell: InteractiveShell) -> None:

@@ -43,12 +43,14 @@ def wrap(title: str, banner: str, *parts: str) -> str:
             + "".join(parts) + "</div>")
 
 
-def preview(result: Any, page: pd.DataFrame, waterfall: pd.DataFrame | None, sql: str, banner: str) -> str:
+def preview(result: Any, page: pd.DataFrame, waterfall: pd.DataFrame | None, sql: str, banner: str,
+            offset: int = 0) -> str:
     share = f", {percent(result.share)} of {result.population:,} {esc(result.entity)}s" if result.population else ""
     summary = (f'<p class="size"><b>{result.size:,}</b> {esc(result.entity)}(s){share} · '
                f"ran in {result.elapsed_ms:.1f} ms on {esc(result.engine)}</p>")
     masked = f"<p>masked PII columns: {esc(', '.join(result.pii))}</p>" if result.pii else ""
-    shown = f"<p>members 1–{len(page):,} of {result.size:,}</p>" + table(list(page.columns), page.values.tolist())
+    first, last = (offset + 1, offset + len(page)) if len(page) else (0, 0)
+    shown = f"<p>members {first:,}–{last:,} of {result.size:,}</p>" + table(list(page.columns), page.values.tolist())
     steps = ""
     if waterfall is not None and len(waterfall):
         steps = "<h5>size waterfall</h5>" + table(["condition", "remaining", "removed"],

@@ -54,8 +54,13 @@ class PreviewView(View):
     def turn(self, step: int) -> None:
         """Fetch the previous/next page from the engine (LIMIT/OFFSET); nothing else is held."""
         offset = min(max(self.offset + step * self.page_size, 0), max(self.result.size - 1, 0))
-        self.offset = offset - offset % self.page_size
-        self.page = self.pager(self.offset, self.page_size)
+        offset -= offset % self.page_size
+        try:
+            self.page = self.pager(offset, self.page_size)
+        except Exception as error:  # a widget callback has nowhere else to report
+            self.position.value = f"could not fetch the page: {error}"
+            return
+        self.offset = offset
         self.body.value = self._static()
         self.position.value = self._position()
         self.previous.disabled = self.offset == 0
@@ -66,9 +71,7 @@ class PreviewView(View):
         return f"members {self.offset + 1 if self.result.size else 0}–{last} of {self.result.size:,}"
 
     def _static(self) -> str:
-        return render.preview(self.result, self.page, self.waterfall, self.sql, self.banner).replace(
-            "members 1–", f"members {self.offset + 1}–", 1) if self.offset else \
-            render.preview(self.result, self.page, self.waterfall, self.sql, self.banner)
+        return render.preview(self.result, self.page, self.waterfall, self.sql, self.banner, self.offset)
 
     def _text(self) -> str:
         population = self.result.population
