@@ -124,6 +124,8 @@ class SegsqlMagics(Magics):
 
     def _run(self, rest: str) -> View:
         options = arguments.parse(arguments.run_command, rest)
+        if self.session.project is not None:
+            self.session.project.rescan()  # files may have been saved or changed in git
         project = self._project_with(options)
         self.session.close()  # the run writes; the preview connection is read-only
         result = project.run(list(options["select"]) or None, list(options["exclude"]) or None)
@@ -190,6 +192,8 @@ class SegsqlMagics(Magics):
         self.session.check_save(path, text, force)
         atomic_write(path, text)
         self.session.record_save(path, text)
+        if self.session.project is not None:
+            self.session.project.rescan()
         log.info("saved %s", path)
         print(f"saved {path.relative_to(project.root)}")
 
@@ -199,16 +203,10 @@ class SegsqlMagics(Magics):
         unmask = options["unmask"]
         if unmask:
             log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(result.pii))
-        current: dict[str, Any] = {"engine": engine, "result": result}
 
         def pager(offset: int, limit: int) -> Any:
-            try:
-                return results.page(project, current["engine"], current["result"], offset, limit, unmask).to_pandas()
-            except SegsqlError:
-                # `%segsql run` or `%segsql close` dropped the connection and its temp table: rebuild.
-                current["engine"] = self.session.engine()
-                current["result"] = results.preview(project, current["engine"], name)
-                return results.page(project, current["engine"], current["result"], offset, limit, unmask).to_pandas()
+            # The session's connection of the moment: `%segsql run` may have replaced it.
+            return results.page(project, self.session.engine(), result, offset, limit, unmask).to_pandas()
 
         try:
             waterfall = project.waterfall(name, engine=engine, size=result.size)

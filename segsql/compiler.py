@@ -91,8 +91,12 @@ class Compiler:
     @property
     def env(self) -> SegmentEnvironment:
         if self._env is None:
-            self._env = make_environment(BUILTINS)
-            self._env.globals.update(self.project.load_macros(self._env, self.as_of))
+            key = ("env", self.as_of)
+            if key not in self.project.shared_cache:
+                env = make_environment(BUILTINS)
+                env.globals.update(self.project.load_macros(env, self.as_of))
+                self.project.shared_cache[key] = env
+            self._env = self.project.shared_cache[key]
         return self._env
 
     def rendered(self, name: str) -> Rendered:
@@ -242,7 +246,10 @@ class Compiler:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = self._build_catalog()
+            if "catalog" not in self.project.shared_cache:
+                self.project.shared_cache["catalog"] = (self._build_catalog(), list(self.warnings))
+            self._catalog, warnings = self.project.shared_cache["catalog"]
+            self.warnings.extend(w for w in warnings if w not in self.warnings)
         return self._catalog
 
     def _build_catalog(self) -> Catalog:

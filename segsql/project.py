@@ -100,6 +100,9 @@ class Project:
         self.segments: dict[str, Segment] = self._discover()
         self._compiler: Compiler | None = None
         self._shared_engine: Engine | None = None
+        # Caches that do not depend on vars: the catalog, and the Jinja environment per as_of.
+        # Projects derived with with_options()/with_segment() share them.
+        self.shared_cache: dict[Any, Any] = {}
 
     @classmethod
     def load(cls, path: str | Path = ".", *, vars: dict[str, Any] | None = None,
@@ -117,10 +120,20 @@ class Project:
                      as_of: dt.date | str | None = None) -> Project:
         """The same project with other var/param overrides or `as_of` (inline segments kept)."""
         merged = {**self.overrides, **(vars or {})}
-        other = Project(self.root, self.config, vars=merged, as_of=as_of or self.as_of)
-        other.segments.update({n: s for n, s in self.segments.items() if s.inline})
-        other._shared_engine = self._shared_engine
+        other = Project.__new__(Project)
+        other.root, other.config, other.overrides = self.root, self.config, merged
+        other.as_of = parse_as_of(as_of or self.as_of)
+        other.problems, other.segments = list(self.problems), dict(self.segments)
+        other._compiler, other._shared_engine = None, self._shared_engine
+        other.shared_cache = self.shared_cache
         return other
+
+    def rescan(self) -> None:
+        """Pick up segment files added, changed or removed since loading (caches are reset)."""
+        self.problems = []
+        self.segments = self._discover()
+        self._compiler = None
+        self.shared_cache.clear()
 
     def with_segment(self, name: str, text: str, shown_path: str) -> Project:
         """This project plus (or with a replaced) segment written inline, e.g. a notebook cell.
@@ -220,7 +233,7 @@ class Project:
     def validate(self, select: list[str] | None = None) -> list[SegsqlError]:
         """Every error of the selected segments (all by default), one per broken segment."""
         errors = list(self.problems)
-        for name in self.select(select):
+        for name in self.select(select, ordered=False):
             try:
                 self.compiler.compiled(name)
             except SegsqlError as error:

@@ -92,6 +92,24 @@ def last_run_size(project: Project, engine: Engine, name: str) -> tuple[int, int
     return int(rows[0][0]), None if rows[0][1] is None else int(rows[0][1])
 
 
+def preview_population(project: Project, engine: Engine, entity: str) -> tuple[int | None, bool]:
+    """(population, exact) without an exact COUNT(DISTINCT), whose hash table grows with the
+    population: the count recorded by the entity's latest run, else a HyperLogLog estimate."""
+    from segsql.builtins import table_for_source
+
+    if engine.table_exists(storage.table("run_segments")):
+        rows = engine.fetchall(storage.last_population(entity), [entity])
+        if rows:
+            return int(rows[0][0]), True
+    declared = project.config.entities[entity]
+    if declared.source is None:
+        return None, True
+    source = project.config.sources[declared.source]
+    table = table_for_source(declared.source, source.table, project.config.dialect)
+    estimate = engine.fetchall(exp.select(exp.ApproxDistinct(this=exp.column(declared.key))).from_(table))[0][0]
+    return int(estimate), False
+
+
 def stream_members(project: Project, engine: Engine, name: str,
                    batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
     """Every member in batches, never all in memory."""
@@ -100,7 +118,8 @@ def stream_members(project: Project, engine: Engine, name: str,
 
 @dataclass
 class Preview:
-    """A segment evaluated into a temporary table of a kept connection, read a page at a time."""
+    """A segment's size and how to read it a page at a time; nothing is materialised, so memory
+    stays flat however many members it has (each page re-runs the query with LIMIT/OFFSET)."""
 
     name: str
     entity: str
@@ -111,8 +130,9 @@ class Preview:
     sql: str
     elapsed_ms: float
     engine: str
-    table: exp.Table
+    query: exp.Query
     pii: dict[str, str]
+    population_exact: bool = True
 
     @property
     def share(self) -> float | None:
@@ -120,31 +140,27 @@ class Preview:
 
 
 def preview(project: Project, engine: Engine, name: str) -> Preview:
-    """Evaluate segment `name` (validated) into a temp table, sorted by key; nothing is fetched."""
+    """Size (a streaming COUNT in the engine) and share of segment `name`, which is validated."""
     from segsql.privacy import pii_columns
 
     compiled = project.compiled(name)
     key = project.config.entities[compiled.entity].key
-    tree = project.compiler.tree(name)
-    table = exp.Table(this=exp.to_identifier(f"segsql_preview_{name}"))
-    ordered = exp.select("*").from_(tree.subquery("result")).order_by(exp.column(key))
+    query = project.compiler.tree(name)
     started = time.perf_counter()
-    engine.execute(exp.Create(this=table, kind="TABLE", expression=ordered, replace=True,
-                              properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
+    count = int(engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(query.subquery("result")))[0][0])
     elapsed = (time.perf_counter() - started) * 1000
-    count = int(engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(table.copy()))[0][0])
-    return Preview(name=name, entity=compiled.entity, key=key, size=count,
-                   population=population(project, engine, compiled.entity), columns=list(compiled.columns),
-                   sql=project.compile(name), elapsed_ms=elapsed, engine=engine.name, table=table,
-                   pii=pii_columns(project, name))
+    total, exact = preview_population(project, engine, compiled.entity)
+    return Preview(name=name, entity=compiled.entity, key=key, size=count, population=total,
+                   columns=list(compiled.columns), sql=project.compile(name), elapsed_ms=elapsed,
+                   engine=engine.name, query=query, pii=pii_columns(project, name), population_exact=exact)
 
 
 def page(project: Project, engine: Engine, result: Preview, offset: int, limit: int, unmask: bool = False) -> pa.Table:
-    """One page of a preview, PII masked unless `unmask`; LIMIT/OFFSET run in the engine."""
+    """One page of a preview, ordered by key, PII masked unless `unmask`; LIMIT/OFFSET run in the
+    engine (a top-N, so only offset + limit rows are ever held)."""
     from segsql.privacy import mask_table
 
-    query = exp.select("*").from_(result.table.copy()).limit(limit).offset(offset)
-    if not engine.capabilities.keeps_insertion_order:
-        query = query.order_by(exp.column(result.key))
+    query = (exp.select("*").from_(result.query.subquery("result"))
+             .order_by(exp.column(result.key)).limit(limit).offset(offset))
     table = engine.fetch_arrow(query)
     return table if unmask else mask_table(table, result.pii, project.config.name)

@@ -83,6 +83,18 @@ def last_success(segment: str) -> exp.Select:
             .order_by(exp.Ordered(this=exp.column("started_at", "r"), desc=True)).limit(1))
 
 
+def last_population(entity: str) -> exp.Select:
+    """The entity's population recorded by the latest successful run (bound: entity)."""
+    runs, segments = table("runs"), table("run_segments")
+    return (exp.select(exp.column("population", "s"))
+            .from_(segments.as_("s"))
+            .join(runs.as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+            .where(exp.and_(exp.column("entity", "s").eq(placeholder()),
+                            exp.column("status", "r").eq(exp.Literal.string(SUCCESS)),
+                            exp.column("population", "s").is_(exp.null()).not_()))
+            .order_by(exp.Ordered(this=exp.column("started_at", "r"), desc=True)).limit(1))
+
+
 def delete_membership(segments: list[str]) -> exp.Expr:
     return exp.delete(table("membership"), where=exp.column("segment").isin(*[placeholder() for _ in segments]))
 

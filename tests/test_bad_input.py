@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segsql import TemplateError
+from segsql import Project, TemplateError
 from tests.conftest import ProjectFactory
 
 CFG = "{{ config(entity='account') }}\n"
@@ -37,7 +37,7 @@ def test_huge_file(make_project: ProjectFactory) -> None:
 def test_unreadable_segment_file(make_project: ProjectFactory, tmp_path: Path) -> None:
     project = make_project({"ok": CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a"})
     (tmp_path / "segments_sql" / "weird.sql").mkdir()  # a folder named like a segment cannot be read
-    project = project.with_options()
+    project = Project.load(tmp_path, as_of=project.as_of)
     errors = project.validate()
     assert len(errors) == 1 and "cannot read" in errors[0].message
 

@@ -115,6 +115,8 @@ def test_save_writes_the_file_and_refuses_foreign_changes(shell: InteractiveShel
     assert path.read_text().endswith("-- edited in git\n")
     result = run(shell, f"%%segment nb_saved --entity account --save --force --no-run\n{CELL}")
     assert result.success and "edited in git" not in path.read_text()
+    ran = shell.run_line_magic("segsql", "run --select nb_saved")._repr_mimebundle_()  # the saved file is known
+    assert "nb_saved" in ran["text/plain"] and "success" in ran["text/plain"]
     path.unlink()
 
 

@@ -45,7 +45,9 @@ def wrap(title: str, banner: str, *parts: str) -> str:
 
 def preview(result: Any, page: pd.DataFrame, waterfall: pd.DataFrame | None, sql: str, banner: str,
             offset: int = 0) -> str:
-    share = f", {percent(result.share)} of {result.population:,} {esc(result.entity)}s" if result.population else ""
+    about = "" if result.population_exact else "≈"
+    share = (f", {about}{percent(result.share)} of {about}{result.population:,} {esc(result.entity)}s"
+             if result.population else "")
     summary = (f'<p class="size"><b>{result.size:,}</b> {esc(result.entity)}(s){share} · '
                f"ran in {result.elapsed_ms:.1f} ms on {esc(result.engine)}</p>")
     masked = f"<p>masked PII columns: {esc(', '.join(result.pii))}</p>" if result.pii else ""
