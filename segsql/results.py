@@ -104,6 +104,8 @@ def preview_population(project: Project, engine: Engine, entity: str) -> tuple[i
     declared = project.config.entities[entity]
     if declared.source is None:
         return None, True
+    if not engine.capabilities.approx_distinct:
+        return population(project, engine, entity), True
     source = project.config.sources[declared.source]
     table = table_for_source(declared.source, source.table, project.config.dialect)
     estimate = engine.fetchall(exp.select(exp.ApproxDistinct(this=exp.column(declared.key))).from_(table))[0][0]

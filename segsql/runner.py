@@ -95,8 +95,8 @@ def run(project: Project, names: list[str], engine: Engine, progress: Progress |
 
     engine.execute(storage.insert_run(), [result.run_id, _now(), storage.RUNNING, project.as_of,
                                           json.dumps(names), __version__])
-    populations = _populations(project, engine, {p.entity for p in plans})
     try:
+        populations = _populations(project, engine, {p.entity for p in plans})
         engine.begin()
         for plan in plans:
             _materialise(project, engine, plan, populations, progress)
@@ -162,7 +162,7 @@ def _materialise(project: Project, engine: Engine, plan: SegmentRun, populations
     # Stored sorted by key, so a page of members is read without sorting or scanning everything.
     ordered = exp.select("*").from_(query.subquery("result")).order_by(exp.column(key))
     try:
-        engine.execute(exp.Create(this=target, kind="TABLE", expression=ordered, replace=True))
+        engine.replace_table(target, ordered)
         total, non_null, distinct = engine.fetchall(exp.select(
             exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
             exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(target))[0]

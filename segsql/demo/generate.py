@@ -281,7 +281,9 @@ def _arrow(columns: dict) -> pa.Table:  # type: ignore[type-arg]
         if isinstance(values, pa.Array):
             arrays[name] = values
         elif values.dtype.kind == "M":
-            arrays[name] = pa.array(values, mask=np.isnat(values))
+            # plain TIMESTAMP (microseconds), as every warehouse has; dates stay dates
+            stamps = values if values.dtype == np.dtype("datetime64[D]") else values.astype("datetime64[us]")
+            arrays[name] = pa.array(stamps, mask=np.isnat(stamps))
         elif values.dtype.kind in "UO":
             arrays[name] = pa.array(values.tolist(), type=pa.string())
         else:

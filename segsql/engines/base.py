@@ -25,6 +25,9 @@ class Capabilities:
     reads_files: bool
     in_process: bool
     keeps_insertion_order: bool  # a table written sorted is read back in that order without ORDER BY
+    create_or_replace_table: bool = True  # CREATE OR REPLACE TABLE ... AS (else DROP + CREATE)
+    approx_distinct: bool = True  # APPROX_COUNT_DISTINCT (HyperLogLog) is available
+    temporary_views: bool = True
 
 
 class Engine(ABC):
@@ -91,6 +94,14 @@ class Engine(ABC):
 
     @abstractmethod
     def rollback(self) -> None: ...
+
+    def replace_table(self, table: exp.Table, query: exp.Query) -> None:
+        """Create `table` from `query`, replacing it (inside the caller's transaction)."""
+        if self.capabilities.create_or_replace_table:
+            self.execute(exp.Create(this=table, kind="TABLE", expression=query, replace=True))
+        else:
+            self.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+            self.execute(exp.Create(this=table, kind="TABLE", expression=query))
 
     def sql(self, statement: exp.Expr | str) -> str:
         """Text for this engine: trees are generated, constant DDL is transpiled from DuckDB."""

@@ -1,0 +1,156 @@
+"""PostgreSQL through psycopg 3. The password comes only from the environment variable named
+in segsql.yml; reads run in read-only sessions; membership is swapped in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psycopg
+import pyarrow as pa
+from sqlglot import exp
+
+from segsql.catalog import Columns
+from segsql.config import PostgresConnection, ProjectConfig, Source
+from segsql.engines.base import Capabilities, Engine
+from segsql.errors import EngineError
+
+
+class PostgresEngine(Engine):
+    name: ClassVar[str] = "postgres"
+    dialect: ClassVar[str] = "postgres"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactional_ddl=True, reads_files=False, in_process=False, keeps_insertion_order=False,
+        create_or_replace_table=False, approx_distinct=False, temporary_views=True)
+
+    def __init__(self, config: ProjectConfig, root: Path, read_only: bool = False):
+        super().__init__(config, root, read_only)
+        connection = config.connection
+        assert isinstance(connection, PostgresConnection)
+        self.settings = connection
+        self._connection: psycopg.Connection[Any] | None = None
+        self._columns: dict[str, Columns] | None = None
+
+    @property
+    def where(self) -> str:
+        s = self.settings
+        return f"{s.user}@{s.host}:{s.port}/{s.dbname}"
+
+    def _password(self) -> str | None:
+        variable = self.settings.password_env
+        if variable is None:
+            return None
+        if variable not in os.environ:
+            raise EngineError(f"the environment variable {variable} (connection.password_env) is not set", None,
+                              f"export {variable}=... before running segsql")
+        return os.environ[variable]
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._connection is None:
+            s = self.settings
+            try:
+                self._connection = psycopg.connect(host=s.host, port=s.port, dbname=s.dbname, user=s.user,
+                                                   password=self._password(), connect_timeout=10, autocommit=True,
+                                                   application_name="segsql")
+            except psycopg.OperationalError as error:
+                raise EngineError(f"cannot connect to Postgres {self.where}: {_first_line(error)}", None,
+                                  "check the server, the connection settings and the password variable") from None
+            if self.read_only:
+                self._connection.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        return self._connection
+
+    # -- catalog -----------------------------------------------------------------------------
+    def describe_source(self, name: str, source: Source) -> Columns | None:
+        if source.table is None:
+            return None
+        parts = source.table.lower().split(".")
+        schema, table = (parts[-2], parts[-1]) if len(parts) > 1 else (self.settings.schema_, parts[-1])
+        return self._catalog().get(f"{schema}.{table}")
+
+    def _catalog(self) -> dict[str, Columns]:
+        if self._columns is None:
+            rows = self.fetchall(exp.select("table_schema", "table_name", "column_name", "data_type")
+                                 .from_("information_schema.columns")
+                                 .order_by("table_schema", "table_name", "ordinal_position"))
+            columns: dict[str, Columns] = {}
+            for schema, table, column, data_type in rows:
+                columns.setdefault(f"{schema}.{table}".lower(), {})[str(column).lower()] = str(data_type)
+            self._columns = columns
+        return self._columns
+
+    # -- execution ---------------------------------------------------------------------------
+    def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
+        self._run(statement, params)
+
+    def fetchall(self, statement: exp.Expr, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._run(statement, params).fetchall())
+
+    def fetch_arrow(self, statement: exp.Expr, params: Sequence[Any] = ()) -> pa.Table:
+        cursor = self._run(statement, params)
+        names = [column.name for column in cursor.description or []]
+        rows = cursor.fetchall()
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
+    def stream(self, statement: exp.Expr, params: Sequence[Any] = (),
+               batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        """A server-side cursor: rows arrive in batches, never all at once."""
+        with self.connection.transaction(), self.connection.cursor(name=f"segsql_{uuid.uuid4().hex[:8]}") as cursor:
+            try:
+                cursor.execute(self.sql(statement), list(params))
+                while rows := cursor.fetchmany(batch_size):
+                    yield [column.name for column in cursor.description or []], list(rows)
+            except psycopg.Error as error:
+                raise EngineError(f"Postgres: {_first_line(error)}") from None
+
+    def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+        try:
+            return self.connection.execute(self.sql(statement), list(params))  # type: ignore[arg-type]
+        except psycopg.OperationalError as error:
+            raise EngineError(f"lost the Postgres connection {self.where}: {_first_line(error)}") from None
+        except psycopg.Error as error:
+            raise EngineError(f"Postgres: {_first_line(error)}") from None
+
+    def prepare_sources(self) -> None:
+        files = sorted(name for name, source in self.config.sources.items() if source.path is not None)
+        if files:
+            raise EngineError(f"Postgres cannot read file sources ({', '.join(files)})", None,
+                              "load the files into tables and declare them with `table:`")
+
+    def table_exists(self, table: exp.Table) -> bool:
+        return table.name in self.existing_tables([table])
+
+    def existing_tables(self, tables: list[exp.Table]) -> set[str]:
+        if not tables:
+            return set()
+        query = exp.select(exp.column("table_name")).from_("information_schema.tables").where(exp.and_(
+            exp.column("table_schema").eq(exp.Placeholder()),
+            exp.column("table_name").isin(*[exp.Placeholder() for _ in tables])))
+        schema = tables[0].db or self.settings.schema_
+        return {str(row[0]) for row in self.fetchall(query, [schema, *[t.name for t in tables]])}
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._connection is None or self._connection.closed:
+            return
+        with contextlib.suppress(psycopg.Error, EngineError):
+            self._connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,158 @@
+"""PostgreSQL against a real server started by the tests: same members as DuckDB, atomic runs,
+clear failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from segsql import EngineError, Project
+from segsql.runner import RunError
+from segsql.scaffold import create_project
+from tests import engines
+from tests.pg import PostgresServer, copy_duckdb_tables, require_postgres
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+PASSWORD_ENV = "SEGSQL_TEST_PGPASSWORD"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    require_postgres()
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def projects(server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Project]:
+    """The starter project twice: on DuckDB, and on the Postgres server with the same data."""
+    os.environ[PASSWORD_ENV] = "s3cret-pw"
+    duck_root = tmp_path_factory.mktemp("duck") / "p"
+    create_project(duck_root)
+    database = engines.build_demo(duck_root)
+    copy_duckdb_tables(database, server, engines.TABLES)
+    pg_root = tmp_path_factory.mktemp("pg") / "p"
+    shutil.copytree(duck_root, pg_root, ignore=shutil.ignore_patterns("data"))
+    config = (pg_root / "segsql.yml").read_text()
+    config = config.replace("connection:\n  type: duckdb\n  path: data/demo.duckdb        # `segsql demo` fills it; "
+                            ":memory: also works\n", server.config_yaml(PASSWORD_ENV))
+    (pg_root / "segsql.yml").write_text(config)
+    return Project.load(duck_root, as_of=engines.AS_OF), Project.load(pg_root, as_of=engines.AS_OF)
+
+
+def test_every_starter_segment_has_the_same_members(projects: tuple[Project, Project]) -> None:
+    duck, pg = projects
+    on_duckdb, on_postgres = engines.memberships(duck), engines.memberships(pg)
+    assert set(on_duckdb) == set(on_postgres)
+    differences = {name: (sorted(on_duckdb[name] - on_postgres[name])[:5], sorted(on_postgres[name] - on_duckdb[name])[:5])
+                   for name in on_duckdb if on_duckdb[name] != on_postgres[name]}
+    assert not differences
+    assert sum(len(m) for m in on_duckdb.values()) > 1000  # the comparison is not vacuous
+    assert "900001" in on_duckdb["enterprise_dach"] and "900004" not in on_duckdb["enterprise_dach"]
+
+
+@pytest.mark.usefixtures("projects")
+def test_postgres_catalog_validates_columns(server: PostgresServer, tmp_path: Path) -> None:
+    root = tmp_path / "q"
+    root.mkdir()
+    (root / "segsql.yml").write_text(server.config_yaml(PASSWORD_ENV) + "sources:\n  accounts: {table: accounts}\n"
+                                     "entities:\n  account: {key: account_id, source: accounts}\n")
+    (root / "segments_sql").mkdir()
+    (root / "segments_sql" / "s.sql").write_text("{{ config(entity='account') }}\n"
+                                                 "SELECT a.account_id, a.mrrr FROM {{ source('accounts') }} AS a")
+    [error] = Project.load(root, as_of=engines.AS_OF).validate()
+    assert "unknown column `mrrr`" in error.message  # columns read from information_schema
+
+
+def test_compare_gives_the_same_numbers(projects: tuple[Project, Project]) -> None:
+    duck, pg = projects
+    metrics = ["churn_rate", "nrr", "mrr_per_account", "csat"]
+    a = duck.compare(["high_mrr_accounts", "enterprise_dach"], metrics).to_frame()
+    b = pg.compare(["high_mrr_accounts", "enterprise_dach"], metrics).to_frame()
+    for column in ("members", "measured"):
+        assert a[column].tolist() == b[column].tolist()
+    for column in ("value", "baseline", "p_value"):
+        assert a[column].astype(float).fillna(-1).round(9).tolist() == b[column].astype(float).fillna(-1).round(9).tolist()
+
+
+def test_show_and_members_read_from_postgres(projects: tuple[Project, Project]) -> None:
+    _, pg = projects
+    pg.run(select=["enterprise_dach"])
+    members = pg.members("enterprise_dach", limit=3)
+    assert len(members) == 3 and members.account_id.tolist() == sorted(members.account_id.tolist())
+    assert pg.size("enterprise_dach") == len(pg.members("enterprise_dach"))
+
+
+def test_wrong_password_is_a_clear_error(projects: tuple[Project, Project]) -> None:
+    _, pg = projects
+    os.environ[PASSWORD_ENV] = "wrong"
+    try:
+        with pytest.raises(EngineError, match="password authentication failed"):
+            pg.with_options().run(select=["enterprise_dach"])
+    finally:
+        os.environ[PASSWORD_ENV] = "s3cret-pw"
+
+
+def test_missing_password_variable_is_a_clear_error(projects: tuple[Project, Project]) -> None:
+    _, pg = projects
+    saved = os.environ.pop(PASSWORD_ENV)
+    try:
+        with pytest.raises(EngineError, match=f"{PASSWORD_ENV} .* is not set"):
+            pg.with_options().run(select=["enterprise_dach"])
+    finally:
+        os.environ[PASSWORD_ENV] = saved
+
+
+def membership_rows(server: PostgresServer) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(**server.params()) as connection:
+        return connection.execute("SELECT segment, entity_key FROM segsql.membership ORDER BY 1, 2").fetchall()
+
+
+def test_server_stopped_mid_run_leaves_membership_intact(projects: tuple[Project, Project], server: PostgresServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from segsql import runner
+
+    _, pg = projects
+    pg.run()
+    before = membership_rows(server)
+    original = runner._materialise
+    calls = {"n": 0}
+
+    def stop_during_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            server.stop("immediate")  # the server dies while the run's transaction is open
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_materialise", stop_during_second)
+    with pytest.raises((RunError, EngineError)) as caught:
+        pg.with_options().run()
+    assert "Postgres" in str(caught.value)
+    server.resume()
+    assert membership_rows(server) == before
+
+
+def test_missing_table_fails_cleanly_and_keeps_membership(projects: tuple[Project, Project], server: PostgresServer) -> None:
+    import psycopg
+
+    _, pg = projects
+    pg.run(select=["enterprise_dach"])
+    before = membership_rows(server)
+    with psycopg.connect(**server.params(), autocommit=True) as connection:
+        connection.execute("ALTER TABLE accounts RENAME TO accounts_moved")
+    try:
+        with pytest.raises(RunError, match='relation "accounts" does not exist'):
+            pg.with_options().run(select=["enterprise_dach"])
+    finally:
+        with psycopg.connect(**server.params(), autocommit=True) as connection:
+            connection.execute("ALTER TABLE accounts_moved RENAME TO accounts")
+    assert membership_rows(server) == before
