@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from segsql.errors import EngineError, Location, SegsqlError
 if TYPE_CHECKING:
     from segsql.engines.base import Engine
     from segsql.project import Project
+    from segsql.runstore import RunStore
 
 
 class RunError(SegsqlError):
@@ -81,35 +81,35 @@ Progress = Callable[[SegmentRun], None]
 
 def run(project: Project, names: list[str], engine: Engine, progress: Progress | None = None) -> RunResult:
     """Run `names` (in dependency order) on `engine`; raises RunError after recording a failure."""
+    from segsql import __version__
+
     errors = project.validate(names)
     if errors:
         raise ValidationFailed(errors)
     plans = [_plan(project, name) for name in names]
     engine.prepare_sources()
-    if not engine.table_exists(storage.table("membership")):
-        for statement in storage.DDL:
-            engine.execute(statement)
-    engine.execute(storage.mark_interrupted())
+    store = engine.run_store()
+    store.prepare()
     result = RunResult(run_id=_new_run_id(), status=storage.RUNNING, as_of=project.as_of, segments=plans)
-    from segsql import __version__
-
-    engine.execute(storage.insert_run(), [result.run_id, _now(), storage.RUNNING, project.as_of,
-                                          json.dumps(names), __version__])
+    store.start(result, names, __version__)
+    keys = {plan.entity: project.config.entities[plan.entity].key for plan in plans}
     try:
         populations = _populations(project, engine, {p.entity for p in plans})
-        engine.begin()
+        store.begin()
         for plan in plans:
-            _materialise(project, engine, plan, populations, progress)
-        _replace_membership(project, engine, plans, result)
-        _record(engine, result, plans, storage.SUCCESS, None)
-        engine.commit()
+            _materialise(project, engine, store, plan, populations, progress)
+        store.replace_membership(plans, result, keys)
+        result.status = storage.SUCCESS
+        store.finish(result, plans)
+        store.commit()
     except BaseException as error:
-        engine.rollback()
+        store.rollback()
         message = error.message if isinstance(error, SegsqlError) else f"{type(error).__name__}: {error}"
         for plan in plans:
             if plan.status in ("pending", "running", storage.SUCCESS):
                 plan.status = "rolled back" if plan.status == storage.SUCCESS else "not run"
-        _record(engine, result, plans, storage.FAILED, message)
+        result.status, result.error = storage.FAILED, message
+        store.finish(result, plans)
         if isinstance(error, KeyboardInterrupt):
             raise
         raise RunError(f"run {result.run_id} failed: {message}", getattr(error, "location", None),
@@ -149,8 +149,8 @@ def _populations(project: Project, engine: Engine, entities: set[str]) -> dict[s
     return sizes
 
 
-def _materialise(project: Project, engine: Engine, plan: SegmentRun, populations: dict[str, int | None],
-                 progress: Progress | None) -> None:
+def _materialise(project: Project, engine: Engine, store: RunStore, plan: SegmentRun,
+                 populations: dict[str, int | None], progress: Progress | None) -> None:
     started = time.perf_counter()
     plan.status = "running"
     compiled = project.compiled(plan.name)
@@ -158,11 +158,10 @@ def _materialise(project: Project, engine: Engine, plan: SegmentRun, populations
     query = project.compiler.tree(plan.name)
     if compiled.config.duplicates == "dedupe":
         query = _deduplicated(query, key, list(compiled.columns))
-    target = storage.segment_table(plan.name)
     # Stored sorted by key, so a page of members is read without sorting or scanning everything.
     ordered = exp.select("*").from_(query.subquery("result")).order_by(exp.column(key))
     try:
-        engine.replace_table(target, ordered)
+        target = store.write_segment(plan.name, ordered)
         total, non_null, distinct = engine.fetchall(exp.select(
             exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
             exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(target))[0]
@@ -199,23 +198,6 @@ def _deduplicated(query: exp.Query, key: str, columns: list[str]) -> exp.Query:
         exp.column(key).is_(exp.null()).not_())
     return exp.select(*[exp.column(c) for c in columns]).from_(ranked.subquery("r")).where(
         exp.column("__segsql_rank").eq(1))
-
-
-def _replace_membership(project: Project, engine: Engine, plans: list[SegmentRun], result: RunResult) -> None:
-    names = [plan.name for plan in plans]
-    engine.execute(storage.delete_membership(names), names)
-    for plan in plans:
-        key = project.config.entities[plan.entity].key
-        engine.execute(storage.insert_membership(plan.name, plan.entity, key), [result.run_id, result.as_of])
-
-
-def _record(engine: Engine, result: RunResult, plans: list[SegmentRun], status: str, error: str | None) -> None:
-    result.status, result.error = status, error
-    for plan in plans:
-        engine.execute(storage.insert_run_segment(), [
-            result.run_id, plan.name, plan.entity, plan.rows, plan.population, plan.definition_hash, plan.status,
-            plan.duration_ms, plan.error])
-    engine.execute(storage.finish_run(), [_now(), status, error, result.run_id])
 
 
 def runs_table(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:

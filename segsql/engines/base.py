@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import sqlglot
@@ -15,6 +15,9 @@ from sqlglot import exp
 from segsql.catalog import Columns
 from segsql.config import ProjectConfig, Source
 from segsql.literals import get_dialect
+
+if TYPE_CHECKING:
+    from segsql.runstore import RunStore
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class Engine(ABC):
 
     @abstractmethod
     def rollback(self) -> None: ...
+
+    def run_store(self) -> RunStore:
+        """Where runs write: the transactional storage tables unless the engine says otherwise."""
+        from segsql.runstore import SqlRunStore
+
+        return SqlRunStore(self)
 
     def replace_table(self, table: exp.Table, query: exp.Query) -> None:
         """Create `table` from `query`, replacing it (inside the caller's transaction)."""

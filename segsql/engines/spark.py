@@ -1,0 +1,315 @@
+"""Apache Spark (pyspark; `local[*]` or a cluster master from segsql.yml).
+
+Spark on Parquet has no transactions and no UPDATE/DELETE, so runs use a file store: each
+segment's result is written to a new location per run, and the run commits by atomically
+replacing one pointer file (`<warehouse>/segsql/current.json`). A failed or killed run leaves
+the pointer, and so every reader, on the previous results. Runs are JSON files exposed to Spark
+SQL as the `segsql.runs` and `segsql.run_segments` tables of the storage contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import sqlglot
+from pyspark.sql import SparkSession
+from sqlglot import exp
+
+from segsql import storage
+from segsql.catalog import Columns
+from segsql.config import ProjectConfig, Source, SparkConnection
+from segsql.engines.base import Capabilities, Engine
+from segsql.errors import EngineError
+from segsql.target import atomic_write
+
+RUNS_SCHEMA = ("run_id STRING, started_at TIMESTAMP, finished_at TIMESTAMP, status STRING, as_of DATE, "
+               "selected STRING, error STRING, segsql_version STRING")
+RUN_SEGMENTS_SCHEMA = ("run_id STRING, segment STRING, entity STRING, row_count BIGINT, population BIGINT, "
+                       "definition_hash STRING, status STRING, duration_ms BIGINT, error STRING")
+
+
+class SparkEngine(Engine):
+    name: ClassVar[str] = "spark"
+    dialect: ClassVar[str] = "spark"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactional_ddl=False, reads_files=True, in_process=False, keeps_insertion_order=False,
+        create_or_replace_table=False, approx_distinct=True, temporary_views=True)
+
+    def __init__(self, config: ProjectConfig, root: Path, read_only: bool = False):
+        super().__init__(config, root, read_only)
+        connection = config.connection
+        assert isinstance(connection, SparkConnection)
+        self.settings = connection
+        warehouse = Path(connection.warehouse) if connection.warehouse else Path("spark-warehouse")
+        self.warehouse = (warehouse if warehouse.is_absolute() else root / warehouse).resolve()
+        self.state = self.warehouse / "segsql"
+        self._spark: SparkSession | None = None
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
+                       .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+                       .config("spark.sql.warehouse.dir", str(self.warehouse))
+                       .config("spark.sql.shuffle.partitions", "4"))
+            for key, value in self.settings.conf.items():
+                builder = builder.config(key, value)
+            try:
+                self._spark = builder.getOrCreate()
+            except Exception as error:  # JVM start-up failures surface as various py4j errors
+                raise EngineError(f"cannot start Spark ({self.settings.master}): {_first_line(error)}", None,
+                                  "check that Java 17 is installed and spark.master is right") from None
+            self._spark.sparkContext.setLogLevel("ERROR")
+            self._register_storage()
+        return self._spark
+
+    # -- catalog and sources --------------------------------------------------------------------
+    def describe_source(self, name: str, source: Source) -> Columns | None:
+        try:
+            if source.path is not None:
+                path = self._file(source)
+                if not path.exists():
+                    return None
+                frame = self._reader(source, path)
+            else:
+                assert source.table is not None
+                if not self.spark.catalog.tableExists(source.table):
+                    return None
+                frame = self.spark.table(source.table)
+        except Exception as error:
+            raise EngineError(f"Spark cannot read source `{name}`: {_first_line(error)}") from None
+        return {field.name.lower(): field.dataType.simpleString() for field in frame.schema.fields}
+
+    def _file(self, source: Source) -> Path:
+        assert source.path is not None
+        path = Path(source.path)
+        return path if path.is_absolute() else self.root / path
+
+    def _reader(self, source: Source, path: Path) -> Any:
+        if source.file_format == "parquet":
+            return self.spark.read.parquet(str(path))
+        return self.spark.read.option("header", True).option("inferSchema", True).csv(str(path))
+
+    def prepare_sources(self) -> None:
+        """File sources become temporary views named after the source."""
+        for name, source in sorted(self.config.sources.items()):
+            if source.path is not None:
+                path = self._file(source)
+                if not path.exists():
+                    raise EngineError(f"source `{name}`: file {path} does not exist", None,
+                                      "fix sources.{name}.path in segsql.yml")
+                self._reader(source, path).createOrReplaceTempView(name)
+
+    # -- execution ------------------------------------------------------------------------------
+    def _frame(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
+        try:
+            return self.spark.sql(self.sql(statement), args=list(params) or None)
+        except EngineError:
+            raise
+        except Exception as error:  # AnalysisException, ParseException, Py4JJavaError...
+            raise EngineError(f"Spark: {_first_line(error)}") from None
+
+    def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
+        self._frame(statement, params).collect()
+
+    def fetchall(self, statement: exp.Expr, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(row) for row in self._frame(statement, params).collect()]
+        except EngineError:
+            raise
+        except Exception as error:
+            raise EngineError(f"Spark: {_first_line(error)}") from None
+
+    def fetch_arrow(self, statement: exp.Expr, params: Sequence[Any] = ()) -> pa.Table:
+        frame = self._frame(statement, params)
+        try:
+            return frame.toArrow()
+        except Exception as error:
+            raise EngineError(f"Spark: {_first_line(error)}") from None
+
+    def stream(self, statement: exp.Expr, params: Sequence[Any] = (),
+               batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        frame = self._frame(statement, params)
+        names, batch = list(frame.columns), []
+        for row in frame.toLocalIterator():
+            batch.append(tuple(row))
+            if len(batch) >= batch_size:
+                yield names, batch
+                batch = []
+        if batch:
+            yield names, batch
+
+    def table_exists(self, table: exp.Table) -> bool:
+        name = ".".join(p for p in (table.db, table.name) if p)
+        return bool(self.spark.catalog.tableExists(name))
+
+    def existing_tables(self, tables: list[exp.Table]) -> set[str]:
+        return {t.name for t in tables if self.table_exists(t)}
+
+    def begin(self) -> None:
+        """Spark has no transactions: the run store switches a pointer at commit instead."""
+
+    def commit(self) -> None:
+        """See begin()."""
+
+    def rollback(self) -> None:
+        """See begin()."""
+
+    def close(self) -> None:
+        """The SparkSession is shared by the process (getOrCreate), so it stays up."""
+        self._spark = None
+
+    def run_store(self) -> SparkRunStore:
+        return SparkRunStore(self)
+
+    # -- storage contract on files ---------------------------------------------------------------
+    def _register_storage(self) -> None:
+        """Expose the current results (from the pointer) and the run records as tables."""
+        spark = self._spark
+        assert spark is not None
+        for folder in ("runs", "run_segments", "data"):
+            (self.state / folder).mkdir(parents=True, exist_ok=True)
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {storage.SCHEMA}")
+        for name, schema in (("runs", RUNS_SCHEMA), ("run_segments", RUN_SEGMENTS_SCHEMA)):
+            table = storage.table(name)
+            columns = sqlglot.parse_one(f"CREATE TABLE t ({schema})", read="spark").this.expressions
+            location = exp.LocationProperty(this=exp.Literal.string(str(self.state / name)))
+            properties = exp.Properties(expressions=[exp.FileFormatProperty(this=exp.var("JSON")), location])
+            spark.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True).sql(dialect="spark"))
+            spark.sql(exp.Create(this=exp.Schema(this=table, expressions=columns), kind="TABLE",
+                                 properties=properties).sql(dialect="spark"))
+        for name, entry in self.pointer().items():
+            self._point(name, entry["location"])
+        self._membership_view()
+
+    def pointer(self) -> dict[str, dict[str, Any]]:
+        try:
+            loaded: dict[str, dict[str, Any]] = json.loads((self.state / "current.json").read_text(encoding="utf-8"))
+            return loaded
+        except (OSError, ValueError):
+            return {}
+
+    def _point(self, name: str, location: str) -> None:
+        table = storage.segment_table(name)
+        self.spark.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True).sql(dialect="spark"))
+        self.spark.sql(_external_table(table, location).sql(dialect="spark"))
+
+    def _membership_view(self) -> None:
+        pointer = self.pointer()
+        if not pointer:
+            return
+        parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.string(e["entity"]).as_("entity"),
+                            exp.cast(exp.column(e["key"]), exp.DataType.Type.VARCHAR).as_("entity_key"),
+                            exp.Literal.string(e["run_id"]).as_("run_id"),
+                            exp.cast(exp.Literal.string(e["as_of"]), exp.DataType.Type.DATE).as_("as_of"))
+                 .from_(storage.segment_table(name)) for name, e in sorted(pointer.items())]
+        union: exp.Query = parts[0]
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=False)
+        view = exp.Create(this=storage.table("membership"), kind="VIEW", expression=union, replace=True)
+        self.spark.sql(view.sql(dialect="spark"))
+
+
+def _external_table(table: exp.Table, location: str, query: exp.Query | None = None) -> exp.Create:
+    properties = exp.Properties(expressions=[exp.FileFormatProperty(this=exp.var("PARQUET")),
+                                             exp.LocationProperty(this=exp.Literal.string(location))])
+    return exp.Create(this=table, kind="TABLE", expression=query, properties=properties)
+
+
+class SparkRunStore:
+    """A run's results go to new locations; commit replaces the pointer file atomically."""
+
+    def __init__(self, engine: SparkEngine):
+        self.engine = engine
+        self.staged: dict[str, dict[str, Any]] = {}
+        self.pending: list[tuple[Path, str]] = []
+        self.result: Any = None
+
+    def prepare(self) -> None:
+        self.engine.spark  # noqa: B018 (starts the session and registers the storage tables)
+        for path in sorted((self.engine.state / "runs").glob("*.json")):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("status") == storage.RUNNING:
+                record.update(status=storage.FAILED, error=storage.INTERRUPTED)
+                atomic_write(path, json.dumps(record) + "\n")
+
+    def start(self, result: Any, names: list[str], version: str) -> None:
+        self.result = result
+        self._write_run(result, {"started_at": _stamp(), "status": storage.RUNNING, "selected": json.dumps(names),
+                                 "segsql_version": version})
+
+    def _write_run(self, result: Any, fields: dict[str, Any]) -> None:
+        path = self.engine.state / "runs" / f"{result.run_id}.json"
+        record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        record.update({"run_id": result.run_id, "as_of": result.as_of.isoformat(), **fields})
+        atomic_write(path, json.dumps(record) + "\n")
+
+    def begin(self) -> None:
+        self.staged = {}
+
+    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
+        location = self.engine.state / "data" / name / self.result.run_id
+        staged = exp.Table(this=exp.to_identifier(f"staged__{name}__{self.result.run_id.replace('-', '_')}"),
+                           db=exp.to_identifier(storage.SCHEMA))
+        self.engine.execute(exp.Drop(tables=[staged.copy()], kind="TABLE", exists=True))
+        self.engine.execute(_external_table(staged, str(location), query))
+        self.staged[name] = {"location": str(location), "table": staged}
+        return staged
+
+    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
+        for plan in plans:
+            self.staged[plan.name].update(entity=plan.entity, key=keys[plan.entity], run_id=result.run_id,
+                                          as_of=result.as_of.isoformat())
+
+    def finish(self, result: Any, plans: list[Any]) -> None:
+        rows = [{"run_id": result.run_id, "segment": p.name, "entity": p.entity, "row_count": p.rows,
+                 "population": p.population, "definition_hash": p.definition_hash, "status": p.status,
+                 "duration_ms": p.duration_ms, "error": p.error} for p in plans]
+        segments = (self.engine.state / "run_segments" / f"{result.run_id}.json",
+                    "".join(json.dumps(row) + "\n" for row in rows))
+        if result.status == storage.SUCCESS:
+            self.pending = [segments]  # recorded once the pointer has switched
+            return
+        atomic_write(*segments)
+        self._write_run(result, {"finished_at": _stamp(), "status": result.status, "error": result.error})
+
+    def commit(self) -> None:
+        """The commit point: one atomic rename of the pointer file."""
+        pointer = self.engine.pointer()
+        previous = {name: pointer.get(name, {}).get("location") for name in self.staged}
+        for name, entry in self.staged.items():
+            pointer[name] = {k: v for k, v in entry.items() if k != "table"}
+        atomic_write(self.engine.state / "current.json", json.dumps(pointer, indent=1, sort_keys=True) + "\n")
+        for name, entry in self.staged.items():
+            self.engine.execute(exp.Drop(tables=[entry["table"].copy()], kind="TABLE", exists=True))
+            self.engine._point(name, entry["location"])
+            old = previous[name]
+            if old and old != entry["location"]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.engine._membership_view()
+        for path, text in self.pending:
+            atomic_write(path, text)
+        self._write_run(self.result, {"finished_at": _stamp(), "status": storage.SUCCESS, "error": None})
+
+    def rollback(self) -> None:
+        for entry in self.staged.values():
+            with contextlib.suppress(EngineError):
+                self.engine.execute(exp.Drop(tables=[entry["table"].copy()], kind="TABLE", exists=True))
+            shutil.rmtree(entry["location"], ignore_errors=True)
+        self.staged = {}
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

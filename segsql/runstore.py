@@ -1,0 +1,92 @@
+"""Where a run's results go, per kind of engine.
+
+`SqlRunStore` (DuckDB, Postgres): the storage tables of segsql/storage.py, written in one
+transaction. Engines without transactions or UPDATE (Spark on Parquet) provide their own store
+that writes new locations and switches a pointer at commit (engines/spark.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlglot import exp
+
+from segsql import storage
+
+if TYPE_CHECKING:
+    from segsql.engines.base import Engine
+    from segsql.runner import RunResult, SegmentRun
+
+
+class RunStore(Protocol):
+    def prepare(self) -> None:
+        """Create what is missing and record runs a killed process left `running` as failed."""
+
+    def start(self, result: RunResult, names: list[str], version: str) -> None: ...
+
+    def begin(self) -> None: ...
+
+    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
+        """Materialise a segment's result (not yet visible to readers); return where it is."""
+
+    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None: ...
+
+    def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
+        """Record the run's outcome (inside the transaction on success, after rollback on failure)."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class SqlRunStore:
+    """The storage tables, all writes of a run in one transaction."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def prepare(self) -> None:
+        if not self.engine.table_exists(storage.table("membership")):
+            for statement in storage.DDL:
+                self.engine.execute(statement)
+        self.engine.execute(storage.mark_interrupted())
+
+    def start(self, result: RunResult, names: list[str], version: str) -> None:
+        from segsql.runner import _now
+
+        self.engine.execute(storage.insert_run(), [result.run_id, _now(), storage.RUNNING, result.as_of,
+                                                   json.dumps(names), version])
+
+    def begin(self) -> None:
+        self.engine.begin()
+
+    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
+        target = storage.segment_table(name)
+        self.engine.replace_table(target, query)
+        return target
+
+    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None:
+        names = [plan.name for plan in plans]
+        self.engine.execute(storage.delete_membership(names), names)
+        for plan in plans:
+            self.engine.execute(storage.insert_membership(plan.name, plan.entity, keys[plan.entity]),
+                                [result.run_id, result.as_of])
+
+    def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
+        from segsql.runner import _now
+
+        for plan in plans:
+            self.engine.execute(storage.insert_run_segment(), _segment_row(result, plan))
+        self.engine.execute(storage.finish_run(), [_now(), result.status, result.error, result.run_id])
+
+    def commit(self) -> None:
+        self.engine.commit()
+
+    def rollback(self) -> None:
+        self.engine.rollback()
+
+
+def _segment_row(result: RunResult, plan: SegmentRun) -> list[Any]:
+    return [result.run_id, plan.name, plan.entity, plan.rows, plan.population, plan.definition_hash,
+            plan.status, plan.duration_ms, plan.error]

@@ -1,0 +1,102 @@
+"""Spark (pyspark, local mode): same members as DuckDB, and atomic runs on files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import duckdb
+import pytest
+
+from segsql import Project
+from segsql.runner import RunError
+from segsql.scaffold import create_project
+from tests import engines
+from tests.conftest import REQUIRE_ALL, write_files
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def require_spark() -> None:
+    problems = []
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        problems.append("pyspark is not installed: pip install 'segsql[spark]'")
+    if shutil.which("java") is None or subprocess.run(["java", "-version"], capture_output=True, check=False).returncode:
+        problems.append("Java is not installed: apt-get install openjdk-17-jre-headless")
+    if problems:
+        if REQUIRE_ALL:
+            pytest.fail("; ".join(problems) + " (SEGSQL_REQUIRE_ALL=1)")
+        pytest.skip("; ".join(problems))
+
+
+def spark_config(duck_config: str) -> str:
+    """The starter config on Spark: sources read from Parquet exports of the same tables."""
+    config = duck_config.replace("connection:\n  type: duckdb\n  path: data/demo.duckdb        # `segsql demo` fills it; "
+                                 ":memory: also works\n",
+                                 "connection:\n  type: spark\n  master: local[2]\n  warehouse: spark-warehouse\n")
+    for table in engines.TABLES:
+        config = config.replace(f"    table: {table}\n", f"    path: data/parquet/{table}.parquet\n")
+    return config
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Project]:
+    require_spark()
+    duck_root = tmp_path_factory.mktemp("duck") / "p"
+    create_project(duck_root)
+    database = engines.build_demo(duck_root)
+    spark_root = tmp_path_factory.mktemp("spark") / "p"
+    shutil.copytree(duck_root, spark_root, ignore=shutil.ignore_patterns("data"))
+    (spark_root / "data" / "parquet").mkdir(parents=True)
+    connection = duckdb.connect(str(database), read_only=True)
+    for table in engines.TABLES:
+        connection.execute(f"COPY {table} TO '{spark_root / 'data' / 'parquet' / table}.parquet' (FORMAT parquet)")
+    connection.close()
+    (spark_root / "segsql.yml").write_text(spark_config((duck_root / "segsql.yml").read_text()))
+    return Project.load(duck_root, as_of=engines.AS_OF), Project.load(spark_root, as_of=engines.AS_OF)
+
+
+def test_every_starter_segment_has_the_same_members(projects: tuple[Project, Project]) -> None:
+    duck, spark = projects
+    on_duckdb, on_spark = engines.memberships(duck), engines.memberships(spark)
+    differences = {name: (sorted(on_duckdb[name] - on_spark[name])[:5], sorted(on_spark[name] - on_duckdb[name])[:5])
+                   for name in on_duckdb if on_duckdb[name] != on_spark[name]}
+    assert not differences
+    assert sum(len(m) for m in on_duckdb.values()) > 1000
+
+
+def test_results_and_runs_are_readable_through_spark_sql(projects: tuple[Project, Project]) -> None:
+    _, spark = projects
+    spark.run(select=["enterprise_dach"])
+    assert spark.size("enterprise_dach") == len(spark.members("enterprise_dach"))
+    with spark.engine() as engine:
+        from sqlglot import exp
+
+        statuses = engine.fetchall(exp.select("status").from_("segsql.runs"))
+        members = engine.fetchall(exp.select(exp.func("count", exp.Star())).from_("segsql.membership").where(
+            exp.column("segment").eq(exp.Literal.string("enterprise_dach"))))
+    assert ("success",) in statuses and members[0][0] == spark.size("enterprise_dach")
+
+
+def test_a_failing_run_leaves_the_pointer_and_results(projects: tuple[Project, Project]) -> None:
+    _, spark = projects
+    spark.run(select=["enterprise_dach", "dach_users"])
+    pointer_file = spark.root / "spark-warehouse" / "segsql" / "current.json"
+    before = pointer_file.read_text()
+    sizes = (spark.size("enterprise_dach"), spark.size("dach_users"))
+    write_files(spark.root, {"segments_sql/zz_fails.sql": "{{ config(entity='account') }}\n"
+                             "SELECT a.account_id, CAST(1 AS INT) / CAST(a.employees - a.employees AS INT) AS boom "
+                             "FROM {{ source('accounts') }} AS a"})
+    broken = Project.load(spark.root, as_of=engines.AS_OF)
+    broken_config = broken.config.model_copy(update={})
+    assert broken_config.connection.type == "spark"
+    with pytest.raises(RunError):
+        broken.run(select=["enterprise_dach", "dach_users", "zz_fails"])
+    (spark.root / "segments_sql" / "zz_fails.sql").unlink()
+    assert pointer_file.read_text() == before
+    assert (spark.size("enterprise_dach"), spark.size("dach_users")) == sizes
+    records = [json.loads(p.read_text()) for p in (spark.root / "spark-warehouse" / "segsql" / "runs").glob("*.json")]
+    assert any(r["status"] == "failed" for r in records)
