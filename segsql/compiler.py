@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
-from segsql import checks
+from segsql import checks, portability
 from segsql.builtins import BUILTINS, table_for_source
 from segsql.catalog import Catalog, Columns, table_key
 from segsql.config import SegmentConfig
@@ -294,16 +295,28 @@ class Compiler:
         return tree
 
     def to_sql(self, name: str, dialect: str | None = None, pretty: bool = True) -> str:
-        """The compiled SQL of `name` in `dialect` (default: the project's)."""
+        """The compiled SQL of `name` in `dialect` (default: the project's); a construct the
+        target cannot run is a ValidationError rather than SQL that reads other rows."""
         target = dialect or self.dialect
+        path = self.compiled(name).path
+        tree = self.tree(name)
+        if target != self.dialect:
+            problem = portability.check(tree, target)
+            if problem:
+                raise ValidationError(problem[0], Location(path), problem[1])
         try:
             # tree() returns a fresh copy, so the generator may work on it in place.
-            return self.tree(name).sql(dialect=get_dialect(target), pretty=pretty, copy=False,
-                                       unsupported_level=ErrorLevel.RAISE)
+            sql = tree.sql(dialect=get_dialect(target), pretty=pretty, copy=False, unsupported_level=ErrorLevel.RAISE)
         except UnsupportedError as error:
-            path = self.compiled(name).path
             raise ValidationError(f"cannot compile for {target}: {error}", Location(path),
                                   "this construct has no equivalent in the target dialect") from None
+        if target != self.dialect:
+            try:
+                sqlglot.parse_one(sql, dialect=target)
+            except (ParseError, sqlglot.errors.TokenError) as error:
+                raise ValidationError(f"the SQL compiled for {target} does not parse there: {error}".split("\n")[0],
+                                      Location(path)) from None
+        return sql
 
 
 def _drop_positions(tree: exp.Expr) -> None:

@@ -143,6 +143,7 @@ class ProjectConfig(Strict):
     name: str = "segsql_project"
     dialect: Literal[DIALECTS] = "duckdb"  # type: ignore[valid-type]
     connection: Connection = Field(default_factory=DuckDBConnection)
+    profiles: dict[str, Connection] = Field(default_factory=dict, description="named connections for --target")
     sources: dict[str, Source] = Field(default_factory=dict)
     entities: dict[str, Entity] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)

@@ -106,15 +106,24 @@ class Project:
 
     @classmethod
     def load(cls, path: str | Path = ".", *, vars: dict[str, Any] | None = None,
-             as_of: dt.date | str | None = None) -> Project:
-        """Load the project in `path` (the folder holding segsql.yml)."""
+             as_of: dt.date | str | None = None, target: str | None = None) -> Project:
+        """Load the project in `path` (the folder holding segsql.yml); `target` picks a connection
+        from `profiles:` (e.g. run the same segments on Postgres or Spark)."""
         root = Path(path)
         if not root.exists():
             raise ConfigError(f"project folder {root} does not exist", Location(str(root)),
                               "pass --project DIR, or run `segsql init DIR` first")
         if not root.is_dir():
             raise ConfigError(f"{root} is not a folder", Location(str(root)), "pass the project folder")
-        return cls(root, load_project_config(root), vars=vars, as_of=as_of)
+        config = load_project_config(root)
+        if target is not None:
+            if target not in config.profiles:
+                raise UsageError(f"unknown target profile `{target}`", None,
+                                 did_you_mean(target, config.profiles)
+                                 or ("profiles: " + ", ".join(sorted(config.profiles)) if config.profiles
+                                     else "declare it under profiles: in segsql.yml"))
+            config = config.model_copy(update={"connection": config.profiles[target]})
+        return cls(root, config, vars=vars, as_of=as_of)
 
     def with_options(self, *, vars: dict[str, Any] | None = None,
                      as_of: dt.date | str | None = None) -> Project:

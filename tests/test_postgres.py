@@ -156,3 +156,23 @@ def test_missing_table_fails_cleanly_and_keeps_membership(projects: tuple[Projec
         with psycopg.connect(**server.params(), autocommit=True) as connection:
             connection.execute("ALTER TABLE accounts_moved RENAME TO accounts")
     assert membership_rows(server) == before
+
+
+def test_target_profile_runs_the_same_project_on_postgres(projects: tuple[Project, Project], server: PostgresServer) -> None:
+    from click.testing import CliRunner
+
+    from segsql.cli import cli
+
+    duck, _ = projects
+    config = (duck.root / "segsql.yml").read_text()
+    profile = "\n".join("    " + line for line in server.config_yaml(PASSWORD_ENV).splitlines()[1:])
+    (duck.root / "segsql.yml").write_text(config + f"\nprofiles:\n  warehouse:\n{profile}\n")
+    try:
+        result = CliRunner().invoke(cli, ["run", "--project", str(duck.root), "--target", "warehouse",
+                                          "--select", "enterprise_dach", "--as-of", str(engines.AS_OF)])
+        assert result.exit_code == 0, result.stderr
+        assert ("enterprise_dach", ) in {(r[0],) for r in membership_rows(server)}
+        wrong = CliRunner().invoke(cli, ["run", "--project", str(duck.root), "--target", "warehous"])
+        assert wrong.exit_code == 2 and "did you mean `warehouse`?" in wrong.stderr
+    finally:
+        (duck.root / "segsql.yml").write_text(config)

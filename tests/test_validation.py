@@ -209,3 +209,19 @@ def test_select_star_expands_from_the_schema(make_project: ProjectFactory) -> No
     project = make_project({"seg": CFG + "SELECT * FROM {{ source('accounts') }} AS a"})
     assert project.validate() == []
     assert list(project.compiled("seg").columns)[:2] == ["account_id", "name"]
+
+
+@pytest.mark.parametrize(("select", "dialect", "fragment"), [
+    ("SELECT a.account_id FROM {{ source('accounts') }} AS a ASOF JOIN {{ source('users') }} AS u "
+     "ON u.account_id = a.account_id AND u.last_seen_at >= a.signup_date", "postgres", "ASOF JOIN cannot run on postgres"),
+    ("SELECT a.account_id, struct_pack(x := 1) AS s FROM {{ source('accounts') }} AS a", "postgres",
+     "struct literals cannot run on postgres"),
+])
+def test_unportable_constructs_fail_for_that_target(make_project: ProjectFactory, select: str, dialect: str,
+                                                    fragment: str) -> None:
+    project = make_project({"seg": CFG + select})
+    assert project.validate() == []  # fine on DuckDB
+    with pytest.raises(ValidationError, match=fragment) as caught:
+        project.compile("seg", dialect=dialect)
+    assert caught.value.path == "segments_sql/seg.sql" and caught.value.hint
+    project.compile("seg", dialect="duckdb")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from segsql.cli.commands import _fail
 from segsql.cli.main import EXIT_FAILURE, cli
-from segsql.cli.options import open_project, project_options, selection_options
+from segsql.cli.options import engine_options, open_project, selection_options
 from segsql.cli.render import print_table
 from segsql.errors import UsageError
 
@@ -70,13 +70,13 @@ def _flag(value: Any) -> str:
 @click.option("--cost", "costs", multiple=True, metavar="SEGMENT=AMOUNT", help="Cost per segment, for ROI.")
 @click.option("--roi-metric", metavar="METRIC", help="Sum metric of attributed revenue, for ROI.")
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
-@project_options
+@engine_options
 def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: tuple[str, ...],
             roi_metric: str | None, output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
-            vars_json: str | None, as_of: str | None) -> None:
+            vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """Compare segments with a baseline on metrics: value, difference, 95% CI, p-value and a
     Benjamini–Hochberg flag (*), one table per metric, all aggregated in one engine query."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = [m.strip() for m in metric_list.split(",") if m.strip()]
     comparison = project.compare(list(segments), names, baseline, _costs(costs), roi_metric)
     if output_format != "table":
@@ -110,11 +110,11 @@ def _costs(pairs: tuple[str, ...]) -> dict[str, float] | None:
 @cli.command()
 @click.argument("segments", nargs=-1, required=True)
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
-@project_options
+@engine_options
 def overlap(segments: tuple[str, ...], output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
-            vars_json: str | None, as_of: str | None) -> None:
+            vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """Pairwise shared members and Jaccard index of two or more segments (one query)."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = project.overlap(list(segments))
     _emit(frame[frame["left"] < frame["right"]] if output_format == "table" else frame, output_format,
           formatters={"jaccard": lambda v: "" if v is None or pd.isna(v) else f"{v:.3f}"})
@@ -123,11 +123,11 @@ def overlap(segments: tuple[str, ...], output_format: str, project_dir: Path, va
 @cli.command()
 @click.argument("name")
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
-@project_options
+@engine_options
 def waterfall(name: str, output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
-              vars_json: str | None, as_of: str | None) -> None:
+              vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """How many members remain after each top-level AND condition of a segment's WHERE."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     _emit(project.waterfall(name), output_format, title=f"size waterfall of {name}")
 
 
@@ -135,24 +135,25 @@ def waterfall(name: str, output_format: str, project_dir: Path, var_pairs: tuple
 @click.argument("segments", nargs=-1, required=True)
 @click.option("--suppress", metavar="SEGMENT", help="Members of this segment are removed from every list.")
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
-@project_options
+@engine_options
 def prioritize(segments: tuple[str, ...], suppress: str | None, output_format: str, project_dir: Path,
-               var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None) -> None:
+               var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """Assign each entity only to the first listed segment it belongs to (mutually exclusive)."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     result = project.prioritize(list(segments), suppress)
     _emit(result.counts, output_format, title=f"priority assignment ({result.suppressed:,} member rows suppressed)")
 
 
 @cli.command(name="validate-segments")
-@project_options
+@engine_options
 @selection_options
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
 def validate_segments(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-                      select: tuple[str, ...], exclude: tuple[str, ...], output_format: str) -> None:
+                      select: tuple[str, ...], exclude: tuple[str, ...], output_format: str,
+                      target: str | None = None) -> None:
     """Is each segment substantial, distinct, measurable, accessible and stable? Prints a
     pass/warn/fail table with the numbers behind each verdict; exit 1 if any check fails."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     errors = project.validate(project.select(list(select), list(exclude)))
     if errors:
         _fail(errors)
@@ -165,14 +166,14 @@ def validate_segments(project_dir: Path, var_pairs: tuple[str, ...], vars_json: 
 
 
 @cli.command(name="metrics")
-@project_options
+@engine_options
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
 def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-             output_format: str) -> None:
+             output_format: str, target: str | None = None) -> None:
     """List the project's metrics with entity, kind, period and definition."""
     from segsql.metrics import describe
 
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = pd.DataFrame([describe(m) for m in project.metrics.values()])
     _emit(frame[["name", "entity", "kind", "period", "description"]] if output_format == "table" else frame,
           output_format)

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from segsql.cli.main import EXIT_FAILURE, cli, report_error
-from segsql.cli.options import open_project, project_options, selection_options, target_option
+from segsql.cli.options import engine_options, open_project, project_options, selection_options, target_option
 from segsql.errors import SegsqlError
+from segsql.project import Project
 
 
 @cli.command()
@@ -37,7 +38,8 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 
     project = open_project(project_dir, var_pairs, vars_json, as_of)
     names = project.select(list(select), list(exclude), ordered=False)
-    dialects = [project.config.dialect, *[t for t in targets if t != project.config.dialect]]
+    dialects = [project.config.dialect, *[d for d in (_dialect_of(project, t) for t in targets)
+                                          if d != project.config.dialect]]
     report = write_target(project, names, list(dict.fromkeys(dialects)))
     if report.errors:
         _fail(report.errors)
@@ -46,12 +48,12 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 
 
 @cli.command()
-@project_options
+@engine_options
 @selection_options
 def validate(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
-             as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+             as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...], target: str | None = None) -> None:
     """Check every selected segment; print `path:line:col: message` per error, exit 1 if any."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
     errors = project.validate(names) if names else list(project.problems)
     for warning in project.warnings:
@@ -62,14 +64,14 @@ def validate(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 
 
 @cli.command(name="list")
-@project_options
+@engine_options
 @selection_options
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-          select: tuple[str, ...], exclude: tuple[str, ...], output_format: str) -> None:
+          select: tuple[str, ...], exclude: tuple[str, ...], output_format: str, target: str | None = None) -> None:
     """List segments with entity, tags, refs and description (broken ones marked)."""
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     rows: list[dict[str, Any]] = []
     for name in project.select(list(select), list(exclude)):
         try:
@@ -91,6 +93,19 @@ def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
                   r["description"], r["status"]] for r in rows])
 
 
+def _dialect_of(project: Project, target: str) -> str:
+    """A --target of compile: a dialect, or a profile meaning its engine's dialect."""
+    from segsql.config import DIALECTS
+    from segsql.errors import UsageError, did_you_mean
+
+    if target in DIALECTS:
+        return target
+    if target in project.config.profiles:
+        return project.config.profiles[target].type
+    raise UsageError(f"--target `{target}` is neither a dialect nor a profile", None,
+                     did_you_mean(target, [*DIALECTS, *project.config.profiles]) or f"dialects: {', '.join(DIALECTS)}")
+
+
 def _fail(errors: list[SegsqlError]) -> None:
     for error in errors:
         report_error(error)
@@ -99,16 +114,16 @@ def _fail(errors: list[SegsqlError]) -> None:
 
 
 @cli.command(name="run")
-@project_options
+@engine_options
 @selection_options
 def run_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-         select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+         select: tuple[str, ...], exclude: tuple[str, ...], target: str | None = None) -> None:
     """Validate, then evaluate the selected segments in dependency order and replace their
     membership atomically; print a summary table. Exit 1 if validation or the run fails."""
     from segsql.cli.render import run_progress, run_summary
     from segsql.runner import ValidationFailed
 
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
     try:
         with run_progress(len(names)) as progress:
@@ -120,19 +135,19 @@ def run_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
 
 @cli.command()
 @click.argument("name")
-@project_options
+@engine_options
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many members to show (the LIMIT runs in the engine).")
 @click.option("--all", "show_all", is_flag=True, help="Stream every member instead of a sample.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
-         as_of: str | None, limit: int, show_all: bool, output_format: str) -> None:
+         as_of: str | None, limit: int, show_all: bool, output_format: str, target: str | None = None) -> None:
     """Size, share of the entity population and a sample of members (with trait columns) from
     the segment's last successful run."""
     from segsql.cli.show import show_segment
 
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     show_segment(project, name, None if show_all else limit, output_format)
 
 
@@ -159,18 +174,18 @@ def demo(directory: Path, scale: float, seed: int, as_of: str | None) -> None:
 
 
 @cli.command(name="test")
-@project_options
+@engine_options
 @selection_options
 @click.option("--unit/--no-unit", "unit", default=True, help="Run unit tests (<name>.test.yml, offline).")
 @click.option("--data/--no-data", "data", default=True, help="Run data tests from config(tests=...) on live data.")
 def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-          select: tuple[str, ...], exclude: tuple[str, ...], unit: bool, data: bool) -> None:
+          select: tuple[str, ...], exclude: tuple[str, ...], unit: bool, data: bool, target: str | None = None) -> None:
     """Run segment tests: unit tests show missing and unexpected members; data tests check
     size, share, unique, not_null and custom conditions. Exit 1 if any test fails."""
     from segsql.cli.render import print_table
     from segsql.testing import PASS, run_data_tests, run_unit_tests
 
-    project = open_project(project_dir, var_pairs, vars_json, as_of)
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
     errors = project.validate(names)
     if errors:

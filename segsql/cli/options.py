@@ -24,6 +24,8 @@ as_of_option = click.option("--as-of", "as_of", metavar="DATE", help="Evaluation
 select_option = click.option("--select", "-s", "select", multiple=True, metavar="SELECTOR",
                              help="Segments to include: name, tag:x, path:dir, +name (with upstream), "
                                   "name+ (with downstream).")
+profile_option = click.option("--target", "target", metavar="PROFILE",
+                              help="Run on this connection from `profiles:` in segsql.yml (default: `connection:`).")
 exclude_option = click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR", help="Segments to leave out.")
 
 
@@ -38,6 +40,11 @@ def project_options(function: F) -> F:
     return _apply(function, [project_dir_option, var_option, vars_option, as_of_option])
 
 
+def engine_options(function: F) -> F:
+    """--project, --target PROFILE, --var, --vars, --as-of: for commands that touch data."""
+    return _apply(function, [project_dir_option, profile_option, var_option, vars_option, as_of_option])
+
+
 def input_options(function: F) -> F:
     """--var, --vars, --as-of (the magics take the project from the session)."""
     return _apply(function, [var_option, vars_option, as_of_option])
@@ -49,10 +56,11 @@ def selection_options(function: F) -> F:
 
 
 def target_option(function: F) -> F:
-    return click.option("--target", "-t", "targets", multiple=True, type=click.Choice(DIALECTS),
-                        help="Also compile for this dialect; repeatable.")(function)
+    return click.option("--target", "-t", "targets", multiple=True, metavar="DIALECT|PROFILE",
+                        help=f"Also compile for this dialect ({', '.join(DIALECTS)}) or the dialect of a "
+                             "profile; repeatable.")(function)
 
 
 def open_project(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
-                 as_of: str | None) -> Project:
-    return Project.load(project_dir, vars=parse_vars(list(var_pairs), vars_json), as_of=as_of)
+                 as_of: str | None, target: str | None = None) -> Project:
+    return Project.load(project_dir, vars=parse_vars(list(var_pairs), vars_json), as_of=as_of, target=target)
