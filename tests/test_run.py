@@ -176,3 +176,21 @@ def test_show_before_any_run_says_what_to_do(tmp_path: Path) -> None:
     duckdb.connect(str(tmp_path / "data.duckdb")).close()
     result = CliRunner().invoke(cli, ["show", "big", "--project", str(tmp_path)])
     assert result.exit_code == 2 and "has no results yet" in result.stderr and "segsql run" in result.stderr
+
+
+def test_show_masks_declared_pii_unless_unmasked(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from segsql.cli import cli
+
+    make(tmp_path, {"emails": "{{ config(entity='account') }}\nSELECT a.account_id, 'ann@acme.example' AS email "
+                              "FROM {{ source('accounts') }} AS a"})
+    config = (tmp_path / "segsql.yml").read_text().replace("accounts: {table: accounts}",
+                                                           "accounts: {table: accounts, pii: {email: email}}")
+    (tmp_path / "segsql.yml").write_text(config)
+    Project.load(tmp_path, as_of=AS_OF).run()
+    for fmt in ("table", "csv", "json"):
+        result = CliRunner().invoke(cli, ["show", "emails", "--project", str(tmp_path), "--format", fmt, "-n", "3"])
+        assert result.exit_code == 0 and "ann@acme.example" not in result.stdout and "email:" in result.stdout
+    clear = CliRunner().invoke(cli, ["show", "emails", "--project", str(tmp_path), "--format", "csv", "--unmask"])
+    assert "ann@acme.example" in clear.stdout

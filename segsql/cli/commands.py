@@ -141,14 +141,16 @@ def run_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
 @click.option("--all", "show_all", is_flag=True, help="Stream every member instead of a sample.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
+@click.option("--unmask", is_flag=True, help="Print declared PII columns in clear (logged).")
 def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
-         as_of: str | None, limit: int, show_all: bool, output_format: str, target: str | None = None) -> None:
+         as_of: str | None, limit: int, show_all: bool, output_format: str, unmask: bool,
+         target: str | None = None) -> None:
     """Size, share of the entity population and a sample of members (with trait columns) from
     the segment's last successful run."""
     from segsql.cli.show import show_segment
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
-    show_segment(project, name, None if show_all else limit, output_format)
+    show_segment(project, name, None if show_all else limit, output_format, unmask)
 
 
 @cli.command()

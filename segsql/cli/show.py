@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import logging
 import sys
 from typing import Any
 
@@ -15,8 +16,16 @@ from segsql import results
 from segsql.cli.render import percent, print_table
 from segsql.project import Project
 
+log = logging.getLogger("segsql.privacy")
 
-def show_segment(project: Project, name: str, limit: int | None, output_format: str) -> None:
+
+def show_segment(project: Project, name: str, limit: int | None, output_format: str, unmask: bool = False) -> None:
+    from segsql.privacy import mask_table, pii_columns
+
+    pii = {} if unmask else pii_columns(project, name)
+    if unmask:
+        log.warning("show %s --unmask: declared PII columns printed in clear", name)
+    salt = project.config.name
     entity = project.compiled(name).entity
     with project.engine() as engine:
         size, population = results.last_run_size(project, engine, name)
@@ -25,21 +34,27 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
         rows_shown = 0
         if output_format == "table":
             click.echo(header)
-            arrow = results.members_arrow(project, engine, name, limit)
+            arrow = mask_table(results.members_arrow(project, engine, name, limit), pii, salt)
             print_table(arrow.column_names, [list(row.values()) for row in arrow.to_pylist()])
             rows_shown = arrow.num_rows
         else:
             click.echo(header, err=True)
-            rows_shown = _write_rows(project, engine, name, limit, output_format)
+            rows_shown = _write_rows(project, engine, name, limit, output_format, pii)
     if limit is not None and rows_shown < size:
         click.echo(f"showing {rows_shown:,} of {size:,}; --all streams every member", err=True)
 
 
-def _write_rows(project: Project, engine: Any, name: str, limit: int | None, output_format: str) -> int:
+def _write_rows(project: Project, engine: Any, name: str, limit: int | None, output_format: str,
+                pii: dict[str, str]) -> int:
+    from segsql.privacy import mask
+
     query = results.members_query(project, engine, name, limit)
     written = 0
     writer = None
-    for columns, rows in engine.stream(query):
+    for columns, batch in engine.stream(query):
+        masked = {columns.index(c): category for c, category in pii.items() if c in columns}
+        rows = [tuple(mask(v, masked[i], project.config.name) if i in masked else v for i, v in enumerate(row))
+                for row in batch] if masked else batch
         if output_format == "csv":
             if writer is None:
                 writer = csv.writer(sys.stdout, lineterminator="\n")
