@@ -329,3 +329,18 @@ def _token_error_offset(sql: str) -> int:
             continue
         i += 1
     return 0
+
+
+def protected_uses(all_scopes: list[Scope], catalog: Catalog, protected: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(column, category, offset) for each protected attribute a segment filters, joins or groups
+    on (WHERE, ON, GROUP BY, HAVING, QUALIFY); selecting it as a trait is not flagged."""
+    found = []
+    for scope in all_scopes:
+        for column in scope.columns:
+            category = protected.get(column.name.lower())
+            if category is None:
+                continue
+            clause = column.find_ancestor(exp.Where, exp.Join, exp.Group, exp.Having, exp.Qualify, exp.Select)
+            if clause is not None and not isinstance(clause, exp.Select):
+                found.append((column.name, category, offset_of(column)))
+    return found

@@ -210,11 +210,30 @@ class Compiler:
             checks.check_tables(all_scopes, catalog)
             checks.check_columns(all_scopes, catalog)
             columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
+            self._check_protected(rendered, config, all_scopes, catalog)
         except checks.RuleError as problem:
             kind = SqlError if "not allowed" in problem.message or "statement" in problem.message \
                 or "SELECT" in problem.message or "read the SQL" in problem.message else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
         return tree, columns
+
+    def _check_protected(self, rendered: Rendered, config: SegmentConfig, all_scopes: list[Any],
+                         catalog: Catalog) -> None:
+        """Filtering on a protected attribute is a conscious, documented decision: a warning
+        (an error in strict mode) unless config(protected_use='why') justifies it."""
+        privacy = self.config.privacy
+        protected = {name.lower(): name for name in privacy.protected_attributes}
+        for source in self.config.sources.values():
+            protected.update({column.lower(): category for column, category in source.sensitive.items()})
+        if config.protected_use.strip():
+            return
+        for column, category, offset in checks.protected_uses(all_scopes, catalog, protected):
+            location = rendered.template_location(offset)
+            hint = "if this is intended, say why in config(protected_use='...')"
+            message = f"filters on the protected attribute `{column}` ({category})"
+            if privacy.strict:
+                raise ValidationError(message, location, hint)
+            self.warnings.append(ValidationError(message, location, hint))
 
     def _parse(self, rendered: Rendered, tokens: list[Any]) -> exp.Expr:
         try:

@@ -64,6 +64,8 @@ class Source(Strict):
     columns: dict[str, str] | None = None
     description: str = ""
     pii: dict[str, str] = Field(default_factory=dict, description="column -> category (email, name, ip, ...)")
+    sensitive: dict[str, str] = Field(default_factory=dict,
+                                      description="column -> protected category (gender, age, health, ...)")
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:
@@ -112,6 +114,7 @@ class SegmentConfig(Strict):
     description: str = ""
     owner: str = ""
     tags: list[str] = Field(default_factory=list)
+    protected_use: str = Field(default="", description="why filtering on a protected attribute is justified")
     duplicates: Literal["error", "dedupe"] = Field(
         default="error", description="duplicate or NULL keys in the output: fail the run, or keep one row per key")
     tests: DataTests | None = None
@@ -123,6 +126,18 @@ class SegmentConfig(Strict):
             if not tag or not re.match(r"^[\w.-]+$", tag):
                 raise ValueError(f"tag {tag!r} must be a word (letters, digits, _ . -)")
         return tags
+
+
+PROTECTED_DEFAULT = ["gender", "sex", "age", "birth_date", "date_of_birth", "birthday", "ethnicity", "race",
+                     "religion", "health", "disability", "nationality", "citizenship", "sexual_orientation",
+                     "pregnancy", "marital_status"]
+
+
+class Privacy(Strict):
+    """GDPR defaults: which attributes are protected, and whether using them is an error."""
+
+    protected_attributes: list[str] = Field(default_factory=lambda: list(PROTECTED_DEFAULT))
+    strict: bool = False
 
 
 class SegmentValidation(Strict):
@@ -148,6 +163,7 @@ class ProjectConfig(Strict):
     entities: dict[str, Entity] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     segment_validation: SegmentValidation = Field(default_factory=SegmentValidation)
+    privacy: Privacy = Field(default_factory=Privacy)
 
 
 def load_project_config(root: Path) -> ProjectConfig:

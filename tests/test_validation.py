@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from segsql import SegsqlError, SqlError, TemplateError, ValidationError
-from tests.conftest import ProjectFactory
+from tests.conftest import BASE_CONFIG, ProjectFactory
 
 CFG = "{{ config(entity='account') }}\n"
 
@@ -225,3 +225,31 @@ def test_unportable_constructs_fail_for_that_target(make_project: ProjectFactory
         project.compile("seg", dialect=dialect)
     assert caught.value.path == "segments_sql/seg.sql" and caught.value.hint
     project.compile("seg", dialect="duckdb")
+
+
+PROTECTED_CONFIG = BASE_CONFIG.replace("users:\n    table: users\n", "users:\n    table: users\n").replace(
+    "last_seen_at: TIMESTAMP}", "last_seen_at: TIMESTAMP, gender: VARCHAR, score: INTEGER}\n    sensitive: {score: health}")
+
+
+@pytest.mark.parametrize(("condition", "column", "line"), [
+    ("WHERE u.gender = 'f'", "gender", 3),
+    ("WHERE u.role = 'x'\n  AND u.score > 3", "score", 4),
+    ("GROUP BY u.user_id, u.gender HAVING COUNT(*) > 0", "gender", 3),
+])
+def test_protected_attribute_lint(make_project: ProjectFactory, condition: str, column: str, line: int) -> None:
+    template = "{{ config(entity='user') }}\nSELECT u.user_id FROM {{ source('users') }} AS u\n" + condition
+    project = make_project({"seg": template}, config=PROTECTED_CONFIG)
+    assert project.validate() == []
+    [warning] = project.warnings
+    assert f"protected attribute `{column}`" in warning.message and warning.line == line
+    strict = make_project({"seg": template}, config=PROTECTED_CONFIG + "privacy: {strict: true}\n")
+    [error] = strict.validate()
+    assert "protected attribute" in error.message and error.line == line
+
+
+def test_protected_attribute_as_a_trait_or_justified_is_fine(make_project: ProjectFactory) -> None:
+    trait = "{{ config(entity='user') }}\nSELECT u.user_id, u.gender FROM {{ source('users') }} AS u"
+    justified = ("{{ config(entity='user', protected_use='age-appropriate product: legal requirement') }}\n"
+                 "SELECT u.user_id FROM {{ source('users') }} AS u WHERE u.gender = 'f'")
+    project = make_project({"trait": trait, "justified": justified}, config=PROTECTED_CONFIG)
+    assert project.validate() == [] and project.warnings == []
