@@ -58,7 +58,7 @@ class SegsqlMagics(Magics):
     @line_magic
     @clean_errors
     def segsql(self, line: str) -> Any:
-        """%segsql [status] | project PATH | connect VARIABLE|PATH | list | set KEY=VALUE ... |
+        """%segsql [status] | project PATH | connect VARIABLE|PROFILE|PATH | list | set KEY=VALUE ... |
         as_of DATE | run [--select ...] | close"""
         command, _, rest = line.strip().partition(" ")
         handlers: dict[str, Callable[[str], Any]] = {
@@ -84,10 +84,17 @@ class SegsqlMagics(Magics):
 
     def _connect(self, target: str) -> View:
         if not target:
-            raise UsageError("%segsql connect needs a DuckDB connection variable or a database path", None)
+            raise UsageError("%segsql connect needs a DuckDB connection variable, a profile name or a database path",
+                             None)
         value = self._namespace.get(target)
+        project = self.session.current()
         if value is not None and type(value).__module__.startswith(("duckdb", "_duckdb")):
             self.session.use_connection(value, f"duckdb: notebook connection `{target}`")
+        elif target in project.config.profiles:  # a profile from segsql.yml
+            self.session.close()
+            config = project.config.model_copy(update={"connection": project.config.profiles[target]})
+            self.session.project = type(project)(project.root, config, vars=self.session.overrides,
+                                                 as_of=self.session.as_of)
         else:
             project = self.session.current()
             connection = project.config.connection.model_copy(update={"path": target})

@@ -50,8 +50,20 @@ class SparkConnection(Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class DbapiConnection(Strict):
+    """Any warehouse with a DB-API 2 driver (Snowflake, Trino, Redshift, BigQuery's dbapi, ...)."""
+
+    type: Literal["dbapi"]
+    module: str = Field(description="the driver module, e.g. snowflake.connector or trino.dbapi")
+    dialect: Literal[DIALECTS] = Field(description="the sqlglot dialect to generate")  # type: ignore[valid-type]
+    connect_args: dict[str, Any] = Field(default_factory=dict)
+    password_env: str | None = None
+    password_arg: str = "password"
+    schema_: str | None = Field(default=None, alias="schema", description="default schema of source tables")
+
+
 Connection = Annotated[
-    DuckDBConnection | PostgresConnection | SparkConnection, Field(discriminator="type")
+    DuckDBConnection | PostgresConnection | SparkConnection | DbapiConnection, Field(discriminator="type")
 ]
 
 
@@ -217,7 +229,7 @@ def validate_model(model: type[Strict], data: Any, located: LocatedYaml | None,
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in ("duckdb", "postgres", "spark", "function-after")
+    return isinstance(part, str) and part in ("duckdb", "postgres", "spark", "dbapi", "function-after")
 
 
 def _describe(error: Any, keypath: tuple[Any, ...]) -> str:

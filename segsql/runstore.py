@@ -57,6 +57,7 @@ class SqlRunStore:
 
         self.engine.execute(storage.insert_run(), [result.run_id, _now(), storage.RUNNING, result.as_of,
                                                    json.dumps(names), version])
+        self.engine.flush()  # the `running` record must survive a kill
 
     def begin(self) -> None:
         self.engine.begin()
@@ -79,6 +80,8 @@ class SqlRunStore:
         for plan in plans:
             self.engine.execute(storage.insert_run_segment(), _segment_row(result, plan))
         self.engine.execute(storage.finish_run(), [_now(), result.status, result.error, result.run_id])
+        if result.status == storage.FAILED:
+            self.engine.flush()  # after a rollback, the failure record is its own transaction
 
     def commit(self) -> None:
         self.engine.commit()

@@ -161,3 +161,18 @@ def test_usage_errors_are_clean(shell: InteractiveShell) -> None:
     ]:
         result = run(shell, source)
         assert not result.success and fragment in str(result.error_in_exec), (source, result.error_in_exec)
+
+
+def test_connect_to_a_notebook_connection_and_a_profile(shell: InteractiveShell, demo: Path) -> None:
+    import duckdb
+
+    shell.user_ns["con"] = duckdb.connect(str(demo / "data" / "demo.duckdb"), read_only=True)
+    status = shell.run_line_magic("segsql", "connect con")._repr_mimebundle_()["text/plain"]
+    assert "notebook connection `con`" in status
+    view = run(shell, f"%%segment big_dach --entity account\n{CELL}").result
+    assert view.result.size > 0
+    shell.run_line_magic("segsql", "close")
+    result = run(shell, "%segsql connect nosuchprofile_or_file.duckdb")
+    assert result.success  # a path: the project now points at that DuckDB file
+    assert "nosuchprofile_or_file.duckdb" in shell.run_line_magic("segsql", "")._repr_mimebundle_()["text/plain"]
+    shell.run_line_magic("segsql", f"project {demo}")

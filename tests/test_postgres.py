@@ -176,3 +176,21 @@ def test_target_profile_runs_the_same_project_on_postgres(projects: tuple[Projec
         assert wrong.exit_code == 2 and "did you mean `warehouse`?" in wrong.stderr
     finally:
         (duck.root / "segsql.yml").write_text(config)
+
+
+def test_generic_dbapi_adapter_runs_the_starter_library(projects: tuple[Project, Project], server: PostgresServer,
+                                                        tmp_path: Path) -> None:
+    """The generic DB-API adapter, here with psycopg as the driver, gives the same members."""
+    duck, _ = projects
+    root = tmp_path / "generic"
+    shutil.copytree(duck.root, root, ignore=shutil.ignore_patterns("data", "target"))
+    params = server.params()
+    generic = (f"connection:\n  type: dbapi\n  module: psycopg\n  dialect: postgres\n  password_env: {PASSWORD_ENV}\n"
+               f"  connect_args: {{host: '{params['host']}', port: {params['port']}, dbname: {params['dbname']}, "
+               f"user: {params['user']}}}\n  schema: public\n")
+    config = (root / "segsql.yml").read_text().replace(
+        "connection:\n  type: duckdb\n  path: data/demo.duckdb        # `segsql demo` fills it; :memory: also works\n", generic)
+    (root / "segsql.yml").write_text(config)
+    project = Project.load(root, as_of=engines.AS_OF)
+    assert engines.memberships(project) == engines.memberships(duck)
+    assert project.members("enterprise_dach").account_id.tolist() == sorted(project.members("enterprise_dach").account_id)

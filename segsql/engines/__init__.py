@@ -21,6 +21,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "duckdb": ("segsql.engines.duckdb:DuckDBEngine", "duckdb", "pip install duckdb"),
     "postgres": ("segsql.engines.postgres:PostgresEngine", "psycopg", "pip install 'segsql[postgres]'"),
     "spark": ("segsql.engines.spark:SparkEngine", "pyspark", "pip install 'segsql[spark]'"),
+    "dbapi": ("segsql.engines.dbapi:DbapiEngine", "", ""),  # the driver module comes from the profile
 }
 
 
@@ -28,6 +29,9 @@ def connect(config: ProjectConfig, root: Path, read_only: bool = False) -> Engin
     """Open the engine the project's connection names."""
     kind = config.connection.type
     target, driver, install = REGISTRY[kind]
+    if kind == "dbapi":
+        driver = config.connection.module  # type: ignore[union-attr]
+        install = f"pip install the package that provides `{driver}`"
     try:
         importlib.import_module(driver)
     except ImportError:

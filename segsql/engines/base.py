@@ -98,6 +98,9 @@ class Engine(ABC):
     @abstractmethod
     def rollback(self) -> None: ...
 
+    def flush(self) -> None:  # noqa: B027 (a hook: engines in autocommit have nothing to do)
+        """Make writes outside a run's transaction durable."""
+
     def run_store(self) -> RunStore:
         """Where runs write: the transactional storage tables unless the engine says otherwise."""
         from segsql.runstore import SqlRunStore
