@@ -32,7 +32,7 @@ def result_tables(project: Project, engine: Engine, names: list[str]) -> dict[st
         project.segment(name)
     tables = {name: storage.segment_table(name) for name in names}
     existing = engine.existing_tables(list(tables.values()))
-    missing = [name for name, table in tables.items() if table.name not in existing]
+    missing = [name for name, table in tables.items() if table.name.lower() not in existing]
     if missing:
         raise UsageError(f"segment `{missing[0]}` has no results yet", None,
                          f"run `segsql run --select {' '.join(missing)}` first")

@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from segsql.catalog import Columns
 from segsql.config import ProjectConfig, Source
+from segsql.errors import EngineError
 from segsql.literals import get_dialect
 
 if TYPE_CHECKING:
@@ -82,12 +83,28 @@ class Engine(ABC):
     def prepare_sources(self) -> None:
         """Make every source readable under the name segments use (e.g. views over files)."""
 
-    @abstractmethod
-    def table_exists(self, table: exp.Table) -> bool: ...
+    default_schema: str = "main"
 
-    @abstractmethod
+    def table_exists(self, table: exp.Table) -> bool:
+        return table.name.lower() in self.existing_tables([table])
+
     def existing_tables(self, tables: list[exp.Table]) -> set[str]:
-        """Names of the given tables (all in one schema) that exist, in one catalog query."""
+        """Lower-case names of the given tables (all in one schema) that exist: one query to
+        information_schema, which DuckDB, Postgres and most warehouses have."""
+        if not tables:
+            return set()
+        query = exp.select(exp.column("table_name")).from_("information_schema.tables").where(exp.and_(
+            exp.func("lower", exp.column("table_schema")).eq(exp.Placeholder()),
+            exp.func("lower", exp.column("table_name")).isin(*[exp.Placeholder() for _ in tables])))
+        schema = (tables[0].db or self.default_schema).lower()
+        return {str(row[0]).lower() for row in self.fetchall(query, [schema, *[t.name.lower() for t in tables]])}
+
+    def refuse_file_sources(self) -> None:
+        """For engines that read only tables: file sources are a configuration error."""
+        files = sorted(name for name, source in self.config.sources.items() if source.path is not None)
+        if files:
+            raise EngineError(f"{self.name} cannot read file sources ({', '.join(files)})", None,
+                              "load the files into tables and declare them with `table:`")
 
     @abstractmethod
     def begin(self) -> None: ...

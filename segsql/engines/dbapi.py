@@ -36,6 +36,7 @@ class DbapiEngine(Engine):
         connection = config.connection
         assert isinstance(connection, DbapiConnection)
         self.settings = connection
+        self.default_schema = connection.schema_ or ""
         self.dialect = connection.dialect  # type: ignore[misc]
         self.name = f"dbapi:{connection.module}"  # type: ignore[misc]
         self.module = importlib.import_module(connection.module)
@@ -132,23 +133,7 @@ class DbapiEngine(Engine):
             cursor.close()
 
     def prepare_sources(self) -> None:
-        files = sorted(name for name, source in self.config.sources.items() if source.path is not None)
-        if files:
-            raise EngineError(f"{self.settings.module} cannot read file sources ({', '.join(files)})", None,
-                              "load the files into tables and declare them with `table:`")
-
-    def table_exists(self, table: exp.Table) -> bool:
-        return table.name in self.existing_tables([table])
-
-    def existing_tables(self, tables: list[exp.Table]) -> set[str]:
-        if not tables:
-            return set()
-        query = exp.select(exp.column("table_name")).from_("information_schema.tables").where(exp.and_(
-            exp.func("lower", exp.column("table_schema")).eq(exp.Placeholder()),
-            exp.func("lower", exp.column("table_name")).isin(*[exp.Placeholder() for _ in tables])))
-        found = self.fetchall(query, [(tables[0].db or self.settings.schema_ or "").lower(),
-                                      *[t.name.lower() for t in tables]])
-        return {str(row[0]).lower() for row in found}
+        self.refuse_file_sources()
 
     def begin(self) -> None:
         self.commit()  # end whatever implicit transaction reads opened; the run's starts now

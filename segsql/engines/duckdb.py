@@ -151,21 +151,6 @@ class DuckDBEngine(Engine):
                               replace=True, properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
             self.execute(view)
 
-    def table_exists(self, table: exp.Table) -> bool:
-        query = exp.select(exp.func("count", exp.Star())).from_("information_schema.tables").where(
-            exp.and_(exp.column("table_schema").eq(exp.Placeholder()),
-                     exp.column("table_name").eq(exp.Placeholder())))
-        return bool(self.fetchall(query, [table.db or "main", table.name])[0][0])
-
-    def existing_tables(self, tables: list[exp.Table]) -> set[str]:
-        if not tables:
-            return set()
-        query = exp.select(exp.column("table_name")).from_("information_schema.tables").where(exp.and_(
-            exp.column("table_schema").eq(exp.Placeholder()),
-            exp.column("table_name").isin(*[exp.Placeholder() for _ in tables])))
-        rows = self.fetchall(query, [tables[0].db or "main", *[t.name for t in tables]])
-        return {str(row[0]) for row in rows}
-
     def begin(self) -> None:
         self.connection.execute("BEGIN TRANSACTION")
 

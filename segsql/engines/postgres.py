@@ -32,6 +32,7 @@ class PostgresEngine(Engine):
         connection = config.connection
         assert isinstance(connection, PostgresConnection)
         self.settings = connection
+        self.default_schema = connection.schema_
         self._connection: psycopg.Connection[Any] | None = None
         self._columns: dict[str, Columns] | None = None
 
@@ -116,22 +117,7 @@ class PostgresEngine(Engine):
             raise EngineError(f"Postgres: {_first_line(error)}") from None
 
     def prepare_sources(self) -> None:
-        files = sorted(name for name, source in self.config.sources.items() if source.path is not None)
-        if files:
-            raise EngineError(f"Postgres cannot read file sources ({', '.join(files)})", None,
-                              "load the files into tables and declare them with `table:`")
-
-    def table_exists(self, table: exp.Table) -> bool:
-        return table.name in self.existing_tables([table])
-
-    def existing_tables(self, tables: list[exp.Table]) -> set[str]:
-        if not tables:
-            return set()
-        query = exp.select(exp.column("table_name")).from_("information_schema.tables").where(exp.and_(
-            exp.column("table_schema").eq(exp.Placeholder()),
-            exp.column("table_name").isin(*[exp.Placeholder() for _ in tables])))
-        schema = tables[0].db or self.settings.schema_
-        return {str(row[0]) for row in self.fetchall(query, [schema, *[t.name for t in tables]])}
+        self.refuse_file_sources()
 
     def begin(self) -> None:
         self.execute("BEGIN")

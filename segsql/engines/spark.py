@@ -151,7 +151,7 @@ class SparkEngine(Engine):
         return bool(self.spark.catalog.tableExists(name))
 
     def existing_tables(self, tables: list[exp.Table]) -> set[str]:
-        return {t.name for t in tables if self.table_exists(t)}
+        return {t.name.lower() for t in tables if self.table_exists(t)}
 
     def begin(self) -> None:
         """Spark has no transactions: the run store switches a pointer at commit instead."""
