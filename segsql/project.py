@@ -359,6 +359,21 @@ class Project:
 
         return segment_report(self, self.select(segments))
 
+    def changes(self, name: str, since: dt.date | str | None = None) -> pd.DataFrame:
+        """Per run of `name`: members entered and exited, size after the run (from segsql.history)."""
+        from segsql import history
+
+        with self.engine() as engine:
+            return history.changes(self, engine, name, parse_as_of(since) if since else None)
+
+    def members_at(self, name: str, when: dt.date | dt.datetime | str) -> list[str]:
+        """Who was in `name` at `when` (a date means the end of that day, UTC), from the history."""
+        from segsql import history
+
+        moment = when if isinstance(when, dt.date) else parse_as_of(when)
+        with self.engine() as engine:
+            return history.members_at(self, engine, name, moment)
+
     def size(self, name: str) -> int:
         """How many members `name` had in its last successful run."""
         from segsql import results

@@ -53,6 +53,7 @@ class SegmentRun:
     status: str = "pending"
     error: str | None = None
     definition_hash: str = ""
+    point_in_time: bool = False  # as_of earlier than the timeline: history left unchanged
 
     @property
     def share(self) -> float | None:

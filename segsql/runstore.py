@@ -47,8 +47,9 @@ class SqlRunStore:
         self.engine = engine
 
     def prepare(self) -> None:
-        if not self.engine.table_exists(storage.table("membership")):
-            for statement in storage.DDL:
+        wanted = [storage.table(name) for name in ("runs", "run_segments", "membership", "history")]
+        if len(self.engine.existing_tables(wanted)) < len(wanted):
+            for statement in storage.DDL:  # all IF NOT EXISTS: fills in what a database lacks
                 self.engine.execute(statement)
         self.engine.execute(storage.mark_interrupted())
 
@@ -68,11 +69,21 @@ class SqlRunStore:
         return target
 
     def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None:
+        from segsql.runner import _now
+
         names = [plan.name for plan in plans]
         self.engine.execute(storage.delete_membership(names), names)
+        now = _now()
         for plan in plans:
-            self.engine.execute(storage.insert_membership(plan.name, plan.entity, keys[plan.entity]),
-                                [result.run_id, result.as_of])
+            key = keys[plan.entity]
+            self.engine.execute(storage.insert_membership(plan.name, plan.entity, key), [result.run_id, result.as_of])
+            latest = self.engine.fetchall(storage.latest_history_as_of(plan.name), [plan.name])[0][0]
+            if latest is not None and _as_date(latest) > result.as_of:
+                plan.point_in_time = True  # an earlier as_of: the current timeline is left alone
+                continue
+            self.engine.execute(storage.close_history(plan.name, key), [now, result.run_id])
+            self.engine.execute(storage.open_history(plan.name, plan.entity, key),
+                                [now, result.run_id, plan.definition_hash, result.as_of])
 
     def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
         from segsql.runner import _now
@@ -90,6 +101,13 @@ class SqlRunStore:
         self.engine.rollback()
 
 
+def _as_date(value: Any) -> Any:
+    import datetime as dt
+
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
 def _segment_row(result: RunResult, plan: SegmentRun) -> list[Any]:
+    status = "success (point-in-time)" if plan.point_in_time and plan.status == storage.SUCCESS else plan.status
     return [result.run_id, plan.name, plan.entity, plan.rows, plan.population, plan.definition_hash,
-            plan.status, plan.duration_ms, plan.error]
+            status, plan.duration_ms, plan.error]

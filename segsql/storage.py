@@ -6,6 +6,8 @@ segsql.runs            one row per run: run_id, started_at, finished_at, status,
 segsql.run_segments    one row per segment per run: rows, definition_hash, status, duration_ms, error
 segsql.membership      (segment, entity_key) -> entity, run_id, as_of: current members of every segment
 segsql.segment__<name> the typed result (key + trait columns) of the segment's last successful run
+segsql.history         SCD-2: one row per stay of a member in a segment (valid_from, valid_to NULL
+                       while still a member), opened/closed by runs in the same transaction
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.membership (
         segment VARCHAR NOT NULL, entity VARCHAR NOT NULL, entity_key VARCHAR NOT NULL,
         run_id VARCHAR NOT NULL, as_of DATE NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.history (
+        segment VARCHAR NOT NULL, entity VARCHAR NOT NULL, entity_key VARCHAR NOT NULL,
+        valid_from TIMESTAMP NOT NULL, valid_to TIMESTAMP, run_id VARCHAR NOT NULL,
+        closed_by_run VARCHAR, definition_hash VARCHAR NOT NULL, as_of DATE NOT NULL)""",
 ]
 # No PRIMARY KEY on membership: the runner refuses NULL and duplicate keys before writing, and
 # DuckDB's index maintenance made committing 100k members 40x slower (benchmarks/RESULTS.md).
@@ -107,3 +113,35 @@ def insert_membership(segment: str, entity: str, key: str) -> exp.Expr:
     ).from_(segment_table(segment))
     return exp.insert(query, table("membership"),
                       columns=["segment", "entity", "entity_key", "run_id", "as_of"])
+
+
+def _current(segment: str) -> exp.Condition:
+    return exp.and_(exp.column("segment").eq(exp.Literal.string(segment)), exp.column("valid_to").is_(exp.null()))
+
+
+def _keys_now(segment: str, key: str) -> exp.Select:
+    return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)).from_(segment_table(segment))
+
+
+def close_history(segment: str, key: str) -> exp.Expr:
+    """Close the open stays of members that left (bound: valid_to, closed_by_run)."""
+    left = exp.column("entity_key").isin(query=_keys_now(segment, key)).not_()
+    return exp.update(table("history"), {"valid_to": placeholder(), "closed_by_run": placeholder()},
+                      where=exp.and_(_current(segment), left))
+
+
+def open_history(segment: str, entity: str, key: str) -> exp.Expr:
+    """Open stays for members that entered (bound: valid_from, run_id, definition_hash, as_of)."""
+    open_keys = exp.select("entity_key").from_(table("history")).where(_current(segment))
+    key_text = exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)
+    query = exp.select(exp.Literal.string(segment), exp.Literal.string(entity), key_text, placeholder(),
+                       placeholder(), placeholder(), placeholder()).from_(segment_table(segment)).where(
+        key_text.copy().isin(query=open_keys).not_())
+    return exp.insert(query, table("history"),
+                      columns=["segment", "entity", "entity_key", "valid_from", "run_id", "definition_hash", "as_of"])
+
+
+def latest_history_as_of(segment: str) -> exp.Select:
+    """The latest as_of written to a segment's timeline (bound: segment)."""
+    return exp.select(exp.func("max", exp.column("as_of"))).from_(table("history")).where(
+        exp.column("segment").eq(placeholder()))

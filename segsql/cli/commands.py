@@ -210,3 +210,24 @@ def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
     click.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed", err=True)
     if failed:
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.argument("name")
+@engine_options
+@click.option("--since", metavar="DATE", help="Only runs started on or after this date.")
+@click.option("--at", "at", metavar="DATE", help="List who was a member at the end of this date instead.")
+def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+            since: str | None, at: str | None, target: str | None = None) -> None:
+    """Membership over time: members entered and exited per run, or who was a member on a date."""
+    from segsql.cli.render import print_table
+
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    if at:
+        members = project.members_at(name, at)
+        click.echo(f"{name} at the end of {at}: {len(members):,} member(s)")
+        for key in members:
+            click.echo(key)
+        return
+    frame = project.changes(name, since)
+    print_table(list(frame.columns), frame.values.tolist(), title=f"history of {name}")

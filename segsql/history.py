@@ -1,0 +1,76 @@
+"""Membership over time, from the SCD-2 table segsql.history: who entered and left per run, and
+who was a member at a given moment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from sqlglot import exp
+
+from segsql import storage
+from segsql.errors import UsageError
+
+if TYPE_CHECKING:
+    from segsql.engines.base import Engine
+    from segsql.project import Project
+
+
+def _require(engine: Engine, name: str) -> None:
+    if not engine.table_exists(storage.table("history")):
+        raise UsageError(f"segment `{name}` has no history yet", None, f"run `segsql run --select {name}` first")
+
+
+def changes(project: Project, engine: Engine, name: str, since: dt.date | None = None) -> pd.DataFrame:
+    """One row per run of `name`: when, as_of, members entered and exited, size after the run."""
+    project.segment(name)
+    _require(engine, name)
+    history = storage.table("history")
+    entered = (exp.select(exp.column("run_id"), exp.func("count", exp.Star()).as_("entered"),
+                          exp.Literal.number(0).as_("exited"))
+               .from_(history).where(exp.column("segment").eq(exp.Placeholder())).group_by("run_id"))
+    exited = (exp.select(exp.column("closed_by_run").as_("run_id"), exp.Literal.number(0).as_("entered"),
+                         exp.func("count", exp.Star()).as_("exited"))
+              .from_(history.copy()).where(exp.and_(exp.column("segment").eq(exp.Placeholder()),
+                                                    exp.column("closed_by_run").is_(exp.null()).not_()))
+              .group_by("closed_by_run"))
+    moves = exp.union(entered, exited, distinct=False).subquery("m")
+    query = (exp.select(exp.column("run_id", "s"), exp.column("started_at", "r"), exp.column("as_of", "r"),
+                        exp.func("coalesce", exp.func("sum", exp.column("entered", "m")), 0).as_("entered"),
+                        exp.func("coalesce", exp.func("sum", exp.column("exited", "m")), 0).as_("exited"),
+                        exp.column("row_count", "s").as_("size"), exp.column("status", "s"))
+             .from_(storage.table("run_segments").as_("s"))
+             .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+             .join(moves, on=exp.column("run_id", "m").eq(exp.column("run_id", "s")), join_type="left")
+             .where(exp.and_(exp.column("segment", "s").eq(exp.Placeholder()),
+                             exp.column("status", "s").like(exp.Literal.string("success%"))))
+             .group_by(exp.column("run_id", "s"), exp.column("started_at", "r"), exp.column("as_of", "r"),
+                       exp.column("row_count", "s"), exp.column("status", "s"))
+             .order_by(exp.column("started_at", "r")))
+    rows = engine.fetchall(query, [name, name, name])
+    frame = pd.DataFrame(rows, columns=["run_id", "started_at", "as_of", "entered", "exited", "size", "status"])
+    if since is not None:
+        frame = frame[pd.to_datetime(frame["started_at"]) >= pd.Timestamp(since)]
+    return frame.reset_index(drop=True)
+
+
+def members_at(project: Project, engine: Engine, name: str, when: dt.date | dt.datetime) -> list[str]:
+    """Keys (as text) of the members of `name` at `when`. Stays are half-open [valid_from,
+    valid_to): at the instant of a run, its result counts. A date means the end of that day
+    (UTC): everything that happened during the day counts."""
+    project.segment(name)
+    _require(engine, name)
+    if isinstance(when, dt.datetime):
+        moment = when
+        started: exp.Expr = exp.LTE(this=exp.column("valid_from"), expression=exp.Placeholder())
+        not_ended: exp.Expr = exp.GT(this=exp.column("valid_to"), expression=exp.Placeholder())
+    else:  # just before the next midnight
+        moment = dt.datetime.combine(when + dt.timedelta(days=1), dt.time())
+        started = exp.LT(this=exp.column("valid_from"), expression=exp.Placeholder())
+        not_ended = exp.GTE(this=exp.column("valid_to"), expression=exp.Placeholder())
+    query = (exp.select("entity_key").from_(storage.table("history"))
+             .where(exp.and_(exp.column("segment").eq(exp.Placeholder()), started,
+                             exp.or_(exp.column("valid_to").is_(exp.null()), not_ended)))
+             .order_by("entity_key"))
+    return [str(row[0]) for row in engine.fetchall(query, [name, moment, moment])]
