@@ -150,6 +150,7 @@ class Privacy(Strict):
 
     protected_attributes: list[str] = Field(default_factory=lambda: list(PROTECTED_DEFAULT))
     strict: bool = False
+    erasure_salt_env: str | None = Field(default=None, description="env var with the salt for erasure records")
 
 
 class SegmentValidation(Strict):

@@ -41,3 +41,70 @@ def mask_table(table: pa.Table, columns: dict[str, str], salt: str) -> pa.Table:
             masked = pa.array([mask(v, category, salt) for v in table.column(column).to_pylist()], type=pa.string())
             table = table.set_column(index, column, masked)
     return table
+
+
+def key_hash(project: Project, entity: str, key: str) -> str:
+    """What an erasure record keeps instead of the key: a salted SHA-256 (salt from the env var
+    named in privacy.erasure_salt_env when set, else the project name — then small integer keys
+    can be recovered by trying them, so set the variable in production)."""
+    import os
+
+    salt_env = project.config.privacy.erasure_salt_env
+    salt = os.environ.get(salt_env, "") if salt_env else project.config.name
+    return hashlib.sha256(f"{salt}\0{entity}\0{key}".encode()).hexdigest()
+
+
+def forget(project: Project, entity: str, key: str, reason: str | None = None) -> int:
+    """Remove an entity key from every table segsql manages (membership, history, each result
+    table of that entity) in one transaction, and record the erasure without the key in clear.
+    Returns the number of rows removed."""
+    import datetime as dt
+
+    from sqlglot import exp
+
+    from segsql import storage
+    from segsql.errors import UsageError, did_you_mean
+
+    if entity not in project.config.entities:
+        raise UsageError(f"unknown entity `{entity}`", None, did_you_mean(entity, project.config.entities))
+    key_column = project.config.entities[entity].key
+    segments = [name for name in project.segments if project.entity_of(name) == entity]
+    with project.engine(write=True) as engine:
+        store = engine.run_store()
+        store.prepare()
+        removed = 0
+        engine.begin()
+        try:
+            for managed in ("membership", "history"):
+                where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
+                                 exp.column("entity_key").eq(exp.Placeholder()))
+                removed += _delete(engine, exp.delete(storage.table(managed), where=where), [entity, key])
+            existing = engine.existing_tables([storage.segment_table(name) for name in segments])
+            for name in segments:
+                table = storage.segment_table(name)
+                if table.name.lower() in existing:
+                    match = exp.cast(exp.column(key_column), exp.DataType.Type.VARCHAR).eq(exp.Placeholder())
+                    removed += _delete(engine, exp.delete(table, where=match), [key])
+            record = exp.insert(exp.Values(expressions=[exp.tuple_(*[exp.Placeholder() for _ in range(5)])]),
+                                storage.table("erasures"),
+                                columns=["erased_at", "entity", "key_hash", "reason", "rows_removed"])
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            engine.execute(record, [now, entity, key_hash(project, entity, key), reason, removed])
+            engine.commit()
+        except BaseException:
+            engine.rollback()
+            raise
+    return removed
+
+
+def _delete(engine: Any, statement: Any, params: list[Any]) -> int:
+    """Run a DELETE and return how many rows it removed (counted first: not every driver says)."""
+    from sqlglot import exp
+
+    count = exp.select(exp.func("count", exp.Star())).from_(statement.this.copy())
+    if statement.args.get("where") is not None:
+        count = count.where(statement.args["where"].this.copy())
+    rows = int(engine.fetchall(count, params)[0][0])
+    if rows:
+        engine.execute(statement, params)
+    return rows

@@ -374,6 +374,13 @@ class Project:
         with self.engine() as engine:
             return history.members_at(self, engine, name, moment)
 
+    def forget(self, entity: str, key: str, reason: str | None = None) -> int:
+        """Right to erasure: remove `key` of `entity` from every segsql-managed table (membership,
+        history, result tables) in one transaction; returns the rows removed."""
+        from segsql.privacy import forget
+
+        return forget(self, entity, str(key), reason)
+
     def size(self, name: str) -> int:
         """How many members `name` had in its last successful run."""
         from segsql import results

@@ -47,7 +47,7 @@ class SqlRunStore:
         self.engine = engine
 
     def prepare(self) -> None:
-        wanted = [storage.table(name) for name in ("runs", "run_segments", "membership", "history")]
+        wanted = [storage.table(name) for name in ("runs", "run_segments", "membership", "history", "erasures")]
         if len(self.engine.existing_tables(wanted)) < len(wanted):
             for statement in storage.DDL:  # all IF NOT EXISTS: fills in what a database lacks
                 self.engine.execute(statement)

@@ -36,6 +36,9 @@ DDL = [
         segment VARCHAR NOT NULL, entity VARCHAR NOT NULL, entity_key VARCHAR NOT NULL,
         valid_from TIMESTAMP NOT NULL, valid_to TIMESTAMP, run_id VARCHAR NOT NULL,
         closed_by_run VARCHAR, definition_hash VARCHAR NOT NULL, as_of DATE NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.erasures (
+        erased_at TIMESTAMP NOT NULL, entity VARCHAR NOT NULL, key_hash VARCHAR NOT NULL,
+        reason VARCHAR, rows_removed BIGINT NOT NULL)""",
 ]
 # No PRIMARY KEY on membership: the runner refuses NULL and duplicate keys before writing, and
 # DuckDB's index maintenance made committing 100k members 40x slower (benchmarks/RESULTS.md).

@@ -130,3 +130,31 @@ def test_killed_run_leaves_history_consistent(root: Path) -> None:
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert history_rows(root) == before
+
+
+def test_forget_leaves_no_trace_of_the_key(tmp_path: Path) -> None:
+    config = CONFIG.replace("entities:\n  account: {key: account_id, source: accounts}\n",
+                            "entities:\n  account: {key: account_id, source: accounts}\n"
+                            "  user: {key: user_id, source: users, parent: account}\n")
+    write_files(tmp_path, {"segsql.yml": config, "segments_sql/active.sql": SEGMENT,
+                           "segments_sql/people.sql": "{{ config(entity='user') }}\n"
+                           "SELECT u.user_id, u.account_id FROM {{ source('users') }} AS u"})
+    set_active(tmp_path, [1, 2])
+    connection = duckdb.connect(str(tmp_path / "data.duckdb"))
+    connection.execute("CREATE OR REPLACE TABLE users AS SELECT range + 424242 AS user_id, 1 AS account_id FROM range(3)")
+    connection.close()
+    project = Project.load(tmp_path, as_of="2026-11-23")
+    project.run()
+    removed = project.forget("user", "424243", reason="DSR-17")
+    assert removed == 3  # membership, history, segment__people
+    connection = duckdb.connect(str(tmp_path / "data.duckdb"), read_only=True)
+    tables = [r[0] for r in connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'segsql'").fetchall()]
+    for table in tables:
+        dump = connection.execute(f"SELECT * FROM segsql.{table}").fetchall()  # every managed table
+        assert "424243" not in repr(dump), table
+    erasure = connection.execute("SELECT entity, key_hash, reason, rows_removed FROM segsql.erasures").fetchall()
+    connection.close()
+    assert erasure[0][0] == "user" and erasure[0][2:] == ("DSR-17", 3) and "424243" not in erasure[0][1]
+    assert project.members("people").user_id.tolist() == [424242, 424244]
+    Project.load(tmp_path, as_of="2026-11-23").run()  # the next run works on what the source says

@@ -194,3 +194,20 @@ def test_generic_dbapi_adapter_runs_the_starter_library(projects: tuple[Project,
     project = Project.load(root, as_of=engines.AS_OF)
     assert engines.memberships(project) == engines.memberships(duck)
     assert project.members("enterprise_dach").account_id.tolist() == sorted(project.members("enterprise_dach").account_id)
+
+
+def test_forget_leaves_no_trace_on_postgres(projects: tuple[Project, Project], server: PostgresServer) -> None:
+    import psycopg
+
+    _, pg = projects
+    pg.run()
+    key = str(pg.members("dach_users").user_id.iloc[0])
+    removed = pg.forget("user", key, reason="DSR-42")
+    assert removed >= 3
+    with psycopg.connect(**server.params()) as connection:
+        tables = [r[0] for r in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'segsql'").fetchall()]
+        for table in tables:
+            rows = connection.execute(f'SELECT * FROM segsql."{table}"').fetchall()
+            assert not any(key in (str(value) for value in row) for row in rows), table
+        assert connection.execute("SELECT reason FROM segsql.erasures").fetchall()[-1] == ("DSR-42",)

@@ -231,3 +231,17 @@ def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json:
         return
     frame = project.changes(name, since)
     print_table(list(frame.columns), frame.values.tolist(), title=f"history of {name}")
+
+
+@cli.command()
+@engine_options
+@click.option("--entity", "entity", required=True, help="The entity of the key (e.g. user).")
+@click.option("--key", "key", required=True, help="The entity key to erase.")
+@click.option("--reason", help="Why (e.g. the request's reference); stored with the erasure record.")
+def forget(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None, entity: str,
+           key: str, reason: str | None, target: str | None = None) -> None:
+    """Right to erasure: remove an entity key from membership, history and result tables, and
+    record the erasure without the key in clear. Source data is not touched (it is not segsql's)."""
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    removed = project.forget(entity, key, reason)
+    click.echo(f"removed {removed:,} row(s) for one {entity}; the erasure is recorded in segsql.erasures")
