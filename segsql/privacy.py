@@ -7,6 +7,7 @@ still count and join by eye) while never showing the value itself.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -108,3 +109,28 @@ def _delete(engine: Any, statement: Any, params: list[Any]) -> int:
     if rows:
         engine.execute(statement, params)
     return rows
+
+
+PII_NAMES = re.compile(r"(^|_)(e_?mail|phone|mobile|fax|first_?name|last_?name|full_?name|surname|address|street|"
+                       r"zip|postcode|ip|ip_address|birth|dob|ssn|iban|passport|tax_id)($|_)", re.IGNORECASE)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+
+
+def untagged_pii(project: Project, samples: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str, str]]:
+    """(source, column, why) for columns that look personal but are not tagged under `pii:` or
+    `sensitive:`: by name, or by sampled values that look like emails or phone numbers."""
+    found = []
+    for source_name, source in sorted(project.config.sources.items()):
+        tagged = {c.lower() for c in (*source.pii, *source.sensitive)}
+        columns = {c.lower() for c in (source.columns or {})} | set(samples.get(source_name, {}))
+        for column in sorted(columns - tagged):
+            raw = [v for v in samples.get(source_name, {}).get(column, []) if v is not None]
+            values = [v for v in raw if isinstance(v, str)] if all(isinstance(v, str) for v in raw) else []
+            if PII_NAMES.search(column):
+                found.append((source_name, column, "its name looks like personal data"))
+            elif values and all(EMAIL.match(v) for v in values):
+                found.append((source_name, column, "its values look like email addresses"))
+            elif values and all(PHONE.match(v) and sum(ch.isdigit() for ch in v) >= 7 for v in values):
+                found.append((source_name, column, "its values look like phone numbers"))
+    return found

@@ -253,6 +253,35 @@ class Project:
     def warnings(self) -> list[SegsqlError]:
         return list(self.compiler.warnings)
 
+    def privacy_warnings(self, sample_rows: int = 20) -> list[SegsqlError]:
+        """Columns that look like personal data but carry no `pii:`/`sensitive:` tag, with the
+        line of their source in segsql.yml (values are sampled from the engine when reachable)."""
+        from segsql.privacy import untagged_pii
+        from segsql.yamlfile import read_yaml_file
+
+        samples: dict[str, dict[str, list[Any]]] = {}
+        try:
+            with self.engine() as engine:
+                engine.prepare_sources()
+                for name, source in self.config.sources.items():
+                    from sqlglot import exp
+
+                    from segsql.builtins import table_for_source
+
+                    table = table_for_source(name, source.table, self.config.dialect)
+                    try:
+                        arrow = engine.fetch_arrow(exp.select("*").from_(table).limit(sample_rows))
+                    except SegsqlError:
+                        continue
+                    samples[name] = {c.lower(): arrow.column(c).to_pylist() for c in arrow.column_names}
+        except SegsqlError:
+            pass  # no engine: names only
+        located = read_yaml_file(self.root / "segsql.yml", "segsql.yml")
+        return [SegsqlError(f"source `{source}` column `{column}` is not tagged as personal data, but {why}",
+                            located.locate(("sources", source)),
+                            f"tag it under sources.{source}.pii (e.g. {column}: email) or sensitive:")
+                for source, column, why in untagged_pii(self, samples)]
+
     def select(self, select: list[str] | None = None, exclude: list[str] | None = None,
                ordered: bool = True) -> list[str]:
         """Segment names matching dbt-style selectors, in dependency order (`ordered=False`:

@@ -253,3 +253,24 @@ def test_protected_attribute_as_a_trait_or_justified_is_fine(make_project: Proje
                  "SELECT u.user_id FROM {{ source('users') }} AS u WHERE u.gender = 'f'")
     project = make_project({"trait": trait, "justified": justified}, config=PROTECTED_CONFIG)
     assert project.validate() == [] and project.warnings == []
+
+
+def test_untagged_personal_data_is_flagged(make_project: ProjectFactory, tmp_path) -> None:
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "db.duckdb")).execute(
+        "CREATE TABLE people AS SELECT 1 AS person_id, 'a@b.example' AS contact, '+49 30 1234567' AS tel, "
+        "'x@y.example' AS work_email, DATE '2026-01-01' AS joined, 'DE' AS country").close()
+    config = """\
+    connection: {type: duckdb, path: db.duckdb}
+    sources:
+      people:
+        table: people
+        pii: {work_email: email}
+    entities:
+      person: {key: person_id, source: people}
+    """
+    project = make_project({"seg": "{{ config(entity='person') }}\nSELECT p.person_id FROM {{ source('people') }} AS p"},
+                           config=config)
+    flagged = {(w.message.split("`")[3], w.line) for w in project.privacy_warnings()}
+    assert flagged == {("contact", 3), ("tel", 3)}  # joined (a date), country and tagged work_email are fine

@@ -56,7 +56,7 @@ def validate(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
     errors = project.validate(names) if names else list(project.problems)
-    for warning in project.warnings:
+    for warning in [*project.warnings, *project.privacy_warnings()]:
         click.echo(click.style("warning: ", fg="yellow") + str(warning), err=True)
     if errors:
         _fail(errors)
