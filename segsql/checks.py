@@ -44,6 +44,10 @@ class RuleError(Exception):
     hint: str | None = None
 
 
+class SqlRuleError(RuleError):
+    """The SQL itself is wrong in shape (not one read-only SELECT, unreadable tokens)."""
+
+
 def offset_of(node: exp.Expr) -> int:
     """The rendered-SQL offset where `node` starts: the smallest token offset inside it."""
     starts = [int(n.meta["start"]) for n in node.walk() if n.meta and "start" in n.meta]
@@ -64,9 +68,9 @@ def split_statements(tokens: list[Token]) -> list[list[Token]]:
 def check_single_statement(tokens: list[Token]) -> None:
     statements = split_statements(tokens)
     if not statements:
-        raise RuleError("the segment has no SQL", 0, "a segment is one SELECT returning the entity key")
+        raise SqlRuleError("the segment has no SQL", 0, "a segment is one SELECT returning the entity key")
     if len(statements) > 1:
-        raise RuleError(f"found {len(statements)} statements; a segment is exactly one SELECT",
+        raise SqlRuleError(f"found {len(statements)} statements; a segment is exactly one SELECT",
                       statements[1][0].start, "remove everything after the first `;`")
 
 
@@ -74,17 +78,17 @@ def check_read_only(tree: exp.Expr, statement_start: int = 0) -> None:
     """Exactly one SELECT (or set operation of SELECTs); no writes, commands or file reads."""
     if not isinstance(tree, exp.Select | exp.SetOperation):
         kind = tree.key.upper() if isinstance(tree, exp.Expr) else "statement"
-        raise RuleError(f"a segment must be a SELECT, not {kind}", statement_start,
+        raise SqlRuleError(f"a segment must be a SELECT, not {kind}", statement_start,
                       "segments only read; DDL/DML and commands are refused")
     for node in tree.walk():
         if isinstance(node, WRITE_NODES):
-            raise RuleError(f"{node.key.upper()} is not allowed in a segment", offset_of(node),
+            raise SqlRuleError(f"{node.key.upper()} is not allowed in a segment", offset_of(node),
                           "segments only read; DDL/DML and commands are refused")
         if isinstance(node, exp.Func) and _function_name(node) in FILE_FUNCTIONS:
-            raise RuleError(f"{_function_name(node)}() is not allowed in a segment", offset_of(node),
+            raise SqlRuleError(f"{_function_name(node)}() is not allowed in a segment", offset_of(node),
                           "declare files and tables as sources in segsql.yml and use source('name')")
         if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
-            raise RuleError("table functions are not allowed in FROM", offset_of(node),
+            raise SqlRuleError("table functions are not allowed in FROM", offset_of(node),
                           "declare the data as a source in segsql.yml and use source('name')")
 
 
@@ -296,7 +300,7 @@ def tokenize(sql: str, dialect: str) -> list[Token]:
     try:
         return get_dialect(dialect).tokenize(sql)
     except sqlglot.errors.TokenError as error:
-        raise RuleError(f"cannot read the SQL: {_token_error_text(error)}", _token_error_offset(sql),
+        raise SqlRuleError(f"cannot read the SQL: {_token_error_text(error)}", _token_error_offset(sql),
                       "check for an unclosed quote or comment") from None
 
 

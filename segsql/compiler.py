@@ -212,8 +212,7 @@ class Compiler:
             columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
             self._check_protected(rendered, config, all_scopes, catalog)
         except checks.RuleError as problem:
-            kind = SqlError if "not allowed" in problem.message or "statement" in problem.message \
-                or "SELECT" in problem.message or "read the SQL" in problem.message else ValidationError
+            kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
         return tree, columns
 

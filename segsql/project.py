@@ -256,6 +256,9 @@ class Project:
     def privacy_warnings(self, sample_rows: int = 20) -> list[SegsqlError]:
         """Columns that look like personal data but carry no `pii:`/`sensitive:` tag, with the
         line of their source in segsql.yml (values are sampled from the engine when reachable)."""
+        from sqlglot import exp
+
+        from segsql.builtins import table_for_source
         from segsql.privacy import untagged_pii
         from segsql.yamlfile import read_yaml_file
 
