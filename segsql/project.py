@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import unicodedata
@@ -128,13 +129,12 @@ class Project:
     def with_options(self, *, vars: dict[str, Any] | None = None,
                      as_of: dt.date | str | None = None) -> Project:
         """The same project with other var/param overrides or `as_of` (inline segments kept)."""
-        merged = {**self.overrides, **(vars or {})}
-        other = Project.__new__(Project)
-        other.root, other.config, other.overrides = self.root, self.config, merged
+        other = copy.copy(self)  # shares the kept engine and the caches; everything else is replaced
+        other.overrides = {**self.overrides, **(vars or {})}
         other.as_of = parse_as_of(as_of or self.as_of)
         other.problems, other.segments = list(self.problems), dict(self.segments)
-        other._compiler, other._shared_engine = None, self._shared_engine
-        other.shared_cache = self.shared_cache
+        other._compiler = None
+        other.__dict__.pop("metrics", None)  # cached_property: metrics render with the new options
         return other
 
     def rescan(self) -> None:
