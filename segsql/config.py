@@ -127,6 +127,8 @@ class SegmentConfig(Strict):
     owner: str = ""
     tags: list[str] = Field(default_factory=list)
     protected_use: str = Field(default="", description="why filtering on a protected attribute is justified")
+    export_columns: list[str] = Field(
+        default_factory=list, description="output columns `segsql export` may send besides the key (data minimisation)")
     duplicates: Literal["error", "dedupe"] = Field(
         default="error", description="duplicate or NULL keys in the output: fail the run, or keep one row per key")
     tests: DataTests | None = None
@@ -151,6 +153,41 @@ class Privacy(Strict):
     protected_attributes: list[str] = Field(default_factory=lambda: list(PROTECTED_DEFAULT))
     strict: bool = False
     erasure_salt_env: str | None = Field(default=None, description="env var with the salt for erasure records")
+    consent: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="purpose -> entity -> boolean column of the entity's source that records consent")
+    history_retention_months: int | None = Field(
+        default=None, ge=1, description="purge history stays that ended longer ago than this, on every run")
+
+
+class Hook(Strict):
+    """After a successful run, send the entered/exited keys of watched segments to a command
+    (JSON on stdin) or a webhook (JSON POST). Failures are retried and reported, never rolled back."""
+
+    name: str = ""
+    segments: list[str] = Field(min_length=1, description="watched segments")
+    command: list[str] | str | None = Field(default=None, description="argv list, or a string split like a shell")
+    url: str | None = None
+    token_env: str | None = Field(default=None, description="env var with a bearer token for the webhook")
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    max_keys: int = Field(default=10_000, ge=0, description="keys sent per list; counts are always complete")
+    only_changes: bool = Field(default=True, description="skip the call when no watched segment changed")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Hook:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of `command` or `url`")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("`url` must start with http:// or https://")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name or self.url:
+            return self.name or self.url or ""
+        return " ".join(self.command) if isinstance(self.command, list) else str(self.command)
 
 
 class SegmentValidation(Strict):
@@ -177,6 +214,7 @@ class ProjectConfig(Strict):
     vars: dict[str, Any] = Field(default_factory=dict)
     segment_validation: SegmentValidation = Field(default_factory=SegmentValidation)
     privacy: Privacy = Field(default_factory=Privacy)
+    hooks: list[Hook] = Field(default_factory=list)
 
 
 def load_project_config(root: Path) -> ProjectConfig:
@@ -215,6 +253,28 @@ def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
             raise ConfigError(f"entity `{name}` has a parent but no `source` mapping it to one",
                               located.locate(("entities", name)),
                               "add `source:` naming the table that holds both keys")
+    _check_consent(config, located)
+
+
+def _check_consent(config: ProjectConfig, located: LocatedYaml) -> None:
+    """Consent columns must belong to a declared entity that has a population source."""
+    for purpose, columns in config.privacy.consent.items():
+        if not NAME_PATTERN.match(purpose):
+            raise ConfigError(f"consent purpose `{purpose}` must be a plain identifier",
+                              located.locate(("privacy", "consent", purpose)), "e.g. marketing_email")
+        for entity_name, column in columns.items():
+            where = located.locate(("privacy", "consent", purpose, entity_name))
+            entity = config.entities.get(entity_name)
+            if entity is None:
+                raise ConfigError(f"consent for `{purpose}`: unknown entity `{entity_name}`", where,
+                                  did_you_mean(entity_name, config.entities))
+            if entity.source is None:
+                raise ConfigError(f"consent for `{purpose}`: entity `{entity_name}` has no `source`", where,
+                                  "give the entity a source table holding the consent column")
+            declared = config.sources[entity.source].columns
+            if declared is not None and column.lower() not in {c.lower() for c in declared}:
+                raise ConfigError(f"consent for `{purpose}`: source `{entity.source}` has no column `{column}`",
+                                  where, did_you_mean(column, declared))
 
 
 def validate_model(model: type[Strict], data: Any, located: LocatedYaml | None,

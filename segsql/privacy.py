@@ -56,9 +56,9 @@ def key_hash(project: Project, entity: str, key: str) -> str:
 
 
 def forget(project: Project, entity: str, key: str, reason: str | None = None) -> int:
-    """Remove an entity key from every table segsql manages (membership, history, each result
-    table of that entity) in one transaction, and record the erasure without the key in clear.
-    Returns the number of rows removed."""
+    """Remove an entity key from every table segsql manages (membership, history, export state
+    and exported tables, each result table of that entity) in one transaction, and record the
+    erasure without the key in clear. Returns the number of rows removed."""
     import datetime as dt
 
     from sqlglot import exp
@@ -76,15 +76,18 @@ def forget(project: Project, entity: str, key: str, reason: str | None = None) -
         removed = 0
         engine.begin()
         try:
-            for managed in ("membership", "history"):
-                where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
-                                 exp.column("entity_key").eq(exp.Placeholder()))
-                removed += _delete(engine, exp.delete(storage.table(managed), where=where), [entity, key])
-            existing = engine.existing_tables([storage.segment_table(name) for name in segments])
-            for name in segments:
-                table = storage.segment_table(name)
+            keyed = ["membership", "history", "export_state", "export_memberships"]
+            results = [storage.segment_table(name) for name in segments]
+            exported = [storage.table(f"export_members__{name}") for name in segments]
+            existing = engine.existing_tables([*[storage.table(t) for t in keyed], *results, *exported])
+            for managed in keyed:
+                if managed in existing:
+                    where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
+                                     exp.column("entity_key").eq(exp.Placeholder()))
+                    removed += _delete(engine, exp.delete(storage.table(managed), where=where), [entity, key])
+            for table, column in [*[(t, key_column) for t in results], *[(t, "entity_key") for t in exported]]:
                 if table.name.lower() in existing:
-                    match = exp.cast(exp.column(key_column), exp.DataType.Type.VARCHAR).eq(exp.Placeholder())
+                    match = exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).eq(exp.Placeholder())
                     removed += _delete(engine, exp.delete(table, where=match), [key])
             record = exp.insert(exp.Values(expressions=[exp.tuple_(*[exp.Placeholder() for _ in range(5)])]),
                                 storage.table("erasures"),

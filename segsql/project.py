@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from segsql.compare import Comparison, Priority
     from segsql.compiler import CompiledSegment, Compiler
     from segsql.engines.base import Engine
+    from segsql.exports import ExportResult
+    from segsql.gitdiff import DiffReport
     from segsql.metrics import Metric
     from segsql.runner import Progress, RunResult
     from segsql.templating import SegmentEnvironment
@@ -94,6 +96,7 @@ class Project:
     def __init__(self, root: Path, config: ProjectConfig, *, vars: dict[str, Any] | None = None,
                  as_of: dt.date | str | None = None):
         self.root = root
+        self.data_root = root  # where relative data paths resolve (a diff's base revision reads the head's data)
         self.config = config
         self.overrides: dict[str, Any] = dict(vars or {})
         self.as_of = parse_as_of(as_of)
@@ -297,7 +300,7 @@ class Project:
         """A new connection to the project's engine (the caller closes it)."""
         from segsql.engines import connect
 
-        return connect(self.config, self.root, read_only=read_only)
+        return connect(self.config, self.data_root, read_only=read_only)
 
     @contextmanager
     def engine(self, write: bool = False) -> Iterator[Engine]:
@@ -329,12 +332,17 @@ class Project:
             progress: Progress | None = None) -> RunResult:
         """Validate, then evaluate the selected segments in dependency order and replace their
         membership in one transaction. Raises ValidationFailed (nothing ran) or RunError
-        (membership unchanged, run recorded as failed)."""
+        (membership unchanged, run recorded as failed). Hooks (segsql.yml `hooks:`) are called
+        after the commit; their outcomes are in `result.hooks` and never undo the run."""
+        from segsql import hooks
         from segsql.runner import run
 
+        hooks.check_hooks(self)
         names = self.select(select, exclude)
         with self.engine(write=True) as engine:
-            return run(self, names, engine, progress)
+            result = run(self, names, engine, progress)
+            result.hooks = hooks.fire(self, engine, result)
+            return result
 
     def members(self, name: str, limit: int | None = None) -> pd.DataFrame:
         """The members of `name` from its last successful run, with their trait columns."""
@@ -412,6 +420,23 @@ class Project:
         from segsql.privacy import forget
 
         return forget(self, entity, str(key), reason)
+
+    def export(self, name: str, to: str = "csv", path: str | Path | None = None,
+               columns: list[str] | None = None, changes_only: bool = False,
+               purpose: str | None = None) -> ExportResult:
+        """Write the members of `name` for a CRM/reverse-ETL tool (csv, parquet or table): only
+        the key and declared columns, only consented members for `purpose`, everything or only the
+        changes since this destination's last export. Contract: docs/exports.md."""
+        from segsql.exports import export
+
+        return export(self, name, to, path, columns, changes_only, purpose)
+
+    def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5) -> DiffReport:
+        """What the working tree changes against git revision `base` (default: the merge base
+        with main): members added/removed per segment on the same data, sizes, compiled SQL diff."""
+        from segsql.gitdiff import diff
+
+        return diff(self, base, select, samples)
 
     def size(self, name: str) -> int:
         """How many members `name` had in its last successful run."""

@@ -25,6 +25,7 @@ from segsql.errors import EngineError, Location, SegsqlError
 
 if TYPE_CHECKING:
     from segsql.engines.base import Engine
+    from segsql.hooks import HookOutcome
     from segsql.project import Project
     from segsql.runstore import RunStore
 
@@ -71,6 +72,8 @@ class RunResult:
     as_of: dt.date
     segments: list[SegmentRun] = field(default_factory=list)
     error: str | None = None
+    history_purged: int = 0  # closed history stays older than privacy.history_retention_months
+    hooks: list[HookOutcome] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -47,7 +47,7 @@ class SqlRunStore:
         self.engine = engine
 
     def prepare(self) -> None:
-        wanted = [storage.table(name) for name in ("runs", "run_segments", "membership", "history", "erasures")]
+        wanted = [storage.table(name) for name in storage.MANAGED_TABLES]
         if len(self.engine.existing_tables(wanted)) < len(wanted):
             for statement in storage.DDL:  # all IF NOT EXISTS: fills in what a database lacks
                 self.engine.execute(statement)
@@ -84,6 +84,18 @@ class SqlRunStore:
             self.engine.execute(storage.close_history(plan.name, key), [now, result.run_id])
             self.engine.execute(storage.open_history(plan.name, plan.entity, key),
                                 [now, result.run_id, plan.definition_hash, result.as_of])
+        months = self.config_retention()
+        if months is not None:
+            cutoff = storage.months_before(now, months)
+            count = exp.select(exp.func("count", exp.Star())).from_(storage.table("history")).where(
+                exp.and_(exp.column("valid_to").is_(exp.null()).not_(),
+                         exp.LT(this=exp.column("valid_to"), expression=exp.Placeholder())))
+            result.history_purged = int(self.engine.fetchall(count, [cutoff])[0][0])
+            if result.history_purged:
+                self.engine.execute(storage.purge_history(), [cutoff])
+
+    def config_retention(self) -> int | None:
+        return self.engine.config.privacy.history_retention_months
 
     def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
         from segsql.runner import _now

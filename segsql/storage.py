@@ -6,11 +6,16 @@ segsql.runs            one row per run: run_id, started_at, finished_at, status,
 segsql.run_segments    one row per segment per run: rows, definition_hash, status, duration_ms, error
 segsql.membership      (segment, entity_key) -> entity, run_id, as_of: current members of every segment
 segsql.segment__<name> the typed result (key + trait columns) of the segment's last successful run
+segsql.exports         one row per `segsql export`: destination, purpose, counts (added/removed/dropped)
+segsql.export_state    (destination, segment, entity_key): what each destination last received
+segsql.export_*        `export --to table`: export_segments, export_memberships, export_members__<name>
 segsql.history         SCD-2: one row per stay of a member in a segment (valid_from, valid_to NULL
                        while still a member), opened/closed by runs in the same transaction
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlglot import exp
 
@@ -39,7 +44,16 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.erasures (
         erased_at TIMESTAMP NOT NULL, entity VARCHAR NOT NULL, key_hash VARCHAR NOT NULL,
         reason VARCHAR, rows_removed BIGINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.exports (
+        export_id VARCHAR NOT NULL, exported_at TIMESTAMP NOT NULL, segment VARCHAR NOT NULL,
+        entity VARCHAR NOT NULL, destination VARCHAR NOT NULL, format VARCHAR NOT NULL, purpose VARCHAR,
+        changes_only BOOLEAN NOT NULL, run_id VARCHAR NOT NULL, members BIGINT NOT NULL, added BIGINT NOT NULL,
+        removed BIGINT NOT NULL, dropped_no_consent BIGINT NOT NULL, columns VARCHAR NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.export_state (
+        destination VARCHAR NOT NULL, segment VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+        entity_key VARCHAR NOT NULL, export_id VARCHAR NOT NULL)""",
 ]
+MANAGED_TABLES = ("runs", "run_segments", "membership", "history", "erasures", "exports", "export_state")
 # No PRIMARY KEY on membership: the runner refuses NULL and duplicate keys before writing, and
 # DuckDB's index maintenance made committing 100k members 40x slower (benchmarks/RESULTS.md).
 
@@ -148,3 +162,20 @@ def latest_history_as_of(segment: str) -> exp.Select:
     """The latest as_of written to a segment's timeline (bound: segment)."""
     return exp.select(exp.func("max", exp.column("as_of"))).from_(table("history")).where(
         exp.column("segment").eq(placeholder()))
+
+
+def purge_history() -> exp.Expr:
+    """Delete stays that ended before a cutoff (bound: cutoff); open stays are never purged."""
+    return exp.delete(table("history"), where=exp.and_(
+        exp.column("valid_to").is_(exp.null()).not_(),
+        exp.LT(this=exp.column("valid_to"), expression=placeholder())))
+
+
+def months_before(moment: dt.datetime, months: int) -> dt.datetime:
+    """`moment` minus whole calendar months (the day clamped to the target month's last day)."""
+    import calendar
+
+    index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)

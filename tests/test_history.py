@@ -158,3 +158,26 @@ def test_forget_leaves_no_trace_of_the_key(tmp_path: Path) -> None:
     assert erasure[0][0] == "user" and erasure[0][2:] == ("DSR-17", 3) and "424243" not in erasure[0][1]
     assert project.members("people").user_id.tolist() == [424242, 424244]
     Project.load(tmp_path, as_of="2026-11-23").run()  # the next run works on what the source says
+
+
+def test_retention_purges_old_closed_stays_on_run(tmp_path: Path) -> None:
+    write_files(tmp_path, {"segsql.yml": CONFIG + "privacy: {history_retention_months: 6}\n",
+                           "segments_sql/active.sql": SEGMENT})
+    run(tmp_path, [1, 2])
+    run(tmp_path, [2])  # 1 leaves: a closed stay
+    run(tmp_path, [2, 3])  # 1 stays out; 3 enters
+    connection = duckdb.connect(str(tmp_path / "data.duckdb"))
+    connection.execute("UPDATE segsql.history SET valid_to = TIMESTAMP '2020-01-01', "
+                       "valid_from = TIMESTAMP '2019-12-01' WHERE entity_key = '1'")
+    connection.close()
+    result = Project.load(tmp_path, as_of="2026-11-23").run()
+    assert result.history_purged == 1
+    keys = [row[0] for row in history_rows(tmp_path)]
+    assert keys == ["2", "3"]  # open stays are never purged, whatever their age
+
+
+def test_months_before_clamps_the_day() -> None:
+    from segsql.storage import months_before
+
+    assert months_before(dt.datetime(2026, 3, 31, 12), 1) == dt.datetime(2026, 2, 28, 12)
+    assert months_before(dt.datetime(2026, 1, 15), 13) == dt.datetime(2024, 12, 15)

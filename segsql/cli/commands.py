@@ -245,3 +245,53 @@ def forget(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     removed = project.forget(entity, key, reason)
     click.echo(f"removed {removed:,} row(s) for one {entity}; the erasure is recorded in segsql.erasures")
+
+
+@cli.command()
+@click.argument("name")
+@engine_options
+@click.option("--to", "to", type=click.Choice(["csv", "parquet", "table"]), default="csv", show_default=True,
+              help="Files in a folder, or tables segsql.export_* in the connection.")
+@click.option("--path", "path", type=click.Path(path_type=Path), help="Folder for csv/parquet (default exports/NAME).")
+@click.option("--columns", "columns", metavar="COL,COL", help="Output columns to send besides the key "
+              "(default: config(export_columns=...)); nothing else leaves.")
+@click.option("--changes-only", is_flag=True,
+              help="Only members added and removed since this destination's last export.")
+@click.option("--purpose", metavar="PURPOSE",
+              help="Consent purpose (privacy.consent): members without consent are dropped.")
+def export(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+           to: str, path: Path | None, columns: str | None, changes_only: bool, purpose: str | None,
+           target: str | None = None) -> None:
+    """Export a segment's members for CRM / reverse ETL: segments, members and memberships with
+    stable columns (docs/exports.md), written atomically."""
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
+    result = project.export(name, to, path, chosen, changes_only, purpose)
+    what = f"{result.added:,} added, {result.removed:,} removed" if changes_only else f"{result.members:,} member(s)"
+    click.echo(f"exported {name}: {what}" + (f"; {result.dropped_no_consent:,} dropped without `{purpose}` consent"
+                                               if purpose else ""))
+    for written in result.written:
+        click.echo(f"  {written}")
+
+
+@cli.command()
+@engine_options
+@selection_options
+@click.option("--base", "base", metavar="REV", help="Git revision to compare with (default: merge base with main).")
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="markdown suits a pull-request comment.")
+@click.option("--samples", type=click.IntRange(min=0, max=1000), default=5, show_default=True,
+              help="Example keys shown per segment for added and removed members.")
+def diff(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+         select: tuple[str, ...], exclude: tuple[str, ...], base: str | None, output_format: str, samples: int,
+         target: str | None = None) -> None:
+    """What would this change do? Runs the segments at a git revision and in the working tree on
+    the same data (read only) and reports members added and removed, size change and SQL diff.
+    Exit 1 if a segment of the working tree does not validate."""
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    chosen = project.select(list(select), list(exclude), ordered=False) if select or exclude else None
+    report = project.diff(base, chosen, samples)
+    rendered = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[output_format]()
+    click.echo(rendered, nl=not rendered.endswith("\n"))
+    if report.invalid:
+        sys.exit(EXIT_FAILURE)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -33,6 +34,14 @@ def run_summary(result: RunResult) -> None:
             for s in result.segments]
     print_table(["segment", "entity", "size", "share", "duration", "status"], rows,
                 title=f"run {result.run_id} (as of {result.as_of}): {result.status}")
+    if result.history_purged:
+        click.echo(f"history: purged {result.history_purged:,} stay(s) older than the retention period", err=True)
+    for hook in result.hooks:
+        if hook.status == "failed":
+            click.echo(click.style("warning: ", fg="yellow") + f"hook {hook.hook} failed after {hook.attempts} "
+                       f"attempt(s): {hook.error} (the run is committed; rerun the hook's job by hand)", err=True)
+        else:
+            click.echo(f"hook {hook.hook}: {hook.status}", err=True)
 
 
 def percent(value: float | None) -> str:

@@ -1,5 +1,6 @@
 SELECT
   u.user_id,
+  u.email,
   u.country,
   u.marketing_consent
 FROM users AS u

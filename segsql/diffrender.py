@@ -1,0 +1,84 @@
+"""`segsql diff` reports as plain text (terminal, CI logs) and Markdown (a PR comment)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segsql.gitdiff import DiffReport, SegmentDiff
+
+ORDER = {"invalid": 0, "changed": 1, "added": 2, "removed": 3, "unchanged": 4}
+
+
+def _size(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def _change(segment: SegmentDiff) -> str:
+    delta = segment.size_change
+    if delta is None:
+        return "new" if segment.status == "added" else ("deleted" if segment.status == "removed" else "")
+    if not segment.base_size:
+        return f"{delta:+,}"
+    return f"{delta:+,} ({delta / segment.base_size:+.1%})"
+
+
+def _sorted(report: DiffReport) -> list[SegmentDiff]:
+    return sorted(report.segments, key=lambda s: (ORDER[s.status], s.name))
+
+
+def _headline(report: DiffReport) -> str:
+    touched = [s for s in report.segments if s.status != "unchanged"]
+    return (f"segsql diff against {report.base} ({report.base_commit}): {len(touched)} of "
+            f"{len(report.segments)} segment(s) differ")
+
+
+def text(report: DiffReport) -> str:
+    lines = [_headline(report)]
+    for segment in _sorted(report):
+        if segment.status == "unchanged":
+            continue
+        if segment.status == "invalid":
+            lines.append(f"\n{segment.name}: INVALID in the working tree: {segment.error}")
+            continue
+        lines.append(f"\n{segment.name} ({segment.status}, {segment.entity}): size {_size(segment.base_size)} -> "
+                     f"{_size(segment.head_size)} {_change(segment)}; +{segment.added:,} added, "
+                     f"-{segment.removed:,} removed")
+        if segment.added_sample:
+            lines.append(f"  added e.g.:   {', '.join(segment.added_sample)}")
+        if segment.removed_sample:
+            lines.append(f"  removed e.g.: {', '.join(segment.removed_sample)}")
+        if segment.sql_diff:
+            lines.extend("  " + line for line in segment.sql_diff.rstrip("\n").splitlines())
+    unchanged = [s.name for s in _sorted(report) if s.status == "unchanged"]
+    if unchanged:
+        lines.append(f"\nunchanged: {', '.join(unchanged)}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: DiffReport) -> str:
+    lines = [f"### {_headline(report)}", "",
+             "| segment | status | entity | base size | new size | change | added | removed |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for segment in _sorted(report):
+        if segment.status == "invalid":
+            lines.append(f"| `{segment.name}` | **invalid** | | | | | | |")
+            continue
+        lines.append(f"| `{segment.name}` | {segment.status} | {segment.entity or ''} | {_size(segment.base_size)} | "
+                     f"{_size(segment.head_size)} | {_change(segment)} | {segment.added:,} | {segment.removed:,} |")
+    for segment in _sorted(report):
+        if segment.status == "invalid":
+            lines += ["", f"**`{segment.name}` does not validate:** `{_cell(segment.error or '')}`"]
+        elif segment.status != "unchanged":
+            lines += ["", f"<details><summary><code>{segment.name}</code>: +{segment.added:,} / "
+                          f"-{segment.removed:,}</summary>", ""]
+            if segment.added_sample:
+                lines.append(f"Added, e.g.: {', '.join(f'`{k}`' for k in segment.added_sample)}  ")
+            if segment.removed_sample:
+                lines.append(f"Removed, e.g.: {', '.join(f'`{k}`' for k in segment.removed_sample)}")
+            lines += ["", "```diff", segment.sql_diff.rstrip("\n"), "```", "", "</details>"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,211 @@
+"""`segsql diff`: what would this pull request do to membership?
+
+The project's files at a git revision (default: the merge base with main) are extracted to a
+temporary folder and compiled with the same vars and `as_of` as the working tree; both versions
+run on the same data (the working tree's connection, read only: nothing is written). Per segment:
+members added and removed (counts and samples), size change, and the diff of the compiled SQL.
+Segments whose compiled SQL is identical cannot differ and are not evaluated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from segsql.errors import SegsqlError, UsageError
+
+if TYPE_CHECKING:
+    from segsql.engines.base import Engine
+    from segsql.project import Project
+
+DEFAULT_BRANCHES = ("main", "origin/main", "master", "origin/master")
+
+
+@dataclass
+class SegmentDiff:
+    name: str
+    status: str  # changed, unchanged, added (new segment), removed (deleted segment), invalid
+    entity: str | None = None
+    base_size: int | None = None
+    head_size: int | None = None
+    added: int = 0
+    removed: int = 0
+    added_sample: list[str] = field(default_factory=list)
+    removed_sample: list[str] = field(default_factory=list)
+    sql_diff: str = ""
+    error: str | None = None
+
+    @property
+    def size_change(self) -> int | None:
+        if self.base_size is None or self.head_size is None:
+            return None
+        return self.head_size - self.base_size
+
+
+@dataclass
+class DiffReport:
+    base: str  # the revision as given
+    base_commit: str
+    segments: list[SegmentDiff]
+
+    @property
+    def invalid(self) -> list[SegmentDiff]:
+        return [s for s in self.segments if s.status == "invalid"]
+
+    def to_json(self) -> str:
+        return json.dumps({"base": self.base, "base_commit": self.base_commit,
+                           "segments": [{**asdict(s), "size_change": s.size_change} for s in self.segments]},
+                          indent=2)
+
+    def to_text(self) -> str:
+        from segsql.diffrender import text
+
+        return text(self)
+
+    def to_markdown(self) -> str:
+        from segsql.diffrender import markdown
+
+        return markdown(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def diff(project: Project, base: str | None = None, select: list[str] | None = None,
+         samples: int = 5) -> DiffReport:
+    """Compare the segments at git revision `base` with the working tree on the same data."""
+    repo = _git_root(project.root)
+    prefix = _git(repo, "rev-parse", "--show-prefix", cwd=project.root).strip()
+    revision = base or _merge_base(repo)
+    commit = _resolve(repo, revision)
+    with tempfile.TemporaryDirectory(prefix="segsql-diff-") as folder:
+        base_project = _project_at(project, repo, commit, prefix, Path(folder))
+        names = sorted(set(project.select(select, ordered=False) if select else project.segments)
+                       | (set(base_project.segments) if base_project and not select else set()))
+        with project.engine() as engine:
+            engine.prepare_sources()
+            segments = [_segment(project, base_project, engine, name, samples) for name in names]
+    return DiffReport(revision, commit[:12], segments)
+
+
+def _git(repo: Path, *args: str, cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd or repo, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise UsageError("git is not installed", None, "install git to compare revisions") from None
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        raise UsageError(f"git {' '.join(args)}: {message[-1] if message else 'failed'}", None)
+    return done.stdout.decode()
+
+
+def _git_root(root: Path) -> Path:
+    try:
+        return Path(_git(root, "rev-parse", "--show-toplevel").strip())
+    except UsageError:
+        raise UsageError(f"{root} is not inside a git repository", None,
+                         "segsql diff compares git revisions: run it in a clone of the project") from None
+
+
+def _merge_base(repo: Path) -> str:
+    for branch in DEFAULT_BRANCHES:
+        try:
+            return _git(repo, "merge-base", "HEAD", branch).strip()
+        except UsageError:
+            continue
+    raise UsageError("no main branch to compare with", None, "pass --base REV (e.g. --base HEAD~1)")
+
+
+def _resolve(repo: Path, revision: str) -> str:
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").strip()
+    except UsageError:
+        raise UsageError(f"--base `{revision}` is not a git revision", None,
+                         "use a commit, branch or tag, e.g. --base main or --base HEAD~1") from None
+
+
+def _project_at(head: Project, repo: Path, commit: str, prefix: str, folder: Path) -> Project | None:
+    """The project as it was at `commit`, reading the head's data; None if it did not exist."""
+    from segsql.config import load_project_config
+    from segsql.project import Project
+
+    listing = _git(repo, "ls-tree", "--name-only", commit, "--", f"{prefix}segsql.yml")
+    if not listing.strip():
+        return None
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "--", prefix or "."], cwd=repo,
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    root = folder / prefix
+    config = load_project_config(root).model_copy(update={"connection": head.config.connection})
+    project = Project(root, config, vars=head.overrides, as_of=head.as_of)
+    project.data_root = head.data_root
+    return project
+
+
+def _segment(head: Project, base: Project | None, engine: Engine, name: str, samples: int) -> SegmentDiff:
+    in_head, in_base = name in head.segments, base is not None and name in base.segments
+    head_sql = base_sql = None
+    try:
+        head_sql = _pretty(head, name) if in_head else None
+    except SegsqlError as error:
+        return SegmentDiff(name, "invalid", error=str(error))
+    try:
+        base_sql = _pretty(base, name) if in_base and base is not None else None
+    except SegsqlError:
+        base_sql = None  # broken at the base: every member counts as added
+    sql_diff = "".join(difflib.unified_diff((base_sql or "").splitlines(keepends=True),
+                                            (head_sql or "").splitlines(keepends=True),
+                                            f"a/{name}.sql (compiled)", f"b/{name}.sql (compiled)"))
+    if head_sql == base_sql:
+        return SegmentDiff(name, "unchanged", entity=head.compiled(name).entity)
+    status = "changed" if in_head and in_base else ("added" if in_head else "removed")
+    entity = (head if in_head else base).compiled(name).entity  # type: ignore[union-attr]
+    head_keys = _keys(head, name) if head_sql else None
+    base_keys = _keys(base, name) if base_sql and base is not None else None
+    result = SegmentDiff(name, status, entity=entity, sql_diff=sql_diff)
+    _measure(engine, result, base_keys, head_keys, samples)
+    return result
+
+
+def _pretty(project: Project, name: str) -> str:
+    tree = project.compiler.tree(name)
+    return tree.sql(dialect=project.config.dialect, pretty=True) + "\n"
+
+
+def _keys(project: Project, name: str) -> exp.Select:
+    """The distinct member keys (as text) of a segment's query, refs inlined."""
+    key = project.config.entities[project.compiled(name).entity].key
+    tree = project.compiler.tree(name)
+    return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("k")).distinct().from_(
+        tree.subquery("q")).where(exp.column(key).is_(exp.null()).not_())
+
+
+def _measure(engine: Engine, result: SegmentDiff, base: exp.Select | None, head: exp.Select | None,
+             samples: int) -> None:
+    empty = exp.select(exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("k")).where(exp.false())
+    base_q, head_q = base or empty, head or empty
+
+    def count(query: exp.Query) -> exp.Expr:
+        return exp.select(exp.func("count", exp.Star())).from_(query.subquery("c")).subquery()
+
+    def only(left: exp.Select, right: exp.Select) -> exp.Select:
+        return exp.select("k").from_(left.copy().subquery("l")).where(
+            exp.column("k").isin(query=right.copy()).not_())
+
+    sizes = engine.fetchall(exp.select(count(base_q.copy()), count(head_q.copy()), count(only(head_q, base_q)),
+                                       count(only(base_q, head_q))))[0]
+    result.base_size = int(sizes[0]) if base is not None else None
+    result.head_size = int(sizes[1]) if head is not None else None
+    result.added, result.removed = int(sizes[2]), int(sizes[3])
+    result.added_sample = [str(r[0]) for r in engine.fetchall(only(head_q, base_q).order_by("k").limit(samples))]
+    result.removed_sample = [str(r[0]) for r in engine.fetchall(only(base_q, head_q).order_by("k").limit(samples))]
