@@ -71,6 +71,16 @@ def report_command(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
+@click.command(name="%segment_diff")
+@click.option("--base", metavar="REV", help="Git revision to compare with (default: merge base with main).")
+@click.option("--samples", type=click.IntRange(min=0, max=1000), default=5, show_default=True)
+@selection_options
+@input_options
+def diff_command(**kwargs: Any) -> dict[str, Any]:
+    """What the working tree changes against a git revision, on the same data."""
+    return kwargs
+
+
 @click.command(name="%segsql run")
 @selection_options
 @input_options

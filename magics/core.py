@@ -1,4 +1,4 @@
-"""The magics: %segsql, %%segment, %segment_compare, %segment_overlap, %segment_report.
+"""The magics: %segsql, %%segment, %segment_compare, %segment_overlap, %segment_report, %segment_diff.
 
 Each one parses its line, calls segsql.Project, and returns a view. Errors become IPython
 UsageErrors: one clean message (file/cell line and column), no traceback, the cell fails.
@@ -20,6 +20,7 @@ from magics.session import NotebookSession
 from magics.widgets import html as render
 from magics.widgets.views import CompareView, PreviewView, StaticView, View
 from segsql import SegsqlError, UsageError, results
+from segsql.privacy import scrub
 from segsql.project import parse_as_of, parse_vars
 from segsql.target import atomic_write
 
@@ -37,7 +38,7 @@ def clean_errors(function: Callable[..., Any]) -> Callable[..., Any]:
         except SegsqlError as error:
             details = getattr(error, "errors", None)
             lines = [str(e) for e in details] if details else [str(error)]
-            raise IPythonUsageError("\n".join(lines)) from None
+            raise IPythonUsageError(scrub("\n".join(lines))) from None
 
     return wrapper
 
@@ -254,6 +255,18 @@ class SegsqlMagics(Magics):
         frame = project.segment_report(project.select(list(options["select"]) or None,
                                                       list(options["exclude"]) or None))
         return StaticView(render.report(frame, self.session.banner()), frame.to_string(index=False))
+
+    @line_magic
+    @clean_errors
+    def segment_diff(self, line: str) -> Any:
+        """%segment_diff [--base REV] [--select ...]: members added/removed per segment by the
+        working tree's changes against a git revision (segsql diff)."""
+        options = arguments.parse(arguments.diff_command, line)
+        project = self._project_with(options)
+        chosen = (project.select(list(options["select"]), list(options["exclude"]), ordered=False)
+                  if options["select"] or options["exclude"] else None)
+        report = project.diff(options["base"], chosen, options["samples"])
+        return StaticView(render.git_diff(report, self.session.banner()), report.to_text())
 
 
 class _Template:

@@ -60,6 +60,7 @@ class ExportResult:
     dropped_no_consent: int
     columns: list[str]
     written: list[str] = field(default_factory=list)  # files or tables
+    personal_data: dict[str, str] = field(default_factory=dict)  # exported column -> PII category (lineage)
 
 
 @dataclass
@@ -190,13 +191,17 @@ def _export(project: Project, engine: Engine, plan: ExportPlan, changes_only: bo
     in_state = _state(plan)
     total = _count(engine, _all_members(plan))
     sent = _count(engine, current)
-    added_query = current.copy().where(exp.column("entity_key").isin(query=in_state).not_())
+    added_query = exp.select("*").from_(current.copy().subquery("m")).where(
+        exp.column("entity_key", "m").isin(query=in_state).not_())  # Postgres: no select aliases in WHERE
     current_keys = exp.select("entity_key").from_(current.copy().subquery("k"))
     removed_query = in_state.copy().where(exp.column("entity_key").isin(query=current_keys).not_())
     added, removed = _count(engine, added_query), _count(engine, removed_query)
     export_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    from segsql.privacy import pii_columns
+
     result = ExportResult(export_id, plan.name, plan.entity, plan.destination, plan.to, purpose, changes_only,
                           sent, added, removed, total - sent, plan.columns)
+    result.personal_data = {c: k for c, k in pii_columns(project, plan.name).items() if c in plan.columns}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     summary = _segment_row(project, result, run_id, as_of, now)
     members = added_query if changes_only else current

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from segsql import storage
+from segsql.privacy import scrub
 
 if TYPE_CHECKING:
     from segsql.config import Hook
@@ -91,10 +92,10 @@ def _deliver(project: Project, hook: Hook, body: bytes) -> HookOutcome:
         error = _call_command(project, hook, body) if hook.command is not None else _post(hook, body)
         if error is None:
             return HookOutcome(hook.label, "ok", attempts)
-        log.warning("hook %s failed (attempt %d of %d): %s", hook.label, attempts, hook.retries + 1, error)
+        log.warning("hook %s failed (attempt %d of %d): %s", hook.label, attempts, hook.retries + 1, scrub(error))
         if attempt < hook.retries:
             time.sleep(hook.backoff_seconds * 2 ** attempt)
-    return HookOutcome(hook.label, "failed", attempts, error)
+    return HookOutcome(hook.label, "failed", attempts, scrub(error or ""))
 
 
 def _call_command(project: Project, hook: Hook, body: bytes) -> str | None:

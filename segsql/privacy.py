@@ -17,13 +17,29 @@ if TYPE_CHECKING:
 
 
 def pii_columns(project: Project, name: str) -> dict[str, str]:
-    """Output columns of segment `name` that carry a PII column of a source it reads."""
+    """Output columns of segment `name` that carry a PII column of a source it reads: by name,
+    and by column lineage (renamed or transformed PII is masked too)."""
     compiled = project.compiled(name)
     declared: dict[str, str] = {}
     for source_name in compiled.sources:
         for column, category in project.config.sources[source_name].pii.items():
             declared[column.lower()] = category
-    return {column: declared[column] for column in compiled.columns if column in declared}
+    found = {column: declared[column] for column in compiled.columns if column in declared}
+    found.update(_lineage_pii(project, name))
+    return found
+
+
+def _lineage_pii(project: Project, name: str) -> dict[str, str]:
+    """Outputs derived from PII columns by sqlglot lineage; name matching covers any query
+    lineage cannot follow."""
+    from sqlglot.errors import SqlglotError
+
+    from segsql.lineage import segment_lineage
+
+    try:
+        return segment_lineage(project, name).pii_output(project)
+    except (SqlglotError, KeyError, ValueError):
+        return {}
 
 
 def mask(value: Any, category: str, salt: str) -> str | None:
@@ -137,3 +153,15 @@ def untagged_pii(project: Project, samples: dict[str, dict[str, list[Any]]]) -> 
             elif values and all(PHONE.match(v) and sum(ch.isdigit() for ch in v) >= 7 for v in values):
                 found.append((source_name, column, "its values look like phone numbers"))
     return found
+
+
+SCRUB_EMAIL = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+SCRUB_PHONE = re.compile(r"\+\d[\d\s().-]{6,}\d")
+
+
+def scrub(text: str, salt: str = "") -> str:
+    """Text for logs, error messages and docs with email addresses and international phone
+    numbers masked (deterministically). Values of other tagged columns cannot be recognised in
+    free text; segsql never puts member rows into messages."""
+    text = SCRUB_EMAIL.sub(lambda m: mask(m.group(0), "email", salt) or "", text)
+    return SCRUB_PHONE.sub(lambda m: mask(m.group(0), "phone", salt) or "", text)

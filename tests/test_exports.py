@@ -192,7 +192,7 @@ def test_cli_export_prints_counts_and_files(root: Path, runner) -> None:  # type
                                  "--purpose", "marketing_email"])
     assert result.exit_code == 0, result.output
     assert "2 member(s); 1 dropped without `marketing_email` consent" in result.output
-    assert "members.parquet" in result.output
+    assert "members.parquet" in result.output and "personal data sent: email (email)" in result.output
     missing = runner.invoke(cli, ["export", "engaged", "--project", str(root)])
     assert missing.exit_code == 2 and "--purpose" in missing.output and "Traceback" not in missing.output
 

@@ -142,3 +142,22 @@ def test_project_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
     (root / "segments_sql" / "big.sql").write_text(segment("WHERE a.score > 3"))
     report = Project.load(root).diff(base="main")
     assert [(s.name, s.added, s.removed, s.added_sample) for s in report.segments] == [("big", 2, 0, ["4", "5"])]
+
+
+def test_segment_diff_magic_in_a_real_ipython_shell(repo: Path) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "segsql")
+        shell.run_line_magic("segsql", f"project {repo}")
+        view = shell.run_line_magic("segment_diff", "--base main --as-of 2026-11-23")
+        bundle = view._repr_mimebundle_()
+        assert "engaged (changed, account)" in bundle["text/plain"]
+        assert "<td>engaged</td><td>changed</td>" in bundle["text/html"].replace(" class=''", "")
+        failed = shell.run_cell("%segment_diff --base nope", store_history=False)
+        assert not failed.success and "`nope` is not a git revision" in str(failed.error_in_exec)
+    finally:
+        shell.run_line_magic("segsql", "close")
+        shell.run_line_magic("unload_ext", "segsql")
+        InteractiveShell.clear_instance()

@@ -201,9 +201,12 @@ def test_forget_leaves_no_trace_on_postgres(projects: tuple[Project, Project], s
 
     _, pg = projects
     pg.run()
-    key = str(pg.members("dach_users").user_id.iloc[0])
+    members = pg.members("dach_users")
+    key = str(members[members.marketing_consent.astype(bool)].user_id.iloc[0])
+    pg.export("dach_users", "table", purpose="marketing_email")
+    pg.export("dach_users", "csv", path=pg.root / "crm", changes_only=True, purpose="marketing_email")
     removed = pg.forget("user", key, reason="DSR-42")
-    assert removed >= 3
+    assert removed >= 6  # membership, history, result table, export state x2, export memberships, members
     with psycopg.connect(**server.params()) as connection:
         tables = [r[0] for r in connection.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'segsql'").fetchall()]
@@ -211,3 +214,22 @@ def test_forget_leaves_no_trace_on_postgres(projects: tuple[Project, Project], s
             rows = connection.execute(f'SELECT * FROM segsql."{table}"').fetchall()
             assert not any(key in (str(value) for value in row) for row in rows), table
         assert connection.execute("SELECT reason FROM segsql.erasures").fetchall()[-1] == ("DSR-42",)
+
+
+def test_consent_gated_export_on_postgres_matches_pandas(projects: tuple[Project, Project],
+                                                          server: PostgresServer) -> None:
+    import psycopg
+
+    _, pg = projects
+    pg.run()
+    result = pg.export("dach_users", "table", purpose="marketing_email")
+    members = pg.members("dach_users")
+    consented = members[members.marketing_consent.fillna(False).astype(bool)]
+    assert (result.members, result.dropped_no_consent) == (len(consented), len(members) - len(consented))
+    with psycopg.connect(**server.params()) as connection:
+        exported = {r[0] for r in connection.execute("SELECT entity_key FROM segsql.export_members__dach_users")}
+        columns = [r[0] for r in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'segsql' "
+            "AND table_name = 'export_members__dach_users' ORDER BY ordinal_position")]
+    assert exported == {str(k) for k in consented.user_id}
+    assert columns == ["segment", "entity", "entity_key", "email", "country"]

@@ -61,6 +61,24 @@ def validate(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
     if errors:
         _fail(errors)
     click.echo(f"{len(names)} segment(s) valid")
+    _print_personal_data(project, names)
+
+
+def _print_personal_data(project: Project, names: list[str]) -> None:
+    """Column lineage of tagged columns: which segments read and output personal data."""
+    from segsql.lineage import segment_lineage
+
+    lines = []
+    for name in names:
+        lineage = segment_lineage(project, name)
+        read, output = lineage.pii_read(project), lineage.pii_output(project)
+        if read:
+            described = ", ".join(f"{column} ({category})" for column, category in read.items())
+            outputs = ", ".join(f"{column} ({category})" for column, category in output.items()) or "nothing"
+            lines.append(f"  {name}: reads {described}; outputs {outputs}")
+    if lines:
+        click.echo("personal data (column lineage):")
+        click.echo("\n".join(lines))
 
 
 @cli.command(name="list")
@@ -270,6 +288,8 @@ def export(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: 
     what = f"{result.added:,} added, {result.removed:,} removed" if changes_only else f"{result.members:,} member(s)"
     click.echo(f"exported {name}: {what}" + (f"; {result.dropped_no_consent:,} dropped without `{purpose}` consent"
                                                if purpose else ""))
+    if result.personal_data:
+        click.echo("personal data sent: " + ", ".join(f"{c} ({k})" for c, k in result.personal_data.items()))
     for written in result.written:
         click.echo(f"  {written}")
 
@@ -295,3 +315,46 @@ def diff(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
     click.echo(rendered, nl=not rendered.endswith("\n"))
     if report.invalid:
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@engine_options
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Folder for the site (default target/docs).")
+@click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after building it (Ctrl-C stops).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True,
+              help="Port for --serve (0 picks a free one).")
+def docs(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+         out: Path | None, serve: bool, port: int, target: str | None = None) -> None:
+    """Build a static HTML catalog: every segment with description, owner, tags, SQL (template and
+    compiled), lineage graph, source columns read (personal data marked), size history and tests."""
+    from segsql.docsite import build_site
+
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    index = build_site(project, out or project.root / "target" / "docs")
+    click.echo(f"wrote {index}")
+    if serve:
+        _serve(index.parent, port)
+
+
+def _serve(folder: Path, port: int) -> None:
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from segsql.errors import UsageError
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(folder)))
+    except OSError as error:
+        raise UsageError(f"cannot serve on port {port}: {error.strerror}", None, "pick another --port, or 0") from None
+    click.echo(f"serving http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", err=False)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

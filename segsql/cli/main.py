@@ -33,13 +33,19 @@ class SegsqlGroup(click.Group):
         except Exception as error:  # a bug in segsql: say so, keep the traceback behind --debug
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
-            click.echo(click.style(f"internal error: {type(error).__name__}: {error}", fg="red") +
+            from segsql.privacy import scrub
+
+            click.echo(click.style(f"internal error: {type(error).__name__}: {scrub(str(error))}", fg="red") +
                        " (run with --debug for the traceback)", err=True)
             sys.exit(EXIT_FAILURE)
 
 
 def report_error(error: SegsqlError) -> None:
-    click.echo(click.style("error: ", fg="red", bold=True) + str(error), err=True)
+    """One line per error; anything that looks like an email or phone number is masked (an
+    engine's message can quote a value it failed on)."""
+    from segsql.privacy import scrub
+
+    click.echo(click.style("error: ", fg="red", bold=True) + scrub(str(error)), err=True)
 
 
 @click.group(cls=SegsqlGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,257 @@
+"""`segsql docs`: a static HTML catalog of the project's segments (no server, no external assets).
+
+index.html lists every segment and draws the whole lineage graph; segments/NAME.html shows one
+segment: description, owner, tags, entity, template and compiled SQL, its upstream and
+downstream refs as a lineage graph, the source columns it reads (sqlglot column lineage, with
+personal data marked), the last size and size history, and its tests. No member data appears:
+only counts, and SQL text is scrubbed of anything that looks like an email address or phone number.
+The site is built in a temporary folder and swapped in, so a reader never sees half a site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from segsql import storage
+from segsql.docsvg import lineage_svg, size_chart
+from segsql.errors import SegsqlError
+
+if TYPE_CHECKING:
+    from segsql.project import Project
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f7f8fa}
+header{background:#1d2330;color:#fff;padding:12px 24px}header a{color:#9cc3ff}
+main{padding:16px 24px;max-width:1200px}h1{font-size:22px;margin:0}h2{font-size:17px;margin:22px 0 6px}
+table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde1e8;padding:4px 8px;text-align:left;
+vertical-align:top}th{background:#eef1f6}pre{background:#fff;border:1px solid #dde1e8;padding:10px;overflow:auto}
+.tag{display:inline-block;background:#e4ecfb;border-radius:8px;padding:0 6px;margin-right:4px;font-size:12px}
+.pii{color:#a4262c;font-weight:600}.muted{color:#6b7280}.err{color:#a4262c}
+svg text{font:12px system-ui,sans-serif}svg .node rect{fill:#fff;stroke:#5b6b8c}
+svg .node.source rect{fill:#eef1f6}svg .node.current rect{fill:#dbe8ff;stroke:#1a56db;stroke-width:2}
+svg .edge{fill:none;stroke:#8792a8;stroke-width:1.4}
+#filter{padding:4px 8px;width:280px;margin-bottom:8px}
+"""
+FILTER_SCRIPT = """
+document.getElementById('filter').addEventListener('input', function (event) {
+  var needle = event.target.value.toLowerCase();
+  document.querySelectorAll('#segments tbody tr').forEach(function (row) {
+    row.style.display = row.textContent.toLowerCase().indexOf(needle) >= 0 ? '' : 'none';
+  });
+});
+"""
+
+
+@dataclass
+class SegmentDoc:
+    name: str
+    path: str
+    entity: str = ""
+    description: str = ""
+    owner: str = ""
+    tags: list[str] = field(default_factory=list)
+    template: str = ""
+    compiled: str = ""
+    refs: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    reads: dict[str, list[str]] = field(default_factory=dict)
+    pii_read: dict[str, str] = field(default_factory=dict)
+    pii_output: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str | None] = field(default_factory=dict)
+    unit_tests: list[str] = field(default_factory=list)
+    data_tests: dict[str, Any] = field(default_factory=dict)
+    sizes: list[tuple[dt.datetime, int]] = field(default_factory=list)
+    error: str | None = None
+
+
+def build_site(project: Project, out: Path) -> Path:
+    """Write the catalog into `out` (replacing it); return the index page."""
+    docs = [_document(project, name) for name in sorted(project.segments)]
+    _attach_sizes(project, docs)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".segsql-docs-", dir=out.parent))
+    try:
+        (staging / "segments").mkdir()
+        (staging / "index.html").write_text(_index(project, docs), encoding="utf-8")
+        downstream = _downstream(docs)
+        for doc in docs:
+            page = _segment_page(project, doc, docs, downstream)
+            (staging / "segments" / f"{doc.name}.html").write_text(page, encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out / "index.html"
+
+
+def _document(project: Project, name: str) -> SegmentDoc:
+    from segsql.lineage import segment_lineage
+    from segsql.privacy import scrub
+    from segsql.testing import test_file
+    from segsql.yamlfile import read_yaml_file
+
+    segment = project.segments[name]
+    doc = SegmentDoc(name, segment.shown_path)
+    try:
+        doc.template = scrub(segment.read())
+        compiled = project.compiled(name)
+    except SegsqlError as error:
+        doc.error = scrub(str(error))
+        return doc
+    config = compiled.config
+    doc.entity, doc.description, doc.owner, doc.tags = compiled.entity, config.description, config.owner, config.tags
+    doc.compiled = scrub(project.compiler.tree(name).sql(dialect=project.config.dialect, pretty=True))
+    doc.refs, doc.sources, doc.columns = compiled.refs, compiled.sources, dict(compiled.columns)
+    lineage = segment_lineage(project, name)
+    doc.reads, doc.pii_read, doc.pii_output = lineage.reads, lineage.pii_read(project), lineage.pii_output(project)
+    tests_path = test_file(project, name)
+    if tests_path.exists():
+        data = read_yaml_file(tests_path, str(tests_path)).data or {}
+        doc.unit_tests = [str(case.get("name", f"test {i + 1}")) for i, case in enumerate(data.get("unit_tests", []))]
+    if config.tests is not None:
+        doc.data_tests = config.tests.model_dump(exclude_defaults=True)
+    return doc
+
+
+def _attach_sizes(project: Project, docs: list[SegmentDoc]) -> None:
+    """Size after each successful run (oldest first), when the engine has run records."""
+    try:
+        with project.engine() as engine:
+            if not engine.table_exists(storage.table("run_segments")):
+                return
+            query = (exp.select(exp.column("segment", "s"), exp.column("started_at", "r"),
+                                exp.column("row_count", "s"))
+                     .from_(storage.table("run_segments").as_("s"))
+                     .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+                     .where(exp.column("status", "s").like(exp.Literal.string("success%")))
+                     .order_by(exp.column("started_at", "r")))
+            rows = engine.fetchall(query)
+    except SegsqlError:
+        return  # no engine: a catalog without sizes is still a catalog
+    by_name = {doc.name: doc for doc in docs}
+    for segment, started, size in rows:
+        if segment in by_name and size is not None:
+            by_name[segment].sizes.append((started, int(size)))
+
+
+def _downstream(docs: list[SegmentDoc]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {doc.name: [] for doc in docs}
+    for doc in docs:
+        for ref in doc.refs:
+            found.setdefault(ref, []).append(doc.name)
+    return found
+
+
+def _closure(start: str, links: dict[str, list[str]]) -> set[str]:
+    seen, stack = set(), [start]
+    while stack:
+        for other in links.get(stack.pop(), []):
+            if other not in seen:
+                seen.add(other)
+                stack.append(other)
+    return seen
+
+
+# -- pages ----------------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _page(title: str, body: str, home: str) -> str:
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+            f"<meta name=viewport content='width=device-width'><style>{STYLE}</style></head><body>"
+            f"<header><h1>{_e(title)}</h1><a href='{home}'>all segments</a></header><main>{body}</main></body></html>")
+
+
+def _tags(tags: list[str]) -> str:
+    return "".join(f"<span class=tag>{_e(t)}</span>" for t in tags)
+
+
+def _index(project: Project, docs: list[SegmentDoc]) -> str:
+    rows = []
+    for doc in docs:
+        size = f"{doc.sizes[-1][1]:,}" if doc.sizes else ""
+        status = "<span class=err>invalid</span>" if doc.error else ""
+        pii = "<span class=pii>yes</span>" if doc.pii_read else ""
+        rows.append(f"<tr><td><a href='segments/{_e(doc.name)}.html'>{_e(doc.name)}</a> {status}</td>"
+                    f"<td>{_e(doc.entity)}</td><td>{_tags(doc.tags)}</td><td>{_e(doc.owner)}</td>"
+                    f"<td>{_e(doc.description)}</td><td style='text-align:right'>{size}</td><td>{pii}</td></tr>")
+    graph = lineage_svg(_graph(docs, {d.name for d in docs}, None), link_prefix="segments/")
+    body = (f"<p class=muted>{len(docs)} segment(s) in project <b>{_e(project.config.name)}</b>, "
+            f"generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>"
+            "<input id=filter placeholder='filter segments'>"
+            "<table id=segments><thead><tr><th>segment</th><th>entity</th><th>tags</th><th>owner</th>"
+            "<th>description</th><th>last size</th><th>personal data</th></tr></thead><tbody>"
+            + "".join(rows) + f"</tbody></table><h2>Lineage</h2>{graph}<script>{FILTER_SCRIPT}</script>")
+    return _page(f"{project.config.name}: segments", body, "index.html")
+
+
+def _graph(docs: list[SegmentDoc], names: set[str], current: str | None) -> dict[str, Any]:
+    """Nodes (segments and the sources they read) and edges for the lineage SVG."""
+    by_name = {doc.name: doc for doc in docs}
+    nodes: dict[str, str] = {}
+    edges: list[tuple[str, str]] = []
+    for name in sorted(names):
+        doc = by_name.get(name)
+        if doc is None:
+            continue
+        nodes[name] = "current" if name == current else "segment"
+        for source in doc.sources:
+            nodes.setdefault(f"source:{source}", "source")
+            edges.append((f"source:{source}", name))
+        edges.extend((ref, name) for ref in doc.refs if ref in names)
+    return {"nodes": nodes, "edges": edges}
+
+
+def _segment_page(project: Project, doc: SegmentDoc, docs: list[SegmentDoc], downstream: dict[str, list[str]]) -> str:
+    if doc.error:
+        body = f"<p class=err>This segment does not validate:</p><pre>{_e(doc.error)}</pre>" \
+               f"<h2>Template ({_e(doc.path)})</h2><pre>{_e(doc.template)}</pre>"
+        return _page(f"segment {doc.name}", body, "../index.html")
+    upstream = {ref for ref in _closure(doc.name, {d.name: d.refs for d in docs})}
+    below = _closure(doc.name, downstream)
+    graph = lineage_svg(_graph(docs, upstream | below | {doc.name}, doc.name), link_prefix="")
+    facts = [("entity", _e(doc.entity)), ("owner", _e(doc.owner) or "<span class=muted>none</span>"),
+             ("tags", _tags(doc.tags)), ("file", _e(doc.path)),
+             ("upstream refs", ", ".join(_link(r) for r in doc.refs) or "none"),
+             ("downstream", ", ".join(_link(r) for r in sorted(downstream.get(doc.name, []))) or "none")]
+    columns = "".join(f"<tr><td>{_e(c)}</td><td>{_e(t or '')}</td><td>{_pii(doc.pii_output.get(c))}</td></tr>"
+                      for c, t in doc.columns.items())
+    reads = "".join(
+        f"<tr><td>{_e(source)}</td><td>" + ", ".join(
+            f"{_e(c)} {_pii(doc.pii_read.get(f'{source}.{c}'))}" for c in cols) + "</td></tr>"
+        for source, cols in doc.reads.items())
+    sizes = size_chart(doc.sizes) if doc.sizes else "<p class=muted>not run yet</p>"
+    last = f"<p>Last size: <b>{doc.sizes[-1][1]:,}</b> ({doc.sizes[-1][0]:%Y-%m-%d %H:%M} UTC)</p>" if doc.sizes else ""
+    tests = "".join(f"<li>unit: {_e(t)}</li>" for t in doc.unit_tests) + "".join(
+        f"<li>data: {_e(k)} = {_e(v)}</li>" for k, v in doc.data_tests.items())
+    body = (f"<p>{_e(doc.description)}</p><table>"
+            + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts) + "</table>"
+            f"<h2>Lineage</h2>{graph}"
+            "<h2>Output columns</h2><table><tr><th>column</th><th>type</th><th>personal data</th></tr>"
+            f"{columns}</table>"
+            f"<h2>Source columns read</h2><table><tr><th>source</th><th>columns</th></tr>{reads}</table>"
+            f"<h2>Size</h2>{last}{sizes}"
+            f"<h2>Tests</h2><ul>{tests or '<li class=muted>none</li>'}</ul>"
+            f"<h2>Template ({_e(doc.path)})</h2><pre>{_e(doc.template)}</pre>"
+            f"<h2>Compiled SQL ({_e(project.config.dialect)})</h2><pre>{_e(doc.compiled)}</pre>")
+    return _page(f"segment {doc.name}", body, "../index.html")
+
+
+def _link(name: str) -> str:
+    return f"<a href='{_e(name)}.html'>{_e(name)}</a>"
+
+
+def _pii(category: str | None) -> str:
+    return f"<span class=pii>{_e(category)}</span>" if category else ""

@@ -1,0 +1,93 @@
+"""Column lineage with sqlglot: which source columns a segment reads (anywhere in its query,
+refs included) and which source columns each output column comes from. Used for the PII report
+of `segsql validate`, masking, and the docs catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+from sqlglot.lineage import lineage
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
+
+from segsql.literals import get_dialect
+
+if TYPE_CHECKING:
+    from segsql.project import Project
+
+
+@dataclass
+class Lineage:
+    reads: dict[str, list[str]] = field(default_factory=dict)  # source -> columns read
+    outputs: dict[str, list[str]] = field(default_factory=dict)  # output column -> ["source.column", ...]
+
+    def pii_read(self, project: Project) -> dict[str, str]:
+        """"source.column" -> category for every tagged column the segment reads."""
+        return {f"{s}.{c}": category for s, columns in self.reads.items() for c in columns
+                if (category := _tag(project, s, c)) is not None}
+
+    def pii_output(self, project: Project) -> dict[str, str]:
+        """Output column -> PII category, for outputs derived from a `pii:` source column (also
+        when renamed or transformed, e.g. lower(u.email) AS contact)."""
+        found = {}
+        for output, origins in self.outputs.items():
+            for origin in origins:
+                source, _, column = origin.partition(".")
+                category = _tag(project, source, column, sensitive=False)
+                if category is not None:
+                    found[output] = category
+                    break
+        return found
+
+
+def _tag(project: Project, source: str, column: str, sensitive: bool = True) -> str | None:
+    declared = project.config.sources.get(source)
+    if declared is None:
+        return None
+    tags = {k.lower(): v for k, v in {**(declared.sensitive if sensitive else {}), **declared.pii}.items()}
+    return tags.get(column.lower())
+
+
+def segment_lineage(project: Project, name: str) -> Lineage:
+    """Lineage of `name` through its inlined refs, against the project's sources."""
+    cache = project.shared_cache.setdefault(("lineage", project.as_of), {})
+    if name in cache:
+        return cache[name]  # type: ignore[no-any-return]
+    dialect = get_dialect(project.config.dialect)
+    tables, schema = _source_tables(project)
+    tree = qualify(project.compiler.tree(name).copy(), schema=schema, dialect=dialect,
+                   validate_qualify_columns=False, identify=False)
+    result = Lineage()
+    reads: dict[str, set[str]] = {}
+    for scope in traverse_scope(tree):
+        for column in scope.columns:
+            table = scope.sources.get(column.table)
+            if isinstance(table, exp.Table) and table.name.lower() in tables:
+                reads.setdefault(tables[table.name.lower()], set()).add(column.name.lower())
+    result.reads = {source: sorted(columns) for source, columns in sorted(reads.items())}
+    for output in project.compiled(name).columns:
+        node = lineage(output, tree, schema, dialect=dialect, copy=True)
+        origins = {f"{tables[leaf.source.name.lower()]}.{leaf.name.rsplit('.', 1)[-1].lower()}"
+                   for leaf in node.walk() if not leaf.downstream and isinstance(leaf.source, exp.Table)
+                   and leaf.source.name.lower() in tables}
+        result.outputs[output] = sorted(origins)
+    cache[name] = result
+    return result
+
+
+def _source_tables(project: Project) -> tuple[dict[str, str], dict[str, object]]:
+    """Table name (lower) -> source name, and a sqlglot schema of the declared/described columns."""
+    from segsql.builtins import table_for_source
+
+    tables: dict[str, str] = {}
+    schema: dict[str, object] = {}
+    catalog = project.compiler.catalog
+    for name, source in project.config.sources.items():
+        table = table_for_source(name, source.table, project.config.dialect)
+        tables[table.name.lower()] = name
+        found = catalog.find(table)
+        if found is not None and found[1]:
+            schema[table.name] = {column: kind or "UNKNOWN" for column, kind in found[1].items()}
+    return tables, schema
