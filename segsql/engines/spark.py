@@ -29,6 +29,7 @@ from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
 from segsql.target import atomic_write
 
+HISTORY_KEY = "__history__"  # the pointer entry of the history table (never a segment name: not an identifier start)
 RUNS_SCHEMA = ("run_id STRING, started_at TIMESTAMP, finished_at TIMESTAMP, status STRING, as_of DATE, "
                "selected STRING, error STRING, segsql_version STRING")
 RUN_SEGMENTS_SCHEMA = ("run_id STRING, segment STRING, entity STRING, row_count BIGINT, population BIGINT, "
@@ -185,16 +186,28 @@ class SparkEngine(Engine):
             spark.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True).sql(dialect="spark"))
             spark.sql(exp.Create(this=exp.Schema(this=table, expressions=columns), kind="TABLE",
                                  properties=properties).sql(dialect="spark"))
-        for name, entry in self.pointer().items():
+        for name, entry in self.segment_pointers().items():
             self._point(name, entry["location"])
+        history = self.pointer().get(HISTORY_KEY)
+        if history:
+            self._point_history(history["location"])
         self._membership_view()
 
     def pointer(self) -> dict[str, dict[str, Any]]:
+        """Segment name -> its current result location (and the history under HISTORY_KEY)."""
         try:
             loaded: dict[str, dict[str, Any]] = json.loads((self.state / "current.json").read_text(encoding="utf-8"))
             return loaded
         except (OSError, ValueError):
             return {}
+
+    def segment_pointers(self) -> dict[str, dict[str, Any]]:
+        return {name: entry for name, entry in self.pointer().items() if name != HISTORY_KEY}
+
+    def _point_history(self, location: str) -> None:
+        table = storage.table("history")
+        self.spark.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True).sql(dialect="spark"))
+        self.spark.sql(_external_table(table, location).sql(dialect="spark"))
 
     def _point(self, name: str, location: str) -> None:
         table = storage.segment_table(name)
@@ -202,7 +215,7 @@ class SparkEngine(Engine):
         self.spark.sql(_external_table(table, location).sql(dialect="spark"))
 
     def _membership_view(self) -> None:
-        pointer = self.pointer()
+        pointer = self.segment_pointers()
         if not pointer:
             return
         parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.string(e["entity"]).as_("entity"),
@@ -231,6 +244,7 @@ class SparkRunStore:
         self.staged: dict[str, dict[str, Any]] = {}
         self.pending: list[tuple[Path, str]] = []
         self.result: Any = None
+        self.history: dict[str, Any] | None = None
 
     def prepare(self) -> None:
         self.engine.spark  # noqa: B018 (starts the session and registers the storage tables)
@@ -252,7 +266,7 @@ class SparkRunStore:
         atomic_write(path, json.dumps(record) + "\n")
 
     def begin(self) -> None:
-        self.staged = {}
+        self.staged, self.history = {}, None
 
     def write_segment(self, name: str, query: exp.Query) -> exp.Table:
         location = self.engine.state / "data" / name / self.result.run_id
@@ -267,6 +281,34 @@ class SparkRunStore:
         for plan in plans:
             self.staged[plan.name].update(entity=plan.entity, key=keys[plan.entity], run_id=result.run_id,
                                           as_of=result.as_of.isoformat())
+        self._stage_history(plans, result, keys)
+
+    def _stage_history(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
+        """Parquet has no UPDATE: the whole SCD-2 history is rewritten to a new location (closed
+        stays, new stays, retention applied) and switched with the results at commit."""
+        from segsql.runner import _now
+
+        now = _now()
+        old = self.engine.pointer().get(HISTORY_KEY)
+        latest = {}
+        if old:
+            rows = self.engine.fetchall(exp.select("segment", exp.func("max", exp.column("as_of")))
+                                        .from_(storage.table("history")).group_by("segment"))
+            latest = {str(r[0]): r[1] for r in rows}
+        moving = []
+        for plan in plans:
+            if plan.name in latest and latest[plan.name] is not None and latest[plan.name] > result.as_of:
+                plan.point_in_time = True
+            else:
+                moving.append(plan)
+        query = _history_query(moving, self.staged, keys, result, now, old is not None,
+                               self.engine.config.privacy.history_retention_months)
+        location = self.engine.state / "history" / result.run_id
+        staged = exp.Table(this=exp.to_identifier(f"staged__history__{result.run_id.replace('-', '_')}"),
+                           db=exp.to_identifier(storage.SCHEMA))
+        self.engine.execute(exp.Drop(tables=[staged.copy()], kind="TABLE", exists=True))
+        self.engine.execute(_external_table(staged, str(location), query))
+        self.history = {"location": str(location), "table": staged}
 
     def finish(self, result: Any, plans: list[Any]) -> None:
         rows = [{"run_id": result.run_id, "segment": p.name, "entity": p.entity, "row_count": p.rows,
@@ -283,9 +325,11 @@ class SparkRunStore:
     def commit(self) -> None:
         """The commit point: one atomic rename of the pointer file."""
         pointer = self.engine.pointer()
-        previous = {name: pointer.get(name, {}).get("location") for name in self.staged}
+        previous = {name: pointer.get(name, {}).get("location") for name in [*self.staged, HISTORY_KEY]}
         for name, entry in self.staged.items():
             pointer[name] = {k: v for k, v in entry.items() if k != "table"}
+        if self.history:
+            pointer[HISTORY_KEY] = {"location": self.history["location"]}
         atomic_write(self.engine.state / "current.json", json.dumps(pointer, indent=1, sort_keys=True) + "\n")
         for name, entry in self.staged.items():
             self.engine.execute(exp.Drop(tables=[entry["table"].copy()], kind="TABLE", exists=True))
@@ -293,17 +337,84 @@ class SparkRunStore:
             old = previous[name]
             if old and old != entry["location"]:
                 shutil.rmtree(old, ignore_errors=True)
+        if self.history:
+            self.engine.execute(exp.Drop(tables=[self.history["table"].copy()], kind="TABLE", exists=True))
+            self.engine._point_history(self.history["location"])
+            old_history = previous[HISTORY_KEY]
+            if old_history:
+                shutil.rmtree(old_history, ignore_errors=True)
         self.engine._membership_view()
         for path, text in self.pending:
             atomic_write(path, text)
         self._write_run(self.result, {"finished_at": _stamp(), "status": storage.SUCCESS, "error": None})
 
     def rollback(self) -> None:
-        for entry in self.staged.values():
+        for entry in [*self.staged.values(), *([self.history] if self.history else [])]:
             with contextlib.suppress(EngineError):
                 self.engine.execute(exp.Drop(tables=[entry["table"].copy()], kind="TABLE", exists=True))
             shutil.rmtree(entry["location"], ignore_errors=True)
-        self.staged = {}
+        self.staged, self.history = {}, None
+
+
+def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: dict[str, str], result: Any,
+                   now: dt.datetime, has_old: bool, retention_months: int | None) -> exp.Query:
+    """The next history: old rows (stays of members who left closed, expired stays dropped) plus
+    a new open stay for every member without one."""
+    history = storage.table("history")
+    columns = ["segment", "entity", "entity_key", "valid_from", "valid_to", "run_id", "closed_by_run",
+               "definition_hash", "as_of"]
+    stamp = exp.cast(exp.Literal.string(now.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    run_id = exp.Literal.string(result.run_id)
+
+    def keys_of(plan: Any) -> exp.Select:
+        return exp.select(exp.cast(exp.column(keys[plan.entity]), exp.DataType.Type.VARCHAR)).from_(
+            staged[plan.name]["table"].copy())
+
+    parts: list[exp.Query] = []
+    if has_old:
+        leaving = exp.and_(exp.column("valid_to").is_(exp.null()), exp.or_(*[
+            exp.and_(exp.column("segment").eq(exp.Literal.string(p.name)),
+                     exp.column("entity_key").isin(query=keys_of(p)).not_()) for p in plans])) if plans else exp.false()
+        old = exp.select(*[exp.column(c) for c in columns[:4]],
+                         exp.If(this=leaving.copy(), true=stamp.copy(), false=exp.column("valid_to")).as_("valid_to"),
+                         exp.column("run_id"),
+                         exp.If(this=leaving.copy(), true=run_id.copy(), false=exp.column("closed_by_run"))
+                         .as_("closed_by_run"), exp.column("definition_hash"), exp.column("as_of")).from_(history)
+        if retention_months is not None:
+            from segsql.storage import months_before
+
+            cutoff = exp.cast(exp.Literal.string(months_before(now, retention_months).isoformat(sep=" ")),
+                              exp.DataType.Type.TIMESTAMP)
+            old = old.where(exp.or_(exp.column("valid_to").is_(exp.null()),
+                                    exp.GTE(this=exp.column("valid_to"), expression=cutoff)))
+        parts.append(old)
+    for plan in plans:
+        key_text = exp.cast(exp.column(keys[plan.entity]), exp.DataType.Type.VARCHAR)
+        opened = exp.select(exp.Literal.string(plan.name).as_("segment"),
+                            exp.Literal.string(plan.entity).as_("entity"), key_text.as_("entity_key"), stamp.copy().as_("valid_from"),
+                            exp.cast(exp.null(), exp.DataType.Type.TIMESTAMP).as_("valid_to"), run_id.copy().as_("run_id"),
+                            exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("closed_by_run"),
+                            exp.Literal.string(plan.definition_hash).as_("definition_hash"),
+                            exp.cast(exp.Literal.string(result.as_of.isoformat()), exp.DataType.Type.DATE).as_("as_of")
+                            ).from_(staged[plan.name]["table"].copy())
+        if has_old:
+            open_keys = exp.select("entity_key").from_(history.copy()).where(exp.and_(
+                exp.column("segment").eq(exp.Literal.string(plan.name)), exp.column("valid_to").is_(exp.null())))
+            opened = opened.where(key_text.copy().isin(query=open_keys).not_())
+        parts.append(opened)
+    if not parts:  # nothing to write yet: an empty, typed history
+        return exp.select(*[exp.cast(exp.null(), _HISTORY_TYPES[c]).as_(c) for c in columns]).where(exp.false())
+    query = parts[0]
+    for part in parts[1:]:
+        query = exp.union(query, part, distinct=False)
+    return query
+
+
+_HISTORY_TYPES = {"segment": exp.DataType.Type.VARCHAR, "entity": exp.DataType.Type.VARCHAR,
+                  "entity_key": exp.DataType.Type.VARCHAR, "valid_from": exp.DataType.Type.TIMESTAMP,
+                  "valid_to": exp.DataType.Type.TIMESTAMP, "run_id": exp.DataType.Type.VARCHAR,
+                  "closed_by_run": exp.DataType.Type.VARCHAR, "definition_hash": exp.DataType.Type.VARCHAR,
+                  "as_of": exp.DataType.Type.DATE}
 
 
 def _stamp() -> str:
