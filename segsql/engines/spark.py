@@ -393,7 +393,8 @@ def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: di
         opened = exp.select(exp.Literal.string(plan.name).as_("segment"),
                             exp.Literal.string(plan.entity).as_("entity"), key_text.as_("entity_key"),
                             stamp.copy().as_("valid_from"),
-                            exp.cast(exp.null(), exp.DataType.Type.TIMESTAMP).as_("valid_to"), run_id.copy().as_("run_id"),
+                            exp.cast(exp.null(), exp.DataType.Type.TIMESTAMP).as_("valid_to"),
+                            run_id.copy().as_("run_id"),
                             exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("closed_by_run"),
                             exp.Literal.string(plan.definition_hash).as_("definition_hash"),
                             exp.cast(exp.Literal.string(result.as_of.isoformat()), exp.DataType.Type.DATE).as_("as_of")
