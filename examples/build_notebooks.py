@@ -59,7 +59,45 @@ STORY = [
     new_code_cell("admins.head()"),
 ]
 
-NOTEBOOKS = {"segment_story.ipynb": STORY}
+METHODS = [
+    new_markdown_cell(
+        "# Analysis methods from the field\n\n"
+        "RFM, cohort retention, an A/B split with its readout, a persona profile, clusters explained as SQL "
+        "rules and a churn propensity segment, on the demo data. Every method runs in the engine (DuckDB "
+        "here; the same calls work on Postgres and Spark). Definitions: docs/methods.md."),
+    new_code_cell(
+        "from pathlib import Path\n\n"
+        "from segsql.demo.project import prepare_demo\n\n"
+        "project, _ = prepare_demo(Path('segsql-demo-methods'), scale=0.5, seed=42, as_of='2026-11-23')\n"
+        "run = project.run()\n"
+        "run.status"),
+    new_markdown_cell(
+        "## RFM\n\n`rfm_scores` is "
+        "`{{ rfm('invoices', at='issued_at', amount='amount', where=\"status = 'paid'\") }}`; "
+        "the named segments (`rfm_champions`, `rfm_at_risk_high_value`) are plain WHERE clauses over it."),
+    new_code_cell("scores = project.members('rfm_scores')\nscores['rfm_segment'].value_counts()"),
+    new_markdown_cell("## Cohort retention (NRR by signup cohort)\n\nRows are cohorts, columns months since; "
+                      "periods without activity are zeros."),
+    new_code_cell("cohorts = project.cohorts('account', 'mrr_monthly', 'month', revenue='mrr')\ncohorts"),
+    new_code_cell("cohorts.triangle('revenue_retention').iloc[-6:, :6].round(2)"),
+    new_markdown_cell(
+        "## A/B split and readout\n\n`onboarding_experiment` assigns users with `split()`: the sample-ratio "
+        "test comes first, then each metric against control."),
+    new_code_cell("project.readout('onboarding_experiment', ['reachable_users', 'events_per_active_day'])"),
+    new_markdown_cell("## Persona: who is in `enterprise_dach`?"),
+    new_code_cell("project.profile('enterprise_dach').head(12)"),
+    new_markdown_cell("## Clusters explained as SQL rules\n\n`segsql clusters account_features --write` would "
+                      "save each rule as a segment file."),
+    new_code_cell("project.cluster('account_features', ks=[2, 3, 4])"),
+    new_markdown_cell("## Churn propensity\n\nFeatures at 2026-07-01, outcome: churned within 90 days after. "
+                      "The logistic score is exported as SQL."),
+    new_code_cell(
+        "churn = project.propensity('account_features', 'churned_recently', '2026-07-01', 90)\n"
+        "churn"),
+    new_code_cell("print(churn.score_sql().sql(dialect='postgres')[:300])"),
+]
+
+NOTEBOOKS = {"segment_story.ipynb": STORY, "analysis_methods.ipynb": METHODS}
 
 
 def build(name: str) -> nbformat.NotebookNode:

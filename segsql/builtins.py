@@ -391,12 +391,68 @@ def _rollup_query(segment: str, child: Any, parent: Any, quantifier: str, n: int
     )
 
 
+def split(column: str, groups: Any, salt: str | None = None) -> SqlText:
+    """Assign each entity to a named group by a deterministic hash of (salt, key), e.g. an A/B
+    test or a holdout: `{{ split('u.user_id', {'control': 10, 'treatment': 90}, salt='onboarding-2026-11') }}
+    AS arm`. Percents add up to 100; the same key always gets the same group on every engine;
+    adding members never moves existing ones; changing percents moves only boundary buckets.
+    Use a new salt per experiment. `segsql readout` compares metrics across the groups."""
+    from segsql.methods.splits import Split, group_sql, parse_groups
+
+    call = CallSite.here("split", str(column))
+    if not isinstance(salt, str) or not salt.strip():
+        raise HelperError("split() needs salt='...' (one per experiment)", call,
+                          "e.g. split('u.user_id', {'control': 10, 'treatment': 90}, salt='onboarding-2026-11')")
+    try:
+        parsed = Split(salt, parse_groups(groups))
+    except ValueError as error:
+        raise HelperError(f"split(): {error}", call) from None
+    current_state().splits.append(parsed)
+    return _sql(group_sql(_column(column, "split"), parsed))
+
+
+def rfm(source: str, at: str, amount: str, key: str | None = None, convention: str = "classic",
+        unit: str = "day", monetary: str = "total", cuts: Any = None, where: str | None = None,
+        ties: str = "together") -> SqlText:
+    """Recency, frequency and monetary value per entity from a transactions source, with 1..5
+    scores and a named RFM segment: `{{ rfm('invoices', at='issued_at', amount='amount') }}` prints
+    a full query (key, first_purchase, last_purchase, days_since_last, recency, frequency,
+    monetary, [t], r_score, f_score, m_score, rfm_score, rfm_segment). `convention='btyd'` gives
+    the lifetimes/PyMC-Marketing definitions; `unit='week'`; `monetary='mean'`; `cuts={'r': [...],
+    'f': [...], 'm': [...]}` for fixed cut points; `ties='split'` for equal-sized quintiles (ties
+    broken by key; default: equal values share a score); `where="status = 'paid'"`. `key` defaults to
+    the segment's entity key. Definitions: docs/methods.md."""
+    from segsql.methods.rfm import RfmSpec, check, parse_where, query
+
+    state = current_state()
+    call = CallSite.here("rfm", str(source))
+    if source not in state.session.config.sources:
+        raise HelperError(f"unknown source `{source}`", call, did_you_mean(str(source), state.session.config.sources))
+    if key is None:
+        if state.config is None:
+            raise HelperError("rfm() needs key='...' or a config(entity=...) call before it", call)
+        key = state.session.config.entities[state.config["entity"]].key
+    try:
+        parsed_cuts = check(convention, unit, monetary, cuts, ties)
+        condition = parse_where(where, state.session.dialect)
+    except ValueError as error:
+        raise HelperError(f"rfm(): {error}", call) from None
+    except Exception as error:  # sqlglot ParseError in `where`
+        raise HelperError(f"rfm(): `where` is not a SQL condition: {str(error).splitlines()[0]}", call) from None
+    for column in (at, amount, key):
+        _column(column, "rfm")
+    state.sources.add(source)
+    spec = RfmSpec(source_table(source), str(key), str(at), str(amount), state.session.as_of, convention, unit,
+                   monetary, parsed_cuts, condition, ties)
+    return _sql(query(spec))
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "config": config, "source": source, "ref": ref, "var": var, "param": param, "ident": ident,
     "days_ago": days_ago, "months_ago": months_ago, "month_start": month_start,
     "last_n_days": last_n_days,
     "between_days": between_days, "union": union, "intersect": intersect, "exclude": exclude,
-    "rollup": rollup,
+    "rollup": rollup, "split": split, "rfm": rfm,
 }
 
 

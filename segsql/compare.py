@@ -106,7 +106,15 @@ def compare(project: Project, segments: list[str], metric_names: list[str], base
 def _sufficient(project: Project, engine: Engine, names: list[str], entity: str, chosen: list[Metric],
                 with_all: bool) -> dict[str, dict[str, stats.Sufficient]]:
     """One query: group sizes and per-metric sums for every group; returns grp -> metric -> sums."""
-    groups = _groups(project, engine, names, entity, with_all)
+    result = sufficient_by_group(project, engine, _groups(project, engine, names, entity, with_all), chosen)
+    for name in names:  # an empty segment has no rows in the groups
+        result.setdefault(name, {m.name: stats.Sufficient() for m in chosen})
+    return result
+
+
+def sufficient_by_group(project: Project, engine: Engine, groups: exp.Query,
+                        chosen: list[Metric]) -> dict[str, dict[str, stats.Sufficient]]:
+    """Sizes and per-metric sums of each `grp` of a (grp, key) query, in one engine query."""
     query = exp.select(exp.column("grp", "g"), exp.func("count", exp.Star()).as_("members")).from_(
         groups.subquery("g")).group_by(exp.column("grp", "g"))
     for index, metric in enumerate(chosen):
@@ -129,8 +137,6 @@ def _sufficient(project: Project, engine: Engine, names: list[str], entity: str,
             cells = row[2 + index * 6: 8 + index * 6]
             result[grp][metric.name] = stats.Sufficient(members, int(cells[0] or 0),
                                                         *(float(v or 0.0) for v in cells[1:]))
-    for name in names:  # an empty segment has no rows in the groups
-        result.setdefault(name, {m.name: stats.Sufficient() for m in chosen})
     return result
 
 

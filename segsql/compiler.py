@@ -62,6 +62,7 @@ class CompiledSegment:
     columns: Columns
     rendered_sql: str
     upstream: list[str] = field(default_factory=list)  # every ref, transitively, in DAG order
+    splits: list[Any] = field(default_factory=list)  # split() calls: salt and groups
 
     @property
     def entity(self) -> str:
@@ -188,7 +189,7 @@ class Compiler:
         return CompiledSegment(
             name=name, path=state.path, config=config, tree=tree, refs=refs,
             sources=sorted(state.sources), params=dict(state.params), vars=dict(state.vars),
-            columns=columns, rendered_sql=rendered.sql, upstream=upstream,
+            columns=columns, rendered_sql=rendered.sql, upstream=upstream, splits=list(state.splits),
         )
 
     def _at_call(self, rendered: Rendered, call: CallSite, message: str, hint: str) -> SegsqlError:

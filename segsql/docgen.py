@@ -92,7 +92,34 @@ def metrics_reference() -> str:
     return "\n".join(lines)
 
 
-GENERATED = {"cli.md": cli_reference, "templating.md": templating_reference, "metrics.md": metrics_reference}
+METHOD_PAGES = [
+    ("Splits and holdouts: `{{ split(...) }}`", "segsql.methods.splits", "segsql readout NAME --metrics m1,m2"),
+    ("Experiment readout", "segsql.methods.readout", "project.readout(name, metrics)"),
+    ("RFM: `{{ rfm(...) }}`", "segsql.methods.rfm", "segsql rfm-segments --entity E --source S --at COL --amount COL"),
+    ("Cohort retention", "segsql.methods.cohorts", "project.cohorts(entity, source, at, period='month', revenue=...)"),
+    ("Segment profiles (personas)", "segsql.methods.personas", "project.profile(name)"),
+    ("Clusters as readable SQL rules", "segsql.methods.clustering", "segsql clusters FEATURES [--k 2-6] [--write]"),
+    ("Predictive segments (propensity)", "segsql.methods.propensity",
+     "segsql propensity FEATURES --outcome SEG --train-as-of D --horizon DAYS [--write NAME]"),
+]
+
+
+def methods_reference() -> str:
+    """docs/methods.md: each method's definitions, from its module docstring."""
+    import importlib
+
+    lines = ["# Analysis methods", "",
+             "Generated from the docstrings in `segsql/methods/` by `make docs`; do not edit. Every method runs",
+             "in the engine (DuckDB, Postgres, Spark; tests compare their results across the three) and is",
+             "shown in `examples/analysis_methods.ipynb`.", ""]
+    for title, module_name, usage in METHOD_PAGES:
+        module = importlib.import_module(module_name)
+        lines += [f"## {title}", "", f"`{usage}`", "", "```text", (module.__doc__ or "").strip(), "```", ""]
+    return "\n".join(lines)
+
+
+GENERATED = {"cli.md": cli_reference, "templating.md": templating_reference, "metrics.md": metrics_reference,
+             "methods.md": methods_reference}
 
 
 def main() -> None:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from segsql.engines.base import Engine
     from segsql.exports import ExportResult
     from segsql.gitdiff import DiffReport
+    from segsql.methods.clustering import Clustering
+    from segsql.methods.cohorts import Cohorts
+    from segsql.methods.propensity import Propensity
+    from segsql.methods.readout import Readout
     from segsql.metrics import Metric
     from segsql.runner import Progress, RunResult
     from segsql.templating import SegmentEnvironment
@@ -437,6 +441,48 @@ class Project:
         from segsql.gitdiff import diff
 
         return diff(self, base, select, samples)
+
+    def readout(self, name: str, metrics: list[str], column: str | None = None,
+                control: str | None = None) -> Readout:
+        """An experiment readout on a segment with a split(): each group against `control` on
+        every metric (lift, 95% CI, p-value, BH), the sample-ratio-mismatch test and trait balance."""
+        from segsql.methods.readout import readout
+
+        return readout(self, name, metrics, column, control)
+
+    def cohorts(self, entity: str, source: str, at: str, period: str = "month", key: str | None = None,
+                revenue: str | None = None, start_source: str | None = None, start_at: str | None = None,
+                segments: list[str] | None = None) -> Cohorts:
+        """Cohort retention of `entity` from activity in `source` (timestamp column `at`): cohort
+        x period_index with cohort size, active entities, retention and (with `revenue`) revenue
+        retention; zeros for periods without activity; split by `segments` if given."""
+        from segsql.methods.cohorts import cohorts
+
+        return cohorts(self, entity, source, at, period, key, revenue, start_source, start_at, segments)
+
+    def profile(self, name: str, traits: list[str] | None = None, top: int = 5) -> pd.DataFrame:
+        """The data behind a persona: the segment's medians, means and top categories of its entity's
+        traits against the rest of the population, with an over/under-representation index."""
+        from segsql.methods.personas import profile
+
+        return profile(self, name, traits, top)
+
+    def cluster(self, features: str, ks: list[int] | None = None, k: int | None = None, max_depth: int = 2,
+                seed: int = 0) -> Clustering:
+        """k-means on the numeric columns of segment `features` (k chosen by silhouette from `ks`),
+        each cluster explained by a short SQL rule with its precision and recall."""
+        from segsql.methods.clustering import cluster
+
+        return cluster(self, features, ks, k, max_depth, seed)
+
+    def propensity(self, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
+                   model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
+        """Fit a propensity model: features of segment `features` at `train_as_of`, label =
+        membership of segment `outcome` at train_as_of + horizon_days; holdout AUC, calibration,
+        lift by decile; for the logistic model a SQL score expression (`result.score_sql()`)."""
+        from segsql.methods.propensity import fit
+
+        return fit(self, features, outcome, train_as_of, horizon_days, model, holdout, seed)
 
     def size(self, name: str) -> int:
         """How many members `name` had in its last successful run."""

@@ -82,6 +82,7 @@ class RenderState:
     sources: set[str] = field(default_factory=set)
     params: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
+    splits: list[Any] = field(default_factory=list)  # segsql.methods.splits.Split per split() call
 
 
 _CURRENT: contextvars.ContextVar[RenderState] = contextvars.ContextVar("segsql_render_state")

@@ -112,18 +112,48 @@ def _run_case(project: Project, name: str, case: UnitTest, index: int, located: 
         result.status, result.details = ERROR, f"DuckDB: {str(error).splitlines()[0]}"
         return result
     got = [row[columns.index(key)] for row in rows]
-    expected_text = sorted(str(k) for k in case.expect)
+    expected_rows = {str(item.get(key)): item for item in case.expect if isinstance(item, dict)}
+    expected_text = sorted(str(item.get(key)) if isinstance(item, dict) else str(item) for item in case.expect)
     got_text = sorted(str(k) for k in got)
     result.missing = sorted(set(expected_text) - set(got_text))
     result.unexpected = sorted(set(got_text) - set(expected_text))
     duplicates = sorted({k for k in got_text if got_text.count(k) > 1})
-    if result.missing or result.unexpected or duplicates:
+    wrong = _wrong_values(expected_rows, rows, columns, key)
+    if result.missing or result.unexpected or duplicates or wrong:
         result.status = FAIL
         parts = [f"missing {result.missing}" if result.missing else "",
                  f"unexpected {result.unexpected}" if result.unexpected else "",
-                 f"duplicated {duplicates}" if duplicates else ""]
+                 f"duplicated {duplicates}" if duplicates else "", "; ".join(wrong)]
         result.details = "; ".join(p for p in parts if p)
     return result
+
+
+def _wrong_values(expected: dict[str, dict[str, Any]], rows: list[tuple[Any, ...]], columns: list[str],
+                  key: str) -> list[str]:
+    """For `expect` entries written as rows ({key: 1, mrr: 100}): the trait values that differ."""
+    lowered = [c.lower() for c in columns]
+    found = {str(row[lowered.index(key.lower())]): row for row in rows}
+    problems = []
+    for member, wanted in sorted(expected.items()):
+        row = found.get(member)
+        if row is None:
+            continue  # reported as missing
+        for column, value in wanted.items():
+            if column.lower() == key.lower():
+                continue
+            if column.lower() not in lowered:
+                problems.append(f"{key} {member}: no column `{column}`")
+                continue
+            actual = row[lowered.index(column.lower())]
+            if not _same(actual, value):
+                problems.append(f"{key} {member}: {column} = {actual!r}, expected {value!r}")
+    return problems
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, int | float) and isinstance(expected, int | float) and not isinstance(expected, bool):
+        return abs(float(actual) - float(expected)) <= 1e-9 * max(1.0, abs(float(expected)))
+    return str(actual) == str(expected)
 
 
 def _load_given(project: Project, connection: duckdb.DuckDBPyConnection, case: UnitTest, index: int,

@@ -60,3 +60,75 @@ def memberships(project) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
     result = project.run()
     assert result.ok
     return {name: {str(k) for k in project.members(name).iloc[:, 0]} for name in project.select()}
+
+
+# Segments built by the analysis methods: their computed traits must match too, not just keys.
+METHOD_TRAITS = {
+    "onboarding_experiment": ["arm"],
+    "rfm_scores": ["first_purchase", "days_since_last", "frequency", "monetary", "r_score", "f_score", "m_score",
+                   "rfm_segment"],
+}
+
+
+def _plain(value: object) -> object:
+    import datetime as dt
+    import decimal
+    import math
+
+    if isinstance(value, decimal.Decimal | float):
+        return None if math.isnan(float(value)) else round(float(value), 6)  # NaN: no value, comparable
+    if hasattr(value, "item"):  # numpy scalars
+        return _plain(value.item())  # type: ignore[attr-defined]
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def method_traits(project) -> dict[str, dict[str, tuple[object, ...]]]:  # type: ignore[no-untyped-def]
+    """segment -> key -> its method-computed traits (call after a run)."""
+    result = {}
+    for name, columns in METHOD_TRAITS.items():
+        frame = project.members(name)
+        keys = frame.iloc[:, 0]
+        result[name] = {str(k): tuple(_plain(v) for v in row)
+                        for k, row in zip(keys, frame[columns].itertuples(index=False), strict=True)}
+    return result
+
+
+def assert_same_traits(left: dict[str, dict[str, tuple[object, ...]]],
+                       right: dict[str, dict[str, tuple[object, ...]]]) -> None:
+    for name in METHOD_TRAITS:
+        assert len(left[name]) > 10, name  # not vacuous
+        differing = [k for k in left[name] if left[name][k] != right[name].get(k)]
+        assert not differing, (name, [(k, left[name][k], right[name].get(k)) for k in differing[:3]])
+        assert set(left[name]) == set(right[name]), name
+
+
+def method_results(project) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Cohorts, a profile, clusters and a propensity fit on the demo data, rounded for comparison
+    across engines (after a run of the starter segments)."""
+    import datetime as dt
+
+    def rows(frame) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+        return [tuple(_plain(v) for v in row) for row in frame.itertuples(index=False)]
+
+    monthly = project.cohorts("account", "mrr_monthly", "month", revenue="mrr").frame
+    weekly = project.cohorts("user", "events", "occurred_at", period="week", segments=["power_users"]).frame
+    clusters = project.cluster("account_features", k=3)
+    fitted = project.propensity("account_features", "churned_recently", AS_OF - dt.timedelta(days=120), 90)
+    return {"monthly cohorts": rows(monthly), "weekly cohorts": rows(weekly),
+            "profile": rows(project.profile("enterprise_dach")),
+            "clusters": rows(clusters.summary()[["cluster", "size", "rule", "precision", "recall"]]),
+            "propensity": (round(fitted.auc or 0, 9), {k: round(v, 9) for k, v in fitted.coefficients.items()})}
+
+
+def assert_methods_agree(duck, other) -> None:  # type: ignore[no-untyped-def]
+    """split()/rfm() traits and the method results are the same on DuckDB and `other`."""
+    for project in (duck, other):
+        project.run(select=[*METHOD_TRAITS, "power_users", "enterprise_dach"])
+    assert_same_traits(method_traits(duck), method_traits(other))
+    on_duckdb, on_other = method_results(duck), method_results(other)
+    for part, value in on_duckdb.items():
+        assert on_other[part] == value, part

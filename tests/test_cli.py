@@ -127,7 +127,8 @@ def test_missing_project_folder(runner: CliRunner, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("selector", "expected"), [
-    ("tag:value", ["high_mrr_accounts", "enterprise_expansion_targets", "expansion_candidates", "at_risk_accounts"]),
+    ("tag:value", ["high_mrr_accounts", "enterprise_expansion_targets", "expansion_candidates", "at_risk_accounts",
+                   "rfm_scores", "rfm_champions", "rfm_at_risk_high_value"]),
     ("path:segments_sql/behavioural", ["activated_trials", "dormant_users", "power_users"]),
     ("+accounts_with_power_users", ["power_users", "accounts_with_power_users"]),
     ("power_users+", ["power_users", "accounts_with_power_users", "enterprise_expansion_targets"]),

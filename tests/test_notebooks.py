@@ -85,3 +85,20 @@ def test_static_html_export_shows_numbers_in_a_browser(executed: dict) -> None:
         screenshot(page, "static-export")
     assert f"{members} account(s)" in text
     assert "churn_rate (proportion) vs rest" in text and "significant after Benjamini" in text
+
+
+def test_methods_notebook_shows_each_method(executed: dict) -> None:
+    _, notebook = executed["analysis_methods.ipynb"]
+    by_source = {cell.source.splitlines()[0]: cell for cell in notebook.cells if cell.cell_type == "code"}
+    assert "champions" in by_source["scores = project.members('rfm_scores')"].outputs[0]["data"]["text/plain"]
+    triangle = html_of(by_source["cohorts = project.cohorts('account', 'mrr_monthly', 'month', revenue='mrr')"].outputs)
+    assert "segsql-cohorts" in triangle and "100%" in triangle
+    readout = html_of(next(c for k, c in by_source.items() if k.startswith("project.readout(")).outputs)
+    assert "SRM test p =" in readout and "treatment" in readout
+    clusters = html_of(by_source["project.cluster('account_features', ks=[2, 3, 4])"].outputs)
+    assert "k-means on <b>account_features</b>" in clusters and "f." in clusters
+    churn = html_of(by_source["churn = project.propensity('account_features', 'churned_recently', '2026-07-01', 90)"]
+                    .outputs)
+    assert "holdout AUC" in churn and "lift by decile" in churn
+    sql = by_source["print(churn.score_sql().sql(dialect='postgres')[:300])"].outputs[0]["text"]
+    assert "EXP(" in sql and "COALESCE(f." in sql

@@ -233,3 +233,10 @@ def test_consent_gated_export_on_postgres_matches_pandas(projects: tuple[Project
             "AND table_name = 'export_members__dach_users' ORDER BY ordinal_position")]
     assert exported == {str(k) for k in consented.user_id}
     assert columns == ["segment", "entity", "entity_key", "email", "country"]
+
+
+def test_split_rfm_cohorts_profiles_clusters_propensity_agree(projects: tuple[Project, Project]) -> None:
+    """split() assigns every key to the same group, rfm() gives the same scores, and cohorts,
+    profiles, clusters and propensity read the same numbers as on DuckDB."""
+    duck, pg = projects
+    engines.assert_methods_agree(duck, pg)

@@ -137,3 +137,10 @@ def test_history_on_spark_matches_duckdb(tmp_path_factory: pytest.TempPathFactor
     older = Project.load(roots["spark"], as_of="2026-01-01").run()  # point-in-time: timeline untouched
     assert older.segments[0].point_in_time
     assert Project.load(roots["spark"], as_of=engines.AS_OF).members_at("active", "2099-01-01") == ["1", "3", "4"]
+
+
+def test_split_rfm_cohorts_profiles_clusters_propensity_agree(projects: tuple[Project, Project]) -> None:
+    """split() assigns every key to the same group, rfm() gives the same scores, and cohorts,
+    profiles, clusters and propensity read the same numbers as on DuckDB."""
+    duck, spark = projects
+    engines.assert_methods_agree(duck, spark)

@@ -86,3 +86,23 @@ def test_dropping_any_filter_fails_the_unit_tests(starter: Project, name: str) -
     for label, mutate in cases:
         results = run_unit_tests(starter, name, transform=mutate)
         assert any(r.status != PASS for r in results), f"{name}: unit tests still pass after `{label}`"
+
+
+def test_expected_rows_check_trait_values(make_project) -> None:  # type: ignore[no-untyped-def]
+    """`expect` entries written as rows also compare the listed columns (and name the difference)."""
+    project = make_project(
+        {"rich": "{{ config(entity='account') }}\nSELECT a.account_id, a.arr * 2 AS doubled, a.region "
+                 "FROM {{ source('accounts') }} AS a WHERE a.arr > 10"},
+        files={"segments_sql/rich.test.yml":
+               "unit_tests:\n"
+               "  - name: values\n"
+               "    given:\n      accounts: [{account_id: 1, arr: 20, region: DACH}, {account_id: 2, arr: 5}]\n"
+               "    expect: [{account_id: 1, doubled: 40.0, region: DACH}]\n"
+               "  - name: wrong\n"
+               "    given:\n      accounts: [{account_id: 1, arr: 20, region: DACH}]\n"
+               "    expect: [{account_id: 1, doubled: 41, region: UKI, nope: 1}]\n"})
+    good, bad = run_unit_tests(project, "rich")
+    assert good.status == PASS, good.details
+    assert bad.status != PASS
+    assert "account_id 1: doubled = 40.0, expected 41" in bad.details
+    assert "region = 'DACH', expected 'UKI'" in bad.details and "no column `nope`" in bad.details

@@ -177,3 +177,32 @@ def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
     frame = pd.DataFrame([describe(m) for m in project.metrics.values()])
     _emit(frame[["name", "entity", "kind", "period", "description"]] if output_format == "table" else frame,
           output_format)
+
+
+@cli.command()
+@click.argument("name")
+@engine_options
+@click.option("--metrics", "-m", "metric_list", required=True, metavar="M1,M2", help="Metrics from metrics.yml.")
+@click.option("--column", help="The column holding the group (default: the split() column).")
+@click.option("--control", help="The reference group (default: the first group of the split).")
+def readout(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+            metric_list: str, column: str | None, control: str | None, target: str | None = None) -> None:
+    """Experiment readout for a segment with split(): group sizes with the sample-ratio-mismatch
+    test, each metric per group against the control (lift, 95% CI, p-value), trait balance.
+    Exit 1 on a sample-ratio mismatch."""
+    from segsql.cli.render import print_table
+
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
+    result = project.readout(name, metrics, column, control)
+    sizes = result.sizes.round(4)
+    print_table(list(sizes.columns), sizes.values.tolist(), title=f"{name}: groups by {result.column}")
+    srm = "n/a" if result.srm_p_value is None else f"{result.srm_p_value:.4g}"
+    click.echo(f"sample-ratio mismatch test p = {srm}" + (" -- MISMATCH: do not trust this readout"
+                                                          if result.sample_ratio_mismatch else ""))
+    metrics = result.metrics.drop(columns=["note"]).round(4)
+    print_table(list(metrics.columns), metrics.values.tolist(), title=f"against {result.control}")
+    if len(result.balance):
+        print_table(list(result.balance.columns), result.balance.values.tolist(), title="balance of traits")
+    if result.sample_ratio_mismatch:
+        sys.exit(EXIT_FAILURE)

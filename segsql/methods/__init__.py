@@ -1,0 +1,1 @@
+"""Analysis methods from the segmentation field: splits, RFM, cohorts, clustering, propensity, personas."""

@@ -1,0 +1,184 @@
+"""Predictive segments: churn (or conversion, upsell) propensity with a time-based split.
+
+- Features: the numeric columns of a features segment evaluated with as_of = T (`train_as_of`).
+- Outcome: 1 for entities that are members of the outcome segment evaluated with as_of =
+  T + horizon days (e.g. `churned_recently`, whose own window looks back from its as_of), else 0.
+  Only entities present in the features at T are labelled.
+- Holdout: a deterministic 30% of entities by hash (the split() rule, salt `propensity-holdout`).
+- Model: logistic regression (scikit-learn, standardised features, missing values -> training
+  median). Report: holdout AUC, calibration (10 equal-count bins: mean predicted vs observed rate),
+  lift by decile (observed rate / overall rate).
+- Export: for the logistic model the score is written as a SQL expression (standardisation folded
+  into the coefficients), so scoring runs in the engine on every target:
+      score = 1 / (1 + EXP(-(b0 + Σ b_i * COALESCE(x_i, median_i))))
+  and a segment of the highest-risk entities (score at or above the `top_share` quantile of the
+  scores at as_of) is written. Other models (`model='gradient_boosting'`) score in Python only:
+  their scores come back as a DataFrame and no segment file can be written (said so clearly).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sqlglot import exp
+
+from segsql.errors import UsageError
+
+if TYPE_CHECKING:
+    from segsql.project import Project
+
+HOLDOUT_SALT = "propensity-holdout"
+MODELS = ("logistic", "gradient_boosting")
+
+
+@dataclass
+class Propensity:
+    features: str
+    outcome: str
+    train_as_of: dt.date
+    horizon_days: int
+    model: str
+    auc: float | None
+    base_rate: float
+    calibration: pd.DataFrame
+    lift: pd.DataFrame
+    columns: list[str]
+    intercept: float | None = None
+    coefficients: dict[str, float] = field(default_factory=dict)  # per raw unit
+    medians: dict[str, float] = field(default_factory=dict)
+    scores: pd.Series | None = None  # at the project's as_of
+    note: str = ""
+
+    def _repr_html_(self) -> str:
+        auc = "n/a" if self.auc is None else f"{self.auc:.3f}"
+        note = f"<p><i>{self.note}</i></p>" if self.note else ""
+        return (f"<p>{self.model} propensity for <b>{self.outcome}</b> within {self.horizon_days} days, features "
+                f"<b>{self.features}</b> at {self.train_as_of}: holdout AUC <b>{auc}</b>, base rate "
+                f"{self.base_rate:.1%}</p>{note}<h4>lift by decile</h4>{self.lift.to_html(index=False)}"
+                f"<h4>calibration</h4>{self.calibration.to_html(index=False)}")
+
+    def score_sql(self, alias: str = "f") -> exp.Expr:
+        """The probability as a SQL expression over the features segment's columns."""
+        if self.intercept is None:
+            raise UsageError(f"a {self.model} model cannot be written as SQL", None,
+                             "use model='logistic' to score in the engine; this model scores in Python only")
+        linear: exp.Expr = exp.Literal.number(repr(self.intercept))
+        for column, weight in self.coefficients.items():
+            value = exp.func("coalesce", exp.column(column, alias), exp.Literal.number(repr(self.medians[column])))
+            linear = exp.Add(this=linear, expression=exp.Mul(this=exp.Literal.number(repr(weight)), expression=value))
+        exponent = exp.Exp(this=exp.Neg(this=exp.Paren(this=linear)))
+        return exp.Div(this=exp.Literal.number("1.0"),
+                       expression=exp.Paren(this=exp.Add(this=exp.Literal.number("1.0"), expression=exponent)))
+
+
+def fit(project: Project, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
+        model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
+    from segsql.methods.clustering import require_sklearn
+    from segsql.methods.features import feature_frame
+    from segsql.methods.splits import Split, assign
+    from segsql.project import parse_as_of
+
+    require_sklearn()
+    if model not in MODELS:
+        raise UsageError(f"unknown model `{model}`", None, f"choose one of {', '.join(MODELS)}")
+    if not 0 < holdout < 1:
+        raise UsageError("holdout must be a share between 0 and 1", None, "e.g. 0.3")
+    train_at = parse_as_of(train_as_of)
+    outcome_at = train_at + dt.timedelta(days=horizon_days)
+    if outcome_at > project.as_of:
+        raise UsageError(f"the outcome window ends {outcome_at}, after as_of {project.as_of}", None,
+                         "train earlier (--train-as-of) or use a shorter --horizon")
+    frame, _, columns = feature_frame(project, features, train_at)
+    positives = _outcome_keys(project, outcome, outcome_at)
+    labels = np.array([str(k) in positives for k in frame.index], dtype=int)
+    if labels.sum() == 0 or labels.sum() == len(labels):
+        raise UsageError(f"the outcome `{outcome}` is {'never' if labels.sum() == 0 else 'always'} observed for "
+                         f"the entities of `{features}` at {train_at}", None, "check the dates and the horizon")
+    split = Split(HOLDOUT_SALT, (("holdout", holdout * 100), ("train", 100 - holdout * 100)))
+    in_holdout = np.array([assign(k, split) == "holdout" for k in frame.index])
+    medians = frame[~in_holdout].median()
+    filled = frame.fillna(medians)
+    estimator = _estimator(model, seed).fit(filled[~in_holdout].values, labels[~in_holdout])
+    predicted = estimator.predict_proba(filled[in_holdout].values)[:, 1]
+    result = _report(features, outcome, train_at, horizon_days, model, labels[in_holdout], predicted, columns)
+    result.medians = {c: float(medians[c]) for c in columns}
+    if model == "logistic":
+        scaler, logistic = estimator.named_steps["scale"], estimator.named_steps["model"]
+        weights = logistic.coef_[0] / scaler.scale_
+        result.coefficients = dict(zip(columns, (float(w) for w in weights), strict=True))
+        result.intercept = float(logistic.intercept_[0] - np.sum(weights * scaler.mean_))
+    else:
+        result.note = "gradient boosting scores in Python only: no SQL expression, no segment file"
+    now, _, _ = feature_frame(project, features)
+    result.scores = pd.Series(estimator.predict_proba(now.fillna(medians).values)[:, 1], index=now.index, name="score")
+    return result
+
+
+def _outcome_keys(project: Project, outcome: str, at: dt.date) -> set[str]:
+    variant = project.with_options(as_of=at)
+    compiled = variant.compiled(outcome)
+    key = variant.config.entities[compiled.entity].key
+    query = exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)).from_(
+        variant.compiler.tree(outcome).subquery("o"))
+    with variant.engine() as engine:
+        engine.prepare_sources()
+        return {str(row[0]) for row in engine.fetchall(query)}
+
+
+def _estimator(model: str, seed: int) -> Any:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if model == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(max_iter=1000))])
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed)
+
+
+def _report(features: str, outcome: str, train_at: dt.date, horizon: int, model: str, truth: np.ndarray,
+            predicted: np.ndarray, columns: list[str]) -> Propensity:
+    from sklearn.metrics import roc_auc_score
+
+    auc = float(roc_auc_score(truth, predicted)) if 0 < truth.sum() < len(truth) else None
+    order = np.argsort(-predicted, kind="stable")
+    deciles = np.array_split(order, 10)
+    base = float(truth.mean())
+    lift = pd.DataFrame([{"decile": i + 1, "entities": len(part), "observed_rate": float(truth[part].mean()),
+                          "lift": float(truth[part].mean()) / base if base else None}
+                         for i, part in enumerate(deciles) if len(part)])
+    bins = np.array_split(np.argsort(predicted, kind="stable"), 10)
+    calibration = pd.DataFrame([{"bin": i + 1, "entities": len(part), "mean_predicted": float(predicted[part].mean()),
+                                 "observed_rate": float(truth[part].mean())}
+                                for i, part in enumerate(bins) if len(part)])
+    return Propensity(features, outcome, train_at, horizon, model, auc, base, calibration, lift, columns)
+
+
+def segment_file(project: Project, result: Propensity, name: str, top_share: float) -> dict[str, str]:
+    """The highest-risk entities now: the top `top_share` of today's scores (threshold halfway
+    between the last score in and the first score out)."""
+    assert result.scores is not None
+    if not 0 < top_share < 1:
+        raise UsageError("--top must be a share between 0 and 1", None, "e.g. --top 0.1 for the riskiest 10%")
+    ordered = np.sort(result.scores.values)[::-1]
+    count = max(1, int(np.ceil(top_share * len(ordered))))
+    # halfway to the next score: the engine's float arithmetic may differ in the last bits
+    threshold = float(ordered[-1] if count >= len(ordered) else (ordered[count - 1] + ordered[count]) / 2)
+    entity = project.compiled(result.features).entity
+    key = project.config.entities[entity].key
+    score = result.score_sql("f").sql(pretty=False)
+    description = (f"Top {top_share:.0%} by {result.model} propensity for `{result.outcome}` within "
+                   f"{result.horizon_days} days (trained on features at {result.train_as_of}; holdout AUC "
+                   f"{result.auc:.3f}). The score is plain SQL; refit to update the coefficients.")
+    return {f"{name}.sql": (
+        "{{ config(\n"
+        f"    entity={entity!r},\n    description={description!r},\n    owner='analytics',\n"
+        "    tags=['predictive'],\n) }}\n"
+        f"SELECT f.{key}, {score} AS score\nFROM {{{{ ref({result.features!r}) }}}} AS f\n"
+        f"WHERE {score} >= {threshold!r}\n")}

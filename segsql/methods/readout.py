@@ -1,0 +1,169 @@
+"""Experiment readouts on a split segment: metrics per group against the control (lift, 95% CI,
+p-value, Benjamini–Hochberg), a sample-ratio-mismatch test and the balance of traits.
+
+SRM: chi-square goodness of fit of the group sizes against the split's declared shares; p below
+0.001 (the usual threshold) means assignment or logging is broken and the readout is not to be
+trusted. Balance: standardised mean difference per numeric trait (|SMD| > 0.1 is imbalance) and a
+chi-square test of independence per categorical trait (p < 0.001).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlglot import exp
+
+from segsql import stats, storage
+from segsql.errors import UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from segsql.methods.splits import Split
+    from segsql.project import Project
+
+SRM_ALPHA = 0.001
+SMD_LIMIT = 0.1
+
+
+@dataclass
+class Readout:
+    segment: str
+    column: str
+    control: str
+    sizes: pd.DataFrame  # group, members, expected_share, observed_share
+    srm_p_value: float | None
+    metrics: pd.DataFrame  # metric, group, value, control_value, lift, ci_low, ci_high, p_value, significant
+    balance: pd.DataFrame  # trait, kind, group, statistic, flagged
+
+    @property
+    def sample_ratio_mismatch(self) -> bool:
+        return self.srm_p_value is not None and self.srm_p_value < SRM_ALPHA
+
+    def _repr_html_(self) -> str:
+        srm = "n/a" if self.srm_p_value is None else f"{self.srm_p_value:.4g}"
+        warning = " <b style='color:#a4262c'>sample-ratio mismatch: do not trust this readout</b>" \
+            if self.sample_ratio_mismatch else ""
+        return (f"<h4>{self.segment}: groups by {self.column}</h4>{self.sizes.to_html(index=False)}"
+                f"<p>SRM test p = {srm}{warning}</p><h4>against {self.control}</h4>"
+                f"{self.metrics.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
+                f"<h4>balance of traits</h4>{self.balance.to_html(index=False)}")
+
+
+def split_column(project: Project, name: str, column: str | None) -> tuple[str, Split | None]:
+    """The output column holding the split's group (the projection built by split()) and its spec."""
+    compiled = project.compiled(name)
+    if column is not None:
+        if column.lower() not in compiled.columns:
+            raise UsageError(f"segment `{name}` has no column `{column}`", None,
+                             did_you_mean(column, compiled.columns))
+        found = column.lower()
+    else:
+        with_split = [s.alias_or_name.lower() for s in compiled.tree.selects if s.find(exp.MD5) is not None]
+        if len(with_split) != 1:
+            raise UsageError(f"cannot tell which column of `{name}` holds the split group", None,
+                             "pass column='...' (the alias of the split() expression)")
+        found = with_split[0]
+    specs = set(compiled.splits)  # the same split() may appear in SELECT and WHERE
+    spec = specs.pop() if len(specs) == 1 else None
+    return found, spec
+
+
+def readout(project: Project, name: str, metrics: list[str], column: str | None = None,
+            control: str | None = None) -> Readout:
+    from segsql.compare import sufficient_by_group
+    from segsql.metrics import resolve
+
+    column, spec = split_column(project, name, column)
+    entity = project.compiled(name).entity
+    key = project.config.entities[entity].key
+    chosen = resolve(project, metrics)
+    for metric in chosen:
+        if metric.entity != entity:
+            raise UsageError(f"metric `{metric.name}` is about {metric.entity}s, `{name}` holds {entity}s", None)
+    table = storage.segment_table(name)
+    groups = exp.select(exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).as_("grp"),
+                        exp.column(key).as_("key")).from_(table)
+    with project.engine() as engine:
+        engine.prepare_sources()
+        if not engine.table_exists(table):
+            raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
+        sums = sufficient_by_group(project, engine, groups, chosen)
+        balance = _balance(project, engine, name, column, key)
+    names = list(spec.expected_shares()) if spec else sorted(sums)
+    control = control or names[0]
+    if control not in sums:
+        raise UsageError(f"no member is in group `{control}`", None, f"groups: {', '.join(sorted(sums))}")
+    sizes, p_value = _srm(sums, names, spec)
+    rows = []
+    for metric in chosen:
+        for group in names:
+            if group == control or group not in sums:
+                continue
+            result = stats.compare(metric.kind, sums[group][metric.name], sums[control][metric.name])
+            rows.append({"metric": metric.name, "group": group, "value": result.value,
+                         "control_value": result.baseline, "lift": result.rel_diff, "diff": result.diff,
+                         "ci_low": result.ci_low, "ci_high": result.ci_high, "p_value": result.p_value,
+                         "test": result.test, "note": result.note})
+    frame = pd.DataFrame(rows, columns=["metric", "group", "value", "control_value", "lift", "diff", "ci_low",
+                                        "ci_high", "p_value", "test", "note"])
+    frame["significant"] = stats.benjamini_hochberg(list(frame["p_value"])) if len(frame) else []
+    return Readout(name, column, control, sizes, p_value, frame, balance)
+
+
+def _srm(sums: dict[str, Any], names: list[str], spec: Split | None) -> tuple[pd.DataFrame, float | None]:
+    from scipy.stats import chisquare
+
+    counts = {group: next(iter(sums[group].values())).members if sums.get(group) else 0 for group in names}
+    total = sum(counts.values())
+    expected = spec.expected_shares() if spec else {g: 1 / len(names) for g in names}
+    sizes = pd.DataFrame({"group": names, "members": [counts[g] for g in names],
+                          "expected_share": [expected[g] for g in names],
+                          "observed_share": [counts[g] / total if total else None for g in names]})
+    if spec is None or total == 0:
+        return sizes, None
+    result = chisquare([counts[g] for g in names], [expected[g] * total for g in names])
+    return sizes, float(result.pvalue)
+
+
+def _balance(project: Project, engine: Any, name: str, column: str, key: str) -> pd.DataFrame:
+    """Per trait (output column other than key and group): SMD against the first group, or a
+    chi-square test for text traits."""
+    from scipy.stats import chi2_contingency
+
+    compiled = project.compiled(name)
+    traits = {c: t for c, t in compiled.columns.items() if c not in (column, key.lower())}
+    table = storage.segment_table(name)
+    rows: list[dict[str, Any]] = []
+    for trait, kind in traits.items():
+        numeric = kind is not None and any(w in kind.upper() for w in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMERIC",
+                                                                        "REAL"))
+        if numeric:
+            value = exp.cast(exp.column(trait), exp.DataType.Type.DOUBLE)
+            query = exp.select(exp.column(column), exp.func("count", value), exp.func("avg", value),
+                               exp.func("sum", value.copy() * value.copy())).from_(table.copy()).group_by(column)
+            stats_by = {str(r[0]): (int(r[1]), float(r[2] or 0), float(r[3] or 0)) for r in engine.fetchall(query)}
+            groups = sorted(stats_by)
+            base = stats_by[groups[0]] if groups else None
+            for group in groups[1:]:
+                smd = _smd(stats_by[group], base) if base else None
+                rows.append({"trait": trait, "kind": "numeric (SMD)", "group": group, "statistic": smd,
+                             "flagged": smd is not None and abs(smd) > SMD_LIMIT})
+        elif kind is None or "CHAR" in kind.upper() or "TEXT" in kind.upper() or "BOOL" in kind.upper():
+            query = exp.select(exp.column(column), exp.cast(exp.column(trait), exp.DataType.Type.VARCHAR),
+                               exp.func("count", exp.Star())).from_(table.copy()).group_by(column, trait)
+            counts = pd.DataFrame(engine.fetchall(query), columns=["grp", "value", "n"])
+            pivot = counts.pivot_table(index="grp", columns="value", values="n", fill_value=0, dropna=False)
+            if pivot.shape[0] > 1 and pivot.shape[1] > 1:
+                p_value = float(chi2_contingency(pivot.to_numpy()).pvalue)
+                rows.append({"trait": trait, "kind": "categorical (chi-square p)", "group": "all",
+                             "statistic": p_value, "flagged": p_value < SRM_ALPHA})
+    return pd.DataFrame(rows, columns=["trait", "kind", "group", "statistic", "flagged"])
+
+
+def _smd(group: tuple[int, float, float], base: tuple[int, float, float]) -> float | None:
+    def variance(n: int, mean: float, squares: float) -> float:
+        return (squares - n * mean * mean) / (n - 1) if n > 1 else 0.0
+
+    pooled = ((variance(*group) + variance(*base)) / 2) ** 0.5
+    return None if pooled == 0 else (group[1] - base[1]) / pooled

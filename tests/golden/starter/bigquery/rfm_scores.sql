@@ -1,0 +1,76 @@
+SELECT
+  k AS account_id,
+  first_purchase,
+  last_purchase,
+  days_since_last,
+  recency,
+  frequency,
+  monetary,
+  r_score,
+  f_score,
+  m_score,
+  r_score * 100 + f_score * 10 + m_score AS rfm_score,
+  CASE
+    WHEN r_score >= 4 AND f_score >= 4 AND m_score >= 4
+    THEN 'champions'
+    WHEN r_score >= 3 AND f_score >= 4
+    THEN 'loyal'
+    WHEN r_score <= 2 AND f_score >= 3 AND m_score >= 4
+    THEN 'at_risk_high_value'
+    WHEN r_score <= 2 AND f_score >= 3
+    THEN 'at_risk'
+    WHEN r_score >= 4 AND f_score = 1
+    THEN 'new_customers'
+    WHEN r_score >= 4 AND f_score <= 3
+    THEN 'potential_loyalists'
+    WHEN r_score <= 2 AND f_score <= 2
+    THEN 'hibernating'
+    ELSE 'need_attention'
+  END AS rfm_segment
+FROM (
+  SELECT
+    k,
+    first_purchase,
+    last_purchase,
+    days_since_last,
+    recency,
+    frequency,
+    monetary,
+    CAST(FLOOR(
+      CAST(5 * COUNT(*) OVER (ORDER BY days_since_last DESC) - 1 AS FLOAT64) / COUNT(*) OVER ()
+    ) + 1 AS INT64) AS r_score,
+    CAST(FLOOR(
+      CAST(5 * COUNT(*) OVER (ORDER BY frequency ASC) - 1 AS FLOAT64) / COUNT(*) OVER ()
+    ) + 1 AS INT64) AS f_score,
+    CAST(FLOOR(
+      CAST(5 * COUNT(*) OVER (ORDER BY monetary ASC) - 1 AS FLOAT64) / COUNT(*) OVER ()
+    ) + 1 AS INT64) AS m_score
+  FROM (
+    SELECT
+      k,
+      MIN(d) AS first_purchase,
+      MAX(d) AS last_purchase,
+      DATE_DIFF(CAST('2026-11-23' AS DATE), MAX(d), DAY) AS days_since_last,
+      DATE_DIFF(CAST('2026-11-23' AS DATE), MAX(d), DAY) AS recency,
+      COUNT(*) AS frequency,
+      SUM(amount) AS monetary
+    FROM (
+      SELECT
+        account_id AS k,
+        CAST(issued_at AS DATE) AS d,
+        amount AS amount
+      FROM invoices
+      WHERE
+        (
+          NOT account_id IS NULL
+          AND CAST(issued_at AS DATE) <= CAST('2026-11-23' AS DATE)
+          AND NOT amount IS NULL
+        )
+        AND (
+          status = 'paid'
+        )
+    ) AS t
+    GROUP BY
+      k
+  ) AS e
+) AS s

@@ -1,0 +1,33 @@
+SELECT
+  u.user_id,
+  u.signup_date,
+  CASE
+    WHEN (
+      (
+        STRPOS(
+          '0123456789abcdef',
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS TEXT)), 1, 1)
+        ) - 1
+      ) * 4096 + (
+        STRPOS(
+          '0123456789abcdef',
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS TEXT)), 2, 1)
+        ) - 1
+      ) * 256 + (
+        STRPOS(
+          '0123456789abcdef',
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS TEXT)), 3, 1)
+        ) - 1
+      ) * 16 + (
+        STRPOS(
+          '0123456789abcdef',
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS TEXT)), 4, 1)
+        ) - 1
+      ) * 1
+    ) < 32768
+    THEN 'control'
+    ELSE 'treatment'
+  END AS arm
+FROM users AS u
+WHERE
+  u.signup_date >= CAST('2026-05-27' AS DATE)

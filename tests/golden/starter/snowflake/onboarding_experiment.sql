@@ -1,0 +1,33 @@
+SELECT
+  u.user_id,
+  u.signup_date,
+  CASE
+    WHEN (
+      (
+        CHARINDEX(
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS VARCHAR)), 1, 1),
+          '0123456789abcdef'
+        ) - 1
+      ) * 4096 + (
+        CHARINDEX(
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS VARCHAR)), 2, 1),
+          '0123456789abcdef'
+        ) - 1
+      ) * 256 + (
+        CHARINDEX(
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS VARCHAR)), 3, 1),
+          '0123456789abcdef'
+        ) - 1
+      ) * 16 + (
+        CHARINDEX(
+          SUBSTRING(MD5('onboarding-email-2026-11:' || CAST(u.user_id AS VARCHAR)), 4, 1),
+          '0123456789abcdef'
+        ) - 1
+      ) * 1
+    ) < 32768
+    THEN 'control'
+    ELSE 'treatment'
+  END AS arm
+FROM users AS u
+WHERE
+  u.signup_date >= CAST('2026-05-27' AS DATE)

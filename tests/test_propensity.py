@@ -1,0 +1,141 @@
+"""Propensity segments: time-based split, holdout AUC equal to an independent sklearn fit, and a
+SQL score that equals the model's probabilities in the engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from segsql import Project
+from segsql.cli.main import cli
+from segsql.errors import UsageError
+from tests.conftest import write_files
+
+CONFIG = """\
+connection: {type: duckdb, path: data.duckdb}
+sources:
+  accounts: {table: accounts, columns: {account_id: BIGINT, seats: DOUBLE}}
+  logins: {table: logins, columns: {account_id: BIGINT, day: DATE}}
+  tickets: {table: tickets, columns: {account_id: BIGINT, opened: DATE}}
+  churns: {table: churns, columns: {account_id: BIGINT, churned_on: DATE}}
+entities:
+  account: {key: account_id, source: accounts}
+"""
+FEATURES = """{{ config(entity='account') }}
+SELECT a.account_id, a.seats,
+  (SELECT COUNT(*) FROM {{ source('logins') }} AS l WHERE l.account_id = a.account_id
+     AND {{ last_n_days('l.day', 30) }}) AS logins_30d,
+  (SELECT COUNT(*) FROM {{ source('tickets') }} AS t WHERE t.account_id = a.account_id
+     AND {{ last_n_days('t.opened', 90) }}) AS tickets_90d
+FROM {{ source('accounts') }} AS a"""
+OUTCOME = """{{ config(entity='account') }}
+SELECT c.account_id FROM {{ source('churns') }} AS c WHERE {{ last_n_days('c.churned_on', 90) }}"""
+TRAIN = dt.date(2026, 6, 30)
+AS_OF = dt.date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("propensity")
+    rng = np.random.default_rng(8)
+    n = 3000
+    seats = rng.integers(1, 200, n).astype(float)
+    seats[::97] = np.nan  # missing values: training median in the model and in the SQL
+    logins, tickets = [], []
+    activity = rng.poisson(12, n)
+    trouble = rng.poisson(1.5, n)
+    for account in range(n):
+        for day in rng.choice(30, size=min(int(activity[account]), 30), replace=False):
+            logins.append((account + 1, TRAIN - dt.timedelta(days=int(day))))
+        for day in rng.choice(90, size=int(trouble[account]), replace=True):
+            tickets.append((account + 1, TRAIN - dt.timedelta(days=int(day))))
+    logits = -1.0 - 0.25 * (activity - 12) + 0.6 * (trouble - 1.5) - 0.004 * np.nan_to_num(seats, nan=100)
+    churned = rng.random(n) < 1 / (1 + np.exp(-logits))
+    churns = [(a + 1, TRAIN + dt.timedelta(days=int(rng.integers(1, 91)))) for a in np.flatnonzero(churned)]
+    connection = duckdb.connect(str(root / "data.duckdb"))
+    tables = {"accounts": pd.DataFrame({"account_id": np.arange(1, n + 1), "seats": seats}),
+              "logins": pd.DataFrame(logins, columns=["account_id", "day"]),
+              "tickets": pd.DataFrame(tickets, columns=["account_id", "opened"]),
+              "churns": pd.DataFrame(churns, columns=["account_id", "churned_on"])}
+    for name, frame in tables.items():
+        connection.register("frame", frame)
+        connection.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        connection.unregister("frame")
+    connection.close()
+    write_files(root, {"segsql.yml": CONFIG, "segments_sql/account_features.sql": FEATURES,
+                       "segments_sql/churned_recently.sql": OUTCOME})
+    return root
+
+
+def test_holdout_auc_equals_an_independent_fit(root: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    project = Project.load(root, as_of=AS_OF)
+    result = project.propensity("account_features", "churned_recently", TRAIN, 90)
+    features = Project.load(root, as_of=TRAIN).with_options()
+    with features.engine() as engine:
+        frame = engine.fetch_arrow(features.compiler.tree("account_features")).to_pandas().set_index("account_id").sort_index()
+    churned = set(duckdb.connect(str(root / "data.duckdb"), read_only=True).sql(
+        "SELECT account_id FROM churns WHERE churned_on > DATE '2026-06-30' AND churned_on <= DATE '2026-09-28'"
+    ).df().account_id)
+    y = np.array([k in churned for k in frame.index], dtype=int)
+    holdout = np.array([int(hashlib.md5(f"propensity-holdout:{k}".encode()).hexdigest()[:4], 16)
+                        < round(0.3 * 65536) for k in frame.index])
+    x = frame[["seats", "logins_30d", "tickets_90d"]].astype(float)
+    x = x.fillna(x[~holdout].median())
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x[~holdout], y[~holdout])
+    auc = roc_auc_score(y[holdout], model.predict_proba(x[holdout])[:, 1])
+    assert result.auc == pytest.approx(auc, abs=1e-12)
+    assert result.auc > 0.7  # the planted signal is found
+    assert result.lift.iloc[0]["lift"] > 1.8 and result.calibration.entities.sum() == holdout.sum()
+    assert result.base_rate == pytest.approx(y[holdout].mean())
+
+
+def test_sql_score_equals_the_model_in_the_engine(root: Path, runner: Any) -> None:
+    outcome = runner.invoke(cli, ["propensity", "account_features", "--project", str(root), "--outcome",
+                                  "churned_recently", "--train-as-of", str(TRAIN), "--horizon", "90",
+                                  "--write", "churn_risk", "--top", "0.1", "--as-of", str(AS_OF)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "holdout AUC" in outcome.output and "lift by decile" in outcome.output
+    project = Project.load(root, as_of=AS_OF)
+    result = project.propensity("account_features", "churned_recently", TRAIN, 90)
+    project.run()
+    members = project.members("churn_risk").set_index("account_id")
+    assert result.scores is not None
+    expected = result.scores.sort_values(ascending=False)
+    count = int(np.ceil(0.1 * len(expected)))
+    top = set(expected.index[:count])
+    assert top <= set(members.index)
+    boundary = expected.iloc[count - 1]
+    assert all(abs(result.scores[k] - boundary) < 1e-9 for k in set(members.index) - top)  # ties at the cut
+    assert np.allclose(members.score.sort_index().values, result.scores[members.index].sort_index().values,
+                       rtol=0, atol=1e-9)
+    text = (root / "segments_sql" / "predictive" / "churn_risk.sql").read_text()
+    assert "EXP(" in text and "COALESCE(f.seats" in text and f"AUC {result.auc:.3f}" in text
+
+
+def test_other_models_score_in_python_with_a_note(root: Path, runner: Any) -> None:
+    project = Project.load(root, as_of=AS_OF)
+    result = project.propensity("account_features", "churned_recently", TRAIN, 90, model="gradient_boosting")
+    assert result.auc is not None and "Python only" in result.note and result.scores is not None
+    with pytest.raises(UsageError, match="cannot be written as SQL"):
+        result.score_sql()
+    outcome = runner.invoke(cli, ["propensity", "account_features", "--project", str(root), "--outcome",
+                                  "churned_recently", "--train-as-of", str(TRAIN), "--horizon", "90", "--model",
+                                  "gradient_boosting", "--write", "gb_risk", "--as-of", str(AS_OF)])
+    assert outcome.exit_code == 2 and "cannot be written as SQL" in outcome.output
+
+
+def test_outcome_window_must_be_observed(root: Path) -> None:
+    with pytest.raises(UsageError, match="after as_of"):
+        Project.load(root, as_of=AS_OF).propensity("account_features", "churned_recently", "2026-10-01", 90)

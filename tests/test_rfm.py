@@ -1,0 +1,165 @@
+"""RFM in SQL against independent computations: pandas, lifetimes, and the published CDNOW summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import math
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from segsql import Project
+from segsql.methods.rfm import NAMED_SEGMENTS
+from tests.conftest import write_files
+
+CONFIG = """\
+connection: {type: duckdb, path: data.duckdb}
+sources:
+  orders: {table: orders, columns: {customer_id: BIGINT, ordered_at: TIMESTAMP, amount: DOUBLE, status: VARCHAR}}
+entities:
+  customer: {key: customer_id, source: orders}
+"""
+
+
+def run_rfm(root: Path, frame: pd.DataFrame, as_of: str, arguments: str) -> pd.DataFrame:
+    write_files(root, {"segsql.yml": CONFIG, "segments_sql/scores.sql":
+                       "{{ config(entity='customer') }}\n{{ rfm('orders', at='ordered_at', amount='amount'" +
+                       arguments + ") }}"})
+    connection = duckdb.connect(str(root / "data.duckdb"))
+    connection.register("frame", frame)
+    connection.execute("CREATE OR REPLACE TABLE orders AS SELECT customer_id::BIGINT AS customer_id, "
+                       "ordered_at::TIMESTAMP AS ordered_at, amount::DOUBLE AS amount, status FROM frame")
+    connection.close()
+    project = Project.load(root, as_of=as_of)
+    project.run()
+    return project.members("scores").set_index("customer_id").sort_index()
+
+
+def random_orders(n_customers: int = 400, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for customer in range(1, n_customers + 1):
+        for _ in range(rng.integers(1, 12)):
+            day = dt.datetime(2025, 1, 1) + dt.timedelta(days=int(rng.integers(0, 720)), hours=int(rng.integers(0, 24)))
+            rows.append((customer, day, float(rng.integers(1, 50) * 10), "paid" if rng.random() < 0.9 else "refunded"))
+    return pd.DataFrame(rows, columns=["customer_id", "ordered_at", "amount", "status"])
+
+
+def together(values: pd.Series, lower_is_better: bool) -> pd.Series:
+    """Quantile scores with ties sharing a score: c = entities at most as good, 1 + floor((5c-1)/n)."""
+    n = len(values)
+    ordered = -values if lower_is_better else values
+    c = ordered.apply(lambda v: int((ordered <= v).sum()))
+    return (np.floor((5 * c - 1) / n) + 1).astype(int)
+
+
+def split_ntile(values: pd.Series, lower_is_better: bool) -> pd.Series:
+    """NTILE(5) over (value, key): the first n % 5 tiles get one extra row."""
+    frame = pd.DataFrame({"v": -values if lower_is_better else values, "k": values.index})
+    order = frame.sort_values(["v", "k"]).index
+    n, size, extra = len(frame), len(frame) // 5, len(frame) % 5
+    tiles, position = {}, 0
+    for tile in range(1, 6):
+        count = size + (1 if tile <= extra else 0)
+        for key in order[position:position + count]:
+            tiles[key] = tile
+        position += count
+    assert position == n
+    return pd.Series(tiles).reindex(values.index)
+
+
+def test_classic_matches_pandas(tmp_path: Path) -> None:
+    orders = random_orders()
+    as_of = "2026-06-30"
+    result = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", monetary='mean'")
+    paid = orders[(orders.status == "paid") & (orders.ordered_at < pd.Timestamp(as_of) + pd.Timedelta(days=1))]
+    grouped = paid.assign(day=paid.ordered_at.dt.normalize()).groupby("customer_id")
+    expected = pd.DataFrame({"days_since_last": (pd.Timestamp(as_of) - grouped.day.max()).dt.days,
+                             "frequency": grouped.size(), "monetary": grouped.amount.mean()})
+    assert list(result.index) == list(expected.index)
+    assert (result.days_since_last == expected.days_since_last).all()
+    assert (result.frequency == expected.frequency).all()
+    assert np.allclose(result.monetary, expected.monetary, rtol=1e-12)
+    assert (result.r_score == together(expected.days_since_last, True)).all()
+    assert (result.f_score == together(expected.frequency, False)).all()
+    assert (result.m_score == together(expected.monetary, False)).all()
+    labels = []
+    for r, f, m in zip(result.r_score, result.f_score, result.m_score, strict=True):
+        for name, _, rule in NAMED_SEGMENTS:
+            if rule == "TRUE" or eval(rule.replace("AND", "and").replace(" = ", " == "),
+                                      {"r_score": r, "f_score": f, "m_score": m}):
+                labels.append(name)
+                break
+    assert list(result.rfm_segment) == labels
+    assert (result.rfm_score == result.r_score * 100 + result.f_score * 10 + result.m_score).all()
+
+
+def test_split_ties_and_cut_points(tmp_path: Path) -> None:
+    orders = random_orders(seed=3)
+    result = run_rfm(tmp_path, orders, "2026-12-31", ", ties='split'")
+    assert (result.f_score == split_ntile(result.frequency, False)).all()
+    assert (result.r_score == split_ntile(result.days_since_last, True)).all()
+    assert result.groupby("f_score").size().max() - result.groupby("f_score").size().min() <= 1
+    cuts = ", cuts={'r': [30, 90, 180, 365], 'f': [2, 3, 5, 10], 'm': [100, 500, 1000, 2000]}"
+    fixed = run_rfm(tmp_path, orders, "2026-12-31", cuts)
+    days = fixed.days_since_last
+    assert (fixed.r_score == 1 + (days <= 30).astype(int) + (days <= 90) + (days <= 180) + (days <= 365)).all()
+    assert (fixed.f_score == 1 + sum((fixed.frequency >= c).astype(int) for c in (2, 3, 5, 10))).all()
+
+
+def test_btyd_matches_lifetimes(tmp_path: Path) -> None:
+    orders = random_orders(seed=11)
+    result = run_rfm(tmp_path, orders, "2026-12-31", ", convention='btyd'")
+    with warnings.catch_warnings():  # lifetimes 0.11 predates pandas 3 and warns on import
+        warnings.simplefilter("ignore")
+        from lifetimes.utils import summary_data_from_transaction_data
+
+        reference = summary_data_from_transaction_data(orders, "customer_id", "ordered_at",
+                                                       monetary_value_col="amount",
+                                                       observation_period_end="2026-12-31", freq="D")
+    reference = reference.sort_index()
+    assert (result.frequency.values == reference.frequency.values).all()
+    assert (result.recency.values == reference.recency.values).all()
+    assert (result.t.values == reference["T"].values).all()
+    assert np.allclose(result.monetary.values, reference.monetary_value.values, rtol=1e-12)
+
+
+def cdnow() -> pd.DataFrame:
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("lifetimes (the CDNOW sample) is not installed: pip install -e '.[dev]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets"
+    raw = pd.read_csv(path / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                      names=["master_id", "customer_id", "date", "cds", "amount"])
+    raw["ordered_at"] = pd.to_datetime(raw.date.astype(str), format="%Y%m%d")
+    raw["status"] = "paid"
+    return raw[["customer_id", "ordered_at", "amount", "status"]], path
+
+
+def test_btyd_weeks_reproduce_the_published_cdnow_summary(tmp_path: Path) -> None:
+    """Fader & Hardie's CDNOW calibration summary (x, t_x, T in weeks, zbar) as shipped by lifetimes."""
+    transactions, path = cdnow()
+    result = run_rfm(tmp_path, transactions, "1997-09-30", ", convention='btyd', unit='week'")
+    published = pd.read_csv(path / "cdnow_customers_summary_with_transactions.csv").set_index("ID").sort_index()
+    assert len(result) == len(published) == 2357
+    assert (result.frequency.values == published.x.values).all()
+    assert np.allclose(result.recency.values, published.t_x.values, atol=0.005 + 1e-9)
+    assert np.allclose(result.t.values, published["T"].values, atol=0.005 + 1e-9)
+    assert np.allclose(result.monetary.values, published.zbar.values, atol=0.005 + 1e-9)
+    assert math.isclose(result.t.max(), 272 / 7)
+
+
+def test_bad_rfm_arguments_point_at_the_call(tmp_path: Path) -> None:
+    for arguments, message in [(", convention='clv'", "convention must be one of"),
+                               (", cuts={'r': [3, 1, 2, 4], 'f': [1, 2, 3, 4], 'm': [1, 2, 3, 4]}", "ascending"),
+                               (", where='status ='", "not a SQL condition")]:
+        write_files(tmp_path, {"segsql.yml": CONFIG, "segments_sql/scores.sql":
+                               "{{ config(entity='customer') }}\n{{ rfm('orders', at='ordered_at', amount='amount'"
+                               + arguments + ") }}"})
+        errors = Project.load(tmp_path).validate()
+        assert len(errors) == 1 and message in str(errors[0]) and "scores.sql:2:" in str(errors[0]), errors
