@@ -118,6 +118,10 @@ def method_results(project) -> dict[str, object]:  # type: ignore[no-untyped-def
     weekly = project.cohorts("user", "events", "occurred_at", period="week", segments=["power_users"]).frame
     clusters = project.cluster("account_features", k=3)
     fitted = project.propensity("account_features", "churned_recently", AS_OF - dt.timedelta(days=120), 90)
+    assert fitted.scores is not None
+    scored = _engine_scores(project, fitted)
+    worst = max(abs(scored[k] - fitted.scores[k]) for k in fitted.scores.index)
+    assert worst < 1e-9, f"the SQL score differs from the model by {worst}"  # scoring runs in this engine
     return {"monthly cohorts": rows(monthly), "weekly cohorts": rows(weekly),
             "profile": rows(project.profile("enterprise_dach")),
             "clusters": rows(clusters.summary()[["cluster", "size", "rule", "precision", "recall"]]),
@@ -132,3 +136,14 @@ def assert_methods_agree(duck, other) -> None:  # type: ignore[no-untyped-def]
     on_duckdb, on_other = method_results(duck), method_results(other)
     for part, value in on_duckdb.items():
         assert on_other[part] == value, part
+
+
+def _engine_scores(project, fitted) -> dict[object, float]:  # type: ignore[no-untyped-def]
+    """The exported logistic score evaluated by the engine over the features segment."""
+    from sqlglot import exp
+
+    query = exp.select(exp.column("account_id", "f"), fitted.score_sql("f").as_("score")).from_(
+        project.compiler.tree("account_features").subquery("f"))
+    with project.engine() as engine:
+        engine.prepare_sources()
+        return {row[0]: float(row[1]) for row in engine.fetchall(query)}
