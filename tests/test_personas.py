@@ -68,5 +68,7 @@ def test_profile_matches_pandas(project: tuple[Project, pd.DataFrame]) -> None:
 def test_named_traits_and_errors(project: tuple[Project, pd.DataFrame]) -> None:
     loaded, _ = project
     assert set(loaded.profile("big", traits=["signed"]).trait) == {"signed"}
+    emails = loaded.profile("big", traits=["email"])
+    assert len(emails) and all(str(v).startswith("email:") for v in emails.value) and "@" not in emails.to_string()
     with pytest.raises(UsageError, match=r"no column `employes`.*employees"):
         loaded.profile("big", traits=["employes"])

@@ -9,7 +9,7 @@ For every trait column of the entity's population source (or those named):
 Only aggregates leave the engine. By default every column of the population source except the
 key, `*_id` columns, dates and timestamps, text with more than 50 distinct values (names) and
 columns tagged as personal data or `sensitive:` (a persona needs neither emails nor health data;
-name a column in `traits` to include it).
+name a column in `traits` to include it; values of `pii:` columns are then masked).
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def profile(project: Project, name: str, traits: list[str] | None = None, top: i
             if kind and any(word in kind.upper() for word in NUMERIC):
                 rows.extend(_numeric(engine, base, column))
             else:
-                rows.extend(_categorical(engine, base, column, top, None if traits else MAX_CATEGORIES))
+                found = _categorical(engine, base, column, top, None if traits else MAX_CATEGORIES)
+                tagged = {k.lower(): v for k, v in source.pii.items()}.get(column)
+                rows.extend(_masked(found, tagged, project.config.name))
     return pd.DataFrame(rows, columns=["trait", "kind", "value", "segment", "rest", "index"])
 
 
@@ -110,3 +112,13 @@ def _categorical(engine: object, base: exp.Select, column: str, top: int,
              "rest": float(row["rest"]),
              "index": float(row["segment"] / row["rest"] * 100) if row["rest"] else None}
             for cat, row in shares.fillna(0).iterrows()]
+
+
+def _masked(rows: list[dict[str, object]], category: str | None, salt: str) -> list[dict[str, object]]:
+    """Values of a `pii:` column named explicitly are shown masked, like every preview."""
+    from segsql.privacy import mask
+
+    if category is None:
+        return rows
+    return [{**row, "value": row["value"] if row["value"] == MISSING else mask(row["value"], category, salt)}
+            for row in rows]
