@@ -87,6 +87,9 @@ def forget(project: Project, entity: str, key: str, reason: str | None = None) -
     key_column = project.config.entities[entity].key
     segments = [name for name in project.segments if project.entity_of(name) == entity]
     with project.engine(write=True) as engine:
+        if not engine.capabilities.transactional_ddl:
+            raise UsageError(f"segsql forget needs transactional storage; {engine.name} keeps results in files",
+                             None, "run it on a DuckDB or Postgres profile, then rerun the Spark segments")
         store = engine.run_store()
         store.prepare()
         removed = 0
