@@ -87,9 +87,11 @@ def forget(project: Project, entity: str, key: str, reason: str | None = None) -
     key_column = project.config.entities[entity].key
     segments = [name for name in project.segments if project.entity_of(name) == entity]
     with project.engine(write=True) as engine:
-        if not engine.capabilities.transactional_ddl:
-            raise UsageError(f"segsql forget needs transactional storage; {engine.name} keeps results in files",
-                             None, "run it on a DuckDB or Postgres profile, then rerun the Spark segments")
+        erase = getattr(engine, "erase", None)
+        if erase is not None:  # engines without transactions (Spark) rewrite their files
+            entry = {"erased_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(), "entity": entity,
+                     "key_hash": key_hash(project, entity, key), "reason": reason}
+            return int(erase(entity, key_column, key, segments, entry))
         store = engine.run_store()
         store.prepare()
         removed = 0

@@ -144,3 +144,26 @@ def test_split_rfm_cohorts_profiles_clusters_propensity_agree(projects: tuple[Pr
     profiles, clusters and propensity read the same numbers as on DuckDB."""
     duck, spark = projects
     engines.assert_methods_agree(duck, spark)
+
+
+def test_forget_rewrites_results_and_history_on_spark(projects: tuple[Project, Project]) -> None:
+    _, spark = projects
+    names = ["dach_users", "power_users", "onboarding_experiment"]
+    spark.run(select=names)
+    key = str(spark.members("dach_users").user_id.iloc[0])
+    removed = spark.forget("user", key, reason="DSR-7")
+    assert removed >= 2  # the result row and its history stay at least
+    for name in names:
+        assert key not in {str(k) for k in spark.members(name).iloc[:, 0]}, name
+    with spark.engine() as engine:
+        from sqlglot import exp
+
+        from segsql import storage
+
+        left = engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(storage.table("history"))
+                               .where(exp.column("entity_key").eq(exp.Literal.string(key))))[0][0]
+        members = engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(storage.table("membership"))
+                                  .where(exp.column("entity_key").eq(exp.Literal.string(key))))[0][0]
+    assert (left, members) == (0, 0)
+    records = [json.loads(p.read_text()) for p in (spark.root / "spark-warehouse" / "segsql" / "erasures").glob("*.json")]
+    assert records and records[-1]["reason"] == "DSR-7" and key not in json.dumps(records)

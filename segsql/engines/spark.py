@@ -170,6 +170,50 @@ class SparkEngine(Engine):
     def run_store(self) -> SparkRunStore:
         return SparkRunStore(self)
 
+    def erase(self, entity: str, key_column: str, key: str, segments: list[str], record: dict[str, Any]) -> int:
+        """Right to erasure on files: every result of `entity` and the history are rewritten without
+        the key to new locations, switched with one pointer rename (like a run); the erasure record
+        (no key in clear) is written after. Returns the rows removed."""
+        stamp = f"erase-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
+        pointer = self.pointer()
+        removed, replaced = 0, dict[str, str]()
+        key_literal = exp.Literal.string(key)
+        targets: list[tuple[str, exp.Table, exp.Expr]] = [
+            (name, storage.segment_table(name),
+             exp.cast(exp.column(key_column), exp.DataType.Type.VARCHAR).eq(key_literal.copy()))
+            for name in segments if name in pointer]
+        if HISTORY_KEY in pointer:
+            targets.append((HISTORY_KEY, storage.table("history"), exp.and_(
+                exp.column("entity").eq(exp.Literal.string(entity)), exp.column("entity_key").eq(key_literal.copy()))))
+        for name, table, hit in targets:
+            count = int(self.fetchall(exp.select(exp.func("count", exp.Star())).from_(table.copy()).where(hit))[0][0])
+            if not count:
+                continue
+            removed += count
+            folder = "history" if name == HISTORY_KEY else f"data/{name}"
+            location = str(self.state / folder / stamp)
+            staged = exp.Table(this=exp.to_identifier(f"staged__{stamp.replace('-', '_')}__{len(replaced)}"),
+                               db=exp.to_identifier(storage.SCHEMA))
+            keep = exp.select("*").from_(table.copy()).where(exp.Not(this=exp.Paren(this=hit.copy())))
+            self.execute(_external_table(staged, location, keep))
+            self.execute(exp.Drop(tables=[staged], kind="TABLE", exists=True))
+            replaced[name] = location
+        if replaced:
+            previous = {name: pointer[name]["location"] for name in replaced}
+            for name, location in replaced.items():
+                pointer[name] = {**pointer[name], "location": location}
+            atomic_write(self.state / "current.json", json.dumps(pointer, indent=1, sort_keys=True) + "\n")
+            for name, location in replaced.items():
+                if name == HISTORY_KEY:
+                    self._point_history(location)
+                else:
+                    self._point(name, location)
+                shutil.rmtree(previous[name], ignore_errors=True)
+            self._membership_view()
+        (self.state / "erasures").mkdir(exist_ok=True)
+        atomic_write(self.state / "erasures" / f"{stamp}.json", json.dumps({**record, "rows_removed": removed}) + "\n")
+        return removed
+
     # -- storage contract on files ---------------------------------------------------------------
     def _register_storage(self) -> None:
         """Expose the current results (from the pointer) and the run records as tables."""
