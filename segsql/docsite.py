@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from segsql import storage
 from segsql.docsvg import lineage_svg, size_chart
-from segsql.errors import SegsqlError
+from segsql.errors import SegsqlError, UsageError
 
 if TYPE_CHECKING:
     from segsql.project import Project
@@ -74,12 +74,16 @@ class SegmentDoc:
 
 def build_site(project: Project, out: Path) -> Path:
     """Write the catalog into `out` (replacing it); return the index page."""
+    out = _checked_output(out.resolve())
     docs = [_document(project, name) for name in sorted(project.segments)]
     _attach_sizes(project, docs)
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".segsql-docs-", dir=out.parent))
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".segsql-docs-", dir=out.parent))
+    except OSError as error:
+        raise UsageError(f"cannot write the docs next to {out}: {error.strerror}", None, "pick another --out") from None
+    try:
+        (staging / MARKER).write_text("built by segsql docs; the folder is replaced on every build\n")
         (staging / "segments").mkdir()
         (staging / "index.html").write_text(_index(project, docs), encoding="utf-8")
         downstream = _downstream(docs)
@@ -93,6 +97,19 @@ def build_site(project: Project, out: Path) -> Path:
         if staging.exists():
             shutil.rmtree(staging)
     return out / "index.html"
+
+
+MARKER = ".segsql-docs"
+
+
+def _checked_output(out: Path) -> Path:
+    """The site replaces `out`: only a folder segsql built (or an empty one, or none) may be replaced."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file", None, "give a folder for the site, e.g. target/docs")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise UsageError(f"--out {out} holds files segsql did not write; the site would replace them", None,
+                         "give an empty or new folder, e.g. target/docs")
+    return out
 
 
 def _document(project: Project, name: str) -> SegmentDoc:

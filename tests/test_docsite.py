@@ -135,3 +135,14 @@ def test_a_broken_segment_gets_a_page_with_its_error(tmp_path: Path) -> None:
     build_site(Project.load(tmp_path), tmp_path / "site")
     page = (tmp_path / "site" / "segments" / "broken.html").read_text()
     assert "does not validate" in page and "segments_sql/broken.sql:2:" in page
+
+
+def test_docs_never_replace_a_folder_they_did_not_build(site: Path, runner) -> None:  # type: ignore[no-untyped-def]
+    from segsql.cli.main import cli
+
+    for out, message in [(site / "segsql.yml", "is a file"), (site, "holds files segsql did not write")]:
+        result = runner.invoke(cli, ["docs", "--project", str(site), "--out", str(out)])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert (site / "segsql.yml").is_file() and (site / "segments_sql").is_dir()
+    again = runner.invoke(cli, ["docs", "--project", str(site), "--out", str(site / "site")])
+    assert again.exit_code == 0, again.output  # its own earlier build is replaced

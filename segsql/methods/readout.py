@@ -62,7 +62,7 @@ def split_column(project: Project, name: str, column: str | None) -> tuple[str, 
         with_split = [s.alias_or_name.lower() for s in compiled.tree.selects if s.find(exp.MD5) is not None]
         if len(with_split) != 1:
             raise UsageError(f"cannot tell which column of `{name}` holds the split group", None,
-                             "pass column='...' (the alias of the split() expression)")
+                             "name the column holding the group: --column NAME (Python: column='NAME')")
         found = with_split[0]
     specs = set(compiled.splits)  # the same split() may appear in SELECT and WHERE
     spec = specs.pop() if len(specs) == 1 else None
