@@ -72,7 +72,7 @@ def main() -> None:
     floor = median_time(lambda: raw(database, copy), options.repeat)
     print(f"export dach_users ({members:,} members): full {full:.3f} s, changes-only {changes:.3f} s, "
           f"raw COPY {floor:.3f} s -> {full / floor:.2f}x / {changes / floor:.2f}x")
-    for name, plain in (("onboarding_experiment", None), ("rfm_scores", None)):
+    for name in ("onboarding_experiment", "rfm_scores"):
         sql = project.compile(name)
         ours = median_time(lambda q=sql: raw(database, f"CREATE OR REPLACE TABLE bench AS {q}"), options.repeat)
         if name == "onboarding_experiment":
