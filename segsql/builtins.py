@@ -413,14 +413,15 @@ def split(column: str, groups: Any, salt: str | None = None) -> SqlText:
 
 def rfm(source: str, at: str, amount: str, key: str | None = None, convention: str = "classic",
         unit: str = "day", monetary: str = "total", cuts: Any = None, where: str | None = None,
-        ties: str = "together") -> SqlText:
+        ties: str = "together", frequency: str = "transactions") -> SqlText:
     """Recency, frequency and monetary value per entity from a transactions source, with 1..5
     scores and a named RFM segment: `{{ rfm('invoices', at='issued_at', amount='amount') }}` prints
     a full query (key, first_purchase, last_purchase, days_since_last, recency, frequency,
     monetary, [t], r_score, f_score, m_score, rfm_score, rfm_segment). `convention='btyd'` gives
     the lifetimes/PyMC-Marketing definitions; `unit='week'`; `monetary='mean'`; `cuts={'r': [...],
     'f': [...], 'm': [...]}` for fixed cut points; `ties='split'` for equal-sized quintiles (ties
-    broken by key; default: equal values share a score); `where="status = 'paid'"`. `key` defaults to
+    broken by key; default: equal values share a score); `frequency='days'` counts purchase days;
+    `where="status = 'paid'"`. `key` defaults to
     the segment's entity key. Definitions: docs/methods.md."""
     from segsql.methods.rfm import RfmSpec, check, parse_where, query
 
@@ -433,7 +434,7 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
             raise HelperError("rfm() needs key='...' or a config(entity=...) call before it", call)
         key = state.session.config.entities[state.config["entity"]].key
     try:
-        parsed_cuts = check(convention, unit, monetary, cuts, ties)
+        parsed_cuts = check(convention, unit, monetary, cuts, ties, frequency)
         condition = parse_where(where, state.session.dialect)
     except ValueError as error:
         raise HelperError(f"rfm(): {error}", call) from None
@@ -443,7 +444,7 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
         _column(column, "rfm")
     state.sources.add(source)
     spec = RfmSpec(source_table(source), str(key), str(at), str(amount), state.session.as_of, convention, unit,
-                   monetary, parsed_cuts, condition, ties)
+                   monetary, parsed_cuts, condition, ties, frequency)
     return _sql(query(spec))
 
 

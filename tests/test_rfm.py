@@ -96,6 +96,8 @@ def test_classic_matches_pandas(tmp_path: Path) -> None:
                 labels.append(name)
                 break
     assert list(result.rfm_segment) == labels
+    by_days = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", frequency='days'")
+    assert (by_days.frequency == grouped.day.nunique()).all() and (by_days.frequency <= result.frequency).all()
     assert (result.rfm_score == result.r_score * 100 + result.f_score * 10 + result.m_score).all()
 
 
@@ -157,7 +159,8 @@ def test_btyd_weeks_reproduce_the_published_cdnow_summary(tmp_path: Path) -> Non
 def test_bad_rfm_arguments_point_at_the_call(tmp_path: Path) -> None:
     for arguments, message in [(", convention='clv'", "convention must be one of"),
                                (", cuts={'r': [3, 1, 2, 4], 'f': [1, 2, 3, 4], 'm': [1, 2, 3, 4]}", "ascending"),
-                               (", where='status ='", "not a SQL condition")]:
+                               (", where='status ='", "not a SQL condition"),
+                               (", frequency='weeks'", "frequency must be")]:
         write_files(tmp_path, {"segsql.yml": CONFIG, "segments_sql/scores.sql":
                                "{{ config(entity='customer') }}\n{{ rfm('orders', at='ordered_at', amount='amount'"
                                + arguments + ") }}"})

@@ -3,8 +3,9 @@
 Transactions on or before `as_of` count (a date `as_of` includes the whole day). Two conventions:
 
 classic   days_since_last = as_of - last purchase date (days); recency = days_since_last in the
-          unit; frequency = number of transactions; monetary = their total (`monetary='total'`)
-          or mean (`'mean'`).
+          unit; frequency = number of transactions (`frequency='transactions'`) or of distinct
+          purchase days (`'days'`); monetary = their total (`monetary='total'`) or mean (`'mean'`,
+          per transaction).
 btyd      the Buy-Till-You-Die/CLV convention of `lifetimes` and PyMC-Marketing: transactions are
           first summed per day; frequency = purchase days - 1 (repeat purchases); recency = last
           - first purchase day; T = as_of - first purchase day; monetary = mean of the repeat
@@ -62,11 +63,16 @@ class RfmSpec:
     cuts: tuple[tuple[str, tuple[float, ...]], ...] | None = None
     where: exp.Expr | None = None
     ties: str = "together"
+    frequency: str = "transactions"
 
 
-def check(convention: str, unit: str, monetary: str, cuts: Any,
-          ties: str = "together") -> tuple[tuple[str, tuple[float, ...]], ...] | None:
+def check(convention: str, unit: str, monetary: str, cuts: Any, ties: str = "together",
+          frequency: str = "transactions") -> tuple[tuple[str, tuple[float, ...]], ...] | None:
     """Validate options (ValueError with the fix)."""
+    if frequency not in ("transactions", "days"):
+        raise ValueError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
+    if frequency != "transactions" and convention == "btyd":
+        raise ValueError("the btyd convention always counts repeat purchase days; drop frequency=")
     if ties not in ("together", "split"):
         raise ValueError(f"ties must be 'together' or 'split', got {ties!r}")
     if convention not in CONVENTIONS:
@@ -123,10 +129,12 @@ def query(spec: RfmSpec) -> exp.Select:
 def _classic(transactions: exp.Select, as_of: exp.Expr, spec: RfmSpec) -> exp.Select:
     days_since = _days(as_of.copy(), exp.func("max", exp.column("d")))
     value = exp.func("sum" if spec.monetary == "total" else "avg", exp.column("amount"))
+    count = exp.func("count", exp.Star()) if spec.frequency == "transactions" else exp.Count(
+        this=exp.Distinct(expressions=[exp.column("d")]))
     return (exp.select(exp.column("k"), exp.func("min", exp.column("d")).as_("first_purchase"),
                        exp.func("max", exp.column("d")).as_("last_purchase"), days_since.as_("days_since_last"),
                        _in_unit(days_since.copy(), spec.unit).as_("recency"),
-                       exp.func("count", exp.Star()).as_("frequency"), value.as_("monetary"))
+                       count.as_("frequency"), value.as_("monetary"))
             .from_(transactions.subquery("t")).group_by("k"))
 
 
