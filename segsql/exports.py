@@ -166,8 +166,11 @@ def _state(plan: ExportPlan) -> exp.Select:
         exp.column("segment").eq(exp.Literal.string(plan.name))))
 
 
-def _count(engine: Engine, query: exp.Query) -> int:
-    return int(engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(query.subquery("c")))[0][0])
+def _counts(engine: Engine, *queries: exp.Query) -> list[int]:
+    """Row counts of several queries in one round trip."""
+    cells = [exp.select(exp.func("count", exp.Star())).from_(q.copy().subquery(f"c{i}")).subquery()
+             for i, q in enumerate(queries)]
+    return [int(v) for v in engine.fetchall(exp.select(*cells))[0]]
 
 
 def _last_run(engine: Engine, name: str) -> tuple[str, Any]:
@@ -189,13 +192,11 @@ def _export(project: Project, engine: Engine, plan: ExportPlan, changes_only: bo
     run_id, as_of = _last_run(engine, plan.name)
     current = plan.current = _consented(project, plan)
     in_state = _state(plan)
-    total = _count(engine, _all_members(plan))
-    sent = _count(engine, current)
     added_query = exp.select("*").from_(current.copy().subquery("m")).where(
         exp.column("entity_key", "m").isin(query=in_state).not_())  # Postgres: no select aliases in WHERE
     current_keys = exp.select("entity_key").from_(current.copy().subquery("k"))
     removed_query = in_state.copy().where(exp.column("entity_key").isin(query=current_keys).not_())
-    added, removed = _count(engine, added_query), _count(engine, removed_query)
+    total, sent, added, removed = _counts(engine, _all_members(plan), current, added_query, removed_query)
     export_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     from segsql.privacy import pii_columns
 
