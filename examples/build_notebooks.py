@@ -80,6 +80,9 @@ METHODS = [
                       "periods without activity are zeros."),
     new_code_cell("cohorts = project.cohorts('account', 'mrr_monthly', 'month', revenue='mrr')\ncohorts"),
     new_code_cell("cohorts.triangle('revenue_retention').iloc[-6:, :6].round(2)"),
+    new_markdown_cell("The same as a magic, with retention curves:"),
+    new_code_cell("%load_ext segsql\n%segsql project segsql-demo-methods\n%segsql as_of 2026-11-23"),
+    new_code_cell("%segment_cohorts account mrr_monthly month --revenue mrr --value revenue_retention"),
     new_markdown_cell(
         "## A/B split and readout\n\n`onboarding_experiment` assigns users with `split()`: the sample-ratio "
         "test comes first, then each metric against control."),

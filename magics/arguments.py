@@ -81,6 +81,23 @@ def diff_command(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
+@click.command(name="%segment_cohorts")
+@click.argument("entity")
+@click.argument("source")
+@click.argument("at")
+@click.option("--period", type=click.Choice(["month", "week", "day"]), default="month", show_default=True)
+@click.option("--key", help="Column of SOURCE holding the entity key (default: the entity's key).")
+@click.option("--revenue", help="Revenue column of SOURCE (adds revenue retention).")
+@click.option("--start", "start", metavar="SOURCE.COLUMN", help="Cohort by a start date instead of first activity.")
+@click.option("--segments", metavar="A,B", help="Split every cohort by these segments.")
+@click.option("--value", type=click.Choice(["retention", "revenue_retention", "active", "revenue"]),
+              default="retention", show_default=True)
+@input_options
+def cohorts_command(**kwargs: Any) -> dict[str, Any]:
+    """Cohort retention triangle and curves."""
+    return kwargs
+
+
 @click.command(name="%segsql run")
 @selection_options
 @input_options

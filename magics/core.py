@@ -1,4 +1,5 @@
-"""The magics: %segsql, %%segment, %segment_compare, %segment_overlap, %segment_report, %segment_diff.
+"""The magics: %segsql, %%segment, %segment_compare, %segment_overlap, %segment_report, %segment_diff,
+%segment_cohorts.
 
 Each one parses its line, calls segsql.Project, and returns a view. Errors become IPython
 UsageErrors: one clean message (file/cell line and column), no traceback, the cell fails.
@@ -267,6 +268,22 @@ class SegsqlMagics(Magics):
                   if options["select"] or options["exclude"] else None)
         report = project.diff(options["base"], chosen, options["samples"])
         return StaticView(render.git_diff(report, self.session.banner()), report.to_text())
+
+    @line_magic
+    @clean_errors
+    def segment_cohorts(self, line: str) -> Any:
+        """%segment_cohorts ENTITY SOURCE AT [--period month] [--revenue COL] [--segments A,B]:
+        the retention triangle (heat map) and curves; `_` holds the Cohorts (its .frame is a DataFrame)."""
+        options = arguments.parse(arguments.cohorts_command, line)
+        project = self._project_with(options)
+        start_source, start_at = (options["start"].split(".", 1) if options["start"] else (None, None))
+        segments = [s.strip() for s in options["segments"].split(",") if s.strip()] if options["segments"] else None
+        result = project.cohorts(options["entity"], options["source"], options["at"], options["period"],
+                                 options["key"], options["revenue"], start_source, start_at, segments)
+        assert self.shell is not None
+        self.shell.user_ns["cohorts"] = result
+        return StaticView(render.cohorts(result, options["value"], self.session.banner()),
+                          result.triangle(options["value"]).to_string())
 
 
 class _Template:

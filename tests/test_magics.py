@@ -176,3 +176,14 @@ def test_connect_to_a_notebook_connection_and_a_profile(shell: InteractiveShell,
     assert result.success  # a path: the project now points at that DuckDB file
     assert "nosuchprofile_or_file.duckdb" in shell.run_line_magic("segsql", "")._repr_mimebundle_()["text/plain"]
     shell.run_line_magic("segsql", f"project {demo}")
+
+
+def test_cohort_magic_shows_triangle_and_curves(shell: InteractiveShell) -> None:
+    view = shell.run_line_magic("segment_cohorts", "account mrr_monthly month --revenue mrr --value revenue_retention")
+    bundle = view._repr_mimebundle_()
+    assert "segsql-cohorts" in bundle["text/html"] and "<polyline" in bundle["text/html"]
+    assert "cohort revenue_retention by month" in bundle["text/html"]
+    frame = shell.user_ns["cohorts"].frame
+    assert {"cohort", "period_index", "revenue_retention"} <= set(frame.columns)
+    failed = shell.run_cell("%segment_cohorts account mrr_monthly month --period quarter", store_history=False)
+    assert not failed.success and "quarter" in str(failed.error_in_exec)

@@ -93,6 +93,9 @@ def test_methods_notebook_shows_each_method(executed: dict) -> None:
     assert "champions" in by_source["scores = project.members('rfm_scores')"].outputs[0]["data"]["text/plain"]
     triangle = html_of(by_source["cohorts = project.cohorts('account', 'mrr_monthly', 'month', revenue='mrr')"].outputs)
     assert "segsql-cohorts" in triangle and "100%" in triangle
+    curves = html_of(by_source["%segment_cohorts account mrr_monthly month --revenue mrr --value revenue_retention"]
+                     .outputs)
+    assert "<polyline" in curves and "segsql-cohorts" in curves
     readout = html_of(next(c for k, c in by_source.items() if k.startswith("project.readout(")).outputs)
     assert "SRM test p =" in readout and "treatment" in readout
     clusters = html_of(by_source["project.cluster('account_features', ks=[2, 3, 4])"].outputs)

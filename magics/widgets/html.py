@@ -159,3 +159,33 @@ def git_diff(report: Any, banner: str) -> str:
     details = "".join(f"<details><summary>{esc(s.name)}</summary><pre>{esc(s.sql_diff or s.error or '')}</pre>"
                       "</details>" for s in report.segments if s.status != "unchanged")
     return wrap(f"diff against {report.base} ({report.base_commit})", banner, rendered, details)
+
+
+def cohort_curves(result: Any, value: str, width: int = 560, height: int = 220) -> str:
+    """Retention curves: one line per cohort (value by period since), newest cohorts darkest."""
+    frame = result.frame
+    if not len(frame):
+        return "<p>no cohorts</p>"
+    top = max(float(frame[value].max() or 0), 1.0)
+    periods = max(int(frame["period_index"].max()), 1)
+    cohorts = sorted(frame["cohort"].unique())
+    lines = []
+    for rank, cohort in enumerate(cohorts):
+        rows = frame[frame["cohort"] == cohort].sort_values("period_index")
+        points = " ".join(f"{40 + p / periods * (width - 60):.1f},{height - 25 - (v / top) * (height - 45):.1f}"
+                          for p, v in zip(rows["period_index"], rows[value].fillna(0), strict=True))
+        shade = 0.25 + 0.75 * (rank + 1) / len(cohorts)
+        lines.append(f"<polyline fill='none' stroke='rgba(26,86,219,{shade:.2f})' stroke-width='1.5' "
+                     f"points='{points}'><title>{esc(cohort)}</title></polyline>")
+    return (f"<svg class='cohort-curves' width='{width}' height='{height}' role='img' aria-label='{esc(value)} curves'>"
+            f"<line x1='40' y1='{height - 25}' x2='{width - 20}' y2='{height - 25}' stroke='#aab'/>"
+            f"<text x='2' y='24' font-size='11'>{top:.0%}</text><text x='2' y='{height - 25}' font-size='11'>0%</text>"
+            f"<text x='40' y='{height - 6}' font-size='11'>period 0</text>"
+            f"<text x='{width - 90}' y='{height - 6}' font-size='11'>period {periods}</text>{''.join(lines)}</svg>")
+
+
+def cohorts(result: Any, value: str, banner: str) -> str:
+    from segsql.methods.cohorts import triangle_html
+
+    return wrap(f"cohort {value} by {result.period}", banner, triangle_html(result, value),
+                "<h5>curves</h5>", cohort_curves(result, value))
