@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 Columns = dict[str, str | None]  # lower-case column name -> type (None when unknown)
+NUMERIC_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMERIC", "REAL")  # BIGINT, HUGEINT, ... contain INT
+
+
+def is_numeric(kind: str | None) -> bool:
+    """Whether a column type (as the catalog reports it) holds numbers."""
+    return kind is not None and any(word in kind.upper() for word in NUMERIC_TYPES)
 
 
 def table_key(table: exp.Table) -> tuple[str, ...]:

@@ -78,6 +78,7 @@ class Compiler:
         self.as_of = as_of
         self.dialect: str = project.config.dialect
         self.warnings: list[SegsqlError] = []
+        self.lineage: dict[str, Any] = {}  # segment -> lineage.Lineage, for these options
         self._env: SegmentEnvironment | None = None
         self._catalog: Catalog | None = None
         self._rendered: dict[str, Rendered | SegsqlError] = {}

@@ -115,8 +115,7 @@ def _checked_output(out: Path) -> Path:
 def _document(project: Project, name: str) -> SegmentDoc:
     from segsql.lineage import segment_lineage
     from segsql.privacy import scrub
-    from segsql.testing import test_file
-    from segsql.yamlfile import read_yaml_file
+    from segsql.testing import unit_test_names
 
     segment = project.segments[name]
     doc = SegmentDoc(name, segment.shown_path)
@@ -132,10 +131,10 @@ def _document(project: Project, name: str) -> SegmentDoc:
     doc.refs, doc.sources, doc.columns = compiled.refs, compiled.sources, dict(compiled.columns)
     lineage = segment_lineage(project, name)
     doc.reads, doc.pii_read, doc.pii_output = lineage.reads, lineage.pii_read(project), lineage.pii_output(project)
-    tests_path = test_file(project, name)
-    if tests_path.exists():
-        data = read_yaml_file(tests_path, str(tests_path)).data or {}
-        doc.unit_tests = [str(case.get("name", f"test {i + 1}")) for i, case in enumerate(data.get("unit_tests", []))]
+    try:
+        doc.unit_tests = unit_test_names(project, name)
+    except SegsqlError as error:
+        doc.unit_tests = [f"(unreadable: {scrub(str(error))})"]
     if config.tests is not None:
         doc.data_tests = config.tests.model_dump(exclude_defaults=True)
     return doc

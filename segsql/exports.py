@@ -174,13 +174,7 @@ def _counts(engine: Engine, *queries: exp.Query) -> list[int]:
 
 
 def _last_run(engine: Engine, name: str) -> tuple[str, Any]:
-    runs, segments = storage.table("runs"), storage.table("run_segments")
-    query = (exp.select(exp.column("run_id", "r"), exp.column("as_of", "r")).from_(segments.as_("s"))
-             .join(runs.as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
-             .where(exp.and_(exp.column("segment", "s").eq(exp.Literal.string(name)),
-                             exp.column("status", "r").eq(exp.Literal.string(storage.SUCCESS))))
-             .order_by(exp.Ordered(this=exp.column("started_at", "r"), desc=True)).limit(1))
-    rows = engine.fetchall(query)
+    rows = engine.fetchall(storage.last_success(name, ("r.run_id", "r.as_of")), [name])
     if not rows or not engine.table_exists(storage.segment_table(name)):
         raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
     return str(rows[0][0]), rows[0][1]

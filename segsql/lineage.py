@@ -52,7 +52,7 @@ def _tag(project: Project, source: str, column: str, sensitive: bool = True) -> 
 
 def segment_lineage(project: Project, name: str) -> Lineage:
     """Lineage of `name` through its inlined refs, against the project's sources."""
-    cache = project.shared_cache.setdefault(("lineage", project.as_of), {})
+    cache = project.compiler.lineage  # per vars and as_of, like the compiled trees
     if name in cache:
         return cache[name]  # type: ignore[no-any-return]
     dialect = get_dialect(project.config.dialect)

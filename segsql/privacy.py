@@ -25,7 +25,9 @@ def pii_columns(project: Project, name: str) -> dict[str, str]:
         for column, category in project.config.sources[source_name].pii.items():
             declared[column.lower()] = category
     found = {column: declared[column] for column in compiled.columns if column in declared}
-    found.update(_lineage_pii(project, name))
+    read = {s for ref in compiled.upstream for s in project.compiled(ref).sources} | set(compiled.sources)
+    if any(project.config.sources[s].pii for s in read):  # lineage costs ms per preview: only when it can matter
+        found.update(_lineage_pii(project, name))
     return found
 
 

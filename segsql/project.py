@@ -274,10 +274,6 @@ class Project:
             with self.engine() as engine:
                 engine.prepare_sources()
                 for name, source in self.config.sources.items():
-                    from sqlglot import exp
-
-                    from segsql.builtins import table_for_source
-
                     table = table_for_source(name, source.table, self.config.dialect)
                     try:
                         arrow = engine.fetch_arrow(exp.select("*").from_(table).limit(sample_rows))

@@ -95,10 +95,10 @@ def insert_run_segment() -> exp.Expr:
                       table("run_segments"), columns=columns)
 
 
-def last_success(segment: str) -> exp.Select:
-    """Size and population of the segment's last successful run (bound: segment)."""
+def last_success(segment: str, columns: tuple[str, ...] = ("s.row_count", "s.population")) -> exp.Select:
+    """`columns` (of run_segments `s` / runs `r`) of the segment's last successful run (bound: segment)."""
     runs, segments = table("runs"), table("run_segments")
-    return (exp.select(exp.column("row_count", "s"), exp.column("population", "s"))
+    return (exp.select(*[exp.column(c.split(".")[1], c.split(".")[0]) for c in columns])
             .from_(segments.as_("s"))
             .join(runs.as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
             .where(exp.and_(exp.column("segment", "s").eq(placeholder()),

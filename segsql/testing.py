@@ -74,6 +74,17 @@ def test_file(project: Project, name: str) -> Path:
     return project.segment(name).path.with_suffix(".test.yml")
 
 
+def unit_test_names(project: Project, name: str) -> list[str]:
+    """The names of a segment's unit tests (validated like `segsql test` reads them)."""
+    path = test_file(project, name)
+    if not path.exists():
+        return []
+    shown = str(path.relative_to(project.root))
+    located = read_yaml_file(path, shown)
+    spec: UnitTestFile = validate_model(UnitTestFile, located.data, located)
+    return [case.name for case in spec.unit_tests]
+
+
 Transform = Callable[[exp.Query], exp.Query]
 
 

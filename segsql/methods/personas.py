@@ -20,12 +20,12 @@ import pandas as pd
 from sqlglot import exp
 
 from segsql import storage
+from segsql.catalog import is_numeric
 from segsql.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from segsql.project import Project
 
-NUMERIC = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMERIC", "REAL", "BIGINT", "SMALLINT", "HUGEINT")
 MISSING = "(missing)"
 MAX_CATEGORIES = 50  # unnamed text traits with more distinct values are skipped
 
@@ -53,7 +53,7 @@ def profile(project: Project, name: str, traits: list[str] | None = None, top: i
         if not engine.table_exists(storage.segment_table(name)):
             raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
         for column, kind in columns.items():
-            if kind and any(word in kind.upper() for word in NUMERIC):
+            if is_numeric(kind):
                 rows.extend(_numeric(engine, base, column))
             else:
                 found = _categorical(engine, base, column, top, None if traits else MAX_CATEGORIES)

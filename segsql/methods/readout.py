@@ -16,6 +16,7 @@ import pandas as pd
 from sqlglot import exp
 
 from segsql import stats, storage
+from segsql.catalog import is_numeric
 from segsql.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -136,9 +137,7 @@ def _balance(project: Project, engine: Any, name: str, column: str, key: str) ->
     table = storage.segment_table(name)
     rows: list[dict[str, Any]] = []
     for trait, kind in traits.items():
-        numeric = kind is not None and any(w in kind.upper() for w in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMERIC",
-                                                                        "REAL"))
-        if numeric:
+        if is_numeric(kind):
             value = exp.cast(exp.column(trait), exp.DataType.Type.DOUBLE)
             query = exp.select(exp.column(column), exp.func("count", value), exp.func("avg", value),
                                exp.func("sum", value.copy() * value.copy())).from_(table.copy()).group_by(column)
