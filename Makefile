@@ -15,7 +15,7 @@ test:
 	$(PYTHON) -m pytest
 
 docs:            ## regenerate docs/ from the code (CLI --help, builtin docstrings)
-	$(PYTHON) -m segsql.docgen
+	$(PYTHON) -m segsql.cli.docgen
 
 goldens:         ## rewrite tests/golden/ from the current compiler (review the diff!)
 	SEGSQL_UPDATE_GOLDENS=1 $(PYTHON) -m pytest tests/test_golden.py -q

@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlglot
 
 from segsql import Project
-from segsql.target import write_target
+from segsql.compile.target import write_target
 
 WORK = Path(__file__).resolve().parent / ".work" / "compile"
 TABLES = 20

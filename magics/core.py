@@ -20,10 +20,11 @@ from magics import arguments
 from magics.session import NotebookSession
 from magics.widgets import html as render
 from magics.widgets.views import CompareView, PreviewView, StaticView, View
-from segsql import SegsqlError, UsageError, results
-from segsql.privacy import scrub
+from segsql import SegsqlError, UsageError
+from segsql.compile.target import atomic_write
+from segsql.privacy.pii import scrub
 from segsql.project import parse_as_of, parse_vars
-from segsql.target import atomic_write
+from segsql.run import results
 
 log = logging.getLogger("segsql.magics")
 CELL_PATH = "cell"

@@ -17,25 +17,25 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segsql.config import NAME_PATTERN, ProjectConfig, load_project_config
+from segsql.config.models import NAME_PATTERN, ProjectConfig, load_project_config
 from segsql.errors import ConfigError, Location, SegsqlError, TemplateError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from segsql.compare import Comparison, Priority
-    from segsql.compiler import CompiledSegment, Compiler
+    from segsql.activate.exports import ExportResult
+    from segsql.activate.gitdiff import DiffReport
+    from segsql.compile.compiler import CompiledSegment, Compiler
+    from segsql.compile.templating import SegmentEnvironment
     from segsql.engines.base import Engine
-    from segsql.exports import ExportResult
-    from segsql.gitdiff import DiffReport
+    from segsql.measure.compare import Comparison, Priority
+    from segsql.measure.metrics import Metric
     from segsql.methods.clustering import Clustering
     from segsql.methods.cohorts import Cohorts
     from segsql.methods.propensity import Propensity
     from segsql.methods.readout import Readout
-    from segsql.metrics import Metric
-    from segsql.runner import Progress, RunResult
-    from segsql.templating import SegmentEnvironment
+    from segsql.run.runner import Progress, RunResult
 
 SEGMENTS_DIR = "segments_sql"
 MACROS_DIR = "macros"
@@ -197,7 +197,7 @@ class Project:
 
     def load_macros(self, env: SegmentEnvironment, as_of: dt.date) -> dict[str, Any]:
         """Macros from macros/*.sql, exported to segment templates by name."""
-        from segsql.templating import compile_template
+        from segsql.compile.templating import compile_template
 
         folder = self.root / MACROS_DIR
         macros: dict[str, Any] = {}
@@ -220,7 +220,7 @@ class Project:
     @property
     def compiler(self) -> Compiler:
         if self._compiler is None:
-            from segsql.compiler import Compiler
+            from segsql.compile.compiler import Compiler
 
             self._compiler = Compiler(self, self.overrides, self.as_of)
         return self._compiler
@@ -265,9 +265,9 @@ class Project:
         line of their source in segsql.yml (values are sampled from the engine when reachable)."""
         from sqlglot import exp
 
-        from segsql.builtins import table_for_source
-        from segsql.privacy import untagged_pii
-        from segsql.yamlfile import read_yaml_file
+        from segsql.compile.builtins import table_for_source
+        from segsql.config.yamlfile import read_yaml_file
+        from segsql.privacy.pii import untagged_pii
 
         samples: dict[str, dict[str, list[Any]]] = {}
         try:
@@ -292,7 +292,7 @@ class Project:
                ordered: bool = True) -> list[str]:
         """Segment names matching dbt-style selectors, in dependency order (`ordered=False`:
         sorted by name, which avoids rendering every segment when no selector needs it)."""
-        from segsql.selection import select_segments
+        from segsql.compile.selection import select_segments
 
         return select_segments(self, select or [], exclude or [], ordered)
 
@@ -334,8 +334,8 @@ class Project:
         membership in one transaction. Raises ValidationFailed (nothing ran) or RunError
         (membership unchanged, run recorded as failed). Hooks (segsql.yml `hooks:`) are called
         after the commit; their outcomes are in `result.hooks` and never undo the run."""
-        from segsql import hooks
-        from segsql.runner import run
+        from segsql.activate import hooks
+        from segsql.run.runner import run
 
         hooks.check_hooks(self)
         names = self.select(select, exclude)
@@ -350,15 +350,15 @@ class Project:
 
     def members_arrow(self, name: str, limit: int | None = None) -> pa.Table:
         """Members as an Arrow table (no copy through pandas)."""
-        from segsql import results
+        from segsql.run import results
 
         with self.engine() as engine:
             return results.members_arrow(self, engine, name, limit)
 
     def members_relation(self, name: str) -> Any:
         """Members as a lazy DuckDB relation (DuckDB projects; valid until `close()`)."""
-        from segsql import results
         from segsql.engines.duckdb import DuckDBEngine
+        from segsql.run import results
 
         if self._shared_engine is None:
             self._shared_engine = self.connect(read_only=not self._in_memory())
@@ -371,44 +371,44 @@ class Project:
                 costs: dict[str, float] | None = None, roi_metric: str | None = None) -> Comparison:
         """Each segment against `baseline` ('rest', 'all' or a segment) on every metric: value,
         difference, 95% CI, p-value and a Benjamini–Hochberg flag (one engine query)."""
-        from segsql.compare import compare
+        from segsql.measure.compare import compare
 
         return compare(self, segments, metrics, baseline, costs, roi_metric)
 
     def overlap(self, segments: list[str]) -> pd.DataFrame:
         """Pairwise shared members and Jaccard index (one engine query)."""
-        from segsql.compare import overlap
+        from segsql.measure.compare import overlap
 
         return overlap(self, segments)
 
     def waterfall(self, name: str, engine: Engine | None = None, size: int | None = None) -> pd.DataFrame:
         """Members left after each top-level AND condition of the segment's WHERE."""
-        from segsql.compare import waterfall
+        from segsql.measure.compare import waterfall
 
         return waterfall(self, name, engine, size)
 
     def prioritize(self, ordered: list[str], suppress: str | None = None) -> Priority:
         """Mutually exclusive assignment to the first listed segment; `suppress` removes members."""
-        from segsql.compare import prioritize
+        from segsql.measure.compare import prioritize
 
         return prioritize(self, ordered, suppress)
 
     def segment_report(self, segments: list[str] | None = None) -> pd.DataFrame:
         """Pass/warn/fail per segment on substantial, distinct, measurable, accessible, stable."""
-        from segsql.report import segment_report
+        from segsql.measure.report import segment_report
 
         return segment_report(self, self.select(segments))
 
     def changes(self, name: str, since: dt.date | str | None = None) -> pd.DataFrame:
         """Per run of `name`: members entered and exited, size after the run (from segsql.history)."""
-        from segsql import history
+        from segsql.run import history
 
         with self.engine() as engine:
             return history.changes(self, engine, name, parse_as_of(since) if since else None)
 
     def members_at(self, name: str, when: dt.date | dt.datetime | str) -> list[str]:
         """Who was in `name` at `when` (a date means the end of that day, UTC), from the history."""
-        from segsql import history
+        from segsql.run import history
 
         moment = when if isinstance(when, dt.date) else parse_as_of(when)
         with self.engine() as engine:
@@ -417,7 +417,7 @@ class Project:
     def forget(self, entity: str, key: str, reason: str | None = None) -> int:
         """Right to erasure: remove `key` of `entity` from every segsql-managed table (membership,
         history, result tables) in one transaction; returns the rows removed."""
-        from segsql.privacy import forget
+        from segsql.privacy.pii import forget
 
         return forget(self, entity, str(key), reason)
 
@@ -427,14 +427,14 @@ class Project:
         """Write the members of `name` for a CRM/reverse-ETL tool (csv, parquet or table): only
         the key and declared columns, only consented members for `purpose`, everything or only the
         changes since this destination's last export. Contract: docs/exports.md."""
-        from segsql.exports import export
+        from segsql.activate.exports import export
 
         return export(self, name, to, path, columns, changes_only, purpose)
 
     def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5) -> DiffReport:
         """What the working tree changes against git revision `base` (default: the merge base
         with main): members added/removed per segment on the same data, sizes, compiled SQL diff."""
-        from segsql.gitdiff import diff
+        from segsql.activate.gitdiff import diff
 
         return diff(self, base, select, samples)
 
@@ -482,7 +482,7 @@ class Project:
 
     def size(self, name: str) -> int:
         """How many members `name` had in its last successful run."""
-        from segsql import results
+        from segsql.run import results
 
         with self.engine() as engine:
             return results.size(self, engine, name)
@@ -491,7 +491,7 @@ class Project:
     @cached_property
     def metrics(self) -> dict[str, Metric]:
         """The metrics declared in metrics.yml / metrics/*.yml."""
-        from segsql.metrics import load_metrics
+        from segsql.measure.metrics import load_metrics
 
         return load_metrics(self)
 
@@ -515,7 +515,7 @@ def parse_as_of(value: dt.date | str | None) -> dt.date:
 
 
 def check_dialect(dialect: str) -> str:
-    from segsql.config import DIALECTS
+    from segsql.config.models import DIALECTS
 
     if dialect not in DIALECTS:
         raise UsageError(f"unknown dialect `{dialect}`", None,

@@ -69,7 +69,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def starter_project(tmp_path: Path) -> Path:
     """A fresh `segsql init` project (starter config and segment library)."""
-    from segsql.scaffold import create_project
+    from segsql.starter.scaffold import create_project
 
     root = tmp_path / "starter"
     create_project(root)

@@ -224,7 +224,7 @@ def test_metric_config_errors(tmp_path: Path, metrics_yml: str, fragment: str, l
                            "metrics.yml": metrics_yml})
     project = Project.load(tmp_path, as_of=AS_OF)
     with pytest.raises(ConfigError) as caught:
-        from segsql.metrics import entity_query
+        from segsql.measure.metrics import entity_query
 
         entity_query(project, project.metrics["m"])
     assert fragment in caught.value.message and caught.value.line == line and caught.value.path == "metrics.yml"

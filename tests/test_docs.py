@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from segsql import docgen
-from segsql.builtins import BUILTINS
-from segsql.cli import cli
+from segsql.cli import cli, docgen
+from segsql.compile.builtins import BUILTINS
 
 REPO = Path(__file__).resolve().parent.parent
 

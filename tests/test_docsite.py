@@ -49,7 +49,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     connection.close()
     Project.load(root, as_of="2026-11-23").run()
     Project.load(root, as_of="2026-11-23").run()
-    from segsql.docsite import build_site
+    from segsql.docs.site import build_site
 
     build_site(Project.load(root, as_of="2026-11-23"), root / "site")
     return root
@@ -127,7 +127,7 @@ def test_docs_serve_over_http(site: Path) -> None:
 
 
 def test_a_broken_segment_gets_a_page_with_its_error(tmp_path: Path) -> None:
-    from segsql.docsite import build_site
+    from segsql.docs.site import build_site
 
     config = CONFIG.replace("{table: users,", "{table: users, columns: {user_id: BIGINT, email: VARCHAR},")
     write_files(tmp_path, {"segsql.yml": config, "segments_sql/broken.sql":

@@ -139,7 +139,7 @@ def test_table_export_round_trips(root: Path) -> None:
 
 
 def test_failed_write_leaves_previous_export_and_state(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from segsql import exports
+    from segsql.activate import exports
 
     load_users(root, {1: 60, 2: 60}, {1: True, 2: True})
     project = run(root)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from segsql import Project
-from segsql.runner import RunError
+from segsql.run.runner import RunError
 from tests.conftest import write_files
 
 CONFIG = """\
@@ -177,7 +177,7 @@ def test_retention_purges_old_closed_stays_on_run(tmp_path: Path) -> None:
 
 
 def test_months_before_clamps_the_day() -> None:
-    from segsql.storage import months_before
+    from segsql.engines.storage import months_before
 
     assert months_before(dt.datetime(2026, 3, 31, 12), 1) == dt.datetime(2026, 2, 28, 12)
     assert months_before(dt.datetime(2026, 1, 15), 13) == dt.datetime(2024, 12, 15)

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from segsql.cli.main import cli
-from segsql.lineage import segment_lineage
-from segsql.privacy import pii_columns, scrub
+from segsql.compile.lineage import segment_lineage
+from segsql.privacy.pii import pii_columns, scrub
 
 CONFIG = """\
 sources:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from segsql import EngineError, Project
-from segsql.runner import RunError
-from segsql.scaffold import create_project
+from segsql.run.runner import RunError
+from segsql.starter.scaffold import create_project
 from tests import engines
 from tests.pg import PostgresServer, copy_duckdb_tables, require_postgres
 
@@ -119,7 +119,7 @@ def membership_rows(server: PostgresServer) -> list[tuple]:
 
 def test_server_stopped_mid_run_leaves_membership_intact(projects: tuple[Project, Project], server: PostgresServer,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from segsql import runner
+    from segsql.run import runner
 
     _, pg = projects
     pg.run()

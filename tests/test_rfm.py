@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from segsql import Project
-from segsql.methods.rfm import NAMED_SEGMENTS
+from segsql.compile.rfm import NAMED_SEGMENTS
 from tests.conftest import write_files
 
 CONFIG = """\

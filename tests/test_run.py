@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from segsql import Project
-from segsql.runner import RunError, ValidationFailed
+from segsql.run.runner import RunError, ValidationFailed
 from tests.conftest import AS_OF, write_files
 
 CONFIG = """\

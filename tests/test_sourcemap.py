@@ -5,7 +5,7 @@ from __future__ import annotations
 import jinja2
 import pytest
 
-from segsql.sourcemap import LineIndex, instrument, strip_markers
+from segsql.compile.sourcemap import LineIndex, instrument, strip_markers
 
 TEMPLATES = [
     "SELECT a,\n  {{ x }} AS b  {%- if true -%}  \n  FROM t {%- endif %}\n",

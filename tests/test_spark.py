@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from segsql import Project
-from segsql.runner import RunError
-from segsql.scaffold import create_project
+from segsql.run.runner import RunError
+from segsql.starter.scaffold import create_project
 from tests import engines
 from tests.conftest import REQUIRE_ALL, write_files
 
@@ -158,7 +158,7 @@ def test_forget_rewrites_results_and_history_on_spark(projects: tuple[Project, P
     with spark.engine() as engine:
         from sqlglot import exp
 
-        from segsql import storage
+        from segsql.engines import storage
 
         left = engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(storage.table("history"))
                                .where(exp.column("entity_key").eq(exp.Literal.string(key))))[0][0]

@@ -10,7 +10,7 @@ import pytest
 from sqlglot import exp
 
 from segsql import Project
-from segsql.testing import PASS, run_unit_tests
+from segsql.measure.testing import PASS, run_unit_tests
 from tests.conftest import AS_OF
 
 LIBRARY = Path(__file__).resolve().parent.parent / "segments_sql"
@@ -20,7 +20,7 @@ TYPES = {"firmographic", "behavioural", "value", "lifecycle", "technographic", "
 
 @pytest.fixture(scope="module")
 def starter(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    from segsql.scaffold import create_project
+    from segsql.starter.scaffold import create_project
 
     root = tmp_path_factory.mktemp("starter") / "p"
     create_project(root)

@@ -11,7 +11,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 from statsmodels.stats.rates import confint_poisson_2indep
 from statsmodels.stats.rates import test_poisson_2indep as poisson_2indep
 
-from segsql.stats import Sufficient, benjamini_hochberg, compare, ratio_variance
+from segsql.measure.stats import Sufficient, benjamini_hochberg, compare, ratio_variance
 
 RNG = np.random.default_rng(20261123)
 TOL = 1e-9

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from segsql import Project
-from segsql.target import write_target
+from segsql.compile.target import write_target
 from tests.conftest import AS_OF, BASE_CONFIG, write_files
 
 CFG = "{{ config(entity='account') }}\n"

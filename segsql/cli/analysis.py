@@ -171,7 +171,7 @@ def validate_segments(project_dir: Path, var_pairs: tuple[str, ...], vars_json: 
 def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
              output_format: str, target: str | None = None) -> None:
     """List the project's metrics with entity, kind, period and definition."""
-    from segsql.metrics import describe
+    from segsql.measure.metrics import describe
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = pd.DataFrame([describe(m) for m in project.metrics.values()])

@@ -20,7 +20,7 @@ from segsql.project import Project
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty (rewrites starter files).")
 def init(directory: Path, force: bool) -> None:
     """Create a project in DIRECTORY: segsql.yml, starter segments, macros."""
-    from segsql.scaffold import create_project
+    from segsql.starter.scaffold import create_project
 
     written = create_project(directory, force=force)
     click.echo(f"created {directory} ({len(written)} files); next: segsql validate --project {directory}")
@@ -34,7 +34,7 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
              as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...],
              targets: tuple[str, ...]) -> None:
     """Render, validate and write compiled SQL to target/compiled/ plus target/manifest.json."""
-    from segsql.target import write_target
+    from segsql.compile.target import write_target
 
     project = open_project(project_dir, var_pairs, vars_json, as_of)
     names = project.select(list(select), list(exclude), ordered=False)
@@ -66,7 +66,7 @@ def validate(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 
 def _print_personal_data(project: Project, names: list[str]) -> None:
     """Column lineage of tagged columns: which segments read and output personal data."""
-    from segsql.lineage import segment_lineage
+    from segsql.compile.lineage import segment_lineage
 
     lines = []
     for name in names:
@@ -113,7 +113,7 @@ def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
 
 def _dialect_of(project: Project, target: str) -> str:
     """A --target of compile: a dialect, or a profile meaning its engine's dialect."""
-    from segsql.config import DIALECTS
+    from segsql.config.models import DIALECTS
     from segsql.errors import UsageError, did_you_mean
 
     if target in DIALECTS:
@@ -139,7 +139,7 @@ def run_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
     """Validate, then evaluate the selected segments in dependency order and replace their
     membership atomically; print a summary table. Exit 1 if validation or the run fails."""
     from segsql.cli.render import run_progress, run_summary
-    from segsql.runner import ValidationFailed
+    from segsql.run.runner import ValidationFailed
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
@@ -203,7 +203,7 @@ def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
     """Run segment tests: unit tests show missing and unexpected members; data tests check
     size, share, unique, not_null and custom conditions. Exit 1 if any test fails."""
     from segsql.cli.render import print_table
-    from segsql.testing import PASS, run_data_tests, run_unit_tests
+    from segsql.measure.testing import PASS, run_data_tests, run_unit_tests
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
@@ -327,7 +327,7 @@ def docs(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
          out: Path | None, serve: bool, port: int, target: str | None = None) -> None:
     """Build a static HTML catalog: every segment with description, owner, tags, SQL (template and
     compiled), lineage graph, source columns read (personal data marked), size history and tests."""
-    from segsql.docsite import build_site
+    from segsql.docs.site import build_site
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     index = build_site(project, out or project.root / "target" / "docs")

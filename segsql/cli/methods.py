@@ -28,8 +28,8 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
                  convention: str, unit: str, folder: str, prefix: str, force: bool) -> None:
     """Write an RFM scores segment and one segment per named RFM segment (champions, loyal, at
     risk, ...) whose rules are plain, editable SQL. Validates them before writing anything."""
-    from segsql.config import NAME_PATTERN
-    from segsql.methods.rfm import segment_files
+    from segsql.compile.rfm import segment_files
+    from segsql.config.models import NAME_PATTERN
     from segsql.methods.writing import write_segments
     from segsql.project import Project
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from segsql.config import DIALECTS
+from segsql.config.models import DIALECTS
 from segsql.project import Project, parse_vars
 
 F = Callable[..., Any]

@@ -12,15 +12,15 @@ from typing import Any
 
 import click
 
-from segsql import results
 from segsql.cli.render import percent, print_table
 from segsql.project import Project
+from segsql.run import results
 
 log = logging.getLogger("segsql.privacy")
 
 
 def show_segment(project: Project, name: str, limit: int | None, output_format: str, unmask: bool = False) -> None:
-    from segsql.privacy import mask_table, pii_columns
+    from segsql.privacy.pii import mask_table, pii_columns
 
     pii = {} if unmask else pii_columns(project, name)
     if unmask:
@@ -46,7 +46,7 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
 
 def _write_rows(project: Project, engine: Any, name: str, limit: int | None, output_format: str,
                 pii: dict[str, str]) -> int:
-    from segsql.privacy import mask
+    from segsql.privacy.pii import mask
 
     query = results.members_query(project, engine, name, limit)
     written = 0

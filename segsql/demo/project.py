@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from segsql.config import CONFIG_FILE
+from segsql.config.models import CONFIG_FILE
 from segsql.demo.generate import DemoStats, generate
 from segsql.project import Project, parse_as_of
-from segsql.scaffold import create_project
+from segsql.starter.scaffold import create_project
 
 DATABASE = Path("data") / "demo.duckdb"
 

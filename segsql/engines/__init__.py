@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from segsql.errors import EngineError
 
 if TYPE_CHECKING:
-    from segsql.config import ProjectConfig
+    from segsql.config.models import ProjectConfig
     from segsql.engines.base import Engine
 
 # connection type -> (module:class, driver module, pip install line)

@@ -12,13 +12,13 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from segsql.catalog import Columns
-from segsql.config import ProjectConfig, Source
+from segsql.compile.catalog import Columns
+from segsql.compile.literals import get_dialect
+from segsql.config.models import ProjectConfig, Source
 from segsql.errors import EngineError
-from segsql.literals import get_dialect
 
 if TYPE_CHECKING:
-    from segsql.runstore import RunStore
+    from segsql.engines.runstore import RunStore
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class Engine(ABC):
 
     def run_store(self) -> RunStore:
         """Where runs write: the transactional storage tables unless the engine says otherwise."""
-        from segsql.runstore import SqlRunStore
+        from segsql.engines.runstore import SqlRunStore
 
         return SqlRunStore(self)
 

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from sqlglot import exp
 
-from segsql.catalog import Columns
-from segsql.config import DbapiConnection, ProjectConfig, Source
+from segsql.compile.catalog import Columns
+from segsql.compile.literals import get_dialect
+from segsql.config.models import DbapiConnection, ProjectConfig, Source
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
-from segsql.literals import get_dialect
 
 # paramstyle -> how a bound value is written; sqlglot's placeholders are replaced per style
 PARAMSTYLES = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{}", "named": ":p{}"}

@@ -11,8 +11,8 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from segsql.catalog import Columns
-from segsql.config import DuckDBConnection, ProjectConfig, Source
+from segsql.compile.catalog import Columns
+from segsql.config.models import DuckDBConnection, ProjectConfig, Source
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
 

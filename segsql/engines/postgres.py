@@ -14,8 +14,8 @@ import psycopg
 import pyarrow as pa
 from sqlglot import exp
 
-from segsql.catalog import Columns
-from segsql.config import PostgresConnection, ProjectConfig, Source
+from segsql.compile.catalog import Columns
+from segsql.config.models import PostgresConnection, ProjectConfig, Source
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
 

@@ -22,12 +22,12 @@ import sqlglot
 from pyspark.sql import SparkSession
 from sqlglot import exp
 
-from segsql import storage
-from segsql.catalog import Columns
-from segsql.config import ProjectConfig, Source, SparkConnection
+from segsql.compile.catalog import Columns
+from segsql.compile.target import atomic_write
+from segsql.config.models import ProjectConfig, Source, SparkConnection
+from segsql.engines import storage
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
-from segsql.target import atomic_write
 
 HISTORY_KEY = "__history__"  # the pointer entry of the history table (never a segment name: not an identifier start)
 RUNS_SCHEMA = ("run_id STRING, started_at TIMESTAMP, finished_at TIMESTAMP, status STRING, as_of DATE, "
@@ -330,7 +330,7 @@ class SparkRunStore:
     def _stage_history(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
         """Parquet has no UPDATE: the whole SCD-2 history is rewritten to a new location (closed
         stays, new stays, retention applied) and switched with the results at commit."""
-        from segsql.runner import _now
+        from segsql.run.runner import _now
 
         now = _now()
         old = self.engine.pointer().get(HISTORY_KEY)
@@ -425,7 +425,7 @@ def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: di
                          exp.If(this=leaving.copy(), true=run_id.copy(), false=exp.column("closed_by_run"))
                          .as_("closed_by_run"), exp.column("definition_hash"), exp.column("as_of")).from_(history)
         if retention_months is not None:
-            from segsql.storage import months_before
+            from segsql.engines.storage import months_before
 
             cutoff = exp.cast(exp.Literal.string(months_before(now, retention_months).isoformat(sep=" ")),
                               exp.DataType.Type.TIMESTAMP)

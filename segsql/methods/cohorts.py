@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Cohorts:
 def cohorts(project: Project, entity: str, source: str, at: str, period: str = "month", key: str | None = None,
             revenue: str | None = None, start_source: str | None = None, start_at: str | None = None,
             segments: list[str] | None = None) -> Cohorts:
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     if period not in PERIODS:
         raise UsageError(f"unknown period `{period}`", None, f"choose one of {', '.join(PERIODS)}")

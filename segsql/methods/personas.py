@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
-from segsql import storage
-from segsql.catalog import is_numeric
+from segsql.compile.catalog import is_numeric
+from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ MAX_CATEGORIES = 50  # unnamed text traits with more distinct values are skipped
 
 def profile(project: Project, name: str, traits: list[str] | None = None, top: int = 5) -> pd.DataFrame:
     """One row per (trait, statistic or category): segment value, rest value, index."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     entity_name = project.entity_of(name)
     entity = project.config.entities[entity_name]
@@ -63,7 +63,7 @@ def profile(project: Project, name: str, traits: list[str] | None = None, top: i
 
 
 def _columns(project: Project, source_name: str, traits: list[str] | None, key: str) -> dict[str, str | None]:
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     source = project.config.sources[source_name]
     found = project.compiler.catalog.find(table_for_source(source_name, source.table, project.config.dialect))
@@ -116,7 +116,7 @@ def _categorical(engine: object, base: exp.Select, column: str, top: int,
 
 def _masked(rows: list[dict[str, object]], category: str | None, salt: str) -> list[dict[str, object]]:
     """Values of a `pii:` column named explicitly are shown masked, like every preview."""
-    from segsql.privacy import mask
+    from segsql.privacy.pii import mask
 
     if category is None:
         return rows

@@ -77,9 +77,9 @@ class Propensity:
 
 def fit(project: Project, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
         model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
+    from segsql.compile.splits import Split, assign
     from segsql.methods.clustering import require_sklearn
     from segsql.methods.features import feature_frame
-    from segsql.methods.splits import Split, assign
     from segsql.project import parse_as_of
 
     require_sklearn()

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
-from segsql import stats, storage
-from segsql.catalog import is_numeric
+from segsql.compile.catalog import is_numeric
+from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
+from segsql.measure import stats
 
 if TYPE_CHECKING:
-    from segsql.methods.splits import Split
+    from segsql.compile.splits import Split
     from segsql.project import Project
 
 SRM_ALPHA = 0.001
@@ -72,8 +73,8 @@ def split_column(project: Project, name: str, column: str | None) -> tuple[str, 
 
 def readout(project: Project, name: str, metrics: list[str], column: str | None = None,
             control: str | None = None) -> Readout:
-    from segsql.compare import sufficient_by_group
-    from segsql.metrics import resolve
+    from segsql.measure.compare import sufficient_by_group
+    from segsql.measure.metrics import resolve
 
     column, spec = split_column(project, name, column)
     entity = project.compiled(name).entity

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def write_segments(project: Project, files: dict[str, str], folder: str, force: bool = False) -> Path:
     """Validate `files` (name.sql -> text) as segments of `project`, then write them to `folder`."""
-    from segsql.target import atomic_write
+    from segsql.compile.target import atomic_write
 
     target = project.root / folder
     existing = [name for name in files if (target / name).exists()]

@@ -1,6 +1,6 @@
 """Where a run's results go, per kind of engine.
 
-`SqlRunStore` (DuckDB, Postgres): the storage tables of segsql/storage.py, written in one
+`SqlRunStore` (DuckDB, Postgres): the storage tables of segsql/engines/storage.py, written in one
 transaction. Engines without transactions or UPDATE (Spark on Parquet) provide their own store
 that writes new locations and switches a pointer at commit (engines/spark.py).
 """
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 
 if TYPE_CHECKING:
     from segsql.engines.base import Engine
-    from segsql.runner import RunResult, SegmentRun
+    from segsql.run.runner import RunResult, SegmentRun
 
 
 class RunStore(Protocol):
@@ -54,7 +54,7 @@ class SqlRunStore:
         self.engine.execute(storage.mark_interrupted())
 
     def start(self, result: RunResult, names: list[str], version: str) -> None:
-        from segsql.runner import _now
+        from segsql.run.runner import _now
 
         self.engine.execute(storage.insert_run(), [result.run_id, _now(), storage.RUNNING, result.as_of,
                                                    json.dumps(names), version])
@@ -69,7 +69,7 @@ class SqlRunStore:
         return target
 
     def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None:
-        from segsql.runner import _now
+        from segsql.run.runner import _now
 
         names = [plan.name for plan in plans]
         self.engine.execute(storage.delete_membership(names), names)
@@ -98,7 +98,7 @@ class SqlRunStore:
         return self.engine.config.privacy.history_retention_months
 
     def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
-        from segsql.runner import _now
+        from segsql.run.runner import _now
 
         for plan in plans:
             self.engine.execute(storage.insert_run_segment(), _segment_row(result, plan))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 from segsql.errors import UsageError
 
 if TYPE_CHECKING:

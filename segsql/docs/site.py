@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segsql import storage
-from segsql.docsvg import lineage_svg, size_chart
+from segsql.docs.svg import lineage_svg, size_chart
+from segsql.engines import storage
 from segsql.errors import SegsqlError, UsageError
 
 if TYPE_CHECKING:
@@ -113,9 +113,9 @@ def _checked_output(out: Path) -> Path:
 
 
 def _document(project: Project, name: str) -> SegmentDoc:
-    from segsql.lineage import segment_lineage
-    from segsql.privacy import scrub
-    from segsql.testing import unit_test_names
+    from segsql.compile.lineage import segment_lineage
+    from segsql.measure.testing import unit_test_names
+    from segsql.privacy.pii import scrub
 
     segment = project.segments[name]
     doc = SegmentDoc(name, segment.shown_path)

@@ -33,9 +33,9 @@ import sqlglot
 from pydantic import Field
 from sqlglot import exp
 
-from segsql.config import NAME_PATTERN, Strict, validate_model
+from segsql.config.models import NAME_PATTERN, Strict, validate_model
+from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, SegsqlError, did_you_mean
-from segsql.yamlfile import LocatedYaml, read_yaml_file
 
 if TYPE_CHECKING:
     from segsql.project import Project
@@ -122,7 +122,7 @@ def _check(project: Project, name: str, spec: MetricSpec, located: LocatedYaml,
 
 def entity_query(project: Project, metric: Metric) -> exp.Select:
     """One row per entity: key, num, den (validated against the source's columns)."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     spec = metric.spec
     key_column = project.config.entities[spec.entity].key
@@ -152,7 +152,7 @@ def _expression(project: Project, metric: Metric, field: str, text: str) -> exp.
 
 
 def _validate(project: Project, metric: Metric, query: exp.Select) -> None:
-    from segsql import checks
+    from segsql.compile import checks
 
     try:
         all_scopes = checks.scopes(query)

@@ -67,12 +67,12 @@ class DiffReport:
                           indent=2)
 
     def to_text(self) -> str:
-        from segsql.diffrender import text
+        from segsql.activate.diffrender import text
 
         return text(self)
 
     def to_markdown(self) -> str:
-        from segsql.diffrender import markdown
+        from segsql.activate.diffrender import markdown
 
         return markdown(self)
 
@@ -135,7 +135,7 @@ def _resolve(repo: Path, revision: str) -> str:
 
 def _project_at(head: Project, repo: Path, commit: str, prefix: str, folder: Path) -> Project | None:
     """The project as it was at `commit`, reading the head's data; None if it did not exist."""
-    from segsql.config import load_project_config
+    from segsql.config.models import load_project_config
     from segsql.project import Project
 
     listing = _git(repo, "ls-tree", "--name-only", commit, "--", f"{prefix}segsql.yml")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 from segsql.errors import EngineError, UsageError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def size(project: Project, engine: Engine, name: str) -> int:
 
 def population(project: Project, engine: Engine, entity: str) -> int | None:
     """Distinct keys in the entity's population source, or None when it has no source."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     declared = project.config.entities[entity]
     if declared.source is None:
@@ -95,7 +95,7 @@ def last_run_size(project: Project, engine: Engine, name: str) -> tuple[int, int
 def preview_population(project: Project, engine: Engine, entity: str) -> tuple[int | None, bool]:
     """(population, exact) without an exact COUNT(DISTINCT), whose hash table grows with the
     population: the count recorded by the entity's latest run, else a HyperLogLog estimate."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     if engine.table_exists(storage.table("run_segments")):
         rows = engine.fetchall(storage.last_population(entity), [entity])
@@ -143,7 +143,7 @@ class Preview:
 
 def preview(project: Project, engine: Engine, name: str) -> Preview:
     """Size (a streaming COUNT in the engine) and share of segment `name`, which is validated."""
-    from segsql.privacy import pii_columns
+    from segsql.privacy.pii import pii_columns
 
     compiled = project.compiled(name)
     key = project.config.entities[compiled.entity].key
@@ -160,7 +160,7 @@ def preview(project: Project, engine: Engine, name: str) -> Preview:
 def page(project: Project, engine: Engine, result: Preview, offset: int, limit: int, unmask: bool = False) -> pa.Table:
     """One page of a preview, ordered by key, PII masked unless `unmask`; LIMIT/OFFSET run in the
     engine (a top-N, so only offset + limit rows are ever held)."""
-    from segsql.privacy import mask_table
+    from segsql.privacy.pii import mask_table
 
     query = (exp.select("*").from_(result.query.subquery("result"))
              .order_by(exp.column(result.key)).limit(limit).offset(offset))

@@ -82,7 +82,7 @@ def write_target(project: Project, names: list[str], dialects: list[str],
 
 def _compile_entries(project: Project, names: list[str], dialects: list[str], fingerprint: str,
                      workers: int | None) -> dict[str, dict[str, Any] | SegsqlError]:
-    from segsql.parallel import run_parallel, worker_count
+    from segsql.compile.parallel import run_parallel, worker_count
 
     count = worker_count(len(names)) if workers is None else max(1, workers)
     if count > 1:

@@ -1,6 +1,6 @@
 """Generate docs/cli.md (from --help) and docs/templating.md (from builtin docstrings).
 
-Run `python -m segsql.docgen`; tests/test_docs.py fails when the files are out of date.
+Run `python -m segsql.cli.docgen`; tests/test_docs.py fails when the files are out of date.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def cli_reference() -> str:
@@ -29,11 +29,11 @@ def cli_reference() -> str:
 
 
 def templating_reference() -> str:
-    from segsql.builtins import BUILTINS
+    from segsql.compile.builtins import BUILTINS
 
     lines = [
         "# Template reference", "",
-        "Generated from the docstrings in `segsql/builtins.py` by `make docs`; do not edit.", "",
+        "Generated from the docstrings in `segsql/compile/builtins.py` by `make docs`; do not edit.", "",
         "Segments are Jinja templates rendered in a sandbox with undefined names as errors.",
         "`{{ value }}` prints a Python value (var, param, string, number, date, list) as a SQL",
         "literal; only these helpers and your own macros print SQL. `as_of` is the evaluation",
@@ -77,7 +77,7 @@ def metrics_reference() -> str:
         "Each metric is one row per entity with a numerator and a denominator, summed per segment in",
         "the engine. Periods end at `as_of`: `month_start(0)` is the month of `as_of`, `month_start(1)`",
         "the month before. How each kind is compared (tests, confidence intervals) is described in",
-        "`segsql/stats.py`: proportion → z-test or Fisher's exact test; mean → Welch's t-test; ratio →",
+        "`segsql/measure/stats.py`: proportion → z-test or Fisher's exact test; mean → Welch's t-test; ratio →",
         "delta method; rate → Poisson score test; sum → descriptive. Multiple comparisons are",
         "controlled with Benjamini–Hochberg.", "",
     ]
@@ -93,9 +93,9 @@ def metrics_reference() -> str:
 
 
 METHOD_PAGES = [
-    ("Splits and holdouts: `{{ split(...) }}`", "segsql.methods.splits", "segsql readout NAME --metrics m1,m2"),
+    ("Splits and holdouts: `{{ split(...) }}`", "segsql.compile.splits", "segsql readout NAME --metrics m1,m2"),
     ("Experiment readout", "segsql.methods.readout", "project.readout(name, metrics)"),
-    ("RFM: `{{ rfm(...) }}`", "segsql.methods.rfm", "segsql rfm-segments --entity E --source S --at COL --amount COL"),
+    ("RFM: `{{ rfm(...) }}`", "segsql.compile.rfm", "segsql rfm-segments --entity E --source S --at COL --amount COL"),
     ("Cohort retention", "segsql.methods.cohorts", "project.cohorts(entity, source, at, period='month', revenue=...)"),
     ("Segment profiles (personas)", "segsql.methods.personas", "project.profile(name)"),
     ("Clusters as readable SQL rules", "segsql.methods.clustering", "segsql clusters FEATURES [--k 2-6] [--write]"),

@@ -12,7 +12,7 @@ from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 
-from segsql.literals import get_dialect
+from segsql.compile.literals import get_dialect
 
 if TYPE_CHECKING:
     from segsql.project import Project
@@ -79,7 +79,7 @@ def segment_lineage(project: Project, name: str) -> Lineage:
 
 def _source_tables(project: Project) -> tuple[dict[str, str], dict[str, object]]:
     """Table name (lower) -> source name, and a sqlglot schema of the declared/described columns."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     tables: dict[str, str] = {}
     schema: dict[str, object] = {}

@@ -14,9 +14,9 @@ from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType  # type: ignore[attr-defined]
 
-from segsql.catalog import Catalog, Columns
+from segsql.compile.catalog import Catalog, Columns
+from segsql.compile.literals import get_dialect
 from segsql.errors import did_you_mean
-from segsql.literals import get_dialect
 
 WRITE_NODES = tuple(
     node for node in (getattr(exp, name, None) for name in (

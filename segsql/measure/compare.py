@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
-from segsql import metrics as metrics_module
-from segsql import stats
 from segsql.errors import SegsqlError, UsageError
+from segsql.measure import metrics as metrics_module
+from segsql.measure import stats
 
 if TYPE_CHECKING:
     from segsql.engines.base import Engine
-    from segsql.metrics import Metric
+    from segsql.measure.metrics import Metric
     from segsql.project import Project
 
 ALL = "__all__"
@@ -50,8 +50,8 @@ def _entity(project: Project, segments: list[str]) -> str:
 
 def _groups(project: Project, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
     """(grp, key) rows: every selected segment's members and, optionally, the population."""
-    from segsql.builtins import table_for_source
-    from segsql.results import result_tables
+    from segsql.compile.builtins import table_for_source
+    from segsql.run.results import result_tables
 
     key = project.config.entities[entity].key
     tables = result_tables(project, engine, segments)
@@ -291,7 +291,7 @@ def prioritize(project: Project, ordered: list[str], suppress: str | None = None
         raise UsageError("give at least one segment in priority order", None)
     entity = _entity(project, [*ordered, *([suppress] if suppress else [])])
     with project.engine() as engine:
-        from segsql.results import _result_table
+        from segsql.run.results import _result_table
 
         key = project.config.entities[entity].key
         parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.number(rank).as_("priority"),

@@ -36,7 +36,7 @@ def _lineage_pii(project: Project, name: str) -> dict[str, str]:
     lineage cannot follow."""
     from sqlglot.errors import SqlglotError
 
-    from segsql.lineage import segment_lineage
+    from segsql.compile.lineage import segment_lineage
 
     try:
         return segment_lineage(project, name).pii_output(project)
@@ -81,7 +81,7 @@ def forget(project: Project, entity: str, key: str, reason: str | None = None) -
 
     from sqlglot import exp
 
-    from segsql import storage
+    from segsql.engines import storage
     from segsql.errors import UsageError, did_you_mean
 
     if entity not in project.config.entities:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 from segsql.errors import SegsqlError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def _all_members(plan: ExportPlan) -> exp.Select:
 
 def _consented(project: Project, plan: ExportPlan) -> exp.Select:
     """Members whose consent column is TRUE (NULL or FALSE: no consent)."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     query = _all_members(plan)
     if plan.consent_column is None:
@@ -192,7 +192,7 @@ def _export(project: Project, engine: Engine, plan: ExportPlan, changes_only: bo
     removed_query = in_state.copy().where(exp.column("entity_key").isin(query=current_keys).not_())
     total, sent, added, removed = _counts(engine, _all_members(plan), current, added_query, removed_query)
     export_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    from segsql.privacy import pii_columns
+    from segsql.privacy.pii import pii_columns
 
     result = ExportResult(export_id, plan.name, plan.entity, plan.destination, plan.to, purpose, changes_only,
                           sent, added, removed, total - sent, plan.columns)

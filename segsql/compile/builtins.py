@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from segsql.config import SegmentConfig
+from segsql.compile.literals import SqlText, get_dialect, to_literal
+from segsql.compile.templating import CallSite, HelperError, current_state
+from segsql.config.models import SegmentConfig
 from segsql.errors import ConfigError, did_you_mean
-from segsql.literals import SqlText, get_dialect, to_literal
-from segsql.templating import CallSite, HelperError, current_state
 
 _MISSING: Any = object()
 PARAM_TYPES = ("int", "float", "str", "bool", "date", "list")
@@ -397,7 +397,7 @@ def split(column: str, groups: Any, salt: str | None = None) -> SqlText:
     AS arm`. Percents add up to 100; the same key always gets the same group on every engine;
     adding members never moves existing ones; changing percents moves only boundary buckets.
     Use a new salt per experiment. `segsql readout` compares metrics across the groups."""
-    from segsql.methods.splits import Split, group_sql, parse_groups
+    from segsql.compile.splits import Split, group_sql, parse_groups
 
     call = CallSite.here("split", str(column))
     if not isinstance(salt, str) or not salt.strip():
@@ -423,7 +423,7 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
     broken by key; default: equal values share a score); `frequency='days'` counts purchase days;
     `where="status = 'paid'"`. `key` defaults to
     the segment's entity key. Definitions: docs/methods.md."""
-    from segsql.methods.rfm import RfmSpec, check, parse_where, query
+    from segsql.compile.rfm import RfmSpec, check, parse_where, query
 
     state = current_state()
     call = CallSite.here("rfm", str(source))

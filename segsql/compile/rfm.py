@@ -32,7 +32,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from segsql.literals import get_dialect
+from segsql.compile.literals import get_dialect
 
 CONVENTIONS = ("classic", "btyd")
 UNITS = ("day", "week")

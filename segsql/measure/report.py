@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 from segsql.errors import SegsqlError
 
 if TYPE_CHECKING:

@@ -16,21 +16,11 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
-from segsql import checks, portability
-from segsql.builtins import BUILTINS, table_for_source
-from segsql.catalog import Catalog, Columns, table_key
-from segsql.config import SegmentConfig
-from segsql.errors import (
-    EngineError,
-    Location,
-    SegsqlError,
-    SqlError,
-    TemplateError,
-    ValidationError,
-    did_you_mean,
-)
-from segsql.literals import get_dialect
-from segsql.templating import (
+from segsql.compile import checks, portability
+from segsql.compile.builtins import BUILTINS, table_for_source
+from segsql.compile.catalog import Catalog, Columns, table_key
+from segsql.compile.literals import get_dialect
+from segsql.compile.templating import (
     CallSite,
     HelperError,
     Rendered,
@@ -41,6 +31,16 @@ from segsql.templating import (
     make_environment,
     render,
     template_code_cache,
+)
+from segsql.config.models import SegmentConfig
+from segsql.errors import (
+    EngineError,
+    Location,
+    SegsqlError,
+    SqlError,
+    TemplateError,
+    ValidationError,
+    did_you_mean,
 )
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from segsql.gitdiff import DiffReport, SegmentDiff
+    from segsql.activate.gitdiff import DiffReport, SegmentDiff
 
 ORDER = {"invalid": 0, "changed": 1, "added": 2, "removed": 3, "unchanged": 4}
 

@@ -27,9 +27,9 @@ from jinja2 import StrictUndefined, Undefined
 from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from segsql.compile.literals import SqlText, get_dialect, to_literal
+from segsql.compile.sourcemap import LineIndex, SourceMap, instrument, strip_markers
 from segsql.errors import Location, SegsqlError, TemplateError, did_you_mean
-from segsql.literals import SqlText, get_dialect, to_literal
-from segsql.sourcemap import LineIndex, SourceMap, instrument, strip_markers
 
 
 @dataclass

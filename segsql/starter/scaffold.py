@@ -13,7 +13,7 @@ STARTER_CONFIG = "segsql.yml"
 
 def starter_segments_dir() -> Path:
     """The bundled segment library: `segments_sql/` of the source tree or the installed copy."""
-    checkout = Path(__file__).resolve().parent.parent / "segments_sql"
+    checkout = Path(__file__).resolve().parents[2] / "segments_sql"
     if checkout.is_dir():
         return checkout
     installed = Path(str(resources.files("segsql") / "starter" / "segments_sql"))

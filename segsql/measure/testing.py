@@ -29,10 +29,10 @@ import sqlglot
 from pydantic import Field
 from sqlglot import exp
 
-from segsql.config import Strict, validate_model
+from segsql.compile.literals import get_dialect
+from segsql.config.models import Strict, validate_model
+from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, SegsqlError
-from segsql.literals import get_dialect
-from segsql.yamlfile import LocatedYaml, read_yaml_file
 
 if TYPE_CHECKING:
     from segsql.engines.base import Engine
@@ -170,7 +170,7 @@ def _same(actual: Any, expected: Any) -> bool:
 def _load_given(project: Project, connection: duckdb.DuckDBPyConnection, case: UnitTest, index: int,
                 located: LocatedYaml) -> None:
     """A table per source: given rows, or empty with the declared columns."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     for source_name in case.given:
         if source_name not in project.config.sources:
@@ -231,7 +231,7 @@ def run_data_tests(project: Project, name: str, engine: Engine) -> list[TestResu
         return [TestResult(name, "data tests", "data", ERROR, error.message, location)]
     population = None
     if tests.max_share is not None:
-        from segsql import results
+        from segsql.run import results
 
         population = results.population(project, engine, compiled.entity)
     out = []

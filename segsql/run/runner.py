@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segsql import storage
+from segsql.engines import storage
 from segsql.errors import EngineError, Location, SegsqlError
 
 if TYPE_CHECKING:
+    from segsql.activate.hooks import HookOutcome
     from segsql.engines.base import Engine
-    from segsql.hooks import HookOutcome
+    from segsql.engines.runstore import RunStore
     from segsql.project import Project
-    from segsql.runstore import RunStore
 
 
 class RunError(SegsqlError):
@@ -138,7 +138,7 @@ def _now() -> dt.datetime:
 
 def _populations(project: Project, engine: Engine, entities: set[str]) -> dict[str, int | None]:
     """Distinct keys of each entity's population source (for shares)."""
-    from segsql.builtins import table_for_source
+    from segsql.compile.builtins import table_for_source
 
     sizes: dict[str, int | None] = {}
     for entity in sorted(entities):

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segsql import storage
-from segsql.privacy import scrub
+from segsql.engines import storage
+from segsql.privacy.pii import scrub
 
 if TYPE_CHECKING:
-    from segsql.config import Hook
+    from segsql.config.models import Hook
     from segsql.engines.base import Engine
     from segsql.project import Project
-    from segsql.runner import RunResult
+    from segsql.run.runner import RunResult
 
 log = logging.getLogger("segsql.hooks")
 
@@ -135,8 +135,8 @@ def _post(hook: Hook, body: bytes) -> str | None:
 
 def check_hooks(project: Project) -> None:
     """Hooks must watch segments that exist (checked before a run starts)."""
+    from segsql.config.yamlfile import read_yaml_file
     from segsql.errors import ConfigError, did_you_mean
-    from segsql.yamlfile import read_yaml_file
 
     for index, hook in enumerate(project.config.hooks):
         for position, name in enumerate(hook.segments):
