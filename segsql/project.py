@@ -1,92 +1,49 @@
 """A segsql project: its config, segment files and macros, and the public API over them.
 
-`Project` is the one object the CLI, the magics and the widgets talk to. It owns the pipeline
-(load -> render -> compile/validate -> execute) through a `Compiler` for its options.
+`Project` is the facade the CLI, the magics and the widgets talk to. It owns the pipeline
+(load -> render -> compile/validate -> execute) and composes the stages: a `Compiler` for its
+options, an engine connection per operation, and the run, measure, activate and methods
+functions, each of which takes only the compiler, the engine and the values it needs.
+
+Stages that import pandas, scipy, statsmodels, pyarrow or scikit-learn are imported inside the
+methods that use them, so `import segsql` and the CLI start without them.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
-import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segsql.config.models import NAME_PATTERN, ProjectConfig, load_project_config
-from segsql.errors import ConfigError, Location, SegsqlError, TemplateError, UsageError, did_you_mean
+from segsql.activate import hooks
+from segsql.compile.compiler import CompiledSegment, Compiler
+from segsql.compile.files import Segment, SegmentFiles
+from segsql.compile.selection import select_segments
+from segsql.config.inputs import check_dialect, parse_as_of
+from segsql.config.models import ProjectConfig, load_project_config
+from segsql.engines import connect
+from segsql.engines.base import Engine
+from segsql.engines.records import RunResult
+from segsql.errors import ConfigError, Location, SegsqlError, UsageError, did_you_mean
+from segsql.run.runner import Progress, run
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from segsql.activate.diffreport import DiffReport
     from segsql.activate.exports import ExportResult
-    from segsql.activate.gitdiff import DiffReport
-    from segsql.compile.compiler import CompiledSegment, Compiler
-    from segsql.compile.templating import SegmentEnvironment
-    from segsql.engines.base import Engine
+    from segsql.compile.target import CompileReport
     from segsql.measure.compare import Comparison, Priority
     from segsql.measure.metrics import Metric
+    from segsql.measure.testing import TestResult
     from segsql.methods.clustering import Clustering
     from segsql.methods.cohorts import Cohorts
     from segsql.methods.propensity import Propensity
     from segsql.methods.readout import Readout
-    from segsql.run.runner import Progress, RunResult
-
-SEGMENTS_DIR = "segments_sql"
-MACROS_DIR = "macros"
-MAX_SEGMENT_BYTES = 1_000_000
-
-
-@dataclass
-class Segment:
-    """One segment file: its name (the file name without .sql) and where it lives."""
-
-    name: str
-    path: Path
-    shown_path: str
-    _text: str | None = field(default=None, repr=False)
-    inline: bool = False  # written in a notebook cell, not (yet) a file
-
-    def read(self) -> str:
-        """The template text; unreadable, non-UTF-8, huge or empty files raise TemplateError."""
-        if self._text is None:
-            self._text = read_template(self.path, self.shown_path)
-        return self._text
-
-
-def read_template(path: Path, shown: str) -> str:
-    try:
-        size = path.stat().st_size
-        if size > MAX_SEGMENT_BYTES:
-            raise TemplateError(f"the file is {size:,} bytes; segments are limited to "
-                                f"{MAX_SEGMENT_BYTES:,}", Location(shown, 1, 1),
-                                "a segment is one SELECT: move data into a source")
-        raw = path.read_bytes()
-    except OSError as error:
-        raise TemplateError(f"cannot read the file: {error.strerror}", Location(shown)) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[:error.start].count(b"\n") + 1
-        col = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        raise TemplateError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", Location(shown, line, col),
-                            "save the file as UTF-8") from None
-    return check_template(text, shown)
-
-
-def check_template(text: str, shown: str) -> str:
-    """Refuse empty templates and the characters reserved for position markers."""
-    if not text.strip():
-        raise TemplateError("the file is empty", Location(shown, 1, 1),
-                            "a segment is {{ config(entity=...) }} followed by one SELECT")
-    if "\ue000" in text or "\ue001" in text:
-        raise TemplateError("the file contains reserved characters U+E000/U+E001", Location(shown, 1, 1))
-    return unicodedata.normalize("NFC", text)
 
 
 class Project:
@@ -100,16 +57,14 @@ class Project:
     def __init__(self, root: Path, config: ProjectConfig, *, vars: dict[str, Any] | None = None,
                  as_of: dt.date | str | None = None):
         self.root = root
-        self.data_root = root  # where relative data paths resolve (a diff's base revision reads the head's data)
         self.config = config
         self.overrides: dict[str, Any] = dict(vars or {})
         self.as_of = parse_as_of(as_of)
-        self.problems: list[SegsqlError] = []
-        self.segments: dict[str, Segment] = self._discover()
+        self.files = SegmentFiles.discover(root)
         self._compiler: Compiler | None = None
         self._shared_engine: Engine | None = None
-        # Caches that do not depend on vars: the catalog, and the Jinja environment per as_of.
-        # Projects derived with with_options()/with_segment() share them.
+        # What does not depend on vars (the catalog, the Jinja environment per as_of); projects
+        # derived with with_options()/with_segment() share it.
         self.shared_cache: dict[Any, Any] = {}
 
     @classmethod
@@ -136,93 +91,46 @@ class Project:
     def with_options(self, *, vars: dict[str, Any] | None = None,
                      as_of: dt.date | str | None = None) -> Project:
         """The same project with other var/param overrides or `as_of` (inline segments kept)."""
-        other = copy.copy(self)  # shares the kept engine and the caches; everything else is replaced
+        other = self._derived(self.files)
         other.overrides = {**self.overrides, **(vars or {})}
         other.as_of = parse_as_of(as_of or self.as_of)
-        other.problems, other.segments = list(self.problems), dict(self.segments)
-        other._compiler = None
-        other.__dict__.pop("metrics", None)  # cached_property: metrics render with the new options
         return other
-
-    def rescan(self) -> None:
-        """Pick up segment files added, changed or removed since loading (caches are reset)."""
-        self.problems = []
-        self.segments = self._discover()
-        self._compiler = None
-        self.shared_cache.clear()
 
     def with_segment(self, name: str, text: str, shown_path: str) -> Project:
         """This project plus (or with a replaced) segment written inline, e.g. a notebook cell.
         Errors in it are reported at `shown_path` with the text's own lines."""
-        if not NAME_PATTERN.match(name):
-            raise UsageError(f"segment name `{name}` is not a plain identifier", None,
-                             "use letters, digits and _ (not starting with a digit)")
-        other = self.with_options()
-        path = self.root / SEGMENTS_DIR / f"{name}.sql"
-        existing = self.segments.get(name)
-        if existing is not None and not existing.inline:
-            path = existing.path
-        other.segments[name] = Segment(name, path, shown_path, check_template(text, shown_path), inline=True)
+        return self._derived(self.files.with_segment(name, text, shown_path))
+
+    def _derived(self, files: SegmentFiles) -> Project:
+        other = object.__new__(Project)
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k != "metrics"})  # metrics render per options
+        other.files, other._compiler = files, None  # shares the kept engine and the caches
         return other
 
-    # -- segment files ---------------------------------------------------------------------
-    def _discover(self) -> dict[str, Segment]:
-        folder = self.root / SEGMENTS_DIR
-        found: dict[str, Segment] = {}
-        if not folder.is_dir():
-            return found
-        for path in sorted(folder.rglob("*.sql")):
-            if any(part.startswith(".") for part in path.relative_to(folder).parts):
-                continue
-            shown = str(path.relative_to(self.root))
-            name = path.stem
-            if not NAME_PATTERN.match(name):
-                self.problems.append(ConfigError(
-                    f"segment name `{name}` is not a plain identifier", Location(shown),
-                    "rename the file using letters, digits and _ (not starting with a digit)"))
-                continue
-            if name in found:
-                self.problems.append(ConfigError(
-                    f"segment `{name}` is defined twice: {found[name].shown_path} and {shown}",
-                    Location(shown), "segment names must be unique across folders"))
-                continue
-            found[name] = Segment(name, path, shown)
-        return found
+    def rescan(self) -> None:
+        """Pick up segment files added, changed or removed since loading (caches are reset)."""
+        self.files = SegmentFiles.discover(self.root)
+        self._compiler = None
+        self.shared_cache.clear()
+
+    @property
+    def segments(self) -> dict[str, Segment]:
+        return self.files.segments
+
+    @property
+    def problems(self) -> list[SegsqlError]:
+        """Problems found while listing the segment files (bad names, duplicates)."""
+        return list(self.files.problems)
 
     def segment(self, name: str) -> Segment:
-        if name not in self.segments:
-            raise UsageError(f"unknown segment `{name}`", None,
-                             did_you_mean(name, self.segments) or "run `segsql list` to see them")
-        return self.segments[name]
-
-    def load_macros(self, env: SegmentEnvironment, as_of: dt.date) -> dict[str, Any]:
-        """Macros from macros/*.sql, exported to segment templates by name."""
-        from segsql.compile.templating import compile_template
-
-        folder = self.root / MACROS_DIR
-        macros: dict[str, Any] = {}
-        origin: dict[str, str] = {}
-        for path in sorted(folder.rglob("*.sql")) if folder.is_dir() else []:
-            shown = str(path.relative_to(self.root))
-            template = compile_template(env, read_template(path, shown), shown, instrumented=False)
-            module = template.make_module({"as_of": as_of})
-            for name in dir(module):
-                if name.startswith("_"):
-                    continue
-                if name in env.globals or name in macros:
-                    where = origin.get(name, "a segsql built-in")
-                    raise TemplateError(f"macro `{name}` is already defined by {where}", Location(shown))
-                macros[name] = getattr(module, name)
-                origin[name] = shown
-        return macros
+        return self.files.segment(name)
 
     # -- compiling -------------------------------------------------------------------------
     @property
     def compiler(self) -> Compiler:
         if self._compiler is None:
-            from segsql.compile.compiler import Compiler
-
-            self._compiler = Compiler(self, self.overrides, self.as_of)
+            self._compiler = Compiler(self.files, self.config, self.overrides, self.as_of,
+                                      cache=self.shared_cache, connect=lambda: self.connect(read_only=True))
         return self._compiler
 
     def compile(self, name: str, dialect: str | None = None) -> str:
@@ -230,9 +138,7 @@ class Project:
 
         Raises the segment's first error (a SegsqlError with file, line and column)."""
         self.segment(name)
-        if dialect is not None:
-            check_dialect(dialect)
-        return self.compiler.to_sql(name, dialect)
+        return self.compiler.to_sql(name, None if dialect is None else check_dialect(dialect))
 
     def compiled(self, name: str) -> CompiledSegment:
         """The validated segment with its config, refs, params and output columns."""
@@ -241,20 +147,11 @@ class Project:
 
     def entity_of(self, name: str) -> str:
         """The entity a segment declares in config(), without parsing and validating its SQL."""
-        self.segment(name)
-        config = self.compiler.rendered(name).state.config
-        assert config is not None
-        return str(config["entity"])
+        return self.compiler.entity_of(name)
 
     def validate(self, select: list[str] | None = None) -> list[SegsqlError]:
         """Every error of the selected segments (all by default), one per broken segment."""
-        errors = list(self.problems)
-        for name in self.select(select, ordered=False):
-            try:
-                self.compiler.compiled(name)
-            except SegsqlError as error:
-                errors.append(error)
-        return errors
+        return self.compiler.validate(self.select(select, ordered=False))
 
     @property
     def warnings(self) -> list[SegsqlError]:
@@ -263,44 +160,31 @@ class Project:
     def privacy_warnings(self, sample_rows: int = 20) -> list[SegsqlError]:
         """Columns that look like personal data but carry no `pii:`/`sensitive:` tag, with the
         line of their source in segsql.yml (values are sampled from the engine when reachable)."""
-        from sqlglot import exp
+        from segsql.privacy.pii import untagged_columns
 
-        from segsql.compile.builtins import table_for_source
-        from segsql.config.yamlfile import read_yaml_file
-        from segsql.privacy.pii import untagged_pii
-
-        samples: dict[str, dict[str, list[Any]]] = {}
-        try:
-            with self.engine() as engine:
-                engine.prepare_sources()
-                for name, source in self.config.sources.items():
-                    table = table_for_source(name, source.table, self.config.dialect)
-                    try:
-                        arrow = engine.fetch_arrow(exp.select("*").from_(table).limit(sample_rows))
-                    except SegsqlError:
-                        continue
-                    samples[name] = {c.lower(): arrow.column(c).to_pylist() for c in arrow.column_names}
-        except SegsqlError:
-            pass  # no engine: names only
-        located = read_yaml_file(self.root / "segsql.yml", "segsql.yml")
-        return [SegsqlError(f"source `{source}` column `{column}` is not tagged as personal data, but {why}",
-                            located.locate(("sources", source)),
-                            f"tag it under sources.{source}.pii (e.g. {column}: email) or sensitive:")
-                for source, column, why in untagged_pii(self, samples)]
+        with ExitStack() as stack:
+            try:
+                engine: Engine | None = stack.enter_context(self.engine())
+            except SegsqlError:
+                engine = None  # no engine reachable: judged by column names only
+            return untagged_columns(self.compiler, engine, sample_rows)
 
     def select(self, select: list[str] | None = None, exclude: list[str] | None = None,
                ordered: bool = True) -> list[str]:
         """Segment names matching dbt-style selectors, in dependency order (`ordered=False`:
         sorted by name, which avoids rendering every segment when no selector needs it)."""
-        from segsql.compile.selection import select_segments
+        return select_segments(self.compiler, select or [], exclude or [], ordered)
 
-        return select_segments(self, select or [], exclude or [], ordered)
+    def write_target(self, names: list[str], dialects: list[str], workers: int | None = None) -> CompileReport:
+        """Compile `names` for `dialects` into target/ (only when every one is valid)."""
+        from segsql.compile.target import write_target
 
+        return write_target(self.compiler, names, dialects, workers)
+
+    # -- connections -----------------------------------------------------------------------
     def connect(self, read_only: bool = False) -> Engine:
         """A new connection to the project's engine (the caller closes it)."""
-        from segsql.engines import connect
-
-        return connect(self.config, self.data_root, read_only=read_only)
+        return connect(self.config, self.root, read_only=read_only)
 
     @contextmanager
     def engine(self, write: bool = False) -> Iterator[Engine]:
@@ -334,14 +218,11 @@ class Project:
         membership in one transaction. Raises ValidationFailed (nothing ran) or RunError
         (membership unchanged, run recorded as failed). Hooks (segsql.yml `hooks:`) are called
         after the commit; their outcomes are in `result.hooks` and never undo the run."""
-        from segsql.activate import hooks
-        from segsql.run.runner import run
-
-        hooks.check_hooks(self)
+        hooks.check_hooks(self.compiler)
         names = self.select(select, exclude)
         with self.engine(write=True) as engine:
-            result = run(self, names, engine, progress)
-            result.hooks = hooks.fire(self, engine, result)
+            result = run(self.compiler, names, engine, progress)
+            result.hooks = hooks.fire(self.compiler, engine, result)
             return result
 
     def members(self, name: str, limit: int | None = None) -> pd.DataFrame:
@@ -353,7 +234,7 @@ class Project:
         from segsql.run import results
 
         with self.engine() as engine:
-            return results.members_arrow(self, engine, name, limit)
+            return results.members_arrow(self.compiler, engine, name, limit)
 
     def members_relation(self, name: str) -> Any:
         """Members as a lazy DuckDB relation (DuckDB projects; valid until `close()`)."""
@@ -365,46 +246,21 @@ class Project:
         engine = self._shared_engine
         if not isinstance(engine, DuckDBEngine):
             raise UsageError("members_relation() needs a DuckDB project", None, "use members_arrow()")
-        return engine.relation(results.members_query(self, engine, name))
+        return engine.relation(results.members_query(self.compiler, engine, name))
 
-    def compare(self, segments: list[str], metrics: list[str], baseline: str = "rest",
-                costs: dict[str, float] | None = None, roi_metric: str | None = None) -> Comparison:
-        """Each segment against `baseline` ('rest', 'all' or a segment) on every metric: value,
-        difference, 95% CI, p-value and a Benjamini–Hochberg flag (one engine query)."""
-        from segsql.measure.compare import compare
+    def size(self, name: str) -> int:
+        """How many members `name` had in its last successful run."""
+        from segsql.run import results
 
-        return compare(self, segments, metrics, baseline, costs, roi_metric)
-
-    def overlap(self, segments: list[str]) -> pd.DataFrame:
-        """Pairwise shared members and Jaccard index (one engine query)."""
-        from segsql.measure.compare import overlap
-
-        return overlap(self, segments)
-
-    def waterfall(self, name: str, engine: Engine | None = None, size: int | None = None) -> pd.DataFrame:
-        """Members left after each top-level AND condition of the segment's WHERE."""
-        from segsql.measure.compare import waterfall
-
-        return waterfall(self, name, engine, size)
-
-    def prioritize(self, ordered: list[str], suppress: str | None = None) -> Priority:
-        """Mutually exclusive assignment to the first listed segment; `suppress` removes members."""
-        from segsql.measure.compare import prioritize
-
-        return prioritize(self, ordered, suppress)
-
-    def segment_report(self, segments: list[str] | None = None) -> pd.DataFrame:
-        """Pass/warn/fail per segment on substantial, distinct, measurable, accessible, stable."""
-        from segsql.measure.report import segment_report
-
-        return segment_report(self, self.select(segments))
+        with self.engine() as engine:
+            return results.size(self.compiler, engine, name)
 
     def changes(self, name: str, since: dt.date | str | None = None) -> pd.DataFrame:
         """Per run of `name`: members entered and exited, size after the run (from segsql.history)."""
         from segsql.run import history
 
         with self.engine() as engine:
-            return history.changes(self, engine, name, parse_as_of(since) if since else None)
+            return history.changes(self.compiler, engine, name, parse_as_of(since) if since else None)
 
     def members_at(self, name: str, when: dt.date | dt.datetime | str) -> list[str]:
         """Who was in `name` at `when` (a date means the end of that day, UTC), from the history."""
@@ -412,14 +268,79 @@ class Project:
 
         moment = when if isinstance(when, dt.date) else parse_as_of(when)
         with self.engine() as engine:
-            return history.members_at(self, engine, name, moment)
+            return history.members_at(self.compiler, engine, name, moment)
 
+    # -- measuring ---------------------------------------------------------------------------
+    @cached_property
+    def metrics(self) -> dict[str, Metric]:
+        """The metrics declared in metrics.yml / metrics/*.yml."""
+        from segsql.measure.metrics import load_metrics
+
+        return load_metrics(self.compiler)
+
+    def compare(self, segments: list[str], metrics: list[str], baseline: str = "rest",
+                costs: dict[str, float] | None = None, roi_metric: str | None = None) -> Comparison:
+        """Each segment against `baseline` ('rest', 'all' or a segment) on every metric: value,
+        difference, 95% CI, p-value and a Benjamini–Hochberg flag (one engine query)."""
+        from segsql.measure.compare import compare
+
+        with self.engine() as engine:
+            return compare(self.compiler, engine, self.metrics, segments, metrics, baseline, costs, roi_metric)
+
+    def overlap(self, segments: list[str]) -> pd.DataFrame:
+        """Pairwise shared members and Jaccard index (one engine query)."""
+        from segsql.measure.compare import overlap
+
+        with self.engine() as engine:
+            return overlap(self.compiler, engine, segments)
+
+    def waterfall(self, name: str, engine: Engine | None = None, size: int | None = None) -> pd.DataFrame:
+        """Members left after each top-level AND condition of the segment's WHERE; `engine` and
+        the final `size` let a preview (not yet run) use its own connection."""
+        from segsql.measure.compare import waterfall
+
+        if engine is not None:
+            return waterfall(self.compiler, engine, name, size)
+        with self.engine() as own:
+            return waterfall(self.compiler, own, name, size)
+
+    def prioritize(self, ordered: list[str], suppress: str | None = None) -> Priority:
+        """Mutually exclusive assignment to the first listed segment; `suppress` removes members."""
+        from segsql.measure.compare import prioritize
+
+        with self.engine() as engine:
+            return prioritize(self.compiler, engine, ordered, suppress)
+
+    def segment_report(self, segments: list[str] | None = None) -> pd.DataFrame:
+        """Pass/warn/fail per segment on substantial, distinct, measurable, accessible, stable."""
+        from segsql.measure.report import segment_report
+
+        names = self.select(segments)
+        with self.engine() as engine:
+            return segment_report(self.compiler, engine, self.metrics, names)
+
+    def unit_tests(self, name: str) -> list[TestResult]:
+        """The unit tests beside segment `name` (NAME.test.yml), run offline on DuckDB."""
+        from segsql.measure.testing import run_unit_tests
+
+        return run_unit_tests(self.compiler, name)
+
+    def data_tests(self, names: list[str]) -> list[TestResult]:
+        """The data tests of config(tests=...) of `names`, on the live data."""
+        from segsql.measure.testing import run_data_tests
+
+        with self.engine() as engine:
+            engine.prepare_sources()
+            return [outcome for name in names for outcome in run_data_tests(self.compiler, name, engine)]
+
+    # -- activating --------------------------------------------------------------------------
     def forget(self, entity: str, key: str, reason: str | None = None) -> int:
         """Right to erasure: remove `key` of `entity` from every segsql-managed table (membership,
         history, result tables) in one transaction; returns the rows removed."""
-        from segsql.privacy.pii import forget
+        from segsql.privacy.erasure import forget
 
-        return forget(self, entity, str(key), reason)
+        with self.engine(write=True) as engine:
+            return forget(self.compiler, engine, entity, str(key), reason)
 
     def export(self, name: str, to: str = "csv", path: str | Path | None = None,
                columns: list[str] | None = None, changes_only: bool = False,
@@ -429,22 +350,39 @@ class Project:
         changes since this destination's last export. Contract: docs/exports.md."""
         from segsql.activate.exports import export
 
-        return export(self, name, to, path, columns, changes_only, purpose)
+        with self.engine(write=True) as engine:
+            return export(self.compiler, engine, name, to, path, columns, changes_only, purpose)
 
     def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5) -> DiffReport:
         """What the working tree changes against git revision `base` (default: the merge base
         with main): members added/removed per segment on the same data, sizes, compiled SQL diff."""
         from segsql.activate.gitdiff import diff
 
-        return diff(self, base, select, samples)
+        with self.engine() as engine:
+            return diff(self.compiler, engine, base, select, samples)
 
+    def build_docs(self, out: Path | None = None) -> Path:
+        """The static HTML catalog in `out` (default target/docs); returns the index page. Size
+        history comes from the engine when it is reachable."""
+        from segsql.docs.site import build_site
+
+        folder = out or self.root / "target" / "docs"
+        with ExitStack() as stack:
+            try:
+                engine: Engine | None = stack.enter_context(self.engine())
+            except SegsqlError:
+                engine = None  # no engine reachable: a catalog without size history
+            return build_site(self.compiler, engine, folder)
+
+    # -- methods -----------------------------------------------------------------------------
     def readout(self, name: str, metrics: list[str], column: str | None = None,
                 control: str | None = None) -> Readout:
         """An experiment readout on a segment with a split(): each group against `control` on
         every metric (lift, 95% CI, p-value, BH), the sample-ratio-mismatch test and trait balance."""
         from segsql.methods.readout import readout
 
-        return readout(self, name, metrics, column, control)
+        with self.engine() as engine:
+            return readout(self.compiler, engine, self.metrics, name, metrics, column, control)
 
     def cohorts(self, entity: str, source: str, at: str, period: str = "month", key: str | None = None,
                 revenue: str | None = None, start_source: str | None = None, start_at: str | None = None,
@@ -454,14 +392,17 @@ class Project:
         retention; zeros for periods without activity; split by `segments` if given."""
         from segsql.methods.cohorts import cohorts
 
-        return cohorts(self, entity, source, at, period, key, revenue, start_source, start_at, segments)
+        with self.engine() as engine:
+            return cohorts(self.compiler, engine, entity, source, at, period, key, revenue, start_source,
+                           start_at, segments)
 
     def profile(self, name: str, traits: list[str] | None = None, top: int = 5) -> pd.DataFrame:
         """The data behind a persona: the segment's medians, means and top categories of its entity's
         traits against the rest of the population, with an over/under-representation index."""
         from segsql.methods.personas import profile
 
-        return profile(self, name, traits, top)
+        with self.engine() as engine:
+            return profile(self.compiler, engine, name, traits, top)
 
     def cluster(self, features: str, ks: list[int] | None = None, k: int | None = None, max_depth: int = 2,
                 seed: int = 0) -> Clustering:
@@ -469,7 +410,8 @@ class Project:
         each cluster explained by a short SQL rule with its precision and recall."""
         from segsql.methods.clustering import cluster
 
-        return cluster(self, features, ks, k, max_depth, seed)
+        with self.engine() as engine:
+            return cluster(self.compiler, engine, features, ks, k, max_depth, seed)
 
     def propensity(self, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
                    model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
@@ -478,66 +420,5 @@ class Project:
         lift by decile; for the logistic model a SQL score expression (`result.score_sql()`)."""
         from segsql.methods.propensity import fit
 
-        return fit(self, features, outcome, train_as_of, horizon_days, model, holdout, seed)
-
-    def size(self, name: str) -> int:
-        """How many members `name` had in its last successful run."""
-        from segsql.run import results
-
         with self.engine() as engine:
-            return results.size(self, engine, name)
-
-
-    @cached_property
-    def metrics(self) -> dict[str, Metric]:
-        """The metrics declared in metrics.yml / metrics/*.yml."""
-        from segsql.measure.metrics import load_metrics
-
-        return load_metrics(self)
-
-    @cached_property
-    def config_text(self) -> str:
-        return (self.root / "segsql.yml").read_text(encoding="utf-8")
-
-
-def parse_as_of(value: dt.date | str | None) -> dt.date:
-    """`as_of` from an API or CLI value; default today."""
-    if value is None:
-        return dt.date.today()
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise UsageError(f"as_of `{value}` is not a date", None, "use YYYY-MM-DD, e.g. 2026-01-31") from None
-
-
-def check_dialect(dialect: str) -> str:
-    from segsql.config.models import DIALECTS
-
-    if dialect not in DIALECTS:
-        raise UsageError(f"unknown dialect `{dialect}`", None,
-                         did_you_mean(dialect, DIALECTS) or f"choose one of {', '.join(DIALECTS)}")
-    return dialect
-
-
-def parse_vars(pairs: list[str], json_text: str | None) -> dict[str, Any]:
-    """`--var key=value` pairs and a `--vars JSON` object into one override mapping."""
-    result: dict[str, Any] = {}
-    if json_text:
-        try:
-            loaded = json.loads(json_text)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"--vars is not valid JSON: {error.msg} at column {error.colno}", None,
-                             'e.g. --vars \'{"min_mrr": 500}\'') from None
-        if not isinstance(loaded, dict):
-            raise UsageError("--vars must be a JSON object", None, 'e.g. --vars \'{"min_mrr": 500}\'')
-        result.update(loaded)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise UsageError(f"--var `{pair}` is not key=value", None, "e.g. --var min_mrr=500")
-        result[key.strip()] = value
-    return result
+            return fit(self.compiler, engine, features, outcome, train_as_of, horizon_days, model, holdout, seed)

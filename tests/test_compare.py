@@ -226,5 +226,5 @@ def test_metric_config_errors(tmp_path: Path, metrics_yml: str, fragment: str, l
     with pytest.raises(ConfigError) as caught:
         from segsql.measure.metrics import entity_query
 
-        entity_query(project, project.metrics["m"])
+        entity_query(project.compiler, project.metrics["m"])
     assert fragment in caught.value.message and caught.value.line == line and caught.value.path == "metrics.yml"

@@ -49,9 +49,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     connection.close()
     Project.load(root, as_of="2026-11-23").run()
     Project.load(root, as_of="2026-11-23").run()
-    from segsql.docs.site import build_site
-
-    build_site(Project.load(root, as_of="2026-11-23"), root / "site")
+    Project.load(root, as_of="2026-11-23").build_docs(root / "site")
     return root
 
 
@@ -127,12 +125,10 @@ def test_docs_serve_over_http(site: Path) -> None:
 
 
 def test_a_broken_segment_gets_a_page_with_its_error(tmp_path: Path) -> None:
-    from segsql.docs.site import build_site
-
     config = CONFIG.replace("{table: users,", "{table: users, columns: {user_id: BIGINT, email: VARCHAR},")
     write_files(tmp_path, {"segsql.yml": config, "segments_sql/broken.sql":
                            "{{ config(entity='user') }}\nSELECT u.user_id FROM {{ source('users') }} AS u WHERE u.nope"})
-    build_site(Project.load(tmp_path), tmp_path / "site")
+    Project.load(tmp_path).build_docs(tmp_path / "site")
     page = (tmp_path / "site" / "segments" / "broken.html").read_text()
     assert "does not validate" in page and "segments_sql/broken.sql:2:" in page
 

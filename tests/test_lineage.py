@@ -7,7 +7,8 @@ from typing import Any
 
 from segsql.cli.main import cli
 from segsql.compile.lineage import segment_lineage
-from segsql.privacy.pii import pii_columns, scrub
+from segsql.privacy.masking import scrub
+from segsql.privacy.pii import pii_columns
 
 CONFIG = """\
 sources:
@@ -34,14 +35,14 @@ SEGMENTS = {
 
 def test_lineage_follows_refs_and_renames(make_project: Any) -> None:
     project = make_project(SEGMENTS, config=CONFIG)
-    lineage = segment_lineage(project, "engaged_contacts")
+    lineage = segment_lineage(project.compiler, "engaged_contacts")
     assert lineage.reads == {"events": ["user_id"],
                              "users": ["country", "email", "phone", "user_id"]}
     assert lineage.outputs["address"] == ["users.email"]
     assert lineage.pii_read(project) == {"users.email": "email", "users.phone": "phone"}
     assert lineage.pii_output(project) == {"address": "email"}
-    assert pii_columns(project, "engaged_contacts") == {"address": "email"}  # masked although renamed
-    assert segment_lineage(project, "plain").pii_read(project) == {}
+    assert pii_columns(project.compiler, "engaged_contacts") == {"address": "email"}  # masked although renamed
+    assert segment_lineage(project.compiler, "plain").pii_read(project.compiler) == {}
 
 
 def test_validate_prints_personal_data_lineage(make_project: Any, runner: Any, tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_segment_is_documented_and_tested(starter: Project, name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_unit_tests_pass(starter: Project, name: str) -> None:
-    results = run_unit_tests(starter, name)
+    results = run_unit_tests(starter.compiler, name)
     assert results and all(r.status == PASS for r in results), [(r.test, r.details) for r in results]
 
 
@@ -84,7 +84,7 @@ def test_dropping_any_filter_fails_the_unit_tests(starter: Project, name: str) -
     cases = mutations(starter.compiler.tree(name), upstream)
     assert cases, f"{name}: nothing to mutate"
     for label, mutate in cases:
-        results = run_unit_tests(starter, name, transform=mutate)
+        results = run_unit_tests(starter.compiler, name, transform=mutate)
         assert any(r.status != PASS for r in results), f"{name}: unit tests still pass after `{label}`"
 
 
@@ -101,7 +101,7 @@ def test_expected_rows_check_trait_values(make_project) -> None:  # type: ignore
                "  - name: wrong\n"
                "    given:\n      accounts: [{account_id: 1, arr: 20, region: DACH}]\n"
                "    expect: [{account_id: 1, doubled: 41, region: UKI, nope: 1}]\n"})
-    good, bad = run_unit_tests(project, "rich")
+    good, bad = run_unit_tests(project.compiler, "rich")
     assert good.status == PASS, good.details
     assert bad.status != PASS
     assert "account_id 1: doubled = 40.0, expected 41" in bad.details

@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 from segsql import Project
-from segsql.compile.target import write_target
 from tests.conftest import AS_OF, BASE_CONFIG, write_files
 
 CFG = "{{ config(entity='account') }}\n"
@@ -29,8 +28,8 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def test_parallel_compile_writes_the_same_files(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    serial = write_target(make(one, 30), make(one, 30).select(ordered=False), ["duckdb", "postgres"], workers=1)
-    parallel = write_target(make(two, 30), make(two, 30).select(ordered=False), ["duckdb", "postgres"], workers=2)
+    serial = make(one, 30).write_target(make(one, 30).select(ordered=False), ["duckdb", "postgres"], workers=1)
+    parallel = make(two, 30).write_target(make(two, 30).select(ordered=False), ["duckdb", "postgres"], workers=2)
     assert not serial.errors and not parallel.errors
     assert snapshot(one) == snapshot(two) and len(snapshot(one)) == 62
     assert json.loads((one / "target/manifest.json").read_text()) == json.loads((two / "target/manifest.json").read_text())
@@ -38,7 +37,7 @@ def test_parallel_compile_writes_the_same_files(tmp_path: Path) -> None:
 
 def test_parallel_compile_reports_errors_with_locations(tmp_path: Path) -> None:
     project = make(tmp_path, 20, broken=True)
-    report = write_target(project, project.select(ordered=False), ["duckdb"], workers=2)
+    report = project.write_target(project.select(ordered=False), ["duckdb"], workers=2)
     [error] = report.errors
     assert (error.path, error.line, error.col, error.message) == (
         "segments_sql/s007.sql", 2, 10, "unknown column `nope` in `a`")
@@ -47,6 +46,6 @@ def test_parallel_compile_reports_errors_with_locations(tmp_path: Path) -> None:
 
 def test_outputs_follow_the_umask(tmp_path: Path) -> None:
     project = make(tmp_path, 2)
-    write_target(project, project.select(ordered=False), ["duckdb"])
+    project.write_target(project.select(ordered=False), ["duckdb"])
     mode = stat.S_IMODE((tmp_path / "target/manifest.json").stat().st_mode)
     assert mode & stat.S_IRGRP, oct(mode)  # not mkstemp's 0600

@@ -1,7 +1,6 @@
 """`segsql export`: hand a segment's members to CRM / reverse-ETL tools (contract in docs/exports.md).
 
 Every export produces three datasets with stable columns:
-
   segments     one row: export_id, exported_at, segment, entity, description, owner, purpose,
                run_id, as_of, members, added, removed, dropped_no_consent, changes_only
   members      segment, entity, entity_key + the declared columns (all members, or with
@@ -30,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.errors import SegsqlError, UsageError, did_you_mean
+from segsql.privacy.pii import pii_columns
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
-    from segsql.project import Project
 
 FORMATS = ("csv", "parquet", "table")
 DATASETS = ("segments", "members", "memberships")
@@ -76,27 +77,27 @@ class ExportPlan:
     current: exp.Select | None = None  # the members the destination holds after this export
 
 
-def export(project: Project, name: str, to: str, path: str | Path | None = None,
+def export(compiler: Compiler, engine: Engine, name: str, to: str, path: str | Path | None = None,
            columns: list[str] | None = None, changes_only: bool = False,
            purpose: str | None = None) -> ExportResult:
-    """Export the members of `name` from its last successful run; see the module docstring."""
-    plan = _plan(project, name, to, path, columns, purpose)
-    with project.engine(write=True) as engine:
-        if not engine.capabilities.transactional_ddl:
-            raise ExportError(f"{engine.name} has no transactional tables to keep export state in", None,
-                              "export from a DuckDB or Postgres profile (--target), which read the same data")
-        store = engine.run_store()
-        store.prepare()
-        return _export(project, engine, plan, changes_only, purpose)
+    """Export the members of `name` from its last successful run (`engine` open for writing); see
+    the module docstring."""
+    plan = _plan(compiler, name, to, path, columns, purpose)
+    if not engine.capabilities.transactional_ddl:
+        raise ExportError(f"{engine.name} has no transactional tables to keep export state in", None,
+                          "export from a DuckDB or Postgres profile (--target), which read the same data")
+    store = engine.run_store()
+    store.prepare()
+    return _export(compiler, engine, plan, changes_only, purpose)
 
 
-def _plan(project: Project, name: str, to: str, path: str | Path | None, columns: list[str] | None,
+def _plan(compiler: Compiler, name: str, to: str, path: str | Path | None, columns: list[str] | None,
           purpose: str | None) -> ExportPlan:
     if to not in FORMATS:
         raise UsageError(f"--to `{to}` is not an export format", None, f"choose one of {', '.join(FORMATS)}")
-    compiled = project.compiled(name)
+    compiled = compiler.compiled(name)
     entity = compiled.entity
-    key = project.config.entities[entity].key.lower()
+    key = compiler.config.entities[entity].key.lower()
     wanted = [c.lower() for c in (columns if columns is not None else compiled.config.export_columns)]
     for column in wanted:
         if column not in compiled.columns:
@@ -104,12 +105,12 @@ def _plan(project: Project, name: str, to: str, path: str | Path | None, columns
                              did_you_mean(column, compiled.columns) or
                              f"its columns: {', '.join(compiled.columns)}")
     chosen = [c for c in dict.fromkeys(wanted) if c != key]
-    consent_column = _consent_column(project, entity, purpose)
+    consent_column = _consent_column(compiler, entity, purpose)
     if to == "table":
         if path is not None:
             raise UsageError("--path applies to csv and parquet exports", None, "drop --path with --to table")
         return ExportPlan(name, entity, key, chosen, consent_column, "table", to, None)
-    folder = Path(path) if path is not None else project.root / "exports" / name
+    folder = Path(path) if path is not None else compiler.root / "exports" / name
     if not folder.is_absolute():
         folder = Path.cwd() / folder
     if folder.exists() and not folder.is_dir():
@@ -117,9 +118,9 @@ def _plan(project: Project, name: str, to: str, path: str | Path | None, columns
     return ExportPlan(name, entity, key, chosen, consent_column, f"{to}:{folder.resolve()}", to, folder)
 
 
-def _consent_column(project: Project, entity: str, purpose: str | None) -> str | None:
+def _consent_column(compiler: Compiler, entity: str, purpose: str | None) -> str | None:
     """The consent column for (purpose, entity); a purpose is required once consent is declared."""
-    declared = project.config.privacy.consent
+    declared = compiler.config.privacy.consent
     if purpose is None:
         purposes = sorted(p for p, entities in declared.items() if entity in entities)
         if purposes:
@@ -145,16 +146,14 @@ def _all_members(plan: ExportPlan) -> exp.Select:
                       *[exp.column(c) for c in plan.columns]).from_(storage.segment_table(plan.name))
 
 
-def _consented(project: Project, plan: ExportPlan) -> exp.Select:
+def _consented(compiler: Compiler, plan: ExportPlan) -> exp.Select:
     """Members whose consent column is TRUE (NULL or FALSE: no consent)."""
-    from segsql.compile.builtins import table_for_source
-
     query = _all_members(plan)
     if plan.consent_column is None:
         return query
-    entity = project.config.entities[plan.entity]
+    entity = compiler.config.entities[plan.entity]
     assert entity.source is not None
-    source = table_for_source(entity.source, project.config.sources[entity.source].table, project.config.dialect)
+    source = table_for_source(entity.source, compiler.config.sources[entity.source].table, compiler.config.dialect)
     allowed = exp.select(_text(exp.column(entity.key))).from_(source).where(
         exp.column(plan.consent_column).eq(exp.true()))
     return query.where(_text(exp.column(plan.key)).isin(query=allowed))
@@ -181,10 +180,10 @@ def _last_run(engine: Engine, name: str) -> tuple[str, Any]:
 
 
 # -- the export -----------------------------------------------------------------------------
-def _export(project: Project, engine: Engine, plan: ExportPlan, changes_only: bool,
+def _export(compiler: Compiler, engine: Engine, plan: ExportPlan, changes_only: bool,
             purpose: str | None) -> ExportResult:
     run_id, as_of = _last_run(engine, plan.name)
-    current = plan.current = _consented(project, plan)
+    current = plan.current = _consented(compiler, plan)
     in_state = _state(plan)
     added_query = exp.select("*").from_(current.copy().subquery("m")).where(
         exp.column("entity_key", "m").isin(query=in_state).not_())  # Postgres: no select aliases in WHERE
@@ -192,13 +191,12 @@ def _export(project: Project, engine: Engine, plan: ExportPlan, changes_only: bo
     removed_query = in_state.copy().where(exp.column("entity_key").isin(query=current_keys).not_())
     total, sent, added, removed = _counts(engine, _all_members(plan), current, added_query, removed_query)
     export_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    from segsql.privacy.pii import pii_columns
 
     result = ExportResult(export_id, plan.name, plan.entity, plan.destination, plan.to, purpose, changes_only,
                           sent, added, removed, total - sent, plan.columns)
-    result.personal_data = {c: k for c, k in pii_columns(project, plan.name).items() if c in plan.columns}
+    result.personal_data = {c: k for c, k in pii_columns(compiler, plan.name).items() if c in plan.columns}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    summary = _segment_row(project, result, run_id, as_of, now)
+    summary = _segment_row(compiler, result, run_id, as_of, now)
     members = added_query if changes_only else current
     if plan.folder is not None:
         datasets = _datasets(engine, plan, result, summary, members, removed_query if changes_only else None)
@@ -208,8 +206,8 @@ def _export(project: Project, engine: Engine, plan: ExportPlan, changes_only: bo
     return result
 
 
-def _segment_row(project: Project, result: ExportResult, run_id: str, as_of: Any, now: dt.datetime) -> dict[str, Any]:
-    config = project.compiled(result.segment).config
+def _segment_row(compiler: Compiler, result: ExportResult, run_id: str, as_of: Any, now: dt.datetime) -> dict[str, Any]:
+    config = compiler.compiled(result.segment).config
     return {"export_id": result.export_id, "exported_at": now, "segment": result.segment, "entity": result.entity,
             "description": config.description, "owner": config.owner, "purpose": result.purpose,
             "run_id": run_id, "as_of": as_of, "members": result.members, "added": result.added,

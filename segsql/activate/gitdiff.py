@@ -11,89 +11,41 @@ from __future__ import annotations
 
 import difflib
 import io
-import json
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from segsql.activate.diffreport import DiffReport, SegmentDiff
+from segsql.compile.compiler import Compiler
+from segsql.compile.files import SegmentFiles
+from segsql.compile.selection import select_segments
+from segsql.config.models import load_project_config
 from segsql.errors import SegsqlError, UsageError
 
 if TYPE_CHECKING:
     from segsql.engines.base import Engine
-    from segsql.project import Project
 
 DEFAULT_BRANCHES = ("main", "origin/main", "master", "origin/master")
 
 
-@dataclass
-class SegmentDiff:
-    name: str
-    status: str  # changed, unchanged, added (new segment), removed (deleted segment), invalid
-    entity: str | None = None
-    base_size: int | None = None
-    head_size: int | None = None
-    added: int = 0
-    removed: int = 0
-    added_sample: list[str] = field(default_factory=list)
-    removed_sample: list[str] = field(default_factory=list)
-    sql_diff: str = ""
-    error: str | None = None
-
-    @property
-    def size_change(self) -> int | None:
-        if self.base_size is None or self.head_size is None:
-            return None
-        return self.head_size - self.base_size
-
-
-@dataclass
-class DiffReport:
-    base: str  # the revision as given
-    base_commit: str
-    segments: list[SegmentDiff]
-
-    @property
-    def invalid(self) -> list[SegmentDiff]:
-        return [s for s in self.segments if s.status == "invalid"]
-
-    def to_json(self) -> str:
-        return json.dumps({"base": self.base, "base_commit": self.base_commit,
-                           "segments": [{**asdict(s), "size_change": s.size_change} for s in self.segments]},
-                          indent=2)
-
-    def to_text(self) -> str:
-        from segsql.activate.diffrender import text
-
-        return text(self)
-
-    def to_markdown(self) -> str:
-        from segsql.activate.diffrender import markdown
-
-        return markdown(self)
-
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
-
-
-def diff(project: Project, base: str | None = None, select: list[str] | None = None,
+def diff(compiler: Compiler, engine: Engine, base: str | None = None, select: list[str] | None = None,
          samples: int = 5) -> DiffReport:
-    """Compare the segments at git revision `base` with the working tree on the same data."""
-    repo = _git_root(project.root)
-    prefix = _git(repo, "rev-parse", "--show-prefix", cwd=project.root).strip()
+    """Compare the segments at git revision `base` with the working tree on the same data (both
+    evaluated through `engine`)."""
+    repo = _git_root(compiler.root)
+    prefix = _git(repo, "rev-parse", "--show-prefix", cwd=compiler.root).strip()
     revision = base or _merge_base(repo)
     commit = _resolve(repo, revision)
     with tempfile.TemporaryDirectory(prefix="segsql-diff-") as folder:
-        base_project = _project_at(project, repo, commit, prefix, Path(folder))
-        names = sorted(set(project.select(select, ordered=False) if select else project.segments)
-                       | (set(base_project.segments) if base_project and not select else set()))
-        with project.engine() as engine:
-            engine.prepare_sources()
-            segments = [_segment(project, base_project, engine, name, samples) for name in names]
+        base_compiler = _compiler_at(compiler, repo, commit, prefix, Path(folder))
+        names = sorted(set(select_segments(compiler, select, [], ordered=False) if select else compiler.segments)
+                       | (set(base_compiler.segments) if base_compiler and not select else set()))
+        engine.prepare_sources()
+        segments = [_segment(compiler, base_compiler, engine, name, samples) for name in names]
     return DiffReport(revision, commit[:12], segments)
 
 
@@ -133,11 +85,9 @@ def _resolve(repo: Path, revision: str) -> str:
                          "use a commit, branch or tag, e.g. --base main or --base HEAD~1") from None
 
 
-def _project_at(head: Project, repo: Path, commit: str, prefix: str, folder: Path) -> Project | None:
-    """The project as it was at `commit`, reading the head's data; None if it did not exist."""
-    from segsql.config.models import load_project_config
-    from segsql.project import Project
-
+def _compiler_at(head: Compiler, repo: Path, commit: str, prefix: str, folder: Path) -> Compiler | None:
+    """The segments as they were at `commit`, with the head's connection, options and catalog
+    source (so both versions read the same data); None if the project did not exist then."""
     listing = _git(repo, "ls-tree", "--name-only", commit, "--", f"{prefix}segsql.yml")
     if not listing.strip():
         return None
@@ -147,12 +97,10 @@ def _project_at(head: Project, repo: Path, commit: str, prefix: str, folder: Pat
         tar.extractall(folder, filter="data")
     root = folder / prefix
     config = load_project_config(root).model_copy(update={"connection": head.config.connection})
-    project = Project(root, config, vars=head.overrides, as_of=head.as_of)
-    project.data_root = head.data_root
-    return project
+    return Compiler(SegmentFiles.discover(root), config, dict(head.overrides), head.as_of, connect=head.connect)
 
 
-def _segment(head: Project, base: Project | None, engine: Engine, name: str, samples: int) -> SegmentDiff:
+def _segment(head: Compiler, base: Compiler | None, engine: Engine, name: str, samples: int) -> SegmentDiff:
     in_head, in_base = name in head.segments, base is not None and name in base.segments
     head_sql = base_sql = None
     try:
@@ -177,15 +125,15 @@ def _segment(head: Project, base: Project | None, engine: Engine, name: str, sam
     return result
 
 
-def _pretty(project: Project, name: str) -> str:
-    tree = project.compiler.tree(name)
-    return tree.sql(dialect=project.config.dialect, pretty=True) + "\n"
+def _pretty(compiler: Compiler, name: str) -> str:
+    tree = compiler.tree(name)
+    return tree.sql(dialect=compiler.config.dialect, pretty=True) + "\n"
 
 
-def _keys(project: Project, name: str) -> exp.Select:
+def _keys(compiler: Compiler, name: str) -> exp.Select:
     """The distinct member keys (as text) of a segment's query, refs inlined."""
-    key = project.config.entities[project.compiled(name).entity].key
-    tree = project.compiler.tree(name)
+    key = compiler.config.entities[compiler.compiled(name).entity].key
+    tree = compiler.tree(name)
     return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("k")).distinct().from_(
         tree.subquery("q")).where(exp.column(key).is_(exp.null()).not_())
 

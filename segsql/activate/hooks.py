@@ -2,7 +2,6 @@
 watched segments (e.g. alert an account's CSM when a key account enters `at_risk_accounts`).
 
 The payload (JSON, on the command's stdin or as the POST body):
-
   {"project": ..., "run_id": ..., "as_of": "YYYY-MM-DD", "hook": ...,
    "segments": [{"segment": ..., "entity": ..., "size": n, "entered": [keys], "exited": [keys],
                  "entered_count": n, "exited_count": n, "truncated": false}]}
@@ -22,36 +21,29 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segsql.config.yamlfile import read_yaml_file
 from segsql.engines import storage
-from segsql.privacy.pii import scrub
+from segsql.engines.records import HookOutcome, RunResult
+from segsql.errors import ConfigError, did_you_mean
+from segsql.privacy.masking import scrub
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.config.models import Hook
     from segsql.engines.base import Engine
-    from segsql.project import Project
-    from segsql.run.runner import RunResult
 
 log = logging.getLogger("segsql.hooks")
 
 
-@dataclass
-class HookOutcome:
-    hook: str
-    status: str  # "ok", "skipped (no changes)", "failed"
-    attempts: int
-    error: str | None = None
-
-
-def fire(project: Project, engine: Engine, result: RunResult) -> list[HookOutcome]:
+def fire(compiler: Compiler, engine: Engine, result: RunResult) -> list[HookOutcome]:
     """Call every hook watching a segment of this run; never raises."""
     outcomes = []
     ran = {plan.name: plan for plan in result.segments if plan.status == storage.SUCCESS and not plan.point_in_time}
-    for hook in project.config.hooks:
+    for hook in compiler.config.hooks:
         watched = [name for name in hook.segments if name in ran]
         if not watched:
             continue
@@ -64,9 +56,9 @@ def fire(project: Project, engine: Engine, result: RunResult) -> list[HookOutcom
         if hook.only_changes and not any(s["entered_count"] or s["exited_count"] for s in segments):
             outcomes.append(HookOutcome(hook.label, "skipped (no changes)", 0))
             continue
-        payload = {"project": project.config.name, "run_id": result.run_id, "as_of": result.as_of.isoformat(),
+        payload = {"project": compiler.config.name, "run_id": result.run_id, "as_of": result.as_of.isoformat(),
                    "hook": hook.label, "segments": segments}
-        outcomes.append(_deliver(project, hook, json.dumps(payload, default=str).encode()))
+        outcomes.append(_deliver(compiler, hook, json.dumps(payload, default=str).encode()))
     return outcomes
 
 
@@ -85,11 +77,11 @@ def _changes(engine: Engine, run_id: str, name: str, entity: str, size: int | No
             "truncated": len(entered_keys) > max_keys or len(exited_keys) > max_keys}
 
 
-def _deliver(project: Project, hook: Hook, body: bytes) -> HookOutcome:
+def _deliver(compiler: Compiler, hook: Hook, body: bytes) -> HookOutcome:
     attempts, error = 0, None
     for attempt in range(hook.retries + 1):
         attempts = attempt + 1
-        error = _call_command(project, hook, body) if hook.command is not None else _post(hook, body)
+        error = _call_command(compiler, hook, body) if hook.command is not None else _post(hook, body)
         if error is None:
             return HookOutcome(hook.label, "ok", attempts)
         log.warning("hook %s failed (attempt %d of %d): %s", hook.label, attempts, hook.retries + 1, scrub(error))
@@ -98,10 +90,10 @@ def _deliver(project: Project, hook: Hook, body: bytes) -> HookOutcome:
     return HookOutcome(hook.label, "failed", attempts, scrub(error or ""))
 
 
-def _call_command(project: Project, hook: Hook, body: bytes) -> str | None:
+def _call_command(compiler: Compiler, hook: Hook, body: bytes) -> str | None:
     argv = hook.command if isinstance(hook.command, list) else shlex.split(hook.command or "")
     try:
-        done = subprocess.run(argv, input=body, cwd=project.root, capture_output=True, timeout=hook.timeout_seconds,
+        done = subprocess.run(argv, input=body, cwd=compiler.root, capture_output=True, timeout=hook.timeout_seconds,
                               check=False)
     except FileNotFoundError:
         return f"command not found: {argv[0]}"
@@ -133,15 +125,12 @@ def _post(hook: Hook, body: bytes) -> str | None:
     return None if 200 <= status < 300 else f"HTTP {status}"
 
 
-def check_hooks(project: Project) -> None:
+def check_hooks(compiler: Compiler) -> None:
     """Hooks must watch segments that exist (checked before a run starts)."""
-    from segsql.config.yamlfile import read_yaml_file
-    from segsql.errors import ConfigError, did_you_mean
-
-    for index, hook in enumerate(project.config.hooks):
+    for index, hook in enumerate(compiler.config.hooks):
         for position, name in enumerate(hook.segments):
-            if name not in project.segments:
-                located = read_yaml_file(project.root / "segsql.yml", "segsql.yml")
+            if name not in compiler.segments:
+                located = read_yaml_file(compiler.root / "segsql.yml", "segsql.yml")
                 raise ConfigError(f"hook `{hook.label}` watches unknown segment `{name}`",
                                   located.locate(("hooks", index, "segments", position)),
-                                  did_you_mean(name, project.segments) or "run `segsql list` to see them")
+                                  did_you_mean(name, compiler.segments) or "run `segsql list` to see them")

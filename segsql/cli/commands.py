@@ -34,13 +34,11 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
              as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...],
              targets: tuple[str, ...]) -> None:
     """Render, validate and write compiled SQL to target/compiled/ plus target/manifest.json."""
-    from segsql.compile.target import write_target
-
     project = open_project(project_dir, var_pairs, vars_json, as_of)
     names = project.select(list(select), list(exclude), ordered=False)
     dialects = [project.config.dialect, *[d for d in (_dialect_of(project, t) for t in targets)
                                           if d != project.config.dialect]]
-    report = write_target(project, names, list(dict.fromkeys(dialects)))
+    report = project.write_target(names, list(dict.fromkeys(dialects)))
     if report.errors:
         _fail(report.errors)
     click.echo(f"compiled {len(names)} segment(s) for {', '.join(dict.fromkeys(dialects))} "
@@ -70,8 +68,8 @@ def _print_personal_data(project: Project, names: list[str]) -> None:
 
     lines = []
     for name in names:
-        lineage = segment_lineage(project, name)
-        read, output = lineage.pii_read(project), lineage.pii_output(project)
+        lineage = segment_lineage(project.compiler, name)
+        read, output = lineage.pii_read(project.compiler), lineage.pii_output(project.compiler)
         if read:
             described = ", ".join(f"{column} ({category})" for column, category in read.items())
             outputs = ", ".join(f"{column} ({category})" for column, category in output.items()) or "nothing"
@@ -203,7 +201,7 @@ def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
     """Run segment tests: unit tests show missing and unexpected members; data tests check
     size, share, unique, not_null and custom conditions. Exit 1 if any test fails."""
     from segsql.cli.render import print_table
-    from segsql.measure.testing import PASS, run_data_tests, run_unit_tests
+    from segsql.measure.testing import PASS
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = project.select(list(select), list(exclude))
@@ -212,12 +210,9 @@ def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
         _fail(errors)
     outcomes = []
     for name in names if unit else []:
-        outcomes.extend(run_unit_tests(project, name))
+        outcomes.extend(project.unit_tests(name))
     if data:
-        with project.engine() as engine:
-            engine.prepare_sources()
-            for name in names:
-                outcomes.extend(run_data_tests(project, name, engine))
+        outcomes.extend(project.data_tests(names))
     print_table(["segment", "kind", "test", "status", "details"],
                 [[o.segment, o.kind, o.test, o.status, o.details] for o in outcomes])
     failed = [o for o in outcomes if o.status != PASS]
@@ -327,10 +322,8 @@ def docs(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
          out: Path | None, serve: bool, port: int, target: str | None = None) -> None:
     """Build a static HTML catalog: every segment with description, owner, tags, SQL (template and
     compiled), lineage graph, source columns read (personal data marked), size history and tests."""
-    from segsql.docs.site import build_site
-
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
-    index = build_site(project, out or project.root / "target" / "docs")
+    index = project.build_docs(out)
     click.echo(f"wrote {index}")
     if serve:
         _serve(index.parent, port)

@@ -33,7 +33,7 @@ class SegsqlGroup(click.Group):
         except Exception as error:  # a bug in segsql: say so, keep the traceback behind --debug
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
-            from segsql.privacy.pii import scrub
+            from segsql.privacy.masking import scrub
 
             click.echo(click.style(f"internal error: {type(error).__name__}: {scrub(str(error))}", fg="red") +
                        " (run with --debug for the traceback)", err=True)
@@ -43,7 +43,7 @@ class SegsqlGroup(click.Group):
 def report_error(error: SegsqlError) -> None:
     """One line per error; anything that looks like an email or phone number is masked (an
     engine's message can quote a value it failed on)."""
-    from segsql.privacy.pii import scrub
+    from segsql.privacy.masking import scrub
 
     click.echo(click.style("error: ", fg="red", bold=True) + scrub(str(error)), err=True)
 

@@ -10,6 +10,7 @@ import click
 from segsql.cli.main import cli
 from segsql.cli.options import project_dir_option
 from segsql.errors import UsageError
+from segsql.project import Project
 
 
 @cli.command(name="rfm-segments")
@@ -31,7 +32,6 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
     from segsql.compile.rfm import segment_files
     from segsql.config.models import NAME_PATTERN
     from segsql.methods.writing import write_segments
-    from segsql.project import Project
 
     project = Project.load(project_dir)
     if entity not in project.config.entities:
@@ -40,7 +40,7 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
         raise UsageError(f"--prefix `{prefix}` is not a plain identifier", None, "e.g. --prefix rfm")
     key = project.config.entities[entity].key
     files = segment_files(entity, key, source, at, amount, where, convention, unit, prefix)
-    target = write_segments(project, files, folder, force)
+    target = write_segments(project.compiler, files, folder, force)
     click.echo(f"wrote {len(files)} segment file(s) to {target}; edit their WHERE clauses, "
                "then `segsql run -s tag:rfm`")
 
@@ -77,7 +77,6 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
     from segsql.cli.render import print_table
     from segsql.methods.clustering import segment_files
     from segsql.methods.writing import write_segments
-    from segsql.project import Project
 
     project = Project.load(project_dir, as_of=as_of)
     ks, k = _k_range(k_text)
@@ -87,7 +86,7 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
     summary = result.summary()[["cluster", "size", "precision", "recall", "rule"]].round(3).astype(object)
     print_table(list(summary.columns), summary.values.tolist(), title=f"clusters of {features}")
     if write:
-        target = write_segments(project, segment_files(project, result, prefix), folder, force)
+        target = write_segments(project.compiler, segment_files(project.compiler, result, prefix), folder, force)
         click.echo(f"wrote {result.k} segment file(s) to {target}")
 
 
@@ -115,7 +114,6 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
     from segsql.cli.render import print_table
     from segsql.methods.propensity import segment_file
     from segsql.methods.writing import write_segments
-    from segsql.project import Project
 
     project = Project.load(project_dir, as_of=as_of)
     result = project.propensity(features, outcome, train_as_of, horizon, model)
@@ -129,5 +127,6 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
     print_table(list(result.calibration.columns), result.calibration.round(3).astype(object).values.tolist(),
                 title="calibration (holdout)")
     if write_name:
-        target = write_segments(project, segment_file(project, result, write_name, top), folder, force)
+        files = segment_file(project.compiler, result, write_name, top)
+        target = write_segments(project.compiler, files, folder, force)
         click.echo(f"wrote {write_name} to {target}")

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
+from segsql.config.inputs import parse_vars
 from segsql.config.models import DIALECTS
-from segsql.project import Project, parse_vars
+from segsql.project import Project
 
 F = Callable[..., Any]
 

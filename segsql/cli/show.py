@@ -20,21 +20,22 @@ log = logging.getLogger("segsql.privacy")
 
 
 def show_segment(project: Project, name: str, limit: int | None, output_format: str, unmask: bool = False) -> None:
-    from segsql.privacy.pii import mask_table, pii_columns
+    from segsql.privacy.masking import mask_table
+    from segsql.privacy.pii import pii_columns
 
-    pii = {} if unmask else pii_columns(project, name)
+    pii = {} if unmask else pii_columns(project.compiler, name)
     if unmask:
         log.warning("show %s --unmask: declared PII columns printed in clear", name)
     salt = project.config.name
     entity = project.compiled(name).entity
     with project.engine() as engine:
-        size, population = results.last_run_size(project, engine, name)
+        size, population = results.last_run_size(project.compiler, engine, name)
         share = size / population if population else None
         header = (f"{name}: {size:,} {entity}(s)" + (f", {percent(share)} of {population:,}" if population else ""))
         rows_shown = 0
         if output_format == "table":
             click.echo(header)
-            arrow = mask_table(results.members_arrow(project, engine, name, limit), pii, salt)
+            arrow = mask_table(results.members_arrow(project.compiler, engine, name, limit), pii, salt)
             print_table(arrow.column_names, [list(row.values()) for row in arrow.to_pylist()])
             rows_shown = arrow.num_rows
         else:
@@ -46,9 +47,9 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
 
 def _write_rows(project: Project, engine: Any, name: str, limit: int | None, output_format: str,
                 pii: dict[str, str]) -> int:
-    from segsql.privacy.pii import mask
+    from segsql.privacy.masking import mask
 
-    query = results.members_query(project, engine, name, limit)
+    query = results.members_query(project.compiler, engine, name, limit)
     written = 0
     writer = None
     for columns, batch in engine.stream(query):

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from segsql.compile import rfm as rfm_sql
+from segsql.compile import splits
 from segsql.compile.literals import SqlText, get_dialect, to_literal
 from segsql.compile.templating import CallSite, HelperError, current_state
 from segsql.config.models import SegmentConfig
@@ -397,18 +399,16 @@ def split(column: str, groups: Any, salt: str | None = None) -> SqlText:
     AS arm`. Percents add up to 100; the same key always gets the same group on every engine;
     adding members never moves existing ones; changing percents moves only boundary buckets.
     Use a new salt per experiment. `segsql readout` compares metrics across the groups."""
-    from segsql.compile.splits import Split, group_sql, parse_groups
-
     call = CallSite.here("split", str(column))
     if not isinstance(salt, str) or not salt.strip():
         raise HelperError("split() needs salt='...' (one per experiment)", call,
                           "e.g. split('u.user_id', {'control': 10, 'treatment': 90}, salt='onboarding-2026-11')")
     try:
-        parsed = Split(salt, parse_groups(groups))
+        parsed = splits.Split(salt, splits.parse_groups(groups))
     except ValueError as error:
         raise HelperError(f"split(): {error}", call) from None
     current_state().splits.append(parsed)
-    return _sql(group_sql(_column(column, "split"), parsed))
+    return _sql(splits.group_sql(_column(column, "split"), parsed))
 
 
 def rfm(source: str, at: str, amount: str, key: str | None = None, convention: str = "classic",
@@ -423,8 +423,6 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
     broken by key; default: equal values share a score); `frequency='days'` counts purchase days;
     `where="status = 'paid'"`. `key` defaults to
     the segment's entity key. Definitions: docs/methods.md."""
-    from segsql.compile.rfm import RfmSpec, check, parse_where, query
-
     state = current_state()
     call = CallSite.here("rfm", str(source))
     if source not in state.session.config.sources:
@@ -434,8 +432,8 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
             raise HelperError("rfm() needs key='...' or a config(entity=...) call before it", call)
         key = state.session.config.entities[state.config["entity"]].key
     try:
-        parsed_cuts = check(convention, unit, monetary, cuts, ties, frequency)
-        condition = parse_where(where, state.session.dialect)
+        parsed_cuts = rfm_sql.check(convention, unit, monetary, cuts, ties, frequency)
+        condition = rfm_sql.parse_where(where, state.session.dialect)
     except ValueError as error:
         raise HelperError(f"rfm(): {error}", call) from None
     except Exception as error:  # sqlglot ParseError in `where`
@@ -443,9 +441,9 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
     for column in (at, amount, key):
         _column(column, "rfm")
     state.sources.add(source)
-    spec = RfmSpec(source_table(source), str(key), str(at), str(amount), state.session.as_of, convention, unit,
+    spec = rfm_sql.RfmSpec(source_table(source), str(key), str(at), str(amount), state.session.as_of, convention, unit,
                    monetary, parsed_cuts, condition, ties, frequency)
-    return _sql(query(spec))
+    return _sql(rfm_sql.query(spec))
 
 
 BUILTINS: dict[str, Callable[..., Any]] = {

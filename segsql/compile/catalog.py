@@ -7,6 +7,7 @@ fold), which is what an analyst expects from a validator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlglot import exp
 
@@ -56,3 +57,10 @@ class Catalog:
             tables[key] = columns
             labels[key] = label
         return Catalog(tables, labels)
+
+
+class SourceDescriber(Protocol):
+    """A connection that can read a source's columns from its catalog (an engine adapter)."""
+    def describe_source(self, name: str, source: Any) -> Columns | None: ...
+
+    def close(self) -> None: ...

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlglot
@@ -19,6 +21,7 @@ from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 from segsql.compile import checks, portability
 from segsql.compile.builtins import BUILTINS, table_for_source
 from segsql.compile.catalog import Catalog, Columns, table_key
+from segsql.compile.files import Segment, load_macros
 from segsql.compile.literals import get_dialect
 from segsql.compile.templating import (
     CallSite,
@@ -44,7 +47,9 @@ from segsql.errors import (
 )
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.catalog import SourceDescriber
+    from segsql.compile.files import SegmentFiles
+    from segsql.config.models import ProjectConfig
 
 
 @dataclass
@@ -70,13 +75,21 @@ class CompiledSegment:
 
 
 class Compiler:
-    """Compiles the segments of one project for one set of vars, params and `as_of`."""
+    """Compiles the segments of one project for one set of vars, params and `as_of`.
 
-    def __init__(self, project: Project, overrides: dict[str, Any], as_of: dt.date):
-        self.project = project
+    It is what every stage after compiling reads segments through: their config, validated trees,
+    self-contained SQL and the catalog. `cache` holds what does not depend on vars (the catalog,
+    the Jinja environment per as_of) and is shared by compilers derived with `with_options`;
+    `connect` opens a connection that can describe sources (for columns not declared)."""
+    def __init__(self, files: SegmentFiles, config: ProjectConfig, overrides: dict[str, Any], as_of: dt.date,
+                 *, cache: dict[Any, Any] | None = None, connect: Callable[[], SourceDescriber] | None = None):
+        self.files = files
+        self.config = config
         self.overrides = overrides
         self.as_of = as_of
-        self.dialect: str = project.config.dialect
+        self.cache: dict[Any, Any] = {} if cache is None else cache
+        self.connect = connect
+        self.dialect: str = config.dialect
         self.warnings: list[SegsqlError] = []
         self.lineage: dict[str, Any] = {}  # segment -> lineage.Lineage, for these options
         self._env: SegmentEnvironment | None = None
@@ -86,20 +99,53 @@ class Compiler:
         self._rendering: list[str] = []
         self.code_cache = template_code_cache()
 
+    def with_options(self, vars: dict[str, Any] | None = None, as_of: dt.date | None = None) -> Compiler:
+        """The same segments compiled with more var/param overrides or another `as_of`."""
+        return Compiler(self.files, self.config, {**self.overrides, **(vars or {})}, as_of or self.as_of,
+                        cache=self.cache, connect=self.connect)
+
+    def with_segment(self, name: str, text: str, shown_path: str) -> Compiler:
+        """These segments plus (or with a replaced) segment written inline, e.g. a notebook cell."""
+        return Compiler(self.files.with_segment(name, text, shown_path), self.config, self.overrides, self.as_of,
+                        cache=self.cache, connect=self.connect)
+
     @property
-    def config(self) -> Any:
-        return self.project.config
+    def root(self) -> Path:
+        return self.files.root
+
+    @property
+    def segments(self) -> dict[str, Segment]:
+        return self.files.segments
+
+    def segment(self, name: str) -> Segment:
+        return self.files.segment(name)
+
+    def entity_of(self, name: str) -> str:
+        """The entity a segment declares in config(), without parsing and validating its SQL."""
+        config = self.rendered(self.segment(name).name).state.config
+        assert config is not None
+        return str(config["entity"])
+
+    def validate(self, names: list[str]) -> list[SegsqlError]:
+        """The problems of the segment files, then the first error of each named segment."""
+        errors = list(self.files.problems)
+        for name in names:
+            try:
+                self.compiled(name)
+            except SegsqlError as error:
+                errors.append(error)
+        return errors
 
     # -- rendering -------------------------------------------------------------------------
     @property
     def env(self) -> SegmentEnvironment:
         if self._env is None:
             key = ("env", self.as_of)
-            if key not in self.project.shared_cache:
+            if key not in self.cache:
                 env = make_environment(BUILTINS)
-                env.globals.update(self.project.load_macros(env, self.as_of))
-                self.project.shared_cache[key] = env
-            self._env = self.project.shared_cache[key]
+                env.globals.update(load_macros(self.root, env, self.as_of))
+                self.cache[key] = env
+            self._env = self.cache[key]
         return self._env
 
     def rendered(self, name: str) -> Rendered:
@@ -118,7 +164,7 @@ class Compiler:
         return result
 
     def _render(self, name: str) -> Rendered:
-        segment = self.project.segment(name)
+        segment = self.segment(name)
         source = segment.read()
         template = compile_template(self.env, source, segment.shown_path, code_cache=self.code_cache)
         state = RenderState(name=name, path=segment.shown_path, session=self)
@@ -143,9 +189,9 @@ class Compiler:
 
     def segment_entity(self, name: str, call: CallSite) -> str:
         """The entity of segment `name`, for ref() and the set helpers (renders it first)."""
-        if name not in self.project.segments:
+        if name not in self.segments:
             raise HelperError(f"unknown segment `{name}` in {call.function}()", call,
-                              did_you_mean(name, self.project.segments))
+                              did_you_mean(name, self.segments))
         if name in self._rendering:
             cycle = [*self._rendering[self._rendering.index(name):], name]
             raise HelperError(f"reference cycle: {' -> '.join(cycle)}", call,
@@ -154,7 +200,7 @@ class Compiler:
             rendered = self.rendered(name)
         except SegsqlError:
             raise HelperError(f"segment `{name}` is broken, so {call.function}() cannot use it",
-                              call, f"fix {self.project.segment(name).shown_path} first") from None
+                              call, f"fix {self.segment(name).shown_path} first") from None
         assert rendered.state.config is not None
         return str(rendered.state.config["entity"])
 
@@ -182,7 +228,7 @@ class Compiler:
             except SegsqlError:
                 call = state.refs[ref]
                 raise self._at_call(rendered, call, f"segment `{ref}` is broken, so this one cannot be checked",
-                                    f"fix {self.project.segment(ref).shown_path} first") from None
+                                    f"fix {self.segment(ref).shown_path} first") from None
             upstream.extend(u for u in [*dependency.upstream, ref] if u not in upstream)
         config = SegmentConfig.model_validate(state.config)
         tree, columns = self._parse_and_check(rendered, config, refs)
@@ -194,7 +240,7 @@ class Compiler:
         )
 
     def _at_call(self, rendered: Rendered, call: CallSite, message: str, hint: str) -> SegsqlError:
-        source = self.project.segment(rendered.state.name).read()
+        source = self.segment(rendered.state.name).read()
         return ValidationError(message, line_location(rendered.state.path, source, call.line, call), hint)
 
     def _parse_and_check(self, rendered: Rendered, config: SegmentConfig,
@@ -267,9 +313,9 @@ class Compiler:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            if "catalog" not in self.project.shared_cache:
-                self.project.shared_cache["catalog"] = (self._build_catalog(), list(self.warnings))
-            self._catalog, warnings = self.project.shared_cache["catalog"]
+            if "catalog" not in self.cache:
+                self.cache["catalog"] = (self._build_catalog(), list(self.warnings))
+            self._catalog, warnings = self.cache["catalog"]
             self.warnings.extend(w for w in warnings if w not in self.warnings)
         return self._catalog
 
@@ -283,9 +329,9 @@ class Compiler:
                 if source.columns is not None:
                     columns = {k.lower(): v for k, v in source.columns.items()}
                 else:
-                    if engine is None:
-                        engine = self.project.connect(read_only=True)
-                    columns = engine.describe_source(name, source)
+                    if engine is None and self.connect is not None:
+                        engine = self.connect()
+                    columns = engine.describe_source(name, source) if engine is not None else None
                     if columns is None:
                         self.warnings.append(SegsqlError(
                             f"source `{name}` was not found in the connection and declares no columns; "

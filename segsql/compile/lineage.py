@@ -12,10 +12,11 @@ from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 
+from segsql.compile.builtins import table_for_source
 from segsql.compile.literals import get_dialect
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
 
 
 @dataclass
@@ -23,41 +24,41 @@ class Lineage:
     reads: dict[str, list[str]] = field(default_factory=dict)  # source -> columns read
     outputs: dict[str, list[str]] = field(default_factory=dict)  # output column -> ["source.column", ...]
 
-    def pii_read(self, project: Project) -> dict[str, str]:
+    def pii_read(self, compiler: Compiler) -> dict[str, str]:
         """"source.column" -> category for every tagged column the segment reads."""
         return {f"{s}.{c}": category for s, columns in self.reads.items() for c in columns
-                if (category := _tag(project, s, c)) is not None}
+                if (category := _tag(compiler, s, c)) is not None}
 
-    def pii_output(self, project: Project) -> dict[str, str]:
+    def pii_output(self, compiler: Compiler) -> dict[str, str]:
         """Output column -> PII category, for outputs derived from a `pii:` source column (also
         when renamed or transformed, e.g. lower(u.email) AS contact)."""
         found = {}
         for output, origins in self.outputs.items():
             for origin in origins:
                 source, _, column = origin.partition(".")
-                category = _tag(project, source, column, sensitive=False)
+                category = _tag(compiler, source, column, sensitive=False)
                 if category is not None:
                     found[output] = category
                     break
         return found
 
 
-def _tag(project: Project, source: str, column: str, sensitive: bool = True) -> str | None:
-    declared = project.config.sources.get(source)
+def _tag(compiler: Compiler, source: str, column: str, sensitive: bool = True) -> str | None:
+    declared = compiler.config.sources.get(source)
     if declared is None:
         return None
     tags = {k.lower(): v for k, v in {**(declared.sensitive if sensitive else {}), **declared.pii}.items()}
     return tags.get(column.lower())
 
 
-def segment_lineage(project: Project, name: str) -> Lineage:
+def segment_lineage(compiler: Compiler, name: str) -> Lineage:
     """Lineage of `name` through its inlined refs, against the project's sources."""
-    cache = project.compiler.lineage  # per vars and as_of, like the compiled trees
+    cache = compiler.lineage  # per vars and as_of, like the compiled trees
     if name in cache:
         return cache[name]  # type: ignore[no-any-return]
-    dialect = get_dialect(project.config.dialect)
-    tables, schema = _source_tables(project)
-    tree = qualify(project.compiler.tree(name).copy(), schema=schema, dialect=dialect,
+    dialect = get_dialect(compiler.config.dialect)
+    tables, schema = _source_tables(compiler)
+    tree = qualify(compiler.tree(name).copy(), schema=schema, dialect=dialect,
                    validate_qualify_columns=False, identify=False)
     result = Lineage()
     reads: dict[str, set[str]] = {}
@@ -67,7 +68,7 @@ def segment_lineage(project: Project, name: str) -> Lineage:
             if isinstance(table, exp.Table) and table.name.lower() in tables:
                 reads.setdefault(tables[table.name.lower()], set()).add(column.name.lower())
     result.reads = {source: sorted(columns) for source, columns in sorted(reads.items())}
-    for output in project.compiled(name).columns:
+    for output in compiler.compiled(name).columns:
         node = lineage(output, tree, schema, dialect=dialect, copy=True)
         origins = {f"{tables[leaf.source.name.lower()]}.{leaf.name.rsplit('.', 1)[-1].lower()}"
                    for leaf in node.walk() if not leaf.downstream and isinstance(leaf.source, exp.Table)
@@ -77,15 +78,13 @@ def segment_lineage(project: Project, name: str) -> Lineage:
     return result
 
 
-def _source_tables(project: Project) -> tuple[dict[str, str], dict[str, object]]:
+def _source_tables(compiler: Compiler) -> tuple[dict[str, str], dict[str, object]]:
     """Table name (lower) -> source name, and a sqlglot schema of the declared/described columns."""
-    from segsql.compile.builtins import table_for_source
-
     tables: dict[str, str] = {}
     schema: dict[str, object] = {}
-    catalog = project.compiler.catalog
-    for name, source in project.config.sources.items():
-        table = table_for_source(name, source.table, project.config.dialect)
+    catalog = compiler.catalog
+    for name, source in compiler.config.sources.items():
+        table = table_for_source(name, source.table, compiler.config.dialect)
         tables[table.name.lower()] = name
         found = catalog.find(table)
         if found is not None and found[1]:

@@ -1,4 +1,4 @@
-"""Compile many segments on several cores: forked workers each load the project and compile a
+"""Compile many segments on several cores: forked workers inherit the compiler and compile a
 share of the segments; results come back as plain data (errors rebuilt with their location).
 
 Worth it only for large projects: a worker recompiles the upstream refs it needs.
@@ -10,10 +10,12 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segsql import errors
+
+if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
 
 MIN_SEGMENTS_PER_WORKER = 100
 
@@ -28,29 +30,36 @@ def worker_count(segments: int) -> int:
     return max(1, min(cores, segments // MIN_SEGMENTS_PER_WORKER))
 
 
-def run_parallel(root: Path, options: dict[str, Any], names: list[str], work: Work,
+_inherited: list[Compiler] = []  # the parent's compiler, in a forked worker (set by its initializer)
+
+
+def run_parallel(compiler: Compiler, names: list[str], work: Work,
                  workers: int) -> dict[str, dict[str, Any] | errors.SegsqlError]:
-    """`work(project, name)` for every name, in `workers` forked processes."""
+    """`work(compiler, name)` for every name, in `workers` forked processes."""
     chunks = [names[i::workers] for i in range(workers)]
     context = multiprocessing.get_context("fork")
     results: dict[str, dict[str, Any] | errors.SegsqlError] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_compile_chunk, root, options, chunk, work) for chunk in chunks]
+    compiler.catalog  # noqa: B018 (built once here, so workers do not each connect to describe sources)
+    # Fork passes initargs without pickling: each worker starts with the parent's compiler.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_inherit,
+                             initargs=(compiler,)) as pool:
+        futures = [pool.submit(_compile_chunk, chunk, work) for chunk in chunks]
         for future in futures:
             for name, (ok, payload) in future.result().items():
                 results[name] = payload if ok else _rebuild_error(payload)
     return results
 
 
-def _compile_chunk(root: Path, options: dict[str, Any], names: list[str],
-                   work: Work) -> dict[str, tuple[bool, Any]]:
-    from segsql.project import Project
+def _inherit(compiler: Compiler) -> None:
+    _inherited.append(compiler)
 
-    project = Project.load(root, **options)
+
+def _compile_chunk(names: list[str], work: Work) -> dict[str, tuple[bool, Any]]:
+    compiler = _inherited[0]
     out: dict[str, tuple[bool, Any]] = {}
     for name in names:
         try:
-            out[name] = (True, work(project, name))
+            out[name] = (True, work(compiler, name))
         except errors.SegsqlError as error:
             out[name] = (False, _error_data(error))
     return out

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlglot
 
+from segsql.compile.parallel import run_parallel, worker_count
 from segsql.errors import SegsqlError
+from segsql.version import __version__
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
 
 TARGET_DIR = "target"
 CACHE_FILE = ".segsql_cache.json"
@@ -31,34 +33,33 @@ MANIFEST_KEY = "#manifest"  # not a valid segment name, so it cannot clash
 @dataclass
 class CompileReport:
     """What `compile` did: per-segment outputs, errors, and how many came from the cache."""
-
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> dialect -> sql
     manifest: dict[str, Any] = field(default_factory=dict)
     errors: list[SegsqlError] = field(default_factory=list)
     reused: int = 0
 
 
-def write_target(project: Project, names: list[str], dialects: list[str],
+def write_target(compiler: Compiler, names: list[str], dialects: list[str],
                  workers: int | None = None) -> CompileReport:
     """Compile `names` for `dialects`; write target/ only when every one of them is valid.
 
     Segments whose inputs are unchanged are taken from the cache; the rest are compiled, on
     several cores when there are many (`workers`: default one per core, 1 to stay in process)."""
-    report = CompileReport(errors=list(project.problems))
-    target = project.root / TARGET_DIR
+    report = CompileReport(errors=list(compiler.files.problems))
+    target = compiler.root / TARGET_DIR
     cache = _load_cache(target)
-    fingerprint = _fingerprint(project, dialects)
+    fingerprint = _fingerprint(compiler, dialects)
     validated: dict[str, str | None] = {}  # name -> key when its cache entry is still valid
     entries: dict[str, dict[str, Any]] = {}
     reused: set[str] = set()
     todo: list[str] = []
     for name in names:
-        if _cached_key(project, name, fingerprint, cache, validated) is not None:
+        if _cached_key(compiler, name, fingerprint, cache, validated) is not None:
             entries[name] = cache[name]
             reused.add(name)
         else:
             todo.append(name)
-    for name, result in _compile_entries(project, todo, dialects, fingerprint, workers).items():
+    for name, result in _compile_entries(compiler, todo, dialects, fingerprint, workers).items():
         if isinstance(result, SegsqlError):
             report.errors.append(result)
         else:
@@ -67,8 +68,8 @@ def write_target(project: Project, names: list[str], dialects: list[str],
         return report
     report.reused = len(reused)
     report.outputs = {name: entry["sql"] for name, entry in entries.items()}
-    report.manifest = _manifest(project, entries, dialects)
-    _write_outputs(project, target, entries, dialects, reused)
+    report.manifest = _manifest(compiler, entries, dialects)
+    _write_outputs(compiler, target, entries, dialects, reused)
     manifest_key = _sha(json.dumps([dialects, sorted((n, e["key"]) for n, e in entries.items())]))
     manifest_path = target / "manifest.json"
     if cache.get(MANIFEST_KEY) != manifest_key or not manifest_path.exists():
@@ -80,37 +81,34 @@ def write_target(project: Project, names: list[str], dialects: list[str],
     return report
 
 
-def _compile_entries(project: Project, names: list[str], dialects: list[str], fingerprint: str,
+def _compile_entries(compiler: Compiler, names: list[str], dialects: list[str], fingerprint: str,
                      workers: int | None) -> dict[str, dict[str, Any] | SegsqlError]:
-    from segsql.compile.parallel import run_parallel, worker_count
-
     count = worker_count(len(names)) if workers is None else max(1, workers)
     if count > 1:
-        options = {"vars": project.overrides, "as_of": project.as_of}
         work = functools.partial(_worker_entry, dialects=dialects, fingerprint=fingerprint)
-        results = run_parallel(project.root, options, names, work, count)
+        results = run_parallel(compiler, names, work, count)
         return {name: results[name] for name in names}
     computed: dict[str, str | None] = {}
     out: dict[str, dict[str, Any] | SegsqlError] = {}
     for name in names:
         try:
-            out[name] = _compile_entry(project, name, dialects, fingerprint, computed)
+            out[name] = _compile_entry(compiler, name, dialects, fingerprint, computed)
         except SegsqlError as error:
             out[name] = error
     return out
 
 
-def _worker_entry(project: Project, name: str, *, dialects: list[str], fingerprint: str) -> dict[str, Any]:
-    return _compile_entry(project, name, dialects, fingerprint, {})
+def _worker_entry(compiler: Compiler, name: str, *, dialects: list[str], fingerprint: str) -> dict[str, Any]:
+    return _compile_entry(compiler, name, dialects, fingerprint, {})
 
 
-def _compile_entry(project: Project, name: str, dialects: list[str], fingerprint: str,
+def _compile_entry(compiler: Compiler, name: str, dialects: list[str], fingerprint: str,
                    keys: dict[str, str | None]) -> dict[str, Any]:
-    compiled = project.compiler.compiled(name)
-    own = _own_hash(project, name, fingerprint)
-    key = _combine(own, [_key_of(project, ref, fingerprint, keys) for ref in compiled.refs])
+    compiled = compiler.compiled(name)
+    own = _own_hash(compiler, name, fingerprint)
+    key = _combine(own, [_key_of(compiler, ref, fingerprint, keys) for ref in compiled.refs])
     keys[name] = key
-    sql = {dialect: project.compiler.to_sql(name, dialect) + "\n" for dialect in dialects}
+    sql = {dialect: compiler.to_sql(name, dialect) + "\n" for dialect in dialects}
     return {
         "own": own, "key": key, "refs": compiled.refs, "sql": sql,
         "segment": {
@@ -120,38 +118,38 @@ def _compile_entry(project: Project, name: str, dialects: list[str], fingerprint
             "sources": compiled.sources, "params": _jsonable(compiled.params),
             "vars": _jsonable(compiled.vars),
             "columns": [{"name": c, "type": t} for c, t in compiled.columns.items()],
-            "template_hash": _sha(project.segment(name).read()),
+            "template_hash": _sha(compiler.segment(name).read()),
             "compiled_hash": _sha(sql[dialects[0]]),
         },
     }
 
 
-def _key_of(project: Project, name: str, fingerprint: str, keys: dict[str, str | None]) -> str:
+def _key_of(compiler: Compiler, name: str, fingerprint: str, keys: dict[str, str | None]) -> str:
     if keys.get(name) is None:
-        compiled = project.compiler.compiled(name)
-        own = _own_hash(project, name, fingerprint)
-        keys[name] = _combine(own, [_key_of(project, r, fingerprint, keys) for r in compiled.refs])
+        compiled = compiler.compiled(name)
+        own = _own_hash(compiler, name, fingerprint)
+        keys[name] = _combine(own, [_key_of(compiler, r, fingerprint, keys) for r in compiled.refs])
     result = keys[name]
     assert result is not None
     return result
 
 
-def _cached_key(project: Project, name: str, fingerprint: str, cache: dict[str, Any],
+def _cached_key(compiler: Compiler, name: str, fingerprint: str, cache: dict[str, Any],
                 keys: dict[str, str | None]) -> str | None:
     """The segment's cache key when its cached entry is still valid, else None."""
     if name in keys:
         return keys[name]
     keys[name] = None  # guards against cycles while checking
     entry = cache.get(name)
-    if not entry or name not in project.segments:
+    if not entry or name not in compiler.segments:
         return None
     try:
-        own = _own_hash(project, name, fingerprint)
+        own = _own_hash(compiler, name, fingerprint)
     except SegsqlError:
         return None
     if own != entry.get("own"):
         return None
-    ref_keys = [_cached_key(project, ref, fingerprint, cache, keys) for ref in entry.get("refs", [])]
+    ref_keys = [_cached_key(compiler, ref, fingerprint, cache, keys) for ref in entry.get("refs", [])]
     if any(k is None for k in ref_keys):
         return None
     key = _combine(own, [k for k in ref_keys if k])
@@ -161,35 +159,33 @@ def _cached_key(project: Project, name: str, fingerprint: str, cache: dict[str, 
     return key
 
 
-def _own_hash(project: Project, name: str, fingerprint: str) -> str:
-    return _sha(fingerprint + "\0" + project.segment(name).read())
+def _own_hash(compiler: Compiler, name: str, fingerprint: str) -> str:
+    return _sha(fingerprint + "\0" + compiler.segment(name).read())
 
 
 def _combine(own: str, ref_keys: list[str]) -> str:
     return _sha("\0".join([own, *ref_keys]))
 
 
-def _fingerprint(project: Project, dialects: list[str]) -> str:
+def _fingerprint(compiler: Compiler, dialects: list[str]) -> str:
     """Everything outside the segment files that can change a compiled result."""
-    from segsql import __version__
-
     parts: list[str] = [__version__, getattr(sqlglot, "__version__", "?"), ",".join(dialects),
-                        project.as_of.isoformat(), json.dumps(_jsonable(project.overrides), sort_keys=True),
-                        project.config_text]
-    macros = project.root / "macros"
+                        compiler.as_of.isoformat(), json.dumps(_jsonable(compiler.overrides), sort_keys=True),
+                        (compiler.root / "segsql.yml").read_text(encoding="utf-8")]
+    macros = compiler.root / "macros"
     for path in sorted(macros.rglob("*.sql")) if macros.is_dir() else []:
         parts.append(path.read_text(encoding="utf-8", errors="replace"))
-    parts.extend(_catalog_stats(project))
+    parts.extend(_catalog_stats(compiler))
     return _sha("\0".join(parts))
 
 
-def _catalog_stats(project: Project) -> list[str]:
+def _catalog_stats(compiler: Compiler) -> list[str]:
     """Size and mtime of the files the catalog is read from (database file, source files)."""
     paths: list[Path] = []
-    connection_path = getattr(project.config.connection, "path", None)
+    connection_path = getattr(compiler.config.connection, "path", None)
     if connection_path and connection_path != ":memory:":
-        paths.append(project.root / connection_path)
-    paths.extend(project.root / s.path for s in project.config.sources.values() if s.path)
+        paths.append(compiler.root / connection_path)
+    paths.extend(compiler.root / s.path for s in compiler.config.sources.values() if s.path)
     stats = []
     for path in paths:
         try:
@@ -200,23 +196,21 @@ def _catalog_stats(project: Project) -> list[str]:
     return stats
 
 
-def _manifest(project: Project, entries: dict[str, dict[str, Any]], dialects: list[str]) -> dict[str, Any]:
-    from segsql import __version__
-
+def _manifest(compiler: Compiler, entries: dict[str, dict[str, Any]], dialects: list[str]) -> dict[str, Any]:
     return {
         "segsql_version": __version__,
-        "project": project.config.name,
-        "dialect": project.config.dialect,
+        "project": compiler.config.name,
+        "dialect": compiler.config.dialect,
         "targets": dialects,
-        "as_of": project.as_of.isoformat(),
+        "as_of": compiler.as_of.isoformat(),
         "segments": {name: entries[name]["segment"] for name in sorted(entries)},
     }
 
 
-def _write_outputs(project: Project, target: Path, entries: dict[str, dict[str, Any]],
+def _write_outputs(compiler: Compiler, target: Path, entries: dict[str, dict[str, Any]],
                    dialects: list[str], reused: set[str]) -> None:
     for name, entry in entries.items():
-        relative = Path(project.segment(name).shown_path).relative_to("segments_sql")
+        relative = Path(compiler.segment(name).shown_path).relative_to("segments_sql")
         for dialect in dialects:
             path = target / "compiled" / dialect / relative
             if name in reused and path.exists():

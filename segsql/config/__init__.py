@@ -1,1 +1,5 @@
-"""TODO"""
+"""Load: the project's configuration (segsql.yml, profiles, metrics files' YAML) as validated
+models that keep each key's file, line and column, and the parsing of user options (as_of, vars).
+
+Imports: `segsql.errors` only. Everything else may import this.
+"""

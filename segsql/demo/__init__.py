@@ -1,1 +1,5 @@
-"""Synthetic B2B SaaS data for demos, tests and benchmarks (deterministic for a seed)."""
+"""Synthetic B2B SaaS data and `segsql demo` (deterministic for a seed).
+
+Imports: the `Project` facade and the stages below it; only the CLI and the notebook layer
+import this.
+"""

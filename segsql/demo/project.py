@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from segsql.config.inputs import parse_as_of
 from segsql.config.models import CONFIG_FILE
 from segsql.demo.generate import DemoStats, generate
-from segsql.project import Project, parse_as_of
+from segsql.project import Project
 from segsql.starter.scaffold import create_project
 
 DATABASE = Path("data") / "demo.duckdb"

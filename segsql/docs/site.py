@@ -20,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segsql.compile.lineage import segment_lineage
 from segsql.docs.svg import lineage_svg, size_chart
 from segsql.engines import storage
 from segsql.errors import SegsqlError, UsageError
+from segsql.measure.testing import unit_test_names
+from segsql.privacy.masking import scrub
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f7f8fa}
@@ -72,11 +76,12 @@ class SegmentDoc:
     error: str | None = None
 
 
-def build_site(project: Project, out: Path) -> Path:
-    """Write the catalog into `out` (replacing it); return the index page."""
+def build_site(compiler: Compiler, engine: Engine | None, out: Path) -> Path:
+    """Write the catalog into `out` (replacing it); return the index page. Without an engine
+    (none reachable) the catalog has no size history."""
     out = _checked_output(out.resolve())
-    docs = [_document(project, name) for name in sorted(project.segments)]
-    _attach_sizes(project, docs)
+    docs = [_document(compiler, name) for name in sorted(compiler.segments)]
+    _attach_sizes(compiler, engine, docs)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".segsql-docs-", dir=out.parent))
@@ -85,10 +90,10 @@ def build_site(project: Project, out: Path) -> Path:
     try:
         (staging / MARKER).write_text("built by segsql docs; the folder is replaced on every build\n")
         (staging / "segments").mkdir()
-        (staging / "index.html").write_text(_index(project, docs), encoding="utf-8")
+        (staging / "index.html").write_text(_index(compiler, docs), encoding="utf-8")
         downstream = _downstream(docs)
         for doc in docs:
-            page = _segment_page(project, doc, docs, downstream)
+            page = _segment_page(compiler, doc, docs, downstream)
             (staging / "segments" / f"{doc.name}.html").write_text(page, encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
@@ -112,27 +117,23 @@ def _checked_output(out: Path) -> Path:
     return out
 
 
-def _document(project: Project, name: str) -> SegmentDoc:
-    from segsql.compile.lineage import segment_lineage
-    from segsql.measure.testing import unit_test_names
-    from segsql.privacy.pii import scrub
-
-    segment = project.segments[name]
+def _document(compiler: Compiler, name: str) -> SegmentDoc:
+    segment = compiler.segments[name]
     doc = SegmentDoc(name, segment.shown_path)
     try:
         doc.template = scrub(segment.read())
-        compiled = project.compiled(name)
+        compiled = compiler.compiled(name)
     except SegsqlError as error:
         doc.error = scrub(str(error))
         return doc
     config = compiled.config
     doc.entity, doc.description, doc.owner, doc.tags = compiled.entity, config.description, config.owner, config.tags
-    doc.compiled = scrub(project.compiler.tree(name).sql(dialect=project.config.dialect, pretty=True))
+    doc.compiled = scrub(compiler.tree(name).sql(dialect=compiler.config.dialect, pretty=True))
     doc.refs, doc.sources, doc.columns = compiled.refs, compiled.sources, dict(compiled.columns)
-    lineage = segment_lineage(project, name)
-    doc.reads, doc.pii_read, doc.pii_output = lineage.reads, lineage.pii_read(project), lineage.pii_output(project)
+    lineage = segment_lineage(compiler, name)
+    doc.reads, doc.pii_read, doc.pii_output = lineage.reads, lineage.pii_read(compiler), lineage.pii_output(compiler)
     try:
-        doc.unit_tests = unit_test_names(project, name)
+        doc.unit_tests = unit_test_names(compiler, name)
     except SegsqlError as error:
         doc.unit_tests = [f"(unreadable: {scrub(str(error))})"]
     if config.tests is not None:
@@ -140,21 +141,22 @@ def _document(project: Project, name: str) -> SegmentDoc:
     return doc
 
 
-def _attach_sizes(project: Project, docs: list[SegmentDoc]) -> None:
+def _attach_sizes(compiler: Compiler, engine: Engine | None, docs: list[SegmentDoc]) -> None:
     """Size after each successful run (oldest first), when the engine has run records."""
+    if engine is None:
+        return
     try:
-        with project.engine() as engine:
-            if not engine.table_exists(storage.table("run_segments")):
-                return
-            query = (exp.select(exp.column("segment", "s"), exp.column("started_at", "r"),
-                                exp.column("row_count", "s"))
-                     .from_(storage.table("run_segments").as_("s"))
-                     .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
-                     .where(exp.column("status", "s").like(exp.Literal.string("success%")))
-                     .order_by(exp.column("started_at", "r")))
-            rows = engine.fetchall(query)
+        if not engine.table_exists(storage.table("run_segments")):
+            return
+        query = (exp.select(exp.column("segment", "s"), exp.column("started_at", "r"),
+                            exp.column("row_count", "s"))
+                 .from_(storage.table("run_segments").as_("s"))
+                 .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+                 .where(exp.column("status", "s").like(exp.Literal.string("success%")))
+                 .order_by(exp.column("started_at", "r")))
+        rows = engine.fetchall(query)
     except SegsqlError:
-        return  # no engine: a catalog without sizes is still a catalog
+        return  # no run records readable: a catalog without sizes is still a catalog
     by_name = {doc.name: doc for doc in docs}
     for segment, started, size in rows:
         if segment in by_name and size is not None:
@@ -194,7 +196,7 @@ def _tags(tags: list[str]) -> str:
     return "".join(f"<span class=tag>{_e(t)}</span>" for t in tags)
 
 
-def _index(project: Project, docs: list[SegmentDoc]) -> str:
+def _index(compiler: Compiler, docs: list[SegmentDoc]) -> str:
     rows = []
     for doc in docs:
         size = f"{doc.sizes[-1][1]:,}" if doc.sizes else ""
@@ -204,13 +206,13 @@ def _index(project: Project, docs: list[SegmentDoc]) -> str:
                     f"<td>{_e(doc.entity)}</td><td>{_tags(doc.tags)}</td><td>{_e(doc.owner)}</td>"
                     f"<td>{_e(doc.description)}</td><td style='text-align:right'>{size}</td><td>{pii}</td></tr>")
     graph = lineage_svg(_graph(docs, {d.name for d in docs}, None), link_prefix="segments/")
-    body = (f"<p class=muted>{len(docs)} segment(s) in project <b>{_e(project.config.name)}</b>, "
+    body = (f"<p class=muted>{len(docs)} segment(s) in project <b>{_e(compiler.config.name)}</b>, "
             f"generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>"
             "<input id=filter placeholder='filter segments'>"
             "<table id=segments><thead><tr><th>segment</th><th>entity</th><th>tags</th><th>owner</th>"
             "<th>description</th><th>last size</th><th>personal data</th></tr></thead><tbody>"
             + "".join(rows) + f"</tbody></table><h2>Lineage</h2>{graph}<script>{FILTER_SCRIPT}</script>")
-    return _page(f"{project.config.name}: segments", body, "index.html")
+    return _page(f"{compiler.config.name}: segments", body, "index.html")
 
 
 def _graph(docs: list[SegmentDoc], names: set[str], current: str | None) -> dict[str, Any]:
@@ -230,7 +232,7 @@ def _graph(docs: list[SegmentDoc], names: set[str], current: str | None) -> dict
     return {"nodes": nodes, "edges": edges}
 
 
-def _segment_page(project: Project, doc: SegmentDoc, docs: list[SegmentDoc], downstream: dict[str, list[str]]) -> str:
+def _segment_page(compiler: Compiler, doc: SegmentDoc, docs: list[SegmentDoc], downstream: dict[str, list[str]]) -> str:
     if doc.error:
         body = f"<p class=err>This segment does not validate:</p><pre>{_e(doc.error)}</pre>" \
                f"<h2>Template ({_e(doc.path)})</h2><pre>{_e(doc.template)}</pre>"
@@ -261,7 +263,7 @@ def _segment_page(project: Project, doc: SegmentDoc, docs: list[SegmentDoc], dow
             f"<h2>Size</h2>{last}{sizes}"
             f"<h2>Tests</h2><ul>{tests or '<li class=muted>none</li>'}</ul>"
             f"<h2>Template ({_e(doc.path)})</h2><pre>{_e(doc.template)}</pre>"
-            f"<h2>Compiled SQL ({_e(project.config.dialect)})</h2><pre>{_e(doc.compiled)}</pre>")
+            f"<h2>Compiled SQL ({_e(compiler.config.dialect)})</h2><pre>{_e(doc.compiled)}</pre>")
     return _page(f"segment {doc.name}", body, "../index.html")
 
 

@@ -1,7 +1,11 @@
-"""Engine adapters, one per engine, chosen from a registry and imported lazily.
+"""Engine adapters, one per engine, chosen from a registry and imported lazily, with the storage
+contract every engine writes runs into (storage.py, records.py, base.py's run stores).
 
 `import segsql` imports no driver: an adapter module is imported only when a project connects,
 and a missing driver raises an error with the exact `pip install` line.
+
+Imports: `segsql.compile` (catalog, literals), `segsql.config`, `segsql.errors`. Adapters never
+import each other.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""The interface every engine adapter implements, with capability flags as data."""
+"""The interface every engine adapter implements, with capability flags as data, and where a
+run's results go: `RunStore`, and `SqlRunStore` for engines with transactions (DuckDB, Postgres,
+DB-API) — the storage tables of engines/storage.py written in one transaction. Engines without
+transactions or UPDATE (Spark on Parquet) provide their own store (engines/spark.py)."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 import sqlglot
@@ -15,10 +19,11 @@ from sqlglot import exp
 from segsql.compile.catalog import Columns
 from segsql.compile.literals import get_dialect
 from segsql.config.models import ProjectConfig, Source
+from segsql.engines import storage
 from segsql.errors import EngineError
 
 if TYPE_CHECKING:
-    from segsql.engines.runstore import RunStore
+    from segsql.engines.records import RunResult, SegmentRun
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,6 @@ class Engine(ABC):
 
     def run_store(self) -> RunStore:
         """Where runs write: the transactional storage tables unless the engine says otherwise."""
-        from segsql.engines.runstore import SqlRunStore
-
         return SqlRunStore(self)
 
     def replace_table(self, table: exp.Table, query: exp.Query) -> None:
@@ -136,3 +139,102 @@ class Engine(ABC):
         """Text for this engine: trees are generated, constant DDL is transpiled from DuckDB."""
         tree = sqlglot.parse_one(statement, read="duckdb") if isinstance(statement, str) else statement
         return tree.sql(dialect=get_dialect(self.dialect))
+
+
+class RunStore(Protocol):
+    def prepare(self) -> None:
+        """Create what is missing and record runs a killed process left `running` as failed."""
+    def start(self, result: RunResult, names: list[str], version: str) -> None: ...
+
+    def begin(self) -> None: ...
+
+    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
+        """Materialise a segment's result (not yet visible to readers); return where it is."""
+    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None: ...
+
+    def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
+        """Record the run's outcome (inside the transaction on success, after rollback on failure)."""
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class SqlRunStore:
+    """The storage tables, all writes of a run in one transaction."""
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def prepare(self) -> None:
+        wanted = [storage.table(name) for name in storage.MANAGED_TABLES]
+        if len(self.engine.existing_tables(wanted)) < len(wanted):
+            for statement in storage.DDL:  # all IF NOT EXISTS: fills in what a database lacks
+                self.engine.execute(statement)
+        self.engine.execute(storage.mark_interrupted())
+
+    def start(self, result: RunResult, names: list[str], version: str) -> None:
+
+        self.engine.execute(storage.insert_run(), [result.run_id, storage.now(), storage.RUNNING, result.as_of,
+                                                   json.dumps(names), version])
+        self.engine.flush()  # the `running` record must survive a kill
+
+    def begin(self) -> None:
+        self.engine.begin()
+
+    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
+        target = storage.segment_table(name)
+        self.engine.replace_table(target, query)
+        return target
+
+    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None:
+
+        names = [plan.name for plan in plans]
+        self.engine.execute(storage.delete_membership(names), names)
+        now = storage.now()
+        for plan in plans:
+            key = keys[plan.entity]
+            self.engine.execute(storage.insert_membership(plan.name, plan.entity, key), [result.run_id, result.as_of])
+            latest = self.engine.fetchall(storage.latest_history_as_of(plan.name), [plan.name])[0][0]
+            if latest is not None and _as_date(latest) > result.as_of:
+                plan.point_in_time = True  # an earlier as_of: the current timeline is left alone
+                continue
+            self.engine.execute(storage.close_history(plan.name, key), [now, result.run_id])
+            self.engine.execute(storage.open_history(plan.name, plan.entity, key),
+                                [now, result.run_id, plan.definition_hash, result.as_of])
+        months = self.config_retention()
+        if months is not None:
+            cutoff = storage.months_before(now, months)
+            count = exp.select(exp.func("count", exp.Star())).from_(storage.table("history")).where(
+                exp.and_(exp.column("valid_to").is_(exp.null()).not_(),
+                         exp.LT(this=exp.column("valid_to"), expression=exp.Placeholder())))
+            result.history_purged = int(self.engine.fetchall(count, [cutoff])[0][0])
+            if result.history_purged:
+                self.engine.execute(storage.purge_history(), [cutoff])
+
+    def config_retention(self) -> int | None:
+        return self.engine.config.privacy.history_retention_months
+
+    def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
+
+        for plan in plans:
+            self.engine.execute(storage.insert_run_segment(), _segment_row(result, plan))
+        self.engine.execute(storage.finish_run(), [storage.now(), result.status, result.error, result.run_id])
+        if result.status == storage.FAILED:
+            self.engine.flush()  # after a rollback, the failure record is its own transaction
+
+    def commit(self) -> None:
+        self.engine.commit()
+
+    def rollback(self) -> None:
+        self.engine.rollback()
+
+
+def _as_date(value: Any) -> Any:
+    import datetime as dt
+
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _segment_row(result: RunResult, plan: SegmentRun) -> list[Any]:
+    status = "success (point-in-time)" if plan.point_in_time and plan.status == storage.SUCCESS else plan.status
+    return [result.run_id, plan.name, plan.entity, plan.rows, plan.population, plan.definition_hash,
+            status, plan.duration_ms, plan.error]

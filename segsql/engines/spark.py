@@ -27,6 +27,7 @@ from segsql.compile.target import atomic_write
 from segsql.config.models import ProjectConfig, Source, SparkConnection
 from segsql.engines import storage
 from segsql.engines.base import Capabilities, Engine
+from segsql.engines.storage import months_before
 from segsql.errors import EngineError
 
 HISTORY_KEY = "__history__"  # the pointer entry of the history table (never a segment name: not an identifier start)
@@ -156,13 +157,10 @@ class SparkEngine(Engine):
 
     def begin(self) -> None:
         """Spark has no transactions: the run store switches a pointer at commit instead."""
-
     def commit(self) -> None:
         """See begin()."""
-
     def rollback(self) -> None:
         """See begin()."""
-
     def close(self) -> None:
         """The SparkSession is shared by the process (getOrCreate), so it stays up."""
         self._spark = None
@@ -282,7 +280,6 @@ def _external_table(table: exp.Table, location: str, query: exp.Query | None = N
 
 class SparkRunStore:
     """A run's results go to new locations; commit replaces the pointer file atomically."""
-
     def __init__(self, engine: SparkEngine):
         self.engine = engine
         self.staged: dict[str, dict[str, Any]] = {}
@@ -330,9 +327,8 @@ class SparkRunStore:
     def _stage_history(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
         """Parquet has no UPDATE: the whole SCD-2 history is rewritten to a new location (closed
         stays, new stays, retention applied) and switched with the results at commit."""
-        from segsql.run.runner import _now
 
-        now = _now()
+        now = storage.now()
         old = self.engine.pointer().get(HISTORY_KEY)
         latest = {}
         if old:
@@ -425,8 +421,6 @@ def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: di
                          exp.If(this=leaving.copy(), true=run_id.copy(), false=exp.column("closed_by_run"))
                          .as_("closed_by_run"), exp.column("definition_hash"), exp.column("as_of")).from_(history)
         if retention_months is not None:
-            from segsql.engines.storage import months_before
-
             cutoff = exp.cast(exp.Literal.string(months_before(now, retention_months).isoformat(sep=" ")),
                               exp.DataType.Type.TIMESTAMP)
             old = old.where(exp.or_(exp.column("valid_to").is_(exp.null()),

@@ -179,3 +179,8 @@ def months_before(moment: dt.datetime, months: int) -> dt.datetime:
     year, month = divmod(index, 12)
     day = min(moment.day, calendar.monthrange(year, month + 1)[1])
     return moment.replace(year=year, month=month + 1, day=day)
+
+
+def now() -> dt.datetime:
+    """A timestamp for the storage tables: UTC, without a time zone (every engine stores it alike)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.errors import SegsqlError, UsageError
 from segsql.measure import metrics as metrics_module
 from segsql.measure import stats
+from segsql.run.results import result_table, result_tables
+from segsql.run.results import size as result_size
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
     from segsql.measure.metrics import Metric
-    from segsql.project import Project
 
 ALL = "__all__"
 STAT_FIELDS = ("n", "num", "den", "num2", "den2", "numden")
@@ -28,7 +31,6 @@ STAT_FIELDS = ("n", "num", "den", "num2", "den2", "numden")
 @dataclass
 class Comparison:
     """One table per metric: each segment against its baseline, with CI, p-value and BH flag."""
-
     baseline: str
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     roi: pd.DataFrame | None = None
@@ -39,33 +41,30 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _entity(project: Project, segments: list[str]) -> str:
+def _entity(compiler: Compiler, segments: list[str]) -> str:
     """The one entity of `segments`, from their config() (they have run, so they validated)."""
-    entities = {project.entity_of(name) for name in segments}
+    entities = {compiler.entity_of(name) for name in segments}
     if len(entities) != 1:
         raise UsageError(f"segments mix entities ({', '.join(sorted(entities))})", None,
                          "compare segments of one entity; roll users up to accounts with rollup()")
     return entities.pop()
 
 
-def _groups(project: Project, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
+def _groups(compiler: Compiler, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
     """(grp, key) rows: every selected segment's members and, optionally, the population."""
-    from segsql.compile.builtins import table_for_source
-    from segsql.run.results import result_tables
-
-    key = project.config.entities[entity].key
-    tables = result_tables(project, engine, segments)
+    key = compiler.config.entities[entity].key
+    tables = result_tables(compiler, engine, segments)
     parts: list[exp.Query] = [
         exp.select(exp.Literal.string(name).as_("grp"), exp.column(key).as_("key")).from_(tables[name], copy=False)
         for name in segments]
     if with_all:
-        declared = project.config.entities[entity]
+        declared = compiler.config.entities[entity]
         if declared.source is None:
             raise UsageError(f"entity `{entity}` has no population source, so there is no `rest` or `all`",
                              None, "compare against a segment: baseline='<segment>'")
-        source = project.config.sources[declared.source]
+        source = compiler.config.sources[declared.source]
         population = exp.select(exp.column(key)).distinct().from_(
-            table_for_source(declared.source, source.table, project.config.dialect))
+            table_for_source(declared.source, source.table, compiler.config.dialect))
         parts.append(exp.select(exp.Literal.string(ALL).as_("grp"), exp.column(key).as_("key"))
                      .from_(population.subquery("population")))
     union: exp.Query = parts[0]
@@ -74,52 +73,52 @@ def _groups(project: Project, engine: Engine, segments: list[str], entity: str, 
     return union
 
 
-def compare(project: Project, segments: list[str], metric_names: list[str], baseline: str = "rest",
-            costs: dict[str, float] | None = None, roi_metric: str | None = None) -> Comparison:
+def compare(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], segments: list[str],
+            metric_names: list[str], baseline: str = "rest", costs: dict[str, float] | None = None,
+            roi_metric: str | None = None) -> Comparison:
     """Compare each segment with `baseline` ('rest', 'all' or a segment) on every metric."""
     if not segments:
         raise UsageError("name at least one segment to compare", None, "e.g. compare(['power_users'], ...)")
     wanted = [*metric_names, *([roi_metric] if roi_metric else [])]
-    chosen = metrics_module.resolve(project, list(dict.fromkeys(wanted)))
+    chosen = metrics_module.resolve(metrics, list(dict.fromkeys(wanted)))
     targets = list(dict.fromkeys(segments))
     if baseline not in ("rest", "all") and baseline not in targets:
-        project.segment(baseline)
+        compiler.segment(baseline)
     names = list(dict.fromkeys([*targets, *([baseline] if baseline not in ("rest", "all") else [])]))
-    entity = _entity(project, names)
+    entity = _entity(compiler, names)
     for metric in chosen:
         if metric.entity != entity:
             raise UsageError(f"metric `{metric.name}` is about {metric.entity}s, the segments are {entity}s", None,
                              "pick metrics of the segments' entity")
-    with project.engine() as engine:
-        engine.prepare_sources()
-        sufficient = _sufficient(project, engine, names, entity, chosen, baseline in ("rest", "all"))
+    engine.prepare_sources()
+    sufficient = _sufficient(compiler, engine, names, entity, chosen, baseline in ("rest", "all"))
     comparison = Comparison(baseline=baseline)
     for metric in chosen:
         if metric.name in metric_names:
             comparison.tables[metric.name] = _table(metric, targets, baseline, sufficient)
     _flag_significance(comparison)
     if costs:
-        comparison.roi = _roi(project, targets, costs, roi_metric, sufficient)
+        comparison.roi = _roi(metrics, targets, costs, roi_metric, sufficient)
     return comparison
 
 
-def _sufficient(project: Project, engine: Engine, names: list[str], entity: str, chosen: list[Metric],
+def _sufficient(compiler: Compiler, engine: Engine, names: list[str], entity: str, chosen: list[Metric],
                 with_all: bool) -> dict[str, dict[str, stats.Sufficient]]:
     """One query: group sizes and per-metric sums for every group; returns grp -> metric -> sums."""
-    result = sufficient_by_group(project, engine, _groups(project, engine, names, entity, with_all), chosen)
+    result = sufficient_by_group(compiler, engine, _groups(compiler, engine, names, entity, with_all), chosen)
     for name in names:  # an empty segment has no rows in the groups
         result.setdefault(name, {m.name: stats.Sufficient() for m in chosen})
     return result
 
 
-def sufficient_by_group(project: Project, engine: Engine, groups: exp.Query,
+def sufficient_by_group(compiler: Compiler, engine: Engine, groups: exp.Query,
                         chosen: list[Metric]) -> dict[str, dict[str, stats.Sufficient]]:
     """Sizes and per-metric sums of each `grp` of a (grp, key) query, in one engine query."""
     query = exp.select(exp.column("grp", "g"), exp.func("count", exp.Star()).as_("members")).from_(
         groups.subquery("g")).group_by(exp.column("grp", "g"))
     for index, metric in enumerate(chosen):
         alias = f"m{index}"
-        values = metrics_module.entity_query(project, metric)
+        values = metrics_module.entity_query(compiler, metric)
         measured = exp.select("*").from_(values.subquery("v")).where(exp.and_(
             exp.column("den").is_(exp.null()).not_(), exp.column("num").is_(exp.null()).not_()))
         query = query.join(measured.subquery(alias), on=exp.column("key", alias).eq(exp.column("key", "g")),
@@ -185,12 +184,12 @@ def _flag_significance(comparison: Comparison) -> None:
         comparison.tables[name].at[index, "significant"] = flag
 
 
-def _roi(project: Project, targets: list[str], costs: dict[str, float], roi_metric: str | None,
+def _roi(metrics: dict[str, Metric], targets: list[str], costs: dict[str, float], roi_metric: str | None,
          sufficient: dict[str, dict[str, stats.Sufficient]]) -> pd.DataFrame:
     """ROI = (attributed revenue − cost) ÷ cost, revenue = the sum metric over the segment's members."""
     if roi_metric is None:
         raise UsageError("ROI needs a revenue metric", None, "pass roi_metric='expansion_arr' (a sum metric)")
-    metric = project.metrics[roi_metric]
+    metric = metrics[roi_metric]
     if metric.kind != "sum":
         raise UsageError(f"ROI revenue metric `{roi_metric}` must be a sum metric, not {metric.kind}", None)
     rows = []
@@ -204,19 +203,18 @@ def _roi(project: Project, targets: list[str], costs: dict[str, float], roi_metr
     return pd.DataFrame(rows)
 
 
-def overlap(project: Project, segments: list[str]) -> pd.DataFrame:
+def overlap(compiler: Compiler, engine: Engine, segments: list[str]) -> pd.DataFrame:
     """Pairwise shared members and Jaccard index, in one query."""
     if len(segments) < 2:
         raise UsageError("overlap needs at least two segments", None)
-    entity = _entity(project, segments)
-    with project.engine() as engine:
-        groups = _groups(project, engine, segments, entity, with_all=False).subquery("a")
-        other = _groups(project, engine, segments, entity, with_all=False).subquery("b")
-        query = (exp.select(exp.column("grp", "a").as_("left"), exp.column("grp", "b").as_("right"),
-                            exp.func("count", exp.Star()).as_("shared"))
-                 .from_(groups).join(other, on=exp.column("key", "a").eq(exp.column("key", "b")))
-                 .group_by(exp.column("grp", "a"), exp.column("grp", "b")))
-        shared = {(left, right): int(count) for left, right, count in engine.fetchall(query)}
+    entity = _entity(compiler, segments)
+    groups = _groups(compiler, engine, segments, entity, with_all=False).subquery("a")
+    other = _groups(compiler, engine, segments, entity, with_all=False).subquery("b")
+    query = (exp.select(exp.column("grp", "a").as_("left"), exp.column("grp", "b").as_("right"),
+                        exp.func("count", exp.Star()).as_("shared"))
+             .from_(groups).join(other, on=exp.column("key", "a").eq(exp.column("key", "b")))
+             .group_by(exp.column("grp", "a"), exp.column("grp", "b")))
+    shared = {(left, right): int(count) for left, right, count in engine.fetchall(query)}
     sizes = {name: shared.get((name, name), 0) for name in segments}
     rows = []
     for left in segments:
@@ -228,12 +226,12 @@ def overlap(project: Project, segments: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def waterfall(project: Project, name: str, engine: Engine | None = None, size: int | None = None) -> pd.DataFrame:
+def waterfall(compiler: Compiler, engine: Engine, name: str, size: int | None = None) -> pd.DataFrame:
     """Members left after each top-level AND condition of the segment's WHERE, in order.
-    `engine` and the final `size` let a preview (not yet run) use its own connection."""
-    compiled = project.compiled(name)
-    key = project.config.entities[compiled.entity].key
-    tree = project.compiler.tree(name)
+    The final `size` (after GROUP BY/HAVING) is the last run's unless given (a preview's)."""
+    compiled = compiler.compiled(name)
+    key = compiler.config.entities[compiled.entity].key
+    tree = compiler.tree(name)
     if not isinstance(tree, exp.Select) or tree.args.get("where") is None:
         raise UsageError(f"segment `{name}` has no WHERE clause on its outer SELECT", None,
                          "a waterfall splits the WHERE's top-level AND conditions")
@@ -250,19 +248,15 @@ def waterfall(project: Project, name: str, engine: Engine | None = None, size: i
         steps.append(exp.Count(this=exp.Distinct(expressions=[
             exp.Case(ifs=[exp.If(this=cumulative.copy(), true=key_expression.copy())])])))
     base.set("expressions", [step.as_(f"step{index}") for index, step in enumerate(steps)])
-    dialect = project.config.dialect
-    if engine is not None:
-        counts = [int(c) for c in engine.fetchall(base)[0]]
-    else:
-        with project.engine() as own:
-            own.prepare_sources()
-            counts = [int(c) for c in own.fetchall(base)[0]]
+    dialect = compiler.config.dialect
+    engine.prepare_sources()
+    counts = [int(c) for c in engine.fetchall(base)[0]]
     labels = ["all rows of FROM/JOIN"] + [c.sql(dialect=dialect) for c in conditions]
     rows = [{"step": index, "condition": label, "remaining": count,
              "removed": (counts[index - 1] - count) if index else 0}
             for index, (label, count) in enumerate(zip(labels, counts, strict=True))]
     if tree.args.get("having") is not None or tree.args.get("group") is not None:
-        final = project.size(name) if size is None else size
+        final = result_size(compiler, engine, name) if size is None else size
         rows.append({"step": len(rows), "condition": "GROUP BY / HAVING (final)",
                      "remaining": final, "removed": counts[-1] - final})
     return pd.DataFrame(rows)
@@ -279,40 +273,36 @@ def _key_expression(tree: exp.Select, key: str) -> exp.Expr:
 @dataclass
 class Priority:
     """Mutually exclusive assignment: each entity to the first listed segment it is in."""
-
     counts: pd.DataFrame
     query: exp.Select
     suppressed: int
 
 
-def prioritize(project: Project, ordered: list[str], suppress: str | None = None) -> Priority:
+def prioritize(compiler: Compiler, engine: Engine, ordered: list[str], suppress: str | None = None) -> Priority:
     """Assign every member of `ordered` to its first segment; members of `suppress` to none."""
     if not ordered:
         raise UsageError("give at least one segment in priority order", None)
-    entity = _entity(project, [*ordered, *([suppress] if suppress else [])])
-    with project.engine() as engine:
-        from segsql.run.results import _result_table
-
-        key = project.config.entities[entity].key
-        parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.number(rank).as_("priority"),
-                            exp.column(key).as_("key")).from_(_result_table(project, engine, name))
-                 for rank, name in enumerate(ordered)]
-        union: exp.Query = parts[0]
-        for part in parts[1:]:
-            union = exp.union(union, part, distinct=False)
-        rank = exp.Window(this=exp.func("row_number"), partition_by=[exp.column("key")],
-                          order=exp.Order(expressions=[exp.Ordered(this=exp.column("priority"))]))
-        ranked = exp.select("segment", "key", rank.as_("rank_in_key")).from_(union.subquery("u"))
-        excluded: exp.Expr = exp.Literal.number(0)
-        if suppress:
-            table = _result_table(project, engine, suppress)
-            ranked = ranked.where(exp.column("key").isin(query=exp.select(exp.column(key)).from_(table)).not_())
-            excluded = exp.select(exp.func("count", exp.Star())).from_(union.subquery("s")).where(
-                exp.column("key").isin(query=exp.select(exp.column(key)).from_(table.copy()))).subquery()
-        assigned = exp.select("segment", "key").from_(ranked.subquery("r")).where(exp.column("rank_in_key").eq(1))
-        counts_query = exp.select("segment", exp.func("count", exp.Star()).as_("assigned"),
-                                  excluded.as_("suppressed_rows")).from_(assigned.subquery("a")).group_by("segment")
-        rows = engine.fetchall(counts_query)
+    entity = _entity(compiler, [*ordered, *([suppress] if suppress else [])])
+    key = compiler.config.entities[entity].key
+    parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.number(rank).as_("priority"),
+                        exp.column(key).as_("key")).from_(result_table(compiler, engine, name))
+             for rank, name in enumerate(ordered)]
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    rank = exp.Window(this=exp.func("row_number"), partition_by=[exp.column("key")],
+                      order=exp.Order(expressions=[exp.Ordered(this=exp.column("priority"))]))
+    ranked = exp.select("segment", "key", rank.as_("rank_in_key")).from_(union.subquery("u"))
+    excluded: exp.Expr = exp.Literal.number(0)
+    if suppress:
+        table = result_table(compiler, engine, suppress)
+        ranked = ranked.where(exp.column("key").isin(query=exp.select(exp.column(key)).from_(table)).not_())
+        excluded = exp.select(exp.func("count", exp.Star())).from_(union.subquery("s")).where(
+            exp.column("key").isin(query=exp.select(exp.column(key)).from_(table.copy()))).subquery()
+    assigned = exp.select("segment", "key").from_(ranked.subquery("r")).where(exp.column("rank_in_key").eq(1))
+    counts_query = exp.select("segment", exp.func("count", exp.Star()).as_("assigned"),
+                              excluded.as_("suppressed_rows")).from_(assigned.subquery("a")).group_by("segment")
+    rows = engine.fetchall(counts_query)
     assigned_counts = {segment: int(count) for segment, count, _ in rows}
     suppressed = int(rows[0][2]) if rows else 0
     counts = pd.DataFrame([{"priority": rank, "segment": name, "assigned": assigned_counts.get(name, 0)}
@@ -320,5 +310,5 @@ def prioritize(project: Project, ordered: list[str], suppress: str | None = None
     return Priority(counts=counts, query=assigned, suppressed=suppressed)
 
 
-def metric_docs(project: Project) -> list[dict[str, Any]]:
-    return [metrics_module.describe(m) for m in project.metrics.values()]
+def metric_docs(metrics: dict[str, Metric]) -> list[dict[str, Any]]:
+    return [metrics_module.describe(m) for m in metrics.values()]

@@ -4,7 +4,6 @@ Every metric reduces to one row per entity with a numerator `num` and a denomina
 entity with no row, or with `num` or `den` NULL, is not measured (a metric leaves entities out
 with `NULLIF(..., 0)` or a CASE without ELSE, e.g. NRR over accounts active at the start).
 The kind fixes how segments are compared (segsql.stats):
-
   proportion  num and den are 0/1 (den = 1: eligible; num = 1: has the property)  -> Σnum/Σden
   mean        den = 1 (default); the value is num                                -> mean of num
   ratio       any num and den                                                     -> Σnum/Σden
@@ -33,12 +32,14 @@ import sqlglot
 from pydantic import Field
 from sqlglot import exp
 
+from segsql.compile import checks
+from segsql.compile.builtins import table_for_source
 from segsql.config.models import NAME_PATTERN, Strict, validate_model
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, SegsqlError, did_you_mean
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
 
 KINDS = ("proportion", "mean", "ratio", "rate", "sum")
 METRICS_FILE = "metrics.yml"
@@ -65,7 +66,6 @@ class MetricsFile(Strict):
 @dataclass(frozen=True)
 class Metric:
     """A declared metric with where it was declared."""
-
     name: str
     spec: MetricSpec
     location: Location
@@ -86,85 +86,80 @@ def metric_files(root: Path) -> list[Path]:
     return files
 
 
-def load_metrics(project: Project) -> dict[str, Metric]:
+def load_metrics(compiler: Compiler) -> dict[str, Metric]:
     """Every metric of the project; names unique across files, entities and sources known."""
     metrics: dict[str, Metric] = {}
-    for path in metric_files(project.root):
-        shown = str(path.relative_to(project.root))
+    for path in metric_files(compiler.root):
+        shown = str(path.relative_to(compiler.root))
         located = read_yaml_file(path, shown)
         parsed: MetricsFile = validate_model(MetricsFile, located.data or {}, located)
         for name, spec in parsed.metrics.items():
             where = located.locate(("metrics", name))
-            _check(project, name, spec, located, metrics, where)
+            _check(compiler, name, spec, located, metrics, where)
             metrics[name] = Metric(name, spec, where)
     return metrics
 
 
-def _check(project: Project, name: str, spec: MetricSpec, located: LocatedYaml,
+def _check(compiler: Compiler, name: str, spec: MetricSpec, located: LocatedYaml,
            known: dict[str, Metric], where: Location) -> None:
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"metric name `{name}` must be a plain identifier", where)
     if name in known:
         raise ConfigError(f"metric `{name}` is defined twice (also at {known[name].location})", where)
-    if spec.entity not in project.config.entities:
+    if spec.entity not in compiler.config.entities:
         where = located.locate(("metrics", name, "entity"))
         raise ConfigError(f"metric `{name}`: unknown entity `{spec.entity}`", where,
-                          did_you_mean(spec.entity, project.config.entities))
-    if spec.source not in project.config.sources:
+                          did_you_mean(spec.entity, compiler.config.entities))
+    if spec.source not in compiler.config.sources:
         where = located.locate(("metrics", name, "source"))
         raise ConfigError(f"metric `{name}`: unknown source `{spec.source}`", where,
-                          did_you_mean(spec.source, project.config.sources))
+                          did_you_mean(spec.source, compiler.config.sources))
     if spec.kind == "proportion" and spec.denominator is None:
         spec_where = located.locate(("metrics", name, "kind"))
         raise ConfigError(f"metric `{name}`: a proportion needs a 0/1 `denominator` saying who is eligible",
                           spec_where, "use '1' when every entity with a row is eligible")
 
 
-def entity_query(project: Project, metric: Metric) -> exp.Select:
+def entity_query(compiler: Compiler, metric: Metric) -> exp.Select:
     """One row per entity: key, num, den (validated against the source's columns)."""
-    from segsql.compile.builtins import table_for_source
-
     spec = metric.spec
-    key_column = project.config.entities[spec.entity].key
-    source = project.config.sources[spec.source]
-    parts = {field: _expression(project, metric, field, getattr(spec, field))
+    key_column = compiler.config.entities[spec.entity].key
+    source = compiler.config.sources[spec.source]
+    parts = {field: _expression(compiler, metric, field, getattr(spec, field))
              for field in ("numerator", "denominator", "where") if getattr(spec, field) is not None}
     query = exp.select(
         exp.column(key_column).as_("key"),
         exp.cast(parts["numerator"], exp.DataType.Type.DOUBLE).as_("num"),
         exp.cast(parts.get("denominator", exp.Literal.number(1)), exp.DataType.Type.DOUBLE).as_("den"),
-    ).from_(table_for_source(spec.source, source.table, project.config.dialect)).group_by(exp.column(key_column))
+    ).from_(table_for_source(spec.source, source.table, compiler.config.dialect)).group_by(exp.column(key_column))
     if "where" in parts:
         query = query.where(parts["where"])
-    _validate(project, metric, query)
+    _validate(compiler, metric, query)
     return query
 
 
-def _expression(project: Project, metric: Metric, field: str, text: str) -> exp.Expr:
+def _expression(compiler: Compiler, metric: Metric, field: str, text: str) -> exp.Expr:
     """Render the field's Jinja with the segment helpers, then parse it as one SQL expression."""
     where = Location(metric.location.path, metric.location.line, metric.location.col)
-    sql = project.compiler.render_snippet(text, f"{metric.location.path}:{metric.name}.{field}", where)
+    sql = compiler.render_snippet(text, f"{metric.location.path}:{metric.name}.{field}", where)
     try:
-        return sqlglot.parse_one(sql, dialect=project.config.dialect)
+        return sqlglot.parse_one(sql, dialect=compiler.config.dialect)
     except sqlglot.errors.ParseError as error:
         detail = error.errors[0]["description"] if error.errors else str(error)
         raise ConfigError(f"metric `{metric.name}` {field}: {detail}", where) from None
 
 
-def _validate(project: Project, metric: Metric, query: exp.Select) -> None:
-    from segsql.compile import checks
-
+def _validate(compiler: Compiler, metric: Metric, query: exp.Select) -> None:
     try:
         all_scopes = checks.scopes(query)
         checks.check_read_only(query)
-        checks.check_tables(all_scopes, project.compiler.catalog)
-        checks.check_columns(all_scopes, project.compiler.catalog)
+        checks.check_tables(all_scopes, compiler.catalog)
+        checks.check_columns(all_scopes, compiler.catalog)
     except checks.RuleError as problem:
         raise ConfigError(f"metric `{metric.name}`: {problem.message}", metric.location, problem.hint) from None
 
 
-def resolve(project: Project, names: list[str]) -> list[Metric]:
-    metrics = project.metrics
+def resolve(metrics: dict[str, Metric], names: list[str]) -> list[Metric]:
     unknown = [n for n in names if n not in metrics]
     if unknown:
         raise SegsqlError(f"unknown metric `{unknown[0]}`", None,

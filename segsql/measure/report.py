@@ -18,37 +18,40 @@ from sqlglot import exp
 
 from segsql.engines import storage
 from segsql.errors import SegsqlError
+from segsql.measure.compare import compare
+from segsql.run.results import size as result_size
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
-    from segsql.project import Project
+    from segsql.measure.metrics import Metric
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
 
-def segment_report(project: Project, segments: list[str]) -> pd.DataFrame:
+def segment_report(compiler: Compiler, engine: Engine, metrics: dict[str, Metric],
+                   segments: list[str]) -> pd.DataFrame:
     """One row per segment and criterion: verdict and the numbers behind it."""
-    rules = project.config.segment_validation
+    rules = compiler.config.segment_validation
     rows: list[dict[str, Any]] = []
     by_entity: dict[str, list[str]] = {}
     for name in segments:
-        by_entity.setdefault(project.compiled(name).entity, []).append(name)
+        by_entity.setdefault(compiler.compiled(name).entity, []).append(name)
     for entity, names in sorted(by_entity.items()):
-        targets = [m for m in rules.target_metrics if m in project.metrics and project.metrics[m].entity == entity]
+        targets = [m for m in rules.target_metrics if m in metrics and metrics[m].entity == entity]
         reach = rules.reachable.get(entity)
         wanted = [*targets, *([reach] if reach else [])]
-        comparison = project.compare(names, wanted, baseline="rest") if wanted else None
-        with project.engine() as engine:
-            history = _sizes(engine, names)
+        comparison = compare(compiler, engine, metrics, names, wanted, baseline="rest") if wanted else None
+        history = _sizes(engine, names)
         for name in names:
-            rows.extend(_rows(project, name, comparison, targets, reach, history.get(name, [])))
+            rows.extend(_rows(compiler, engine, name, comparison, targets, reach, history.get(name, [])))
     return pd.DataFrame(rows, columns=["segment", "criterion", "verdict", "value", "threshold", "detail"])
 
 
-def _rows(project: Project, name: str, comparison: Any, targets: list[str], reach: str | None,
+def _rows(compiler: Compiler, engine: Engine, name: str, comparison: Any, targets: list[str], reach: str | None,
           sizes: list[tuple[int, int | None]]) -> list[dict[str, Any]]:
-    rules = project.config.segment_validation
-    size, population = sizes[0] if sizes else (project.size(name), None)
+    rules = compiler.config.segment_validation
+    size, population = sizes[0] if sizes else (result_size(compiler, engine, name), None)
     share = size / population if population else None
     out = [_row(name, "substantial", PASS if size >= rules.min_size and (share is None or share >= rules.min_share)
                 else FAIL, size, f"≥ {rules.min_size} members, ≥ {rules.min_share:.1%}",

@@ -2,7 +2,6 @@
 (size, share, unique, not_null, custom conditions on the live data, one query per segment).
 
 Unit tests live beside the segment as `<name>.test.yml`:
-
     unit_tests:
       - name: boundary at min_mrr
         as_of: 2026-11-23            # optional; vars/params overrides under `vars:`
@@ -29,14 +28,16 @@ import sqlglot
 from pydantic import Field
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.compile.literals import get_dialect
 from segsql.config.models import Strict, validate_model
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, SegsqlError
+from segsql.run import results
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
-    from segsql.project import Project
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
@@ -70,16 +71,16 @@ class TestResult:
     unexpected: list[Any] = field(default_factory=list)
 
 
-def test_file(project: Project, name: str) -> Path:
-    return project.segment(name).path.with_suffix(".test.yml")
+def test_file(compiler: Compiler, name: str) -> Path:
+    return compiler.segment(name).path.with_suffix(".test.yml")
 
 
-def unit_test_names(project: Project, name: str) -> list[str]:
+def unit_test_names(compiler: Compiler, name: str) -> list[str]:
     """The names of a segment's unit tests (validated like `segsql test` reads them)."""
-    path = test_file(project, name)
+    path = test_file(compiler, name)
     if not path.exists():
         return []
-    shown = str(path.relative_to(project.root))
+    shown = str(path.relative_to(compiler.root))
     located = read_yaml_file(path, shown)
     spec: UnitTestFile = validate_model(UnitTestFile, located.data, located)
     return [case.name for case in spec.unit_tests]
@@ -88,30 +89,30 @@ def unit_test_names(project: Project, name: str) -> list[str]:
 Transform = Callable[[exp.Query], exp.Query]
 
 
-def run_unit_tests(project: Project, name: str, transform: Transform | None = None) -> list[TestResult]:
+def run_unit_tests(compiler: Compiler, name: str, transform: Transform | None = None) -> list[TestResult]:
     """Every unit test of segment `name` (none when it has no .test.yml). `transform` changes
     the compiled query before it runs (the starter library's mutation tests use it)."""
-    path = test_file(project, name)
+    path = test_file(compiler, name)
     if not path.exists():
         return []
-    shown = str(path.relative_to(project.root))
+    shown = str(path.relative_to(compiler.root))
     located = read_yaml_file(path, shown)
     spec: UnitTestFile = validate_model(UnitTestFile, located.data, located)
-    return [_run_case(project, name, case, index, located, transform) for index, case in enumerate(spec.unit_tests)]
+    return [_run_case(compiler, name, case, index, located, transform) for index, case in enumerate(spec.unit_tests)]
 
 
-def _run_case(project: Project, name: str, case: UnitTest, index: int, located: LocatedYaml,
+def _run_case(compiler: Compiler, name: str, case: UnitTest, index: int, located: LocatedYaml,
               transform: Transform | None) -> TestResult:
     where = located.locate(("unit_tests", index))
     result = TestResult(name, case.name, "unit", PASS, location=where)
     try:
-        variant = project.with_options(vars=case.vars, as_of=case.as_of or project.as_of)
-        tree = variant.compiler.tree(name)
+        variant = compiler.with_options(vars=case.vars, as_of=case.as_of or compiler.as_of)
+        tree = variant.tree(name)
         sql = (transform(tree) if transform else tree).sql(dialect=get_dialect("duckdb"))
-        key = project.config.entities[variant.compiled(name).entity].key
+        key = compiler.config.entities[variant.compiled(name).entity].key
         connection = duckdb.connect(":memory:")
         try:
-            _load_given(project, connection, case, index, located)
+            _load_given(compiler, connection, case, index, located)
             rows = connection.execute(sql).fetchall()
             columns = [c[0] for c in connection.description or []]
         finally:
@@ -167,16 +168,14 @@ def _same(actual: Any, expected: Any) -> bool:
     return str(actual) == str(expected)
 
 
-def _load_given(project: Project, connection: duckdb.DuckDBPyConnection, case: UnitTest, index: int,
+def _load_given(compiler: Compiler, connection: duckdb.DuckDBPyConnection, case: UnitTest, index: int,
                 located: LocatedYaml) -> None:
     """A table per source: given rows, or empty with the declared columns."""
-    from segsql.compile.builtins import table_for_source
-
     for source_name in case.given:
-        if source_name not in project.config.sources:
+        if source_name not in compiler.config.sources:
             raise ConfigError(f"unknown source `{source_name}` in given",
                               located.locate(("unit_tests", index, "given", source_name)))
-    for source_name, source in sorted(project.config.sources.items()):
+    for source_name, source in sorted(compiler.config.sources.items()):
         given = case.given.get(source_name)
         table = GivenTable(rows=given) if isinstance(given, list) else (given or GivenTable())
         columns = table.columns or source.columns
@@ -215,15 +214,15 @@ def _create_table(connection: duckdb.DuckDBPyConnection, target: exp.Table, colu
         connection.executemany(insert.sql(dialect=duck), [[row.get(n) for n in names] for row in rows])
 
 
-def run_data_tests(project: Project, name: str, engine: Engine) -> list[TestResult]:
+def run_data_tests(compiler: Compiler, name: str, engine: Engine) -> list[TestResult]:
     """The data tests in the segment's config, evaluated in one query on the live data."""
-    compiled = project.compiled(name)
+    compiled = compiler.compiled(name)
     tests = compiled.config.tests
     if tests is None:
         return []
-    checks = _data_checks(project, name, tests)
+    checks = _data_checks(compiler, name, tests)
     query = exp.select(*[expression.as_(f"c{i}") for i, (_, expression, _) in enumerate(checks)]).from_(
-        project.compiler.tree(name).subquery("m"))
+        compiler.tree(name).subquery("m"))
     location = Location(compiled.path)
     try:
         values = engine.fetchall(query)[0]
@@ -231,9 +230,7 @@ def run_data_tests(project: Project, name: str, engine: Engine) -> list[TestResu
         return [TestResult(name, "data tests", "data", ERROR, error.message, location)]
     population = None
     if tests.max_share is not None:
-        from segsql.run import results
-
-        population = results.population(project, engine, compiled.entity)
+        population = results.population(compiler, engine, compiled.entity)
     out = []
     for (label, _, judge), value in zip(checks, values, strict=True):
         failure = judge(value, population)
@@ -241,7 +238,7 @@ def run_data_tests(project: Project, name: str, engine: Engine) -> list[TestResu
     return out
 
 
-def _data_checks(project: Project, name: str, tests: Any) -> list[tuple[str, exp.Expr, Any]]:
+def _data_checks(compiler: Compiler, name: str, tests: Any) -> list[tuple[str, exp.Expr, Any]]:
     count = exp.func("count", exp.Star())
     checks: list[tuple[str, exp.Expr, Any]] = []
     if tests.min_size is not None:
@@ -253,7 +250,7 @@ def _data_checks(project: Project, name: str, tests: Any) -> list[tuple[str, exp
     if tests.max_share is not None:
         checks.append((f"max_share {tests.max_share:g}", count.copy(), lambda v, p, s=tests.max_share:
                        None if not p or v / p <= s else f"share {v / p:.1%} > {s:.1%}"))
-    columns = project.compiled(name).columns
+    columns = compiler.compiled(name).columns
     for column in tests.unique:
         _known(column, columns, name)
         distinct = exp.Count(this=exp.Distinct(expressions=[exp.column(column)]))

@@ -22,9 +22,11 @@ import pandas as pd
 from sqlglot import exp
 
 from segsql.errors import UsageError
+from segsql.methods.features import feature_frame
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 SILHOUETTE_SAMPLE = 5000
 
@@ -71,16 +73,15 @@ def require_sklearn() -> Any:
     return sklearn
 
 
-def cluster(project: Project, features: str, ks: list[int] | None = None, k: int | None = None,
+def cluster(compiler: Compiler, engine: Engine, features: str, ks: list[int] | None = None, k: int | None = None,
             max_depth: int = 2, seed: int = 0) -> Clustering:
     require_sklearn()
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
     from sklearn.preprocessing import StandardScaler
 
-    from segsql.methods.features import feature_frame
 
-    raw, _, columns = feature_frame(project, features)
+    raw, _, columns = feature_frame(compiler, engine, features)
     frame = raw
     if len(frame) < 10:
         raise UsageError(f"segment `{features}` has {len(frame)} rows; clustering needs at least 10", None)
@@ -172,10 +173,10 @@ def _evaluate(frame: pd.DataFrame, paths: list[Path]) -> np.ndarray:
     return chosen
 
 
-def segment_files(project: Project, result: Clustering, prefix: str) -> dict[str, str]:
+def segment_files(compiler: Compiler, result: Clustering, prefix: str) -> dict[str, str]:
     """One segment per cluster: the rule as the WHERE over the features segment."""
-    entity = project.compiled(result.features).entity
-    key = project.config.entities[entity].key
+    entity = compiler.compiled(result.features).entity
+    key = compiler.config.entities[entity].key
     files = {}
     for rule in result.rules:
         typical = ", ".join(f"{c} ≈ {v:,.3g}" for c, v in list(rule.centre.items())[:4])

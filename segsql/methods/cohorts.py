@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 PERIODS = ("month", "week", "day")
 
@@ -49,27 +51,25 @@ class Cohorts:
         return triangle_html(self)
 
 
-def cohorts(project: Project, entity: str, source: str, at: str, period: str = "month", key: str | None = None,
-            revenue: str | None = None, start_source: str | None = None, start_at: str | None = None,
-            segments: list[str] | None = None) -> Cohorts:
-    from segsql.compile.builtins import table_for_source
-
+def cohorts(compiler: Compiler, engine: Engine, entity: str, source: str, at: str, period: str = "month",
+            key: str | None = None, revenue: str | None = None, start_source: str | None = None,
+            start_at: str | None = None, segments: list[str] | None = None) -> Cohorts:
     if period not in PERIODS:
         raise UsageError(f"unknown period `{period}`", None, f"choose one of {', '.join(PERIODS)}")
-    if entity not in project.config.entities:
-        raise UsageError(f"unknown entity `{entity}`", None, did_you_mean(entity, project.config.entities))
+    if entity not in compiler.config.entities:
+        raise UsageError(f"unknown entity `{entity}`", None, did_you_mean(entity, compiler.config.entities))
     for name in [source, *([start_source] if start_source else [])]:
-        if name not in project.config.sources:
-            raise UsageError(f"unknown source `{name}`", None, did_you_mean(name, project.config.sources))
+        if name not in compiler.config.sources:
+            raise UsageError(f"unknown source `{name}`", None, did_you_mean(name, compiler.config.sources))
     if (start_source is None) != (start_at is None):
         raise UsageError("give both start_source and start_at, or neither", None, "e.g. accounts / signup_date")
-    key = key or project.config.entities[entity].key
-    dialect = project.config.dialect
+    key = key or compiler.config.entities[entity].key
+    dialect = compiler.config.dialect
 
     def table(name: str) -> exp.Table:
-        return table_for_source(name, project.config.sources[name].table, dialect)
+        return table_for_source(name, compiler.config.sources[name].table, dialect)
 
-    as_of = exp.cast(exp.Literal.string(project.as_of.isoformat()), exp.DataType.Type.DATE)
+    as_of = exp.cast(exp.Literal.string(compiler.as_of.isoformat()), exp.DataType.Type.DATE)
     day = exp.cast(exp.column(at), exp.DataType.Type.DATE)
     values = [exp.column(key).as_("k"), _truncate(day, period).as_("p")]
     if revenue:
@@ -84,20 +84,19 @@ def cohorts(project: Project, entity: str, source: str, at: str, period: str = "
     else:
         starts = exp.select("k", exp.func("min", exp.column("p")).as_("c")).from_(
             activity.copy().subquery("a")).group_by("k")
-    groups = _groups(project, segments, entity)
+    groups = _groups(compiler, segments, entity)
     query = _counts(activity, starts, groups, period, bool(revenue))
-    with project.engine() as engine:
-        engine.prepare_sources()
-        if segments:
-            tables = [storage.segment_table(s) for s in segments]
-            missing = [s for s, t in zip(segments, tables, strict=True) if not engine.table_exists(t)]
-            if missing:
-                raise UsageError(f"segment `{missing[0]}` has no results yet", None, "run it first")
-        sizes_query, counts_query = query
-        sizes = pd.DataFrame(engine.fetchall(sizes_query), columns=["segment", "cohort", "cohort_size"])
-        counts = pd.DataFrame(engine.fetchall(counts_query),
-                              columns=["segment", "cohort", "period_index", "active", "revenue"])
-    return Cohorts(_grid(sizes, counts, project.as_of, period, bool(revenue), bool(segments)), period)
+    engine.prepare_sources()
+    if segments:
+        tables = [storage.segment_table(s) for s in segments]
+        missing = [s for s, t in zip(segments, tables, strict=True) if not engine.table_exists(t)]
+        if missing:
+            raise UsageError(f"segment `{missing[0]}` has no results yet", None, "run it first")
+    sizes_query, counts_query = query
+    sizes = pd.DataFrame(engine.fetchall(sizes_query), columns=["segment", "cohort", "cohort_size"])
+    counts = pd.DataFrame(engine.fetchall(counts_query),
+                          columns=["segment", "cohort", "period_index", "active", "revenue"])
+    return Cohorts(_grid(sizes, counts, compiler.as_of, period, bool(revenue), bool(segments)), period)
 
 
 def _truncate(day: exp.Expr, period: str) -> exp.Expr:
@@ -121,15 +120,15 @@ def _index(cohort: exp.Expr, when: exp.Expr, period: str) -> exp.Expr:
                                               expression=exp.Literal.number(7))), exp.DataType.Type.INT)
 
 
-def _groups(project: Project, segments: list[str] | None, entity: str) -> exp.Query | None:
+def _groups(compiler: Compiler, segments: list[str] | None, entity: str) -> exp.Query | None:
     """(segment, k) rows for the requested segments, or None for the whole population."""
     if not segments:
         return None
     parts: list[exp.Query] = []
     for name in segments:
-        if project.entity_of(name) != entity:
-            raise UsageError(f"segment `{name}` is about {project.entity_of(name)}s, not {entity}s", None)
-        key = project.config.entities[entity].key
+        if compiler.entity_of(name) != entity:
+            raise UsageError(f"segment `{name}` is about {compiler.entity_of(name)}s, not {entity}s", None)
+        key = compiler.config.entities[entity].key
         parts.append(exp.select(exp.Literal.string(name).as_("segment"),
                                 exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("sk"))
                      .from_(storage.segment_table(name)))

@@ -12,17 +12,18 @@ from segsql.errors import UsageError
 if TYPE_CHECKING:
     import datetime as dt
 
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 
-def feature_frame(project: Project, name: str, as_of: dt.date | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+def feature_frame(compiler: Compiler, engine: Engine, name: str,
+                  as_of: dt.date | None = None) -> tuple[pd.DataFrame, str, list[str]]:
     """(frame indexed by key, key column, numeric feature columns) of segment `name` at `as_of`."""
-    variant = project.with_options(as_of=as_of) if as_of is not None else project
+    variant = compiler.with_options(as_of=as_of) if as_of is not None else compiler
     compiled = variant.compiled(name)
     key = variant.config.entities[compiled.entity].key.lower()
-    with variant.engine() as engine:
-        engine.prepare_sources()
-        frame = engine.fetch_arrow(variant.compiler.tree(name)).to_pandas()
+    engine.prepare_sources()
+    frame = engine.fetch_arrow(variant.tree(name)).to_pandas()
     frame.columns = [c.lower() for c in frame.columns]
     frame = frame.set_index(key).sort_index()  # engines return rows in any order; fits must not depend on it
     # numeric by the values the engine returned (types of computed columns are not always known before)

@@ -19,54 +19,53 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.compile.catalog import is_numeric
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
+from segsql.privacy.masking import mask
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 MISSING = "(missing)"
 MAX_CATEGORIES = 50  # unnamed text traits with more distinct values are skipped
 
 
-def profile(project: Project, name: str, traits: list[str] | None = None, top: int = 5) -> pd.DataFrame:
+def profile(compiler: Compiler, engine: Engine, name: str, traits: list[str] | None = None,
+            top: int = 5) -> pd.DataFrame:
     """One row per (trait, statistic or category): segment value, rest value, index."""
-    from segsql.compile.builtins import table_for_source
-
-    entity_name = project.entity_of(name)
-    entity = project.config.entities[entity_name]
+    entity_name = compiler.entity_of(name)
+    entity = compiler.config.entities[entity_name]
     if entity.source is None:
         raise UsageError(f"entity `{entity_name}` has no population source to compare with", None,
                          "declare `source:` for it in segsql.yml")
-    source = project.config.sources[entity.source]
-    columns = _columns(project, entity.source, traits, entity.key)
-    population = table_for_source(entity.source, source.table, project.config.dialect)
+    source = compiler.config.sources[entity.source]
+    columns = _columns(compiler, entity.source, traits, entity.key)
+    population = table_for_source(entity.source, source.table, compiler.config.dialect)
     members = exp.select(exp.cast(exp.column(entity.key), exp.DataType.Type.VARCHAR)).from_(storage.segment_table(name))
     flag = exp.cast(exp.column(entity.key, "p"), exp.DataType.Type.VARCHAR).isin(query=members)
     group = exp.If(this=flag, true=exp.Literal.string("segment"), false=exp.Literal.string("rest"))
     base = exp.select(group.as_("grp"),
                       *[exp.column(c, "p").as_(c) for c in columns]).from_(population.as_("p"))
     rows: list[dict[str, object]] = []
-    with project.engine() as engine:
-        engine.prepare_sources()
-        if not engine.table_exists(storage.segment_table(name)):
-            raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
-        for column, kind in columns.items():
-            if is_numeric(kind):
-                rows.extend(_numeric(engine, base, column))
-            else:
-                found = _categorical(engine, base, column, top, None if traits else MAX_CATEGORIES)
-                tagged = {k.lower(): v for k, v in source.pii.items()}.get(column)
-                rows.extend(_masked(found, tagged, project.config.name))
+    engine.prepare_sources()
+    if not engine.table_exists(storage.segment_table(name)):
+        raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
+    for column, kind in columns.items():
+        if is_numeric(kind):
+            rows.extend(_numeric(engine, base, column))
+        else:
+            found = _categorical(engine, base, column, top, None if traits else MAX_CATEGORIES)
+            tagged = {k.lower(): v for k, v in source.pii.items()}.get(column)
+            rows.extend(_masked(found, tagged, compiler.config.name))
     return pd.DataFrame(rows, columns=["trait", "kind", "value", "segment", "rest", "index"])
 
 
-def _columns(project: Project, source_name: str, traits: list[str] | None, key: str) -> dict[str, str | None]:
-    from segsql.compile.builtins import table_for_source
-
-    source = project.config.sources[source_name]
-    found = project.compiler.catalog.find(table_for_source(source_name, source.table, project.config.dialect))
+def _columns(compiler: Compiler, source_name: str, traits: list[str] | None, key: str) -> dict[str, str | None]:
+    source = compiler.config.sources[source_name]
+    found = compiler.catalog.find(table_for_source(source_name, source.table, compiler.config.dialect))
     available = dict(found[1]) if found and found[1] else {}
     if traits:
         unknown = [t for t in traits if t.lower() not in available]
@@ -116,8 +115,6 @@ def _categorical(engine: object, base: exp.Select, column: str, top: int,
 
 def _masked(rows: list[dict[str, object]], category: str | None, salt: str) -> list[dict[str, object]]:
     """Values of a `pii:` column named explicitly are shown masked, like every preview."""
-    from segsql.privacy.pii import mask
-
     if category is None:
         return rows
     return [{**row, "value": row["value"] if row["value"] == MISSING else mask(row["value"], category, salt)}

@@ -26,10 +26,15 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
+from segsql.compile.splits import Split, assign
+from segsql.config.inputs import parse_as_of
 from segsql.errors import UsageError
+from segsql.methods.clustering import require_sklearn
+from segsql.methods.features import feature_frame
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 HOLDOUT_SALT = "propensity-holdout"
 MODELS = ("logistic", "gradient_boosting")
@@ -75,13 +80,8 @@ class Propensity:
                        expression=exp.Paren(this=exp.Add(this=exp.Literal.number("1.0"), expression=exponent)))
 
 
-def fit(project: Project, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
+def fit(compiler: Compiler, engine: Engine, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
         model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
-    from segsql.compile.splits import Split, assign
-    from segsql.methods.clustering import require_sklearn
-    from segsql.methods.features import feature_frame
-    from segsql.project import parse_as_of
-
     require_sklearn()
     if model not in MODELS:
         raise UsageError(f"unknown model `{model}`", None, f"choose one of {', '.join(MODELS)}")
@@ -89,11 +89,11 @@ def fit(project: Project, features: str, outcome: str, train_as_of: dt.date | st
         raise UsageError("holdout must be a share between 0 and 1", None, "e.g. 0.3")
     train_at = parse_as_of(train_as_of)
     outcome_at = train_at + dt.timedelta(days=horizon_days)
-    if outcome_at > project.as_of:
-        raise UsageError(f"the outcome window ends {outcome_at}, after as_of {project.as_of}", None,
+    if outcome_at > compiler.as_of:
+        raise UsageError(f"the outcome window ends {outcome_at}, after as_of {compiler.as_of}", None,
                          "train earlier (--train-as-of) or use a shorter --horizon")
-    frame, _, columns = feature_frame(project, features, train_at)
-    positives = _outcome_keys(project, outcome, outcome_at)
+    frame, _, columns = feature_frame(compiler, engine, features, train_at)
+    positives = _outcome_keys(compiler, engine, outcome, outcome_at)
     labels = np.array([str(k) in positives for k in frame.index], dtype=int)
     if labels.sum() == 0 or labels.sum() == len(labels):
         raise UsageError(f"the outcome `{outcome}` is {'never' if labels.sum() == 0 else 'always'} observed for "
@@ -113,20 +113,19 @@ def fit(project: Project, features: str, outcome: str, train_as_of: dt.date | st
         result.intercept = float(logistic.intercept_[0] - np.sum(weights * scaler.mean_))
     else:
         result.note = "gradient boosting scores in Python only: no SQL expression, no segment file"
-    now, _, _ = feature_frame(project, features)
+    now, _, _ = feature_frame(compiler, engine, features)
     result.scores = pd.Series(estimator.predict_proba(now.fillna(medians).values)[:, 1], index=now.index, name="score")
     return result
 
 
-def _outcome_keys(project: Project, outcome: str, at: dt.date) -> set[str]:
-    variant = project.with_options(as_of=at)
+def _outcome_keys(compiler: Compiler, engine: Engine, outcome: str, at: dt.date) -> set[str]:
+    variant = compiler.with_options(as_of=at)
     compiled = variant.compiled(outcome)
     key = variant.config.entities[compiled.entity].key
     query = exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)).from_(
-        variant.compiler.tree(outcome).subquery("o"))
-    with variant.engine() as engine:
-        engine.prepare_sources()
-        return {str(row[0]) for row in engine.fetchall(query)}
+        variant.tree(outcome).subquery("o"))
+    engine.prepare_sources()
+    return {str(row[0]) for row in engine.fetchall(query)}
 
 
 def _estimator(model: str, seed: int) -> Any:
@@ -160,7 +159,7 @@ def _report(features: str, outcome: str, train_at: dt.date, horizon: int, model:
     return Propensity(features, outcome, train_at, horizon, model, auc, base, calibration, lift, columns)
 
 
-def segment_file(project: Project, result: Propensity, name: str, top_share: float) -> dict[str, str]:
+def segment_file(compiler: Compiler, result: Propensity, name: str, top_share: float) -> dict[str, str]:
     """The highest-risk entities now: the top `top_share` of today's scores (threshold halfway
     between the last score in and the first score out)."""
     assert result.scores is not None
@@ -170,8 +169,8 @@ def segment_file(project: Project, result: Propensity, name: str, top_share: flo
     count = max(1, int(np.ceil(top_share * len(ordered))))
     # halfway to the next score: the engine's float arithmetic may differ in the last bits
     threshold = float(ordered[-1] if count >= len(ordered) else (ordered[count - 1] + ordered[count]) / 2)
-    entity = project.compiled(result.features).entity
-    key = project.config.entities[entity].key
+    entity = compiler.compiled(result.features).entity
+    key = compiler.config.entities[entity].key
     score = result.score_sql("f").sql(pretty=False)
     description = (f"Top {top_share:.0%} by {result.model} propensity for `{result.outcome}` within "
                    f"{result.horizon_days} days (trained on features at {result.train_as_of}; holdout AUC "

@@ -19,10 +19,14 @@ from segsql.compile.catalog import is_numeric
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 from segsql.measure import stats
+from segsql.measure.compare import sufficient_by_group
+from segsql.measure.metrics import resolve
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.compile.splits import Split
-    from segsql.project import Project
+    from segsql.engines.base import Engine
+    from segsql.measure.metrics import Metric
 
 SRM_ALPHA = 0.001
 SMD_LIMIT = 0.1
@@ -52,9 +56,9 @@ class Readout:
                 f"<h4>balance of traits</h4>{self.balance.to_html(index=False)}")
 
 
-def split_column(project: Project, name: str, column: str | None) -> tuple[str, Split | None]:
+def split_column(compiler: Compiler, name: str, column: str | None) -> tuple[str, Split | None]:
     """The output column holding the split's group (the projection built by split()) and its spec."""
-    compiled = project.compiled(name)
+    compiled = compiler.compiled(name)
     if column is not None:
         if column.lower() not in compiled.columns:
             raise UsageError(f"segment `{name}` has no column `{column}`", None,
@@ -71,27 +75,23 @@ def split_column(project: Project, name: str, column: str | None) -> tuple[str, 
     return found, spec
 
 
-def readout(project: Project, name: str, metrics: list[str], column: str | None = None,
-            control: str | None = None) -> Readout:
-    from segsql.measure.compare import sufficient_by_group
-    from segsql.measure.metrics import resolve
-
-    column, spec = split_column(project, name, column)
-    entity = project.compiled(name).entity
-    key = project.config.entities[entity].key
-    chosen = resolve(project, metrics)
+def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name: str, metric_names: list[str],
+            column: str | None = None, control: str | None = None) -> Readout:
+    column, spec = split_column(compiler, name, column)
+    entity = compiler.compiled(name).entity
+    key = compiler.config.entities[entity].key
+    chosen = resolve(metrics, metric_names)
     for metric in chosen:
         if metric.entity != entity:
             raise UsageError(f"metric `{metric.name}` is about {metric.entity}s, `{name}` holds {entity}s", None)
     table = storage.segment_table(name)
     groups = exp.select(exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).as_("grp"),
                         exp.column(key).as_("key")).from_(table)
-    with project.engine() as engine:
-        engine.prepare_sources()
-        if not engine.table_exists(table):
-            raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
-        sums = sufficient_by_group(project, engine, groups, chosen)
-        balance = _balance(project, engine, name, column, key)
+    engine.prepare_sources()
+    if not engine.table_exists(table):
+        raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
+    sums = sufficient_by_group(compiler, engine, groups, chosen)
+    balance = _balance(compiler, engine, name, column, key)
     names = list(spec.expected_shares()) if spec else sorted(sums)
     control = control or names[0]
     if control not in sums:
@@ -128,12 +128,12 @@ def _srm(sums: dict[str, Any], names: list[str], spec: Split | None) -> tuple[pd
     return sizes, float(result.pvalue)
 
 
-def _balance(project: Project, engine: Any, name: str, column: str, key: str) -> pd.DataFrame:
+def _balance(compiler: Compiler, engine: Any, name: str, column: str, key: str) -> pd.DataFrame:
     """Per trait (output column other than key and group): SMD against the first group, or a
     chi-square test for text traits."""
     from scipy.stats import chi2_contingency
 
-    compiled = project.compiled(name)
+    compiled = compiler.compiled(name)
     traits = {c: t for c, t in compiled.columns.items() if c not in (column, key.lower())}
     table = storage.segment_table(name)
     rows: list[dict[str, Any]] = []

@@ -5,29 +5,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from segsql.compile.target import atomic_write
 from segsql.errors import UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
 
 
-def write_segments(project: Project, files: dict[str, str], folder: str, force: bool = False) -> Path:
-    """Validate `files` (name.sql -> text) as segments of `project`, then write them to `folder`."""
-    from segsql.compile.target import atomic_write
-
-    target = project.root / folder
+def write_segments(compiler: Compiler, files: dict[str, str], folder: str, force: bool = False) -> Path:
+    """Validate `files` (name.sql -> text) as segments of the project, then write them to `folder`."""
+    target = compiler.root / folder
     existing = [name for name in files if (target / name).exists()]
     if existing and not force:
         raise UsageError(f"{len(existing)} file(s) exist in {folder} ({', '.join(existing[:3])})", None,
                          "pass --force to overwrite them (they may hold your edits), or another --prefix")
-    clashing = [name for name in files if name.removesuffix(".sql") in project.segments
-                and project.segments[name.removesuffix(".sql")].path.parent != target]
+    clashing = [name for name in files if name.removesuffix(".sql") in compiler.segments
+                and compiler.segments[name.removesuffix(".sql")].path.parent != target]
     if clashing:
         raise UsageError(f"segment `{clashing[0].removesuffix('.sql')}` already exists elsewhere", None,
                          "choose another --prefix")
-    candidate = project
+    candidate = compiler
     for name, text in files.items():
         candidate = candidate.with_segment(name.removesuffix(".sql"), text, f"{folder}/{name}")
     errors = candidate.validate([name.removesuffix(".sql") for name in files])

@@ -1,140 +1,48 @@
-"""Personal data: which output columns carry declared PII, and deterministic masking.
-
-Masking keeps analysis possible (the same value always gives the same mask, so analysts can
-still count and join by eye) while never showing the value itself.
-"""
+"""Personal data in segments: which output columns carry declared PII (by name and column
+lineage), and which source columns look personal but carry no tag."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+from sqlglot import exp
+
+from segsql.compile.builtins import table_for_source
+from segsql.compile.lineage import segment_lineage
+from segsql.config.yamlfile import read_yaml_file
+from segsql.errors import SegsqlError
 
 if TYPE_CHECKING:
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine
 
 
-def pii_columns(project: Project, name: str) -> dict[str, str]:
+def pii_columns(compiler: Compiler, name: str) -> dict[str, str]:
     """Output columns of segment `name` that carry a PII column of a source it reads: by name,
     and by column lineage (renamed or transformed PII is masked too)."""
-    compiled = project.compiled(name)
+    compiled = compiler.compiled(name)
     declared: dict[str, str] = {}
     for source_name in compiled.sources:
-        for column, category in project.config.sources[source_name].pii.items():
+        for column, category in compiler.config.sources[source_name].pii.items():
             declared[column.lower()] = category
     found = {column: declared[column] for column in compiled.columns if column in declared}
-    read = {s for ref in compiled.upstream for s in project.compiled(ref).sources} | set(compiled.sources)
-    if any(project.config.sources[s].pii for s in read):  # lineage costs ms per preview: only when it can matter
-        found.update(_lineage_pii(project, name))
+    read = {s for ref in compiled.upstream for s in compiler.compiled(ref).sources} | set(compiled.sources)
+    if any(compiler.config.sources[s].pii for s in read):  # lineage costs ms per preview: only when it can matter
+        found.update(_lineage_pii(compiler, name))
     return found
 
 
-def _lineage_pii(project: Project, name: str) -> dict[str, str]:
+def _lineage_pii(compiler: Compiler, name: str) -> dict[str, str]:
     """Outputs derived from PII columns by sqlglot lineage; name matching covers any query
     lineage cannot follow."""
     from sqlglot.errors import SqlglotError
 
-    from segsql.compile.lineage import segment_lineage
 
     try:
-        return segment_lineage(project, name).pii_output(project)
+        return segment_lineage(compiler, name).pii_output(compiler)
     except (SqlglotError, KeyError, ValueError):
         return {}
-
-
-def mask(value: Any, category: str, salt: str) -> str | None:
-    """`email:3f2a9c1b0d` for a value: deterministic, not reversible without the data."""
-    if value is None:
-        return None
-    digest = hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()[:10]
-    return f"{category}:{digest}"
-
-
-def mask_table(table: pa.Table, columns: dict[str, str], salt: str) -> pa.Table:
-    """The table with every PII column replaced by its masks."""
-    for column, category in columns.items():
-        if column in table.column_names:
-            index = table.column_names.index(column)
-            masked = pa.array([mask(v, category, salt) for v in table.column(column).to_pylist()], type=pa.string())
-            table = table.set_column(index, column, masked)
-    return table
-
-
-def key_hash(project: Project, entity: str, key: str) -> str:
-    """What an erasure record keeps instead of the key: a salted SHA-256 (salt from the env var
-    named in privacy.erasure_salt_env when set, else the project name — then small integer keys
-    can be recovered by trying them, so set the variable in production)."""
-    import os
-
-    salt_env = project.config.privacy.erasure_salt_env
-    salt = os.environ.get(salt_env, "") if salt_env else project.config.name
-    return hashlib.sha256(f"{salt}\0{entity}\0{key}".encode()).hexdigest()
-
-
-def forget(project: Project, entity: str, key: str, reason: str | None = None) -> int:
-    """Remove an entity key from every table segsql manages (membership, history, export state
-    and exported tables, each result table of that entity) in one transaction, and record the
-    erasure without the key in clear. Returns the number of rows removed."""
-    import datetime as dt
-
-    from sqlglot import exp
-
-    from segsql.engines import storage
-    from segsql.errors import UsageError, did_you_mean
-
-    if entity not in project.config.entities:
-        raise UsageError(f"unknown entity `{entity}`", None, did_you_mean(entity, project.config.entities))
-    key_column = project.config.entities[entity].key
-    segments = [name for name in project.segments if project.entity_of(name) == entity]
-    with project.engine(write=True) as engine:
-        erase = getattr(engine, "erase", None)
-        if erase is not None:  # engines without transactions (Spark) rewrite their files
-            entry = {"erased_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(), "entity": entity,
-                     "key_hash": key_hash(project, entity, key), "reason": reason}
-            return int(erase(entity, key_column, key, segments, entry))
-        store = engine.run_store()
-        store.prepare()
-        removed = 0
-        engine.begin()
-        try:
-            keyed = ["membership", "history", "export_state", "export_memberships"]
-            results = [storage.segment_table(name) for name in segments]
-            exported = [storage.table(f"export_members__{name}") for name in segments]
-            existing = engine.existing_tables([*[storage.table(t) for t in keyed], *results, *exported])
-            for managed in keyed:
-                if managed in existing:
-                    where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
-                                     exp.column("entity_key").eq(exp.Placeholder()))
-                    removed += _delete(engine, exp.delete(storage.table(managed), where=where), [entity, key])
-            for table, column in [*[(t, key_column) for t in results], *[(t, "entity_key") for t in exported]]:
-                if table.name.lower() in existing:
-                    match = exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).eq(exp.Placeholder())
-                    removed += _delete(engine, exp.delete(table, where=match), [key])
-            record = exp.insert(exp.Values(expressions=[exp.tuple_(*[exp.Placeholder() for _ in range(5)])]),
-                                storage.table("erasures"),
-                                columns=["erased_at", "entity", "key_hash", "reason", "rows_removed"])
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            engine.execute(record, [now, entity, key_hash(project, entity, key), reason, removed])
-            engine.commit()
-        except BaseException:
-            engine.rollback()
-            raise
-    return removed
-
-
-def _delete(engine: Any, statement: Any, params: list[Any]) -> int:
-    """Run a DELETE and return how many rows it removed (counted first: not every driver says)."""
-    from sqlglot import exp
-
-    count = exp.select(exp.func("count", exp.Star())).from_(statement.this.copy())
-    if statement.args.get("where") is not None:
-        count = count.where(statement.args["where"].this.copy())
-    rows = int(engine.fetchall(count, params)[0][0])
-    if rows:
-        engine.execute(statement, params)
-    return rows
 
 
 PII_NAMES = re.compile(r"(^|_)(e_?mail|phone|mobile|fax|first_?name|last_?name|full_?name|surname|address|street|"
@@ -143,11 +51,11 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
 
 
-def untagged_pii(project: Project, samples: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str, str]]:
+def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str, str]]:
     """(source, column, why) for columns that look personal but are not tagged under `pii:` or
     `sensitive:`: by name, or by sampled values that look like emails or phone numbers."""
     found = []
-    for source_name, source in sorted(project.config.sources.items()):
+    for source_name, source in sorted(compiler.config.sources.items()):
         tagged = {c.lower() for c in (*source.pii, *source.sensitive)}
         columns = {c.lower() for c in (source.columns or {})} | set(samples.get(source_name, {}))
         for column in sorted(columns - tagged):
@@ -162,13 +70,28 @@ def untagged_pii(project: Project, samples: dict[str, dict[str, list[Any]]]) -> 
     return found
 
 
-SCRUB_EMAIL = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-SCRUB_PHONE = re.compile(r"\+\d[\d\s().-]{6,}\d")
+def untagged_columns(compiler: Compiler, engine: Engine | None, sample_rows: int) -> list[SegsqlError]:
+    """Warnings, at the source's line in segsql.yml, for columns that look like personal data but
+    carry no `pii:`/`sensitive:` tag (values sampled from `engine` when there is one)."""
+    samples = {} if engine is None else _samples(compiler, engine, sample_rows)
+    located = read_yaml_file(compiler.root / "segsql.yml", "segsql.yml")
+    return [SegsqlError(f"source `{source}` column `{column}` is not tagged as personal data, but {why}",
+                        located.locate(("sources", source)),
+                        f"tag it under sources.{source}.pii (e.g. {column}: email) or sensitive:")
+            for source, column, why in untagged_pii(compiler, samples)]
 
 
-def scrub(text: str, salt: str = "") -> str:
-    """Text for logs, error messages and docs with email addresses and international phone
-    numbers masked (deterministically). Values of other tagged columns cannot be recognised in
-    free text; segsql never puts member rows into messages."""
-    text = SCRUB_EMAIL.sub(lambda m: mask(m.group(0), "email", salt) or "", text)
-    return SCRUB_PHONE.sub(lambda m: mask(m.group(0), "phone", salt) or "", text)
+def _samples(compiler: Compiler, engine: Engine, rows: int) -> dict[str, dict[str, list[Any]]]:
+    samples: dict[str, dict[str, list[Any]]] = {}
+    try:
+        engine.prepare_sources()
+    except SegsqlError:
+        return samples
+    for name, source in compiler.config.sources.items():
+        table = table_for_source(name, source.table, compiler.config.dialect)
+        try:
+            arrow = engine.fetch_arrow(exp.select("*").from_(table).limit(rows))
+        except SegsqlError:
+            continue
+        samples[name] = {c.lower(): arrow.column(c).to_pylist() for c in arrow.column_names}
+    return samples

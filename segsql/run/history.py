@@ -13,8 +13,8 @@ from segsql.engines import storage
 from segsql.errors import UsageError
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
-    from segsql.project import Project
 
 
 def _require(engine: Engine, name: str) -> None:
@@ -22,9 +22,9 @@ def _require(engine: Engine, name: str) -> None:
         raise UsageError(f"segment `{name}` has no history yet", None, f"run `segsql run --select {name}` first")
 
 
-def changes(project: Project, engine: Engine, name: str, since: dt.date | None = None) -> pd.DataFrame:
+def changes(compiler: Compiler, engine: Engine, name: str, since: dt.date | None = None) -> pd.DataFrame:
     """One row per run of `name`: when, as_of, members entered and exited, size after the run."""
-    project.segment(name)
+    compiler.segment(name)
     _require(engine, name)
     history = storage.table("history")
     entered = (exp.select(exp.column("run_id"), exp.func("count", exp.Star()).as_("entered"),
@@ -55,11 +55,11 @@ def changes(project: Project, engine: Engine, name: str, since: dt.date | None =
     return frame.reset_index(drop=True)
 
 
-def members_at(project: Project, engine: Engine, name: str, when: dt.date | dt.datetime) -> list[str]:
+def members_at(compiler: Compiler, engine: Engine, name: str, when: dt.date | dt.datetime) -> list[str]:
     """Keys (as text) of the members of `name` at `when`. Stays are half-open [valid_from,
     valid_to): at the instant of a run, its result counts. A date means the end of that day
     (UTC): everything that happened during the day counts."""
-    project.segment(name)
+    compiler.segment(name)
     _require(engine, name)
     if isinstance(when, dt.datetime):
         moment = when

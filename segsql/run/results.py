@@ -10,26 +10,29 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.errors import EngineError, UsageError
+from segsql.privacy.masking import mask_table
+from segsql.privacy.pii import pii_columns
 
 if TYPE_CHECKING:
+    from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
-    from segsql.project import Project
 
 
-def _result_table(project: Project, engine: Engine, name: str) -> exp.Table:
-    project.segment(name)
+def result_table(compiler: Compiler, engine: Engine, name: str) -> exp.Table:
+    compiler.segment(name)
     table = storage.segment_table(name)
     if not engine.table_exists(table):
         raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
     return table
 
 
-def result_tables(project: Project, engine: Engine, names: list[str]) -> dict[str, exp.Table]:
+def result_tables(compiler: Compiler, engine: Engine, names: list[str]) -> dict[str, exp.Table]:
     """The result tables of several segments, checked with one catalog query."""
     for name in names:
-        project.segment(name)
+        compiler.segment(name)
     tables = {name: storage.segment_table(name) for name in names}
     existing = engine.existing_tables(list(tables.values()))
     missing = [name for name, table in tables.items() if table.name.lower() not in existing]
@@ -39,18 +42,18 @@ def result_tables(project: Project, engine: Engine, names: list[str]) -> dict[st
     return tables
 
 
-def _key(project: Project, name: str) -> str:
-    return project.config.entities[project.compiled(name).entity].key
+def _key(compiler: Compiler, name: str) -> str:
+    return compiler.config.entities[compiler.compiled(name).entity].key
 
 
-def members_query(project: Project, engine: Engine, name: str, limit: int | None = None,
+def members_query(compiler: Compiler, engine: Engine, name: str, limit: int | None = None,
                   offset: int = 0) -> exp.Select:
     """Members ordered by key (a deterministic page); LIMIT/OFFSET go to the engine. Result tables
     are written sorted by key, so engines that keep insertion order need no ORDER BY (and no scan
     of the whole table) for a page."""
-    query = exp.select("*").from_(_result_table(project, engine, name))
+    query = exp.select("*").from_(result_table(compiler, engine, name))
     if not engine.capabilities.keeps_insertion_order:
-        query = query.order_by(exp.column(_key(project, name)))
+        query = query.order_by(exp.column(_key(compiler, name)))
     if limit is not None:
         query = query.limit(limit)
     if offset:
@@ -58,24 +61,22 @@ def members_query(project: Project, engine: Engine, name: str, limit: int | None
     return query
 
 
-def members_arrow(project: Project, engine: Engine, name: str, limit: int | None = None) -> pa.Table:
-    return engine.fetch_arrow(members_query(project, engine, name, limit))
+def members_arrow(compiler: Compiler, engine: Engine, name: str, limit: int | None = None) -> pa.Table:
+    return engine.fetch_arrow(members_query(compiler, engine, name, limit))
 
 
-def size(project: Project, engine: Engine, name: str) -> int:
-    query = exp.select(exp.func("count", exp.Star())).from_(_result_table(project, engine, name))
+def size(compiler: Compiler, engine: Engine, name: str) -> int:
+    query = exp.select(exp.func("count", exp.Star())).from_(result_table(compiler, engine, name))
     return int(engine.fetchall(query)[0][0])
 
 
-def population(project: Project, engine: Engine, entity: str) -> int | None:
+def population(compiler: Compiler, engine: Engine, entity: str) -> int | None:
     """Distinct keys in the entity's population source, or None when it has no source."""
-    from segsql.compile.builtins import table_for_source
-
-    declared = project.config.entities[entity]
+    declared = compiler.config.entities[entity]
     if declared.source is None:
         return None
-    source = project.config.sources[declared.source]
-    table = table_for_source(declared.source, source.table, project.config.dialect)
+    source = compiler.config.sources[declared.source]
+    table = table_for_source(declared.source, source.table, compiler.config.dialect)
     query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
     try:
         return int(engine.fetchall(query)[0][0])
@@ -83,39 +84,37 @@ def population(project: Project, engine: Engine, entity: str) -> int | None:
         return None
 
 
-def last_run_size(project: Project, engine: Engine, name: str) -> tuple[int, int | None]:
+def last_run_size(compiler: Compiler, engine: Engine, name: str) -> tuple[int, int | None]:
     """(size, population) recorded by the segment's last successful run: no scan of the data."""
-    _result_table(project, engine, name)
+    result_table(compiler, engine, name)
     rows = engine.fetchall(storage.last_success(name), [name])
     if not rows:
-        return size(project, engine, name), None
+        return size(compiler, engine, name), None
     return int(rows[0][0]), None if rows[0][1] is None else int(rows[0][1])
 
 
-def preview_population(project: Project, engine: Engine, entity: str) -> tuple[int | None, bool]:
+def preview_population(compiler: Compiler, engine: Engine, entity: str) -> tuple[int | None, bool]:
     """(population, exact) without an exact COUNT(DISTINCT), whose hash table grows with the
     population: the count recorded by the entity's latest run, else a HyperLogLog estimate."""
-    from segsql.compile.builtins import table_for_source
-
     if engine.table_exists(storage.table("run_segments")):
         rows = engine.fetchall(storage.last_population(entity), [entity])
         if rows:
             return int(rows[0][0]), True
-    declared = project.config.entities[entity]
+    declared = compiler.config.entities[entity]
     if declared.source is None:
         return None, True
     if not engine.capabilities.approx_distinct:
-        return population(project, engine, entity), True
-    source = project.config.sources[declared.source]
-    table = table_for_source(declared.source, source.table, project.config.dialect)
+        return population(compiler, engine, entity), True
+    source = compiler.config.sources[declared.source]
+    table = table_for_source(declared.source, source.table, compiler.config.dialect)
     estimate = engine.fetchall(exp.select(exp.ApproxDistinct(this=exp.column(declared.key))).from_(table))[0][0]
     return int(estimate), False
 
 
-def stream_members(project: Project, engine: Engine, name: str,
+def stream_members(compiler: Compiler, engine: Engine, name: str,
                    batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
     """Every member in batches, never all in memory."""
-    yield from engine.stream(members_query(project, engine, name), batch_size=batch_size)
+    yield from engine.stream(members_query(compiler, engine, name), batch_size=batch_size)
 
 
 @dataclass
@@ -141,28 +140,25 @@ class Preview:
         return self.size / self.population if self.population else None
 
 
-def preview(project: Project, engine: Engine, name: str) -> Preview:
+def preview(compiler: Compiler, engine: Engine, name: str) -> Preview:
     """Size (a streaming COUNT in the engine) and share of segment `name`, which is validated."""
-    from segsql.privacy.pii import pii_columns
-
-    compiled = project.compiled(name)
-    key = project.config.entities[compiled.entity].key
-    query = project.compiler.tree(name)
+    compiled = compiler.compiled(name)
+    key = compiler.config.entities[compiled.entity].key
+    query = compiler.tree(name)
     started = time.perf_counter()
     count = int(engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(query.subquery("result")))[0][0])
     elapsed = (time.perf_counter() - started) * 1000
-    total, exact = preview_population(project, engine, compiled.entity)
+    total, exact = preview_population(compiler, engine, compiled.entity)
     return Preview(name=name, entity=compiled.entity, key=key, size=count, population=total,
-                   columns=list(compiled.columns), sql=project.compile(name), elapsed_ms=elapsed,
-                   engine=engine.name, query=query, pii=pii_columns(project, name), population_exact=exact)
+                   columns=list(compiled.columns), sql=compiler.to_sql(name), elapsed_ms=elapsed,
+                   engine=engine.name, query=query, pii=pii_columns(compiler, name), population_exact=exact)
 
 
-def page(project: Project, engine: Engine, result: Preview, offset: int, limit: int, unmask: bool = False) -> pa.Table:
+def page(compiler: Compiler, engine: Engine, result: Preview, offset: int, limit: int,
+         unmask: bool = False) -> pa.Table:
     """One page of a preview, ordered by key, PII masked unless `unmask`; LIMIT/OFFSET run in the
     engine (a top-N, so only offset + limit rows are ever held)."""
-    from segsql.privacy.pii import mask_table
-
     query = (exp.select("*").from_(result.query.subquery("result"))
              .order_by(exp.column(result.key)).limit(limit).offset(offset))
     table = engine.fetch_arrow(query)
-    return table if unmask else mask_table(table, result.pii, project.config.name)
+    return table if unmask else mask_table(table, result.pii, compiler.config.name)

@@ -15,19 +15,19 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
+from segsql.engines.records import RunResult, SegmentRun
 from segsql.errors import EngineError, Location, SegsqlError
+from segsql.version import __version__
 
 if TYPE_CHECKING:
-    from segsql.activate.hooks import HookOutcome
-    from segsql.engines.base import Engine
-    from segsql.engines.runstore import RunStore
-    from segsql.project import Project
+    from segsql.compile.compiler import Compiler
+    from segsql.engines.base import Engine, RunStore
 
 
 class RunError(SegsqlError):
@@ -36,72 +36,31 @@ class RunError(SegsqlError):
 
 class ValidationFailed(SegsqlError):  # noqa: N818 (it carries the validation errors)
     """Some selected segments do not validate, so nothing ran."""
-
     def __init__(self, errors: list[SegsqlError]):
         super().__init__(f"{len(errors)} segment(s) failed validation; nothing ran")
         self.errors = errors
 
 
-@dataclass
-class SegmentRun:
-    """One segment's outcome in a run."""
-
-    name: str
-    entity: str
-    rows: int | None = None
-    population: int | None = None
-    duration_ms: int | None = None
-    status: str = "pending"
-    error: str | None = None
-    definition_hash: str = ""
-    point_in_time: bool = False  # as_of earlier than the timeline: history left unchanged
-
-    @property
-    def share(self) -> float | None:
-        if self.rows is None or not self.population:
-            return None
-        return self.rows / self.population
-
-
-@dataclass
-class RunResult:
-    """A finished (or failed) run."""
-
-    run_id: str
-    status: str
-    as_of: dt.date
-    segments: list[SegmentRun] = field(default_factory=list)
-    error: str | None = None
-    history_purged: int = 0  # closed history stays older than privacy.history_retention_months
-    hooks: list[HookOutcome] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == storage.SUCCESS
-
-
 Progress = Callable[[SegmentRun], None]
 
 
-def run(project: Project, names: list[str], engine: Engine, progress: Progress | None = None) -> RunResult:
+def run(compiler: Compiler, names: list[str], engine: Engine, progress: Progress | None = None) -> RunResult:
     """Run `names` (in dependency order) on `engine`; raises RunError after recording a failure."""
-    from segsql import __version__
-
-    errors = project.validate(names)
+    errors = compiler.validate(names)
     if errors:
         raise ValidationFailed(errors)
-    plans = [_plan(project, name) for name in names]
+    plans = [_plan(compiler, name) for name in names]
     engine.prepare_sources()
     store = engine.run_store()
     store.prepare()
-    result = RunResult(run_id=_new_run_id(), status=storage.RUNNING, as_of=project.as_of, segments=plans)
+    result = RunResult(run_id=_new_run_id(), status=storage.RUNNING, as_of=compiler.as_of, segments=plans)
     store.start(result, names, __version__)
-    keys = {plan.entity: project.config.entities[plan.entity].key for plan in plans}
+    keys = {plan.entity: compiler.config.entities[plan.entity].key for plan in plans}
     try:
-        populations = _populations(project, engine, {p.entity for p in plans})
+        populations = _populations(compiler, engine, {p.entity for p in plans})
         store.begin()
         for plan in plans:
-            _materialise(project, engine, store, plan, populations, progress)
+            _materialise(compiler, engine, store, plan, populations, progress)
         store.replace_membership(plans, result, keys)
         result.status = storage.SUCCESS
         store.finish(result, plans)
@@ -121,9 +80,9 @@ def run(project: Project, names: list[str], engine: Engine, progress: Progress |
     return result
 
 
-def _plan(project: Project, name: str) -> SegmentRun:
-    compiled = project.compiled(name)
-    definition = project.compile(name)
+def _plan(compiler: Compiler, name: str) -> SegmentRun:
+    compiled = compiler.compiled(name)
+    definition = compiler.to_sql(name)
     return SegmentRun(name=name, entity=compiled.entity,
                       definition_hash=hashlib.sha256(definition.encode()).hexdigest()[:16])
 
@@ -132,34 +91,28 @@ def _new_run_id() -> str:
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _populations(project: Project, engine: Engine, entities: set[str]) -> dict[str, int | None]:
+def _populations(compiler: Compiler, engine: Engine, entities: set[str]) -> dict[str, int | None]:
     """Distinct keys of each entity's population source (for shares)."""
-    from segsql.compile.builtins import table_for_source
-
     sizes: dict[str, int | None] = {}
     for entity in sorted(entities):
-        declared = project.config.entities[entity]
+        declared = compiler.config.entities[entity]
         if declared.source is None:
             sizes[entity] = None
             continue
-        source = project.config.sources[declared.source]
-        table = table_for_source(declared.source, source.table, project.config.dialect)
+        source = compiler.config.sources[declared.source]
+        table = table_for_source(declared.source, source.table, compiler.config.dialect)
         query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
         sizes[entity] = int(engine.fetchall(query)[0][0])
     return sizes
 
 
-def _materialise(project: Project, engine: Engine, store: RunStore, plan: SegmentRun,
+def _materialise(compiler: Compiler, engine: Engine, store: RunStore, plan: SegmentRun,
                  populations: dict[str, int | None], progress: Progress | None) -> None:
     started = time.perf_counter()
     plan.status = "running"
-    compiled = project.compiled(plan.name)
-    key = project.config.entities[plan.entity].key
-    query = project.compiler.tree(plan.name)
+    compiled = compiler.compiled(plan.name)
+    key = compiler.config.entities[plan.entity].key
+    query = compiler.tree(plan.name)
     if compiled.config.duplicates == "dedupe":
         query = _deduplicated(query, key, list(compiled.columns))
     # Stored sorted by key, so a page of members is read without sorting or scanning everything.

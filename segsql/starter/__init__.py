@@ -1,0 +1,4 @@
+"""`segsql init`: the starter config, metrics and segment library copied into a new project.
+
+Imports: `segsql.errors` only.
+"""

@@ -1,11 +1,57 @@
-"""`segsql diff` reports as plain text (terminal, CI logs) and Markdown (a PR comment)."""
+"""What `segsql diff` found, per segment, and its reports as plain text (terminal, CI logs),
+Markdown (a PR comment) and JSON."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from dataclasses import asdict, dataclass, field
 
-if TYPE_CHECKING:
-    from segsql.activate.gitdiff import DiffReport, SegmentDiff
+
+@dataclass
+class SegmentDiff:
+    name: str
+    status: str  # changed, unchanged, added (new segment), removed (deleted segment), invalid
+    entity: str | None = None
+    base_size: int | None = None
+    head_size: int | None = None
+    added: int = 0
+    removed: int = 0
+    added_sample: list[str] = field(default_factory=list)
+    removed_sample: list[str] = field(default_factory=list)
+    sql_diff: str = ""
+    error: str | None = None
+
+    @property
+    def size_change(self) -> int | None:
+        if self.base_size is None or self.head_size is None:
+            return None
+        return self.head_size - self.base_size
+
+
+@dataclass
+class DiffReport:
+    base: str  # the revision as given
+    base_commit: str
+    segments: list[SegmentDiff]
+
+    @property
+    def invalid(self) -> list[SegmentDiff]:
+        return [s for s in self.segments if s.status == "invalid"]
+
+    def to_json(self) -> str:
+        return json.dumps({"base": self.base, "base_commit": self.base_commit,
+                           "segments": [{**asdict(s), "size_change": s.size_change} for s in self.segments]},
+                          indent=2)
+
+    def to_text(self) -> str:
+        return text(self)
+
+    def to_markdown(self) -> str:
+        return markdown(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
 
 ORDER = {"invalid": 0, "changed": 1, "added": 2, "removed": 3, "unchanged": 4}
 
