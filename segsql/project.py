@@ -60,7 +60,7 @@ class Project:
         self.config = config
         self.overrides: dict[str, Any] = dict(vars or {})
         self.as_of = parse_as_of(as_of)
-        self.files = SegmentFiles.discover(root)
+        self.files = SegmentFiles.discover(root, config.limits.segment_bytes)
         self._compiler: Compiler | None = None
         self._shared_engine: Engine | None = None
         # What does not depend on vars (the catalog, the Jinja environment per as_of); projects
@@ -109,7 +109,7 @@ class Project:
 
     def rescan(self) -> None:
         """Pick up segment files added, changed or removed since loading (caches are reset)."""
-        self.files = SegmentFiles.discover(self.root)
+        self.files = SegmentFiles.discover(self.root, self.config.limits.segment_bytes)
         self._compiler = None
         self.shared_cache.clear()
 

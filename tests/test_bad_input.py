@@ -30,8 +30,8 @@ def test_non_utf8_file_points_at_the_byte(make_project: ProjectFactory) -> None:
 
 
 def test_huge_file(make_project: ProjectFactory) -> None:
-    error = single_error(make_project, CFG + "SELECT 1 AS account_id\n" + "-- padding\n" * 100_000)
-    assert "limited to" in error.message
+    error = single_error(make_project, CFG + "SELECT 1 AS account_id\n" + "-- padding\n" * 1_000_000)
+    assert "limited to" in error.message and "limits.segment_bytes" in error.message
 
 
 def test_unreadable_segment_file(make_project: ProjectFactory, tmp_path: Path) -> None:

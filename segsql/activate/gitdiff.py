@@ -97,7 +97,8 @@ def _compiler_at(head: Compiler, repo: Path, commit: str, prefix: str, folder: P
         tar.extractall(folder, filter="data")
     root = folder / prefix
     config = load_project_config(root).model_copy(update={"connection": head.config.connection})
-    return Compiler(SegmentFiles.discover(root), config, dict(head.overrides), head.as_of, connect=head.connect)
+    files = SegmentFiles.discover(root, config.limits.segment_bytes)
+    return Compiler(files, config, dict(head.overrides), head.as_of, connect=head.connect)
 
 
 def _segment(head: Compiler, base: Compiler | None, engine: Engine, name: str, samples: int) -> SegmentDiff:

@@ -15,6 +15,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType  # type: ignore[attr-defined]
 
 from segsql.compile.catalog import Catalog, Columns
+from segsql.compile.functions import unknown_function
 from segsql.compile.literals import get_dialect
 from segsql.errors import did_you_mean
 
@@ -74,8 +75,25 @@ def check_single_statement(tokens: list[Token]) -> None:
                       statements[1][0].start, "remove everything after the first `;`")
 
 
-def check_read_only(tree: exp.Expr, statement_start: int = 0) -> None:
-    """Exactly one SELECT (or set operation of SELECTs); no writes, commands or file reads."""
+def check_nesting(tokens: list[Token], limit: int) -> None:
+    """Parentheses nested deeper than `limit` (parsers recurse per level) are refused where the
+    limit is crossed, before parsing."""
+    depth = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            if depth > limit:
+                raise SqlRuleError(f"parentheses or subqueries are nested more than {limit} levels deep",
+                                   token.start, "flatten the expression (CTEs, IN lists), or raise "
+                                   "limits.nesting_depth in segsql.yml")
+        elif token.token_type == TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+
+
+def check_read_only(tree: exp.Expr, statement_start: int = 0, dialect: str = "duckdb",
+                    udfs: frozenset[str] = frozenset()) -> None:
+    """Exactly one SELECT (or set operation of SELECTs); no writes, commands, locks or file reads,
+    and only functions that compute values (compile/functions.py)."""
     if not isinstance(tree, exp.Select | exp.SetOperation):
         kind = tree.key.upper() if isinstance(tree, exp.Expr) else "statement"
         raise SqlRuleError(f"a segment must be a SELECT, not {kind}", statement_start,
@@ -87,6 +105,14 @@ def check_read_only(tree: exp.Expr, statement_start: int = 0) -> None:
         if isinstance(node, exp.Func) and _function_name(node) in FILE_FUNCTIONS:
             raise SqlRuleError(f"{_function_name(node)}() is not allowed in a segment", offset_of(node),
                           "declare files and tables as sources in segsql.yml and use source('name')")
+        if isinstance(node, exp.Lock):
+            raise SqlRuleError(f"{node.sql(dialect=get_dialect(dialect)).split(' OF ')[0]} is not allowed in a segment",
+                               offset_of(node), "segments only read; they take no row locks")
+        unknown = unknown_function(node, dialect, udfs)
+        if unknown is not None:
+            raise SqlRuleError(f"function {unknown}() is not allowed in a segment", offset_of(node),
+                               "segments may call functions that only compute a value; declare a trusted "
+                               f"function under udfs: in segsql.yml if {unknown}() is one")
         if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
             raise SqlRuleError("table functions are not allowed in FROM", offset_of(node),
                           "declare the data as a source in segsql.yml and use source('name')")

@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 from segsql.compile import checks, portability
+from segsql.compile.budget import Budget, RenderLimits
 from segsql.compile.builtins import BUILTINS, table_for_source
 from segsql.compile.catalog import Catalog, Columns, table_key
 from segsql.compile.files import Segment, load_macros
@@ -90,6 +91,7 @@ class Compiler:
         self.cache: dict[Any, Any] = {} if cache is None else cache
         self.connect = connect
         self.dialect: str = config.dialect
+        self._udfs = frozenset(name.lower() for name in config.udfs)
         self.warnings: list[SegsqlError] = []
         self.lineage: dict[str, Any] = {}  # segment -> lineage.Lineage, for these options
         self._env: SegmentEnvironment | None = None
@@ -163,11 +165,16 @@ class Compiler:
             raise result
         return result
 
+    def _budget(self) -> Budget:
+        limits = self.config.limits
+        return Budget(RenderLimits(limits.render_seconds, limits.rendered_bytes, limits.template_value_bytes,
+                                   limits.loop_iterations))
+
     def _render(self, name: str) -> Rendered:
         segment = self.segment(name)
         source = segment.read()
         template = compile_template(self.env, source, segment.shown_path, code_cache=self.code_cache)
-        state = RenderState(name=name, path=segment.shown_path, session=self)
+        state = RenderState(name=name, path=segment.shown_path, session=self, budget=self._budget())
         result = render(template, source, state, {"as_of": self.as_of})
         if state.config is None:
             raise TemplateError("the segment has no config() call", Location(segment.shown_path, 1, 1),
@@ -178,7 +185,7 @@ class Compiler:
         """Render a Jinja snippet (a metric expression) with the segment helpers; errors are
         reported at `where` (the file and key that holds the snippet)."""
         template = compile_template(self.env, text, label)
-        state = RenderState(name=label, path=label, session=self)
+        state = RenderState(name=label, path=label, session=self, budget=self._budget())
         try:
             rendered = render(template, text, state, {"as_of": self.as_of})
         except SegsqlError as error:
@@ -249,8 +256,9 @@ class Compiler:
         try:
             tokens = checks.tokenize(rendered.sql, self.dialect)
             checks.check_single_statement(tokens)
+            checks.check_nesting(tokens, self.config.limits.nesting_depth)
             tree = self._parse(rendered, tokens)
-            checks.check_read_only(tree, tokens[0].start)
+            checks.check_read_only(tree, tokens[0].start, self.dialect, self._udfs)
             assert isinstance(tree, exp.Query)
             catalog = self.catalog.with_tables(self._ref_tables(refs))
             self._check_no_cte_shadowing(tree, refs)
@@ -262,6 +270,9 @@ class Compiler:
         except checks.RuleError as problem:
             kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
+        except RecursionError:  # nesting without parentheses (e.g. CASE in CASE) can still be too deep
+            raise SqlError("the SQL is nested too deeply to analyse", Location(rendered.state.path, 1, 1),
+                           "flatten the expression (CTEs, IN lists)") from None
         return tree, columns
 
     def _check_protected(self, rendered: Rendered, config: SegmentConfig, all_scopes: list[Any],

@@ -16,7 +16,7 @@ from segsql.errors import ConfigError, Location, SegsqlError, TemplateError, Usa
 
 SEGMENTS_DIR = "segments_sql"
 MACROS_DIR = "macros"
-MAX_SEGMENT_BYTES = 1_000_000
+MAX_SEGMENT_BYTES = 10_000_000  # default of limits.segment_bytes: a 200k-item IN list fits
 
 
 @dataclass
@@ -27,11 +27,12 @@ class Segment:
     shown_path: str
     _text: str | None = field(default=None, repr=False)
     inline: bool = False  # written in a notebook cell, not (yet) a file
+    max_bytes: int = MAX_SEGMENT_BYTES
 
     def read(self) -> str:
         """The template text; unreadable, non-UTF-8, huge or empty files raise TemplateError."""
         if self._text is None:
-            self._text = read_template(self.path, self.shown_path)
+            self._text = read_template(self.path, self.shown_path, self.max_bytes)
         return self._text
 
 
@@ -43,8 +44,9 @@ class SegmentFiles:
     problems: tuple[SegsqlError, ...] = ()
 
     @classmethod
-    def discover(cls, root: Path) -> SegmentFiles:
-        """Every `segments_sql/**/*.sql` below `root` (hidden folders skipped)."""
+    def discover(cls, root: Path, max_bytes: int = MAX_SEGMENT_BYTES) -> SegmentFiles:
+        """Every `segments_sql/**/*.sql` below `root` (hidden folders skipped); files larger than
+        `max_bytes` (limits.segment_bytes) are refused when read."""
         folder = root / SEGMENTS_DIR
         found: dict[str, Segment] = {}
         problems: list[SegsqlError] = []
@@ -54,7 +56,7 @@ class SegmentFiles:
             shown = str(path.relative_to(root))
             problem = _name_problem(path.stem, shown, found)
             if problem is None:
-                found[path.stem] = Segment(path.stem, path, shown)
+                found[path.stem] = Segment(path.stem, path, shown, max_bytes=max_bytes)
             else:
                 problems.append(problem)
         return cls(root, found, tuple(problems))
@@ -87,13 +89,13 @@ def _name_problem(name: str, shown: str, found: dict[str, Segment]) -> SegsqlErr
     return None
 
 
-def read_template(path: Path, shown: str) -> str:
+def read_template(path: Path, shown: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
     try:
         size = path.stat().st_size
-        if size > MAX_SEGMENT_BYTES:
-            raise TemplateError(f"the file is {size:,} bytes; segments are limited to "
-                                f"{MAX_SEGMENT_BYTES:,}", Location(shown, 1, 1),
-                                "a segment is one SELECT: move data into a source")
+        if size > max_bytes:
+            raise TemplateError(f"the file is {size:,} bytes; segments are limited to {max_bytes:,} "
+                                "(limits.segment_bytes)", Location(shown, 1, 1),
+                                "a segment is one SELECT: move data into a source table")
         raw = path.read_bytes()
     except OSError as error:
         raise TemplateError(f"cannot read the file: {error.strerror}", Location(shown)) from None

@@ -15,6 +15,7 @@ import marshal
 import os
 import re
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,10 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
-from jinja2 import StrictUndefined, Undefined
+from jinja2 import StrictUndefined, Undefined, nodes
+from jinja2 import filters as jinja_filters
 from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from segsql.compile.budget import Budget
 from segsql.compile.literals import SqlText, get_dialect, to_literal
 from segsql.compile.sourcemap import LineIndex, SourceMap, instrument, strip_markers
 from segsql.errors import Location, SegsqlError, TemplateError, did_you_mean
@@ -82,7 +85,8 @@ class RenderState:
     sources: set[str] = field(default_factory=set)
     params: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
-    splits: list[Any] = field(default_factory=list)  # segsql.methods.splits.Split per split() call
+    splits: list[Any] = field(default_factory=list)  # compile.splits.Split per split() call
+    budget: Budget = field(default_factory=Budget)
 
 
 _CURRENT: contextvars.ContextVar[RenderState] = contextvars.ContextVar("segsql_render_state")
@@ -134,14 +138,67 @@ def finalize(value: Any) -> str:
         raise HelperError(f"cannot print this value into SQL: {error}", CallSite("{{")) from None
 
 
+LOOP_GUARD = "__segsql_loop__"  # the global every {% for %} iterable is wrapped in (see SegmentEnvironment._parse)
+CODE_VERSION = "budget-1"  # part of the code cache key: code generated before loops were guarded is not reused
+
+
+def _budget() -> Budget:
+    try:
+        return _CURRENT.get().budget
+    except LookupError:
+        return Budget()  # macro files evaluated outside a segment render get a budget of their own
+
+
 class SegmentEnvironment(ImmutableSandboxedEnvironment):
-    """Sandboxed, strict Jinja; the analyst's macros return SQL text, not literals."""
+    """Sandboxed, strict Jinja with render budgets; the analyst's macros return SQL text, not literals."""
+
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        _budget().check_call(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         if isinstance(__obj, Macro):
             return SqlText(result)
         return result
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _budget().check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Every loop's iterable goes through the loop guard, which counts iterations."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(LOOP_GUARD, "load"), [loop.iter], [], None, None,
+                                   lineno=loop.iter.lineno)
+        return tree
+
+
+def _guarded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
+    original = jinja_filters.FILTERS[name]
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        check(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    for attribute in ("jinja_pass_arg",):  # eval-context filters keep their marker
+        if hasattr(original, attribute):
+            setattr(guarded, attribute, getattr(original, attribute))
+    return guarded
+
+
+def _check_width(value: Any, width: Any = 80, *_: Any, **__: Any) -> None:
+    if isinstance(width, int):
+        _budget().check_value(width * max(1, str(value).count("\n") + 1), "a filter's width")
+
+
+def _check_format(value: Any, *_: Any, **__: Any) -> None:
+    _budget().check_format(str(value))
+
+
+def _check_replace(_context: Any, value: Any = "", _old: Any = "", new: Any = "", *_: Any, **__: Any) -> None:
+    text = str(value)
+    _budget().check_value(len(text) + (len(text) + 1) * len(str(new)), "`replace`")
 
 
 def make_environment(builtins: dict[str, Callable[..., Any]]) -> SegmentEnvironment:
@@ -149,8 +206,14 @@ def make_environment(builtins: dict[str, Callable[..., Any]]) -> SegmentEnvironm
         undefined=StrictUndefined, autoescape=False, finalize=finalize,
         keep_trailing_newline=True, extensions=[],
     )
-    env.optimized = False  # constant folding buys nothing for SQL templates and costs compile time
+    env.optimized = False  # constant folding buys nothing for SQL templates, and would run `'x' * n` unchecked
     env.filters.pop("safe", None)  # no way to paste a value as raw SQL
+    env.filters.update({"center": _guarded_filter("center", _check_width),
+                        "indent": _guarded_filter("indent", _check_width),
+                        "format": _guarded_filter("format", _check_format),
+                        "replace": _guarded_filter("replace", _check_replace)})
+    env.globals.pop("lipsum", None)  # generates text of any size
+    env.globals[LOOP_GUARD] = lambda iterable: _budget().loop(iterable)
     env.globals.update(builtins)
     return env
 
@@ -206,7 +269,7 @@ def template_code_cache() -> Path | None:
 
 
 def _code_key(text: str, path: str) -> str:
-    digest = hashlib.sha256(f"{jinja2.__version__}\0{sys.version}\0{path}\0{text}".encode())
+    digest = hashlib.sha256(f"{CODE_VERSION}\0{jinja2.__version__}\0{sys.version}\0{path}\0{text}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -232,9 +295,14 @@ def render(template: jinja2.Template, source: str, state: RenderState,
            variables: dict[str, Any]) -> Rendered:
     """Render `template`; every failure becomes a TemplateError at the template line/col."""
     state.template = template
+    state.budget.started = time.monotonic()
     try:
         with rendering(state):
-            output = template.render(variables)
+            output = _render_within_budget(template, variables, state.budget)
+    except RecursionError as error:
+        location = _traceback_location(error, state.path, source, None)
+        raise TemplateError("the template recurses too deeply (a macro calling itself?)", location,
+                            "make sure every recursive macro stops") from None
     except SegsqlError as error:
         if error.location is not None:
             raise
@@ -260,6 +328,15 @@ def render(template: jinja2.Template, source: str, state: RenderState,
         raise TemplateError(f"error while rendering: {type(error).__name__}: {error}", location) from None
     sql, source_map = strip_markers(output)
     return Rendered(sql, source_map, state, LineIndex(source), LineIndex(sql))
+
+
+def _render_within_budget(template: jinja2.Template, variables: dict[str, Any], budget: Budget) -> str:
+    """Render chunk by chunk, so output size and time are checked while the template runs."""
+    chunks = []
+    for chunk in template.generate(variables):
+        budget.count_output(chunk)
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def _undefined_name(message: str) -> str | None:

@@ -202,6 +202,19 @@ class SegmentValidation(Strict):
     max_size_change: float = Field(default=0.3, ge=0)
 
 
+class Limits(Strict):
+    """Budgets for untrusted segment files (docs/security.md): rendering, size and query time."""
+
+    render_seconds: float = Field(default=10.0, gt=0, description="wall time of rendering one segment")
+    rendered_bytes: int = Field(default=20_000_000, gt=0, description="characters of rendered SQL per segment")
+    template_value_bytes: int = Field(default=5_000_000, gt=0,
+                                      description="largest string or list a template may build (`*`, `+`, ...)")
+    loop_iterations: int = Field(default=1_000_000, gt=0, description="all {% for %} iterations of one render")
+    segment_bytes: int = Field(default=10_000_000, gt=0, description="size of a segment file")
+    nesting_depth: int = Field(default=200, gt=0, description="parentheses/subqueries nested in one segment")
+    query_seconds: float = Field(default=600.0, gt=0, description="statement timeout of segment queries")
+
+
 class ProjectConfig(Strict):
     """The whole of segsql.yml."""
 
@@ -215,6 +228,9 @@ class ProjectConfig(Strict):
     segment_validation: SegmentValidation = Field(default_factory=SegmentValidation)
     privacy: Privacy = Field(default_factory=Privacy)
     hooks: list[Hook] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    udfs: list[str] = Field(default_factory=list, description="trusted functions segments may call beyond the "
+                            "built-in allowlist (your warehouse's UDFs)")
 
 
 def load_project_config(root: Path) -> ProjectConfig:

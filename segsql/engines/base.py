@@ -6,8 +6,10 @@ transactions or UPDATE (Spark on Parquet) provide their own store (engines/spark
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -37,6 +39,8 @@ class Capabilities:
     create_or_replace_table: bool = True  # CREATE OR REPLACE TABLE ... AS (else DROP + CREATE)
     approx_distinct: bool = True  # APPROX_COUNT_DISTINCT (HyperLogLog) is available
     temporary_views: bool = True
+
+PARAMETER_MARK = "segsql_bound_value_7d1f"  # a placeholder name no segment uses; counted before it is replaced
 
 
 class Engine(ABC):
@@ -134,6 +138,59 @@ class Engine(ABC):
         else:
             self.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
             self.execute(exp.Create(this=table, kind="TABLE", expression=query))
+
+    @property
+    def query_seconds(self) -> float:
+        """The statement timeout (segsql.yml limits.query_seconds)."""
+        return float(self.config.limits.query_seconds)
+
+    @contextmanager
+    def deadline(self) -> Iterator[None]:
+        """Interrupt the statement run inside this block when it takes longer than query_seconds
+        (for engines without a server-side statement timeout); the engine's error then says so."""
+        timer = threading.Timer(self.query_seconds, self._on_deadline)
+        timer.daemon = True
+        self._deadline_hit = False
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _on_deadline(self) -> None:
+        self._deadline_hit = True
+        self.interrupt()
+
+    def interrupt(self) -> None:  # noqa: B027 (engines that can cancel a running statement override it)
+        """Cancel the statement running on this connection, from another thread."""
+
+    def timeout_error(self) -> EngineError | None:
+        """The error to raise instead of the engine's own when the deadline interrupted a statement."""
+        if not getattr(self, "_deadline_hit", False):
+            return None
+        self._deadline_hit = False
+        return EngineError(f"the query ran longer than {self.query_seconds:g} s and was stopped", None,
+                           "make the segment cheaper, or raise limits.query_seconds in segsql.yml")
+
+    def bound(self, statement: exp.Expr | str, params: Sequence[Any], style: str = "{}",
+              escape_percent: bool = False) -> tuple[str, list[Any] | None]:
+        """SQL text and parameters for drivers whose placeholders are plain text (`%s`, `:1`): every
+        placeholder of the tree becomes `style` (formatted with its 1-based number) and nothing
+        else, so `?`, `%`, `:name` or `$1` inside literals stay literals. No parameters: the text
+        goes to the driver as it is (None tells DB-API drivers not to parse it)."""
+        if not params:
+            return self.sql(statement), None
+        if not isinstance(statement, exp.Expr):
+            raise EngineError("parameters need a statement tree")
+        tree = statement.copy()
+        for node in list(tree.find_all(exp.Placeholder)):
+            node.replace(exp.Placeholder(this=PARAMETER_MARK))
+        parts = self.sql(tree).split(exp.Placeholder(this=PARAMETER_MARK).sql(dialect=get_dialect(self.dialect)))
+        if len(parts) - 1 != len(params):
+            raise EngineError(f"{len(params)} parameter(s) for {len(parts) - 1} placeholder(s)")
+        if escape_percent:
+            parts = [part.replace("%", "%%") for part in parts]
+        return parts[0] + "".join(style.format(i + 1) + part for i, part in enumerate(parts[1:])), list(params)
 
     def sql(self, statement: exp.Expr | str) -> str:
         """Text for this engine: trees are generated, constant DDL is transpiled from DuckDB."""

@@ -15,12 +15,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from segsql.compile.catalog import Columns
-from segsql.compile.literals import get_dialect
 from segsql.config.models import DbapiConnection, ProjectConfig, Source
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
 
-# paramstyle -> how a bound value is written; sqlglot's placeholders are replaced per style
+# paramstyle -> how a bound value is written (Engine.bound puts it where the tree has a placeholder)
 PARAMSTYLES = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{}", "named": ":p{}"}
 
 
@@ -60,15 +59,6 @@ class DbapiEngine(Engine):
                 raise EngineError(f"cannot connect with {self.settings.module}: {_first_line(error)}") from None
         return self._connection
 
-    def sql(self, statement: exp.Expr | str) -> str:
-        text = super().sql(statement)
-        style = PARAMSTYLES.get(self.paramstyle, "?")
-        native = get_dialect(self.dialect).generator().sql(exp.Placeholder())
-        if native == style or native not in text:
-            return text
-        parts = text.split(native)
-        return parts[0] + "".join(style.format(i + 1) + part for i, part in enumerate(parts[1:]))
-
     def describe_source(self, name: str, source: Source) -> Columns | None:
         if source.table is None:
             return None
@@ -96,7 +86,10 @@ class DbapiEngine(Engine):
     def _cursor(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
         cursor = self.connection.cursor()
         try:
-            cursor.execute(self.sql(statement), list(params) if params else None)
+            style = PARAMSTYLES.get(self.paramstyle, "?")
+            text, bound = self.bound(statement, params, style, escape_percent=style == "%s")
+            named = self.paramstyle == "named" and bound is not None
+            cursor.execute(text, {f"p{i + 1}": v for i, v in enumerate(bound)} if named and bound else bound)
         except Exception as error:
             raise EngineError(f"{self.settings.module}: {_first_line(error)}") from None
         return cursor

@@ -109,9 +109,10 @@ class DuckDBEngine(Engine):
 
     def fetch_arrow(self, statement: exp.Expr, params: Sequence[Any] = ()) -> pa.Table:
         try:
-            return self.connection.sql(self.sql(statement), params=list(params)).to_arrow_table()
+            with self.deadline():
+                return self.connection.sql(self.sql(statement), params=list(params)).to_arrow_table()
         except duckdb.Error as error:
-            raise EngineError(f"DuckDB: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"DuckDB: {_first_line(error)}") from None
 
     def relation(self, statement: exp.Expr) -> duckdb.DuckDBPyRelation:
         """A lazy DuckDB relation over a query (no rows fetched until asked)."""
@@ -121,20 +122,26 @@ class DuckDBEngine(Engine):
                batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         cursor = self.connection.cursor()
         try:
-            result = cursor.execute(self.sql(statement), list(params))
+            with self.deadline():
+                result = cursor.execute(self.sql(statement), list(params))
             names = [column[0] for column in result.description or []]
             while rows := result.fetchmany(batch_size):
                 yield names, rows
         except duckdb.Error as error:
-            raise EngineError(f"DuckDB: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"DuckDB: {_first_line(error)}") from None
         finally:
             cursor.close()
 
     def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> duckdb.DuckDBPyConnection:
         try:
-            return self.connection.execute(self.sql(statement), list(params))
+            with self.deadline():
+                return self.connection.execute(self.sql(statement), list(params))
         except duckdb.Error as error:
-            raise EngineError(f"DuckDB: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"DuckDB: {_first_line(error)}") from None
+
+    def interrupt(self) -> None:
+        if self._connection is not None:
+            self._connection.interrupt()
 
     def prepare_sources(self) -> None:
         """File sources become temporary views named after the source."""

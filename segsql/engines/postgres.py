@@ -61,6 +61,10 @@ class PostgresEngine(Engine):
             except psycopg.OperationalError as error:
                 raise EngineError(f"cannot connect to Postgres {self.where}: {_first_line(error)}", None,
                                   "check the server, the connection settings and the password variable") from None
+            # Server-side guards: every statement is bounded in time, and reads cannot write.
+            self._connection.execute(exp.Set(expressions=[exp.EQ(
+                this=exp.column("statement_timeout"),
+                expression=exp.Literal.number(int(self.query_seconds * 1000)))]).sql(dialect="postgres"))
             if self.read_only:
                 self._connection.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         return self._connection
@@ -102,7 +106,7 @@ class PostgresEngine(Engine):
         """A server-side cursor: rows arrive in batches, never all at once."""
         with self.connection.transaction(), self.connection.cursor(name=f"segsql_{uuid.uuid4().hex[:8]}") as cursor:
             try:
-                cursor.execute(self.sql(statement), list(params))
+                cursor.execute(*self.bound(statement, params, "%s", escape_percent=True))
                 while rows := cursor.fetchmany(batch_size):
                     yield [column.name for column in cursor.description or []], list(rows)
             except psycopg.Error as error:
@@ -110,7 +114,13 @@ class PostgresEngine(Engine):
 
     def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
         try:
-            return self.connection.execute(self.sql(statement), list(params))  # type: ignore[arg-type]
+            text, bound = self.bound(statement, params, "%s", escape_percent=True)
+            return self.connection.execute(text, bound)  # type: ignore[arg-type]
+        except psycopg.errors.QueryCanceled:
+            raise EngineError(f"the query ran longer than {self.query_seconds:g} s and was stopped", None,
+                              "make the segment cheaper, or raise limits.query_seconds in segsql.yml") from None
+        except psycopg.errors.ReadOnlySqlTransaction as error:
+            raise EngineError(f"Postgres refused to write in a read-only session: {_first_line(error)}") from None
         except psycopg.OperationalError as error:
             raise EngineError(f"lost the Postgres connection {self.where}: {_first_line(error)}") from None
         except psycopg.Error as error:

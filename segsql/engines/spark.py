@@ -112,29 +112,33 @@ class SparkEngine(Engine):
     # -- execution ------------------------------------------------------------------------------
     def _frame(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
         try:
-            return self.spark.sql(self.sql(statement), args=list(params) or None)
+            with self.deadline():
+                return self.spark.sql(self.sql(statement), args=list(params) or None)
         except EngineError:
             raise
         except Exception as error:  # AnalysisException, ParseException, Py4JJavaError...
-            raise EngineError(f"Spark: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"Spark: {_first_line(error)}") from None
+
+    def _collect(self, frame: Any, how: str = "collect") -> Any:
+        try:
+            with self.deadline():
+                return getattr(frame, how)()
+        except Exception as error:
+            raise self.timeout_error() or EngineError(f"Spark: {_first_line(error)}") from None
+
+    def interrupt(self) -> None:
+        if self._spark is not None:
+            self._spark.sparkContext.cancelAllJobs()
 
     def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
-        self._frame(statement, params).collect()
+        self._collect(self._frame(statement, params))
 
     def fetchall(self, statement: exp.Expr, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return [tuple(row) for row in self._frame(statement, params).collect()]
-        except EngineError:
-            raise
-        except Exception as error:
-            raise EngineError(f"Spark: {_first_line(error)}") from None
+        return [tuple(row) for row in self._collect(self._frame(statement, params))]
 
     def fetch_arrow(self, statement: exp.Expr, params: Sequence[Any] = ()) -> pa.Table:
-        frame = self._frame(statement, params)
-        try:
-            return frame.toArrow()
-        except Exception as error:
-            raise EngineError(f"Spark: {_first_line(error)}") from None
+        table: pa.Table = self._collect(self._frame(statement, params), "toArrow")
+        return table
 
     def stream(self, statement: exp.Expr, params: Sequence[Any] = (),
                batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
