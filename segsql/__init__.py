@@ -30,6 +30,14 @@ __all__ = [
 
 def load_ipython_extension(ipython: object) -> None:
     """`%load_ext segsql`: register the notebook magics (IPython is imported only here)."""
-    from magics import load_ipython_extension as load
+    import importlib
 
-    load(ipython)
+    # by name: the package's source is the top-level `magics/` folder, which mypy checks as `magics`
+    importlib.import_module("segsql.magics").load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """`%unload_ext segsql`: remove the notebook magics."""
+    import importlib
+
+    importlib.import_module("segsql.magics").unload_ipython_extension(ipython)

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from segsql.cli import cli
+from segsql.cli.main import SegsqlGroup
 from tests.conftest import AS_OF, BASE_CONFIG, write_files
 
 CFG = "{{ config(entity='account') }}\n"
@@ -59,6 +61,25 @@ def test_init_force_is_repeatable_and_keeps_other_files(runner: CliRunner, tmp_p
     assert invoke(runner, "init", str(tmp_path / "p"))[0] == 2
     assert invoke(runner, "init", str(tmp_path / "p"), "--force")[0] == 0
     assert (tmp_path / "p" / "segments_sql" / "mine.sql").read_text() == "-- my own segment"
+
+
+def test_a_missing_optional_module_names_its_extra(runner: CliRunner) -> None:
+    @click.group(cls=SegsqlGroup)
+    def group() -> None:
+        """A group with the CLI's error handling."""
+
+    @group.command()
+    @click.argument("module")
+    def needs(module: str) -> None:
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    result = runner.invoke(group, ["needs", "sklearn.cluster"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: this needs `sklearn`, which is not installed (pip install 'segsql[methods]')\n"
+    result = runner.invoke(group, ["needs", "segsql.methods"])
+    assert result.exit_code == 2 and "`segsql.methods` is missing from this installation" in result.stderr
+    result = runner.invoke(group, ["needs", "nosuchmodule"])
+    assert result.exit_code == 1 and "internal error: ModuleNotFoundError" in result.stderr
 
 
 def test_validate_prints_one_line_per_error_and_exits_1(runner: CliRunner, tmp_path: Path) -> None:
