@@ -255,6 +255,18 @@ def test_cli_from_the_wheel(venv: Venv) -> None:
 
 
 @pytest.mark.slow
+def test_init_from_the_wheel_says_what_to_do_next(venv: Venv) -> None:
+    created = venv.segsql("init", "fresh")
+    assert "segsql demo fresh" in created.stderr
+    venv.segsql("validate", "--project", "fresh")
+    first_run = venv.segsql("run", "--project", "fresh", expect=1)
+    assert "no table for source(s) accounts" in first_run.stderr and "internal error" not in first_run.stderr
+    venv.segsql("demo", "fresh", "--scale", "0.2")  # fills the project's empty database
+    assert "success" in venv.segsql("run", "--project", "fresh", "--select", "onboarding_experiment").stdout
+    venv.segsql("init", "fresh", expect=2)
+
+
+@pytest.mark.slow
 def test_readme_python_from_the_wheel(venv: Venv) -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "Project.load" in b)
