@@ -16,15 +16,17 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from magics import arguments
-from magics.session import NotebookSession
-from magics.widgets import html as render
-from magics.widgets.views import CompareView, PreviewView, StaticView, View
 from segsql import SegsqlError, UsageError
 from segsql.compile.target import atomic_write
 from segsql.config.inputs import parse_as_of, parse_vars
+from segsql.errors import missing_dependency
 from segsql.privacy.masking import scrub
 from segsql.run import results
+
+from . import arguments
+from .session import NotebookSession
+from .widgets import html as render
+from .widgets.views import CompareView, PreviewView, StaticView, View
 
 log = logging.getLogger("segsql.magics")
 CELL_PATH = "cell"
@@ -41,6 +43,11 @@ def clean_errors(function: Callable[..., Any]) -> Callable[..., Any]:
             details = getattr(error, "errors", None)
             lines = [str(e) for e in details] if details else [str(error)]
             raise IPythonUsageError(scrub("\n".join(lines))) from None
+        except ModuleNotFoundError as error:
+            missing = missing_dependency(error)
+            if missing is None:
+                raise
+            raise IPythonUsageError(str(missing)) from None
 
     return wrapper
 

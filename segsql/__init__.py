@@ -31,5 +31,11 @@ __all__ = [
 
 def load_ipython_extension(ipython: object) -> None:
     """`%load_ext segsql`: register the notebook magics (IPython is imported only here). By module
-    name: the core never imports the notebook layer (the import contract checks it)."""
-    importlib.import_module("magics").load_ipython_extension(ipython)
+    name: the package's source is the top-level `magics/` folder (mypy checks it as `magics`), and
+    the core never imports the notebook layer (the import contract checks it)."""
+    importlib.import_module("segsql.magics").load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """`%unload_ext segsql`: remove the notebook magics."""
+    importlib.import_module("segsql.magics").unload_ipython_extension(ipython)

@@ -84,6 +84,25 @@ class UsageError(SegsqlError):
     """A command-line or API argument is wrong (maps to exit code 2)."""
 
 
+# An optional dependency's import name -> the extra of segsql that installs it (pyproject.toml).
+EXTRAS = {"sklearn": "methods", "psycopg": "postgres", "pyspark": "spark", "py4j": "spark",
+          "IPython": "notebook", "ipywidgets": "notebook"}
+
+
+def missing_dependency(error: ModuleNotFoundError) -> UsageError | None:
+    """What to say instead of a traceback when an optional dependency (or a part of segsql
+    itself) is not installed; None for any other missing module. For `import sklearn` failing:
+    "this needs `sklearn`, which is not installed (pip install 'segsql[methods]')"."""
+    name = error.name or ""
+    top = name.partition(".")[0]
+    if top in EXTRAS:
+        return UsageError(f"this needs `{top}`, which is not installed", None, f"pip install 'segsql[{EXTRAS[top]}]'")
+    if top == "segsql":
+        return UsageError(f"`{name}` is missing from this installation of segsql", None,
+                          "reinstall it: pip install --force-reinstall segsql")
+    return None
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None when nothing is close."""
     options = sorted(set(choices))

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from segsql.cli import cli
+from segsql.cli.main import SegsqlGroup
+from segsql.errors import UsageError
 from tests.conftest import AS_OF, BASE_CONFIG, write_files
 
 CFG = "{{ config(entity='account') }}\n"
@@ -59,6 +62,71 @@ def test_init_force_is_repeatable_and_keeps_other_files(runner: CliRunner, tmp_p
     assert invoke(runner, "init", str(tmp_path / "p"))[0] == 2
     assert invoke(runner, "init", str(tmp_path / "p"), "--force")[0] == 0
     assert (tmp_path / "p" / "segments_sql" / "mine.sql").read_text() == "-- my own segment"
+
+
+def test_init_that_fails_leaves_nothing_behind(runner: CliRunner, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from segsql import scaffold
+
+    def no_library() -> Path:
+        raise UsageError("the starter segment library is missing from this installation", None, "reinstall segsql")
+
+    monkeypatch.setattr(scaffold, "starter_segments_dir", no_library)
+    code, _, err = invoke(runner, "init", str(tmp_path / "new" / "X"))
+    assert code == 2 and "starter segment library is missing" in err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    def disk_full(*_: object) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(scaffold, "_create_database", disk_full)  # the last file written
+    assert invoke(runner, "init", str(tmp_path / "new" / "X"))[0] == 1
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert invoke(runner, "init", str(tmp_path / "new" / "X"))[0] == 0  # a retry is not refused
+
+
+def test_init_force_that_fails_leaves_the_project_as_it_was(runner: CliRunner, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from segsql import scaffold
+
+    assert invoke(runner, "init", str(tmp_path / "p"))[0] == 0
+    config = tmp_path / "p" / "segsql.yml"
+    config.write_text(config.read_text() + "# my edit\n")
+    monkeypatch.setattr(scaffold.shutil, "copyfile", lambda *_: (_ for _ in ()).throw(OSError("disk full")))
+    assert invoke(runner, "init", str(tmp_path / "p"), "--force")[0] == 1
+    assert config.read_text().endswith("# my edit\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_a_fresh_init_project_says_where_its_data_goes(runner: CliRunner, tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    code, _, err = invoke(runner, "init", str(root))
+    assert code == 0 and f"segsql demo {root}" in err and "`connection:`" in err
+    assert (root / "data" / "demo.duckdb").is_file()
+    code, _, err = invoke(runner, "run", "--project", str(root))
+    assert code == 1 and "cannot open" not in err
+    assert "no table for source(s) accounts, events" in err and "point `connection:`" in err and "segsql demo" in err
+
+
+def test_a_missing_optional_module_names_its_extra(runner: CliRunner) -> None:
+    @click.group(cls=SegsqlGroup)
+    def group() -> None:
+        """A group with the CLI's error handling."""
+
+    @group.command()
+    @click.argument("module")
+    def needs(module: str) -> None:
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    result = runner.invoke(group, ["needs", "sklearn.cluster"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: this needs `sklearn`, which is not installed (pip install 'segsql[methods]')\n"
+    result = runner.invoke(group, ["needs", "segsql.methods"])
+    assert result.exit_code == 2 and "`segsql.methods` is missing from this installation" in result.stderr
+    result = runner.invoke(group, ["needs", "nosuchmodule"])
+    assert result.exit_code == 1 and "internal error: ModuleNotFoundError" in result.stderr
 
 
 def test_validate_prints_one_line_per_error_and_exits_1(runner: CliRunner, tmp_path: Path) -> None:

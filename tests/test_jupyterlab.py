@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser_page, require_chromium, screenshot
+from tests.browser import browser_page, evaluate, require_chromium, screenshot
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 TOKEN = "segsql-test-token"
+KERNEL_IDLE = """() => {
+  const widget = window.jupyterapp.shell.currentWidget;
+  const kernel = widget && widget.sessionContext && widget.sessionContext.session && widget.sessionContext.session.kernel;
+  return Boolean(kernel) && kernel.status === 'idle';
+}"""
 
 
 def free_port() -> int:
@@ -72,8 +77,9 @@ def test_widgets_render_sizes_and_kpis_in_jupyterlab(lab: tuple[str, Path]) -> N
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.serviceManager", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus", timeout=60_000)
-        time.sleep(2)  # let the kernel come up before queueing cells
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(KERNEL_IDLE, timeout=120_000)  # queue cells only once the kernel is up
+        # resolves when every cell has run (it hung for 11 minutes once, unbounded)
+        evaluate(page, "() => window.jupyterapp.commands.execute('notebook:run-all-cells')", 300_000)
         page.wait_for_selector(".widget-html :text('segment validation report')", timeout=240_000)
         # textContent, not innerText: JupyterLab 4 does not lay out cells scrolled out of view.
         preview = page.locator(".widget-html", has_text="segment dach_power_accounts").first

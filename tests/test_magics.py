@@ -49,6 +49,19 @@ def test_import_segsql_does_not_import_ipython() -> None:
     assert subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip() == "False"
 
 
+def test_load_ext_without_ipywidgets_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.modules['ipywidgets'] = None\n"  # as if not installed
+             "from IPython.core.interactiveshell import InteractiveShell\n"
+             "result = InteractiveShell.instance().run_cell('%load_ext segsql')\n"
+             "print(type(result.error_in_exec).__name__)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.splitlines()[-1] == "UsageError" and "Traceback" not in done.stdout + done.stderr
+    assert "this needs `ipywidgets`, which is not installed (pip install 'segsql[notebook]')" in done.stderr
+
+
 def test_status_names_project_connection_and_as_of(shell: InteractiveShell, demo: Path) -> None:
     bundle = shell.run_line_magic("segsql", "")._repr_mimebundle_()
     assert "project saas_demo" in bundle["text/plain"] and "duckdb: data/demo.duckdb" in bundle["text/plain"]

@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from magics.widgets import html as render
+from . import html as render
 
 
 class View:

@@ -20,10 +20,11 @@ from segsql.project import Project
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty (rewrites starter files).")
 def init(directory: Path, force: bool) -> None:
     """Create a project in DIRECTORY: segsql.yml, starter segments, macros."""
-    from segsql.starter.scaffold import create_project
+    from segsql.starter.scaffold import create_project, next_steps
 
     written = create_project(directory, force=force)
-    click.echo(f"created {directory} ({len(written)} files); next: segsql validate --project {directory}")
+    click.echo(f"created {directory} ({len(written)} files)")
+    click.echo(next_steps(directory), err=True)
 
 
 @cli.command(name="compile")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from segsql.errors import SegsqlError, SelectionError, UsageError
+from segsql.errors import SegsqlError, SelectionError, UsageError, missing_dependency
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -31,6 +31,10 @@ class SegsqlGroup(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(EXIT_OK)
         except Exception as error:  # a bug in segsql: say so, keep the traceback behind --debug
+            missing = missing_dependency(error) if isinstance(error, ModuleNotFoundError) else None
+            if missing is not None:  # not a bug: an optional dependency is not installed
+                report_error(missing)
+                sys.exit(EXIT_USAGE)
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
             from segsql.privacy.masking import scrub

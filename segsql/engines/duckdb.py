@@ -59,7 +59,8 @@ class DuckDBEngine(Engine):
         try:
             return duckdb.connect(self.database, read_only=read_only)
         except duckdb.Error as error:
-            raise EngineError(f"cannot open DuckDB database {self.database}: {error}") from None
+            raise EngineError(f"cannot open DuckDB database {self.database}: {error}", None,
+                              "check `connection.path` in segsql.yml; its folder must exist") from None
 
     def file_path(self, source: Source) -> Path:
         assert source.path is not None

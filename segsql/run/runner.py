@@ -76,8 +76,35 @@ def run(compiler: Compiler, names: list[str], engine: Engine, progress: Progress
         if isinstance(error, KeyboardInterrupt):
             raise
         raise RunError(f"run {result.run_id} failed: {message}", getattr(error, "location", None),
-                       "membership is unchanged") from None
+                       _failure_hint(compiler, engine, names, error)) from None
     return result
+
+
+def _failure_hint(compiler: Compiler, engine: Engine, names: list[str], error: BaseException) -> str:
+    """Membership is unchanged; and when source tables are missing (a new `segsql init` project,
+    a wrong connection), where the data should come from."""
+    missing = _missing_sources(compiler, engine, names) if isinstance(error, EngineError) else []
+    if not missing:
+        return "membership is unchanged"
+    return (f"membership is unchanged; the connection has no table for source(s) {', '.join(missing)}: "
+            "load your data into it, or point `connection:` (and `sources.NAME.table`) in segsql.yml at it; "
+            "`segsql demo DIR` builds a project with sample data")
+
+
+def _missing_sources(compiler: Compiler, engine: Engine, names: list[str]) -> list[str]:
+    """Table sources the run reads (segments, their refs, entity populations) the engine cannot find."""
+    wanted: set[str] = set()
+    for name in names:
+        compiled = compiler.compiled(name)
+        population = compiler.config.entities[compiled.entity].source
+        wanted.update([population] if population else [])
+        for segment in [name, *compiled.upstream]:
+            wanted.update(compiler.compiled(segment).sources)
+    try:
+        return [name for name in sorted(wanted) if compiler.config.sources[name].table is not None
+                and engine.describe_source(name, compiler.config.sources[name]) is None]
+    except SegsqlError:  # only a hint: the run's own error is the one to report
+        return []
 
 
 def _plan(compiler: Compiler, name: str) -> SegmentRun:
