@@ -8,6 +8,7 @@ CLI prints: ``path:line:col: message (hint)``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +120,18 @@ def display_path(path: Path, root: Path | None = None) -> str:
         except ValueError:
             pass
     return str(path)
+
+
+QUOTED = re.compile(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"")
+
+
+def hide_quoted_values(text: str, known: set[str]) -> str:
+    """An engine's message with every quoted value that is not a name or literal of the statement
+    (`known`, lower case) replaced by `'…'`: engines quote the row value a cast or check failed
+    on (`Could not convert string 'Jane Doe'`), and that value may be personal data."""
+    def hide(match: re.Match[str]) -> str:
+        inner = match.group(1) if match.group(1) is not None else match.group(2)
+        if inner.lower() in known or not inner.strip():
+            return match.group(0)
+        return "'…'" if match.group(1) is not None else '"…"'
+    return QUOTED.sub(hide, text)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from segsql.methods.cohorts import Cohorts
     from segsql.methods.propensity import Propensity
     from segsql.methods.readout import Readout
+    from segsql.privacy.erasure import Erasure
 
 
 class Project:
@@ -334,13 +335,19 @@ class Project:
             return [outcome for name in names for outcome in run_data_tests(self.compiler, name, engine)]
 
     # -- activating --------------------------------------------------------------------------
-    def forget(self, entity: str, key: str, reason: str | None = None) -> int:
+    def forget(self, entity: str, key: str, reason: str | None = None) -> Erasure:
         """Right to erasure: remove `key` of `entity` from every segsql-managed table (membership,
-        history, result tables) in one transaction; returns the rows removed."""
-        from segsql.privacy.erasure import forget
+        history, results, export state) in one transaction, rewrite the export files that held it,
+        and compact a DuckDB file so its bytes are gone. `erasure.not_rewritten` lists exports
+        segsql could not rewrite (they still hold the key)."""
+        from segsql.privacy.erasure import forget, rewrite_exports
 
         with self.engine(write=True) as engine:
-            return forget(self.compiler, engine, entity, str(key), reason)
+            erasure = forget(self.compiler, engine, entity, str(key), reason)
+        rewrite_exports(erasure, str(key))
+        with self.engine(write=True) as engine:
+            erasure.compacted = engine.compact()
+        return erasure
 
     def export(self, name: str, to: str = "csv", path: str | Path | None = None,
                columns: list[str] | None = None, changes_only: bool = False,

@@ -66,7 +66,7 @@ def test_init_force_is_repeatable_and_keeps_other_files(runner: CliRunner, tmp_p
 
 def test_init_that_fails_leaves_nothing_behind(runner: CliRunner, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from segsql import scaffold
+    from segsql.starter import scaffold
 
     def no_library() -> Path:
         raise UsageError("the starter segment library is missing from this installation", None, "reinstall segsql")
@@ -89,7 +89,7 @@ def test_init_that_fails_leaves_nothing_behind(runner: CliRunner, tmp_path: Path
 
 def test_init_force_that_fails_leaves_the_project_as_it_was(runner: CliRunner, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from segsql import scaffold
+    from segsql.starter import scaffold
 
     assert invoke(runner, "init", str(tmp_path / "p"))[0] == 0
     config = tmp_path / "p" / "segsql.yml"

@@ -145,7 +145,7 @@ def test_forget_leaves_no_trace_of_the_key(tmp_path: Path) -> None:
     connection.close()
     project = Project.load(tmp_path, as_of="2026-11-23")
     project.run()
-    removed = project.forget("user", "424243", reason="DSR-17")
+    removed = project.forget("user", "424243", reason="DSR-17").rows_removed
     assert removed == 3  # membership, history, segment__people
     connection = duckdb.connect(str(tmp_path / "data.duckdb"), read_only=True)
     tables = [r[0] for r in connection.execute(

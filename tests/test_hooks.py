@@ -160,3 +160,32 @@ def test_bad_hook_config_is_located(tmp_path: Path, hook: str, message: str) -> 
     root = project_with_hooks(tmp_path, f"hooks:\n  - {hook}\n")
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         Project.load(root)
+
+
+def test_a_redirecting_webhook_gets_no_token_elsewhere_and_fails(tmp_path: Path, receiver: Receiver,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 302 to another address is a failed delivery: the token and payload are not re-sent."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", receiver.url)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HOOK_TOKEN", "s3cret")
+    try:
+        url = f"http://127.0.0.1:{redirector.server_address[1]}/hook"
+        root = project_with_hooks(tmp_path, f"hooks:\n  - {{segments: [active], url: '{url}', token_env: HOOK_TOKEN,"
+                                            " retries: 0}\n")
+        result = run(root, [1, 2])
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
+    assert result.ok and result.hooks[0].status == "failed"
+    assert "HTTP 302" in (result.hooks[0].error or "") and "not followed" in (result.hooks[0].error or "")
+    assert receiver.headers == [] and receiver.bodies == []  # the redirect target saw nothing

@@ -205,7 +205,7 @@ def test_forget_leaves_no_trace_on_postgres(projects: tuple[Project, Project], s
     key = str(members[members.marketing_consent.astype(bool)].user_id.iloc[0])
     pg.export("dach_users", "table", purpose="marketing_email")
     pg.export("dach_users", "csv", path=pg.root / "crm", changes_only=True, purpose="marketing_email")
-    removed = pg.forget("user", key, reason="DSR-42")
+    removed = pg.forget("user", key, reason="DSR-42").rows_removed
     assert removed >= 6  # membership, history, result table, export state x2, export memberships, members
     with psycopg.connect(**server.params()) as connection:
         tables = [r[0] for r in connection.execute(

@@ -108,7 +108,7 @@ def test_engine_errors_quoting_a_value_are_scrubbed(session: tuple[Path, list[st
     finally:
         broken.unlink()
     assert "Could not convert" in output or "Conversion Error" in output, output
-    assert "email:" in output and leaked(output, emails) == []
+    assert ("email:" in output or "'…'" in output) and leaked(output, emails) == []
 
 
 def test_export_files_hold_emails_only_for_consented_members(session: tuple[Path, list[str], str]) -> None:

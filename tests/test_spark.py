@@ -151,7 +151,7 @@ def test_forget_rewrites_results_and_history_on_spark(projects: tuple[Project, P
     names = ["dach_users", "power_users", "onboarding_experiment"]
     spark.run(select=names)
     key = str(spark.members("dach_users").user_id.iloc[0])
-    removed = spark.forget("user", key, reason="DSR-7")
+    removed = spark.forget("user", key, reason="DSR-7").rows_removed
     assert removed >= 2  # the result row and its history stay at least
     for name in names:
         assert key not in {str(k) for k in spark.members(name).iloc[:, 0]}, name

@@ -105,6 +105,17 @@ def _call_command(compiler: Compiler, hook: Hook, body: bytes) -> str | None:
     return None
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are failures: following one would send the bearer token to another host and
+    turn the POST into a GET without the payload."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 def _post(hook: Hook, body: bytes) -> str | None:
     assert hook.url is not None
     headers = {"Content-Type": "application/json", "User-Agent": "segsql-hook"}
@@ -115,9 +126,12 @@ def _post(hook: Hook, body: bytes) -> str | None:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(hook.url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=hook.timeout_seconds) as response:
+        with NO_REDIRECTS.open(request, timeout=hook.timeout_seconds) as response:
             status = response.status
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            return (f"HTTP {error.code}: redirected to {error.headers.get('Location', '?')}, not followed "
+                    "(the payload and token go only to the configured url)")
         return f"HTTP {error.code} {error.reason}"
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)

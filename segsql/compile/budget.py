@@ -110,14 +110,15 @@ class Budget:
     def check_call(self, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Calls of str methods that pad or repeat: their width/count against the value limit."""
         self.check_time()
-        owner, name = getattr(function, "__self__", None), getattr(function, "__name__", "")
+        target = getattr(function, "__wrapped__", function)  # the sandbox wraps str.format
+        owner, name = getattr(target, "__self__", None), getattr(target, "__name__", "")
         if isinstance(owner, str):
             if name in WIDTH_METHODS:
                 width = next((a for a in (*args, *kwargs.values()) if isinstance(a, int)), 0)
                 self.check_value(max(width, len(owner)) if name != "expandtabs" else len(owner) * width, f"`{name}`")
             elif name == "replace" and len(args) >= 2 and isinstance(args[1], str):
                 self.check_value(len(owner) + (len(owner) + 1) * len(args[1]), "`replace`")
-            elif name == "format":
+            elif name in ("format", "format_map"):
                 self.check_format(owner)
 
 

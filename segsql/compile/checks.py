@@ -91,7 +91,7 @@ def check_nesting(tokens: list[Token], limit: int) -> None:
 
 
 def check_read_only(tree: exp.Expr, statement_start: int = 0, dialect: str = "duckdb",
-                    udfs: frozenset[str] = frozenset()) -> None:
+                    udfs: frozenset[str] = frozenset(), tokens: list[Token] | None = None) -> None:
     """Exactly one SELECT (or set operation of SELECTs); no writes, commands, locks or file reads,
     and only functions that compute values (compile/functions.py)."""
     if not isinstance(tree, exp.Select | exp.SetOperation):
@@ -106,8 +106,9 @@ def check_read_only(tree: exp.Expr, statement_start: int = 0, dialect: str = "du
             raise SqlRuleError(f"{_function_name(node)}() is not allowed in a segment", offset_of(node),
                           "declare files and tables as sources in segsql.yml and use source('name')")
         if isinstance(node, exp.Lock):
+            locks = [t.start for t in tokens or [] if t.token_type == TokenType.FOR]  # a Lock node has no position
             raise SqlRuleError(f"{node.sql(dialect=get_dialect(dialect)).split(' OF ')[0]} is not allowed in a segment",
-                               offset_of(node), "segments only read; they take no row locks")
+                               locks[-1] if locks else offset_of(node), "segments only read; they take no row locks")
         unknown = unknown_function(node, dialect, udfs)
         if unknown is not None:
             raise SqlRuleError(f"function {unknown}() is not allowed in a segment", offset_of(node),

@@ -258,7 +258,7 @@ class Compiler:
             checks.check_single_statement(tokens)
             checks.check_nesting(tokens, self.config.limits.nesting_depth)
             tree = self._parse(rendered, tokens)
-            checks.check_read_only(tree, tokens[0].start, self.dialect, self._udfs)
+            checks.check_read_only(tree, tokens[0].start, self.dialect, self._udfs, tokens)
             assert isinstance(tree, exp.Query)
             catalog = self.catalog.with_tables(self._ref_tables(refs))
             self._check_no_cte_shadowing(tree, refs)

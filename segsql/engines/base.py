@@ -22,7 +22,7 @@ from segsql.compile.catalog import Columns
 from segsql.compile.literals import get_dialect
 from segsql.config.models import ProjectConfig, Source
 from segsql.engines import storage
-from segsql.errors import EngineError
+from segsql.errors import EngineError, hide_quoted_values
 
 if TYPE_CHECKING:
     from segsql.engines.records import RunResult, SegmentRun
@@ -161,6 +161,11 @@ class Engine(ABC):
         self._deadline_hit = True
         self.interrupt()
 
+    def compact(self) -> bool:
+        """Rewrite the storage so bytes of deleted rows are gone (after an erasure); True if done.
+        Engines whose storage the DBA maintains (Postgres VACUUM) do nothing here."""
+        return False
+
     def interrupt(self) -> None:  # noqa: B027 (engines that can cancel a running statement override it)
         """Cancel the statement running on this connection, from another thread."""
 
@@ -171,6 +176,26 @@ class Engine(ABC):
         self._deadline_hit = False
         return EngineError(f"the query ran longer than {self.query_seconds:g} s and was stopped", None,
                            "make the segment cheaper, or raise limits.query_seconds in segsql.yml")
+
+    def error_text(self, error: Exception, statement: exp.Expr | str | None = None) -> str:
+        """The first line of a driver's error, with quoted row values hidden (names and literals
+        of the statement and of the project's sources stay readable)."""
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        return hide_quoted_values(first, self._known_names(statement))
+
+    def _known_names(self, statement: exp.Expr | str | None) -> set[str]:
+        known = {storage.SCHEMA}
+        for name, source in self.config.sources.items():
+            known.update([name, *(source.table or "").split("."), *(source.columns or {})])
+        known.update(entity.key for entity in self.config.entities.values())
+        tree = statement if isinstance(statement, exp.Expr) else None
+        if isinstance(statement, str):
+            known.update(statement.replace('"', " ").replace("'", " ").split())
+        for node in tree.walk() if tree is not None else ():
+            if isinstance(node, exp.Identifier | exp.Literal):
+                known.add(str(node.this))
+        return {name.lower() for name in known}
 
     def bound(self, statement: exp.Expr | str, params: Sequence[Any], style: str = "{}",
               escape_percent: bool = False) -> tuple[str, list[Any] | None]:

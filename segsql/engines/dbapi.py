@@ -91,7 +91,7 @@ class DbapiEngine(Engine):
             named = self.paramstyle == "named" and bound is not None
             cursor.execute(text, {f"p{i + 1}": v for i, v in enumerate(bound)} if named and bound else bound)
         except Exception as error:
-            raise EngineError(f"{self.settings.module}: {_first_line(error)}") from None
+            raise EngineError(f"{self.settings.module}: {self.error_text(error, statement)}") from None
         return cursor
 
     def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,7 +114,7 @@ class DuckDBEngine(Engine):
             with self.deadline():
                 return self.connection.sql(self.sql(statement), params=list(params)).to_arrow_table()
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
 
     def relation(self, statement: exp.Expr) -> duckdb.DuckDBPyRelation:
         """A lazy DuckDB relation over a query (no rows fetched until asked)."""
@@ -129,7 +130,7 @@ class DuckDBEngine(Engine):
             while rows := result.fetchmany(batch_size):
                 yield names, rows
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
         finally:
             cursor.close()
 
@@ -138,7 +139,35 @@ class DuckDBEngine(Engine):
             with self.deadline():
                 return self.connection.execute(self.sql(statement), list(params))
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+
+    def compact(self) -> bool:
+        """Copy the database into a new file and swap it in: DuckDB keeps deleted rows' bytes in
+        free blocks and column statistics, so an erased key would stay readable in the file. Row
+        counts of every table are compared before the swap; on any difference the original stays.
+        Closes this connection (the swap needs the file to itself)."""
+        if self.database == ":memory:" or self._borrowed:
+            return False
+        path = Path(self.database)
+        fresh = path.with_name(f".{path.name}.compact")
+        fresh.unlink(missing_ok=True)
+        source = self.connection.execute("SELECT current_database()").fetchall()[0][0]
+        try:
+            self.connection.execute(f"ATTACH {_literal(str(fresh))} AS segsql_compacted")
+            self.connection.execute(f"COPY FROM DATABASE {_identifier(source)} TO segsql_compacted")
+            same = _row_counts(self.connection, source) == _row_counts(self.connection, "segsql_compacted")
+            self.connection.execute("DETACH segsql_compacted")
+        except duckdb.Error as error:
+            fresh.unlink(missing_ok=True)
+            raise EngineError(f"cannot compact {path}: {self.error_text(error)}", None,
+                              "the erasure itself is committed; run `segsql forget` again to retry") from None
+        self.close()
+        if not same:
+            fresh.unlink(missing_ok=True)
+            raise EngineError(f"compacting {path} gave other row counts; the database was left as it was")
+        os.replace(fresh, path)
+        Path(f"{path}.wal").unlink(missing_ok=True)
+        return True
 
     def interrupt(self) -> None:
         if self._connection is not None:
@@ -173,6 +202,25 @@ class DuckDBEngine(Engine):
         if self._connection is not None and not self._borrowed:
             self._connection.close()
         self._connection = None
+
+
+def _literal(text: str) -> str:
+    return exp.Literal.string(text).sql(dialect="duckdb")
+
+
+def _identifier(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def _row_counts(connection: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
+    tables = connection.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_catalog = ? AND table_type = 'BASE TABLE'", [database]).fetchall()
+    counts = {}
+    for schema, table in tables:
+        name = ".".join(_identifier(part) for part in (database, schema, table))
+        counts[f"{schema}.{table}"] = connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    return counts
 
 
 def _first_line(error: Exception) -> str:

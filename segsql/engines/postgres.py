@@ -110,7 +110,7 @@ class PostgresEngine(Engine):
                 while rows := cursor.fetchmany(batch_size):
                     yield [column.name for column in cursor.description or []], list(rows)
             except psycopg.Error as error:
-                raise EngineError(f"Postgres: {_first_line(error)}") from None
+                raise EngineError(f"Postgres: {self.error_text(error, statement)}") from None
 
     def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
         try:
@@ -124,7 +124,7 @@ class PostgresEngine(Engine):
         except psycopg.OperationalError as error:
             raise EngineError(f"lost the Postgres connection {self.where}: {_first_line(error)}") from None
         except psycopg.Error as error:
-            raise EngineError(f"Postgres: {_first_line(error)}") from None
+            raise EngineError(f"Postgres: {self.error_text(error, statement)}") from None
 
     def prepare_sources(self) -> None:
         self.refuse_file_sources()

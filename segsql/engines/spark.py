@@ -117,14 +117,14 @@ class SparkEngine(Engine):
         except EngineError:
             raise
         except Exception as error:  # AnalysisException, ParseException, Py4JJavaError...
-            raise self.timeout_error() or EngineError(f"Spark: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"Spark: {self.error_text(error, statement)}") from None
 
     def _collect(self, frame: Any, how: str = "collect") -> Any:
         try:
             with self.deadline():
                 return getattr(frame, how)()
         except Exception as error:
-            raise self.timeout_error() or EngineError(f"Spark: {_first_line(error)}") from None
+            raise self.timeout_error() or EngineError(f"Spark: {self.error_text(error)}") from None
 
     def interrupt(self) -> None:
         if self._spark is not None:

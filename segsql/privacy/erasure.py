@@ -1,5 +1,10 @@
-"""Right to erasure: remove an entity key from every table segsql manages and keep a record of
-the erasure that does not contain the key.
+"""Right to erasure: remove an entity key from every table and export file segsql manages and
+keep a record of the erasure that does not contain the key.
+
+The record keeps a salted SHA-256 of the key. The salt is random per project: the environment
+variable named by privacy.erasure_salt_env, else `.segsql/erasure_salt` in the project folder
+(created with mode 0600 by `segsql init` or the first erasure; keep it out of git and back it up
+with the database). Never the project name: small integer keys would be found by trying them.
 """
 
 from __future__ import annotations
@@ -7,28 +12,50 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
+from segsql.starter.salt import project_salt
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
     from segsql.engines.base import Engine
 
 
+@dataclass
+class Erasure:
+    """What `forget` removed, and the export destinations that held the key."""
+
+    rows_removed: int
+    destinations: list[str] = field(default_factory=list)  # "csv:/folder" of file exports that held the key
+    files_rewritten: list[str] = field(default_factory=list)
+    not_rewritten: list[str] = field(default_factory=list)  # hold the key still: segsql could not rewrite them
+    compacted: bool = False  # the database file was rewritten without the deleted bytes
+
+
 def key_hash(compiler: Compiler, entity: str, key: str) -> str:
-    """What an erasure record keeps instead of the key: a salted SHA-256 (salt from the env var
-    named in privacy.erasure_salt_env when set, else the project name — then small integer keys
-    can be recovered by trying them, so set the variable in production)."""
+    """What an erasure record keeps instead of the key: a salted SHA-256 (module docstring)."""
     salt_env = compiler.config.privacy.erasure_salt_env
-    salt = os.environ.get(salt_env, "") if salt_env else compiler.config.name
+    if salt_env:
+        if not os.environ.get(salt_env):
+            raise UsageError(f"the environment variable {salt_env} (privacy.erasure_salt_env) is not set", None,
+                             f"export {salt_env}=<a long random secret> before erasing")
+        salt = os.environ[salt_env]
+    else:
+        salt = project_salt(compiler.root)
     return hashlib.sha256(f"{salt}\0{entity}\0{key}".encode()).hexdigest()
 
 
-def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: str | None = None) -> int:
+def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: str | None = None) -> Erasure:
     """Remove an entity key from every table segsql manages (membership, history, export state
     and exported tables, each result table of that entity) in one transaction, and record the
     erasure without the key in clear (`engine` open for writing). Returns the number of rows removed."""
@@ -40,7 +67,7 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
     if erase is not None:  # engines without transactions (Spark) rewrite their files
         entry = {"erased_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(), "entity": entity,
                  "key_hash": key_hash(compiler, entity, key), "reason": reason}
-        return int(erase(entity, key_column, key, segments, entry))
+        return Erasure(int(erase(entity, key_column, key, segments, entry)))
     store = engine.run_store()
     store.prepare()
     removed = 0
@@ -50,6 +77,7 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
         results = [storage.segment_table(name) for name in segments]
         exported = [storage.table(f"export_members__{name}") for name in segments]
         existing = engine.existing_tables([*[storage.table(t) for t in keyed], *results, *exported])
+        destinations = _file_destinations(engine, entity, key) if "export_state" in existing else []
         for managed in keyed:
             if managed in existing:
                 where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
@@ -68,7 +96,49 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
     except BaseException:
         engine.rollback()
         raise
-    return removed
+    return Erasure(removed, destinations)
+
+
+def _file_destinations(engine: Engine, entity: str, key: str) -> list[str]:
+    """File export destinations (`csv:/folder`, `parquet:/folder`) whose state holds the key."""
+    query = exp.select("destination").distinct().from_(storage.table("export_state")).where(exp.and_(
+        exp.column("entity").eq(exp.Placeholder()), exp.column("entity_key").eq(exp.Placeholder()),
+        exp.column("destination").like(exp.Literal.string("csv:%")).or_(
+            exp.column("destination").like(exp.Literal.string("parquet:%")))))
+    return sorted(str(row[0]) for row in engine.fetchall(query, [entity, key]))
+
+
+def rewrite_exports(erasure: Erasure, key: str) -> None:
+    """Rewrite the member files of every destination that held the key without its rows (each file
+    replaced atomically); destinations whose files are gone or unreadable are listed as not rewritten."""
+    for destination in erasure.destinations:
+        to, _, folder = destination.partition(":")
+        for dataset in ("members", "memberships"):
+            path = Path(folder) / f"{dataset}.{to}"
+            try:
+                if _rewrite_without(path, to, key):
+                    erasure.files_rewritten.append(str(path))
+            except (OSError, pa.ArrowException):
+                erasure.not_rewritten.append(str(path))
+
+
+def _rewrite_without(path: Path, to: str, key: str) -> bool:
+    if not path.exists():
+        raise FileNotFoundError(path)
+    table = pq.read_table(path) if to == "parquet" else pacsv.read_csv(
+        path, convert_options=pacsv.ConvertOptions(column_types={"entity_key": pa.string()}))
+    keys = table.column("entity_key").cast(pa.string())
+    keep = pc.invert(pc.fill_null(pc.equal(keys, key), False))
+    if pc.all(keep).as_py():
+        return False
+    temporary = path.with_name(f".{path.name}.erasure.tmp")
+    kept = table.filter(keep)
+    if to == "parquet":
+        pq.write_table(kept, temporary)
+    else:
+        pacsv.write_csv(kept, temporary)
+    os.replace(temporary, path)
+    return True
 
 
 def _delete(engine: Any, statement: Any, params: list[Any]) -> int:

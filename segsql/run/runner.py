@@ -23,6 +23,7 @@ from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.engines.records import RunResult, SegmentRun
 from segsql.errors import EngineError, Location, SegsqlError
+from segsql.privacy.masking import scrub
 from segsql.version import __version__
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def run(compiler: Compiler, names: list[str], engine: Engine, progress: Progress
         store.commit()
     except BaseException as error:
         store.rollback()
-        message = error.message if isinstance(error, SegsqlError) else f"{type(error).__name__}: {error}"
+        # stored in segsql.runs and shown: engine errors already hide row values; emails and phones too
+        message = scrub(error.message if isinstance(error, SegsqlError) else f"{type(error).__name__}: {error}")
         for plan in plans:
             if plan.status in ("pending", "running", storage.SUCCESS):
                 plan.status = "rolled back" if plan.status == storage.SUCCESS else "not run"
@@ -150,7 +152,7 @@ def _materialise(compiler: Compiler, engine: Engine, store: RunStore, plan: Segm
             exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
             exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(target))[0]
     except EngineError as error:
-        plan.status, plan.error = "error", error.message
+        plan.status, plan.error = "error", scrub(error.message)
         raise EngineError(f"segment `{plan.name}`: {error.message}", Location(compiled.path)) from None
     problem = _key_problem(plan.name, key, int(total), int(non_null), int(distinct))
     if problem:

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from segsql.errors import UsageError
+from segsql.starter.salt import SALT_FILE, write_salt
 
 STARTER_CONFIG = "segsql.yml"
 
@@ -45,7 +46,8 @@ def create_project(directory: Path, force: bool = False) -> list[Path]:
     staging = directory.parent / f".{directory.name}.segsql-init-{uuid.uuid4().hex[:8]}"
     staging.mkdir()  # not tempfile.mkdtemp: its 0700 mode would become the project's
     try:
-        written = _write_starter(staging, library, keep_database=(directory / starter_database()).exists())
+        written = _write_starter(staging, library, keep_database=(directory / starter_database()).exists(),
+                                 keep_salt=(directory / SALT_FILE).exists())
         _move_into(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -74,7 +76,7 @@ def _starter_text(name: str) -> str:
     return resources.files("segsql").joinpath("starter", name).read_text(encoding="utf-8")
 
 
-def _write_starter(root: Path, library: Path, keep_database: bool) -> list[Path]:
+def _write_starter(root: Path, library: Path, keep_database: bool, keep_salt: bool) -> list[Path]:
     """The starter files under `root`; returns their paths relative to it."""
     written = [Path(STARTER_CONFIG), Path("metrics.yml")]
     for name in written:
@@ -89,7 +91,9 @@ def _write_starter(root: Path, library: Path, keep_database: bool) -> list[Path]
     (root / "macros" / "README.md").write_text(
         "Put your own Jinja macros here as .sql files; every macro is callable from segments.\n",
         encoding="utf-8")
-    (root / ".gitignore").write_text("target/\ndata/\n", encoding="utf-8")
+    (root / ".gitignore").write_text("target/\ndata/\n.segsql/\n", encoding="utf-8")
+    if not keep_salt:
+        written.append(write_salt(root).relative_to(root))
     if not keep_database:
         written.append(_create_database(root / starter_database()).relative_to(root))
     return written
