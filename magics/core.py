@@ -7,7 +7,9 @@ UsageErrors: one clean message (file/cell line and column), no traceback, the ce
 
 from __future__ import annotations
 
+import builtins
 import functools
+import keyword
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from segsql.compile.target import atomic_write
 from segsql.config.inputs import parse_as_of, parse_vars
 from segsql.errors import missing_dependency
 from segsql.privacy.masking import scrub
+from segsql.privacy.pii import pii_columns
 from segsql.run import results
 
 from . import arguments
@@ -215,11 +218,14 @@ class SegsqlMagics(Magics):
         print(f"saved {path.relative_to(project.root)}")
 
     def _preview(self, project: Any, name: str, sql: str, options: dict[str, Any], variable: str | None) -> View:
-        engine = self.session.engine()
-        result = results.preview(project.compiler, engine, name)
         unmask = options["unmask"]
         if unmask:
-            log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(result.pii))
+            columns = sorted(pii_columns(project.compiler, name))
+            log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(columns))
+            self.session.close()  # the audit row needs a writing connection to the same database
+            project.audit_unmask(name, columns, "notebook")
+        engine = self.session.engine()
+        result = results.preview(project.compiler, engine, name)
 
         def pager(offset: int, limit: int) -> Any:
             # The session's connection of the moment: `%segsql run` may have replaced it.
@@ -307,4 +313,7 @@ def _assignment(line: str) -> tuple[str | None, str]:
     variable = variable.strip()
     if not variable.isidentifier():
         raise UsageError(f"`{variable}` is not a variable name", None, "e.g. %%segment members << power_users")
+    if keyword.iskeyword(variable) or variable in vars(builtins) or variable.startswith("__"):
+        raise UsageError(f"`{variable}` is a Python keyword, builtin or special name; assigning it would break "
+                         "the notebook", None, "choose another name, e.g. %%segment members << power_users")
     return variable, rest

@@ -12,6 +12,7 @@ methods that use them, so `import segsql` and the CLI start without them.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from functools import cached_property
@@ -225,6 +226,12 @@ class Project:
             result = run(self.compiler, names, engine, progress)
             result.hooks = hooks.fire(self.compiler, engine, result)
             return result
+
+    def audit_unmask(self, name: str, columns: list[str], via: str) -> None:
+        """Record that `name`'s personal columns were shown unmasked (segsql.unmask_audit): by
+        whom (the OS user), when, which columns, from where (`cli show`, `notebook`)."""
+        with self.engine(write=True) as engine:
+            engine.record_unmask(getpass.getuser(), name, columns, via)
 
     def members(self, name: str, limit: int | None = None) -> pd.DataFrame:
         """The members of `name` from its last successful run, with their trait columns."""

@@ -278,3 +278,40 @@ def test_the_erasure_salt_is_random_per_project_and_private(tmp_path: Path) -> N
         hashes.append(connection.execute("SELECT key_hash FROM segsql.erasures").fetchall()[0][0])
         connection.close()
     assert hashes[0] != hashes[1]  # same project name and key: different salts
+
+
+def test_var_overrides_take_the_declared_type(make_project: ProjectFactory) -> None:
+    template = CFG + SELECT + "WHERE a.region IN {{ var('regions') }} AND a.arr >= {{ var('min_arr', 10) }}"
+    injected = make_project({"seg": template}, vars={"regions": "DACH') OR (1=1", "min_arr": "2500"})
+    sql = injected.compile("seg")
+    assert "IN ('DACH'') OR (1=1')" in sql and "a.arr >= 2500" in sql  # a list of one literal; a number
+    [error] = make_project({"seg": template}, vars={"min_arr": "lots"}).validate()
+    assert "var `min_arr` (declared as 10) expects int, got 'lots'" in error.message and error.line == 3
+
+
+def test_show_unmask_writes_an_audit_row(tmp_path: Path) -> None:
+    import getpass
+
+    from click.testing import CliRunner
+
+    from segsql.cli.main import cli
+
+    project = _erase_project(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["show", "people", "--project", str(tmp_path)]).exit_code == 0
+    result = runner.invoke(cli, ["show", "people", "--unmask", "--project", str(tmp_path)])
+    assert result.exit_code == 0 and "@example.org" in result.output
+    connection = duckdb.connect(str(tmp_path / "data.duckdb"), read_only=True)
+    audit = connection.execute("SELECT who, segment, columns, via, unmasked_at FROM segsql.unmask_audit").fetchall()
+    connection.close()
+    assert [row[:4] for row in audit] == [(getpass.getuser(), "people", "email", "cli show")]
+    assert project.size("people") == 3
+
+
+def test_security_doc_lists_every_limit_with_its_default() -> None:
+    from segsql.config.models import Limits
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "security.md").read_text()
+    for name, field in Limits.model_fields.items():
+        assert f"| `{name}` | {field.default} |" in text, name

@@ -30,7 +30,7 @@ SOURCES = textwrap.dedent("""\
 TRICKY = {
     "percent": "WHERE a.name LIKE '%pure' OR a.name LIKE 'A%' OR a.name = '%s' OR a.name = '%(x)s'",
     "markers": "WHERE a.name IN ('why?', ':name', '$1', '{}', '{0}')",
-    "formatted": "WHERE format('%s!', a.name) = 'it''s!' OR concat(a.name, '%') = 'Zürich%'",
+    "concatenated": "WHERE concat(a.name, '%') = 'Zürich%' OR replace(a.name, '%', '?') = '100? pure'",
     "params": "WHERE a.name <> {{ var('skip') }} AND a.name LIKE {{ var('pattern') }}",
 }
 
@@ -81,11 +81,17 @@ def test_literals_with_placeholder_characters_run_and_agree_with_duckdb(server: 
     by_name = {name: i for i, name in enumerate(NAMES, start=1)}
     assert on_duckdb["percent"] == {by_name[n] for n in ("100% pure", "Apple", "%s", "%(x)s")}
     assert on_duckdb["markers"] == {by_name[n] for n in ("why?", ":name", "$1", "{}", "{0}")}
-    assert on_duckdb["formatted"] == {by_name["it's"], by_name["Zürich"]}
+    assert on_duckdb["concatenated"] == {by_name["Zürich"], by_name["100% pure"]}
     assert on_duckdb["params"] == {by_name["why?"]}  # '%?%' matches names with a `?`, bound as a value
     pg = Project.load(pg_root, as_of=AS_OF)
     assert pg.compare(["percent"], []).baseline == "rest"  # reads with parameters on the same tables
     assert len(pg.members("markers", limit=2)) == 2
+
+
+def test_format_with_percent_placeholders_runs_on_postgres(server: PostgresServer, tmp_path: Path) -> None:
+    """Postgres' format() takes printf-style `%s` (DuckDB's takes `{}`, so this one is Postgres only)."""
+    _, pg_root = _projects(server, tmp_path, {"formatted": "WHERE format('%s!', a.name) = 'it''s!'"})
+    assert _members(pg_root) == {"formatted": {NAMES.index("it's") + 1}}
 
 
 def test_functions_outside_the_allowlist_never_reach_the_server(server: PostgresServer, tmp_path: Path) -> None:
@@ -120,3 +126,11 @@ def test_a_statement_over_the_time_limit_is_stopped(server: PostgresServer, tmp_
     with pytest.raises(RunError) as caught:
         Project.load(pg_root, as_of=AS_OF).run()
     assert "ran longer than 0.5 s" in caught.value.message
+
+
+def test_engine_errors_on_postgres_hide_the_row_value(server: PostgresServer, tmp_path: Path) -> None:
+    _, pg_root = _projects(server, tmp_path, {"cast": "WHERE CAST(a.name AS INTEGER) > 0 AND a.name <> 'Kept'"})
+    with pytest.raises(RunError) as caught:
+        Project.load(pg_root, as_of=AS_OF).run()
+    assert "invalid input syntax for type" in caught.value.message
+    assert not any(name in caught.value.message for name in NAMES) and "…" in caught.value.message

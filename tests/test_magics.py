@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import html
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -116,6 +118,14 @@ def test_assignment_gives_a_dataframe(shell: InteractiveShell) -> None:
     assert list(frame.columns) == ["account_id", "name", "employees"] and len(frame) == result.result.result.size
 
 
+@pytest.mark.parametrize("name", ["__builtins__", "print", "len", "class", "None"])
+def test_assignment_refuses_keywords_builtins_and_special_names(shell: InteractiveShell, name: str) -> None:
+    before = shell.user_ns.get("__builtins__")
+    result = run(shell, f"%%segment {name} << big_dach --entity account\n{CELL}")
+    assert not result.success and "keyword, builtin or special name" in str(result.error_in_exec)
+    assert shell.user_ns.get("__builtins__") is before
+
+
 def test_save_writes_the_file_and_refuses_foreign_changes(shell: InteractiveShell, demo: Path) -> None:
     path = demo / "segments_sql" / "nb_saved.sql"
     result = run(shell, f"%%segment nb_saved --entity account --save --no-run\n{CELL}")
@@ -133,7 +143,7 @@ def test_save_writes_the_file_and_refuses_foreign_changes(shell: InteractiveShel
     path.unlink()
 
 
-def test_pii_is_masked_unless_unmasked(shell: InteractiveShell) -> None:
+def test_pii_is_masked_unless_unmasked(shell: InteractiveShell, demo: Path) -> None:
     cell = "SELECT u.user_id, u.email FROM {{ source('users') }} AS u WHERE u.role = 'admin'"
     masked = run(shell, f"%%segment admins --entity user\n{cell}").result
     assert masked.result.pii == {"email": "email"}
@@ -141,6 +151,10 @@ def test_pii_is_masked_unless_unmasked(shell: InteractiveShell) -> None:
     assert "@" not in masked._repr_mimebundle_()["text/html"]
     clear = run(shell, f"%%segment admins --entity user --unmask\n{cell}").result
     assert all("@" in v for v in clear.page.email)
+    connection = duckdb.connect(str(demo / "data" / "demo.duckdb"), read_only=True)
+    audit = connection.execute("SELECT who, segment, columns, via FROM segsql.unmask_audit").fetchall()
+    connection.close()
+    assert audit == [(getpass.getuser(), "admins", "email", "notebook")]  # the masked preview left no row
 
 
 def test_trait_values_are_escaped_in_html(shell: InteractiveShell) -> None:

@@ -167,3 +167,24 @@ def test_forget_rewrites_results_and_history_on_spark(projects: tuple[Project, P
     assert (left, members) == (0, 0)
     records = [json.loads(p.read_text()) for p in (spark.root / "spark-warehouse" / "segsql" / "erasures").glob("*.json")]
     assert records and records[-1]["reason"] == "DSR-7" and key not in json.dumps(records)
+
+
+def test_a_job_over_the_time_limit_is_cancelled_and_results_kept(projects: tuple[Project, Project]) -> None:
+    """limits.query_seconds on Spark: the job is cancelled at the deadline; the last results stand."""
+    _, spark = projects
+    root = spark.root
+    config = (root / "segsql.yml").read_text()
+    before = Project.load(root, as_of=engines.AS_OF).size("power_users") if (root / "spark-warehouse").exists() else None
+    slow = ("{{ config(entity='account') }}\nSELECT a.account_id FROM {{ source('accounts') }} AS a, "
+            "{{ source('accounts') }} AS b, {{ source('accounts') }} AS c, {{ source('accounts') }} AS d "
+            "WHERE (a.account_id * 7 + b.account_id * 13 + c.account_id * 3 + d.account_id) % 1000003 = 999999")
+    write_files(root, {"segments_sql/zz_slow.sql": slow, "segsql.yml": config + "limits: {query_seconds: 3}\n"})
+    try:
+        with pytest.raises(RunError) as caught:
+            Project.load(root, as_of=engines.AS_OF).run(select=["zz_slow"])
+        assert "ran longer than 3 s" in caught.value.message
+        if before is not None:
+            assert Project.load(root, as_of=engines.AS_OF).size("power_users") == before
+    finally:
+        (root / "segments_sql" / "zz_slow.sql").unlink()
+        (root / "segsql.yml").write_text(config)

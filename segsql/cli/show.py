@@ -23,9 +23,11 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
     from segsql.privacy.masking import mask_table
     from segsql.privacy.pii import pii_columns
 
-    pii = {} if unmask else pii_columns(project.compiler, name)
+    pii = pii_columns(project.compiler, name)
     if unmask:
         log.warning("show %s --unmask: declared PII columns printed in clear", name)
+        project.audit_unmask(name, sorted(pii), "cli show")
+        pii = {}
     salt = project.config.name
     entity = project.compiled(name).entity
     with project.engine() as engine:

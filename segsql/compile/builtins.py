@@ -107,6 +107,10 @@ def var(name: str, default: Any = _MISSING) -> Any:
     session = state.session
     if name in session.overrides:
         value = session.overrides[name]
+        declared = session.config.vars.get(name, default)
+        if isinstance(declared, bool | int | float | str | dt.date | list | tuple):  # takes the declared type
+            call = CallSite.here("var", str(name))
+            value = coerce(value, _type_of(declared, call), f"var `{name}` (declared as {declared!r})", call)
     elif name in session.config.vars:
         value = session.config.vars[name]
     elif default is not _MISSING:

@@ -161,6 +161,12 @@ class Engine(ABC):
         self._deadline_hit = True
         self.interrupt()
 
+    def record_unmask(self, who: str, segment: str, columns: list[str], via: str) -> None:
+        """An audit row: who saw which segment's personal columns unmasked, when, from where."""
+        self.run_store().prepare()
+        self.execute(storage.insert_unmask_audit(), [storage.now(), who, segment, ",".join(columns), via])
+        self.flush()
+
     def compact(self) -> bool:
         """Rewrite the storage so bytes of deleted rows are gone (after an erasure); True if done.
         Engines whose storage the DBA maintains (Postgres VACUUM) do nothing here."""

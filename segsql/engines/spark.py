@@ -126,6 +126,14 @@ class SparkEngine(Engine):
         except Exception as error:
             raise self.timeout_error() or EngineError(f"Spark: {self.error_text(error)}") from None
 
+    def record_unmask(self, who: str, segment: str, columns: list[str], via: str) -> None:
+        """Spark has no transactional table for it: one JSON line per audit row, appended."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        row = {"unmasked_at": storage.now().isoformat(), "who": who, "segment": segment,
+               "columns": ",".join(columns), "via": via}
+        with (self.state / "unmask_audit.jsonl").open("a", encoding="utf-8") as audit:
+            audit.write(json.dumps(row) + "\n")
+
     def interrupt(self) -> None:
         if self._spark is not None:
             self._spark.sparkContext.cancelAllJobs()

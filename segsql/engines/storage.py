@@ -8,6 +8,7 @@ segsql.membership      (segment, entity_key) -> entity, run_id, as_of: current m
 segsql.segment__<name> the typed result (key + trait columns) of the segment's last successful run
 segsql.exports         one row per `segsql export`: destination, purpose, counts (added/removed/dropped)
 segsql.export_state    (destination, segment, entity_key): what each destination last received
+segsql.unmask_audit    (unmasked_at, who, segment, columns, via): every preview shown with --unmask
 segsql.export_*        `export --to table`: export_segments, export_memberships, export_members__<name>
 segsql.history         SCD-2: one row per stay of a member in a segment (valid_from, valid_to NULL
                        while still a member), opened/closed by runs in the same transaction
@@ -52,8 +53,12 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.export_state (
         destination VARCHAR NOT NULL, segment VARCHAR NOT NULL, entity VARCHAR NOT NULL,
         entity_key VARCHAR NOT NULL, export_id VARCHAR NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.unmask_audit (
+        unmasked_at TIMESTAMP NOT NULL, who VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+        columns VARCHAR NOT NULL, via VARCHAR NOT NULL)""",
 ]
-MANAGED_TABLES = ("runs", "run_segments", "membership", "history", "erasures", "exports", "export_state")
+MANAGED_TABLES = ("runs", "run_segments", "membership", "history", "erasures", "exports", "export_state",
+                  "unmask_audit")
 # No PRIMARY KEY on membership: the runner refuses NULL and duplicate keys before writing, and
 # DuckDB's index maintenance made committing 100k members 40x slower (benchmarks/RESULTS.md).
 
@@ -184,3 +189,9 @@ def months_before(moment: dt.datetime, months: int) -> dt.datetime:
 def now() -> dt.datetime:
     """A timestamp for the storage tables: UTC, without a time zone (every engine stores it alike)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def insert_unmask_audit() -> exp.Expr:
+    columns = ["unmasked_at", "who", "segment", "columns", "via"]
+    return exp.insert(exp.Values(expressions=[exp.tuple_(*[placeholder() for _ in columns])]),
+                      table("unmask_audit"), columns=columns)
