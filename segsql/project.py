@@ -61,7 +61,7 @@ class Project:
         self.root = root
         self.config = config
         self.overrides: dict[str, Any] = dict(vars or {})
-        self.as_of = parse_as_of(as_of)
+        self.as_of = parse_as_of(as_of or config.as_of)
         self.files = SegmentFiles.discover(root, config.limits.segment_bytes)
         self._compiler: Compiler | None = None
         self._shared_engine: Engine | None = None

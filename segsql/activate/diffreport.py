@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -16,8 +17,8 @@ class SegmentDiff:
     head_size: int | None = None
     added: int = 0
     removed: int = 0
-    added_sample: list[str] = field(default_factory=list)
-    removed_sample: list[str] = field(default_factory=list)
+    added_sample: list[Any] = field(default_factory=list)  # keys with their own type, in key order
+    removed_sample: list[Any] = field(default_factory=list)
     sql_diff: str = ""
     error: str | None = None
 
@@ -91,9 +92,9 @@ def text(report: DiffReport) -> str:
                      f"{_size(segment.head_size)} {_change(segment)}; +{segment.added:,} added, "
                      f"-{segment.removed:,} removed")
         if segment.added_sample:
-            lines.append(f"  added e.g.:   {', '.join(segment.added_sample)}")
+            lines.append(f"  added e.g.:   {', '.join(map(str, segment.added_sample))}")
         if segment.removed_sample:
-            lines.append(f"  removed e.g.: {', '.join(segment.removed_sample)}")
+            lines.append(f"  removed e.g.: {', '.join(map(str, segment.removed_sample))}")
         if segment.sql_diff:
             lines.extend("  " + line for line in segment.sql_diff.rstrip("\n").splitlines())
     unchanged = [s.name for s in _sorted(report) if s.status == "unchanged"]

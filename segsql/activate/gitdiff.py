@@ -132,29 +132,37 @@ def _pretty(compiler: Compiler, name: str) -> str:
 
 
 def _keys(compiler: Compiler, name: str) -> exp.Select:
-    """The distinct member keys (as text) of a segment's query, refs inlined."""
+    """The distinct member keys of a segment's query, refs inlined: `k` as text (comparable across
+    revisions whatever the type), `n` as the key itself (samples are ordered and shown by it)."""
     key = compiler.config.entities[compiler.compiled(name).entity].key
     tree = compiler.tree(name)
-    return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("k")).distinct().from_(
-        tree.subquery("q")).where(exp.column(key).is_(exp.null()).not_())
+    return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("k"), exp.column(key).as_("n")
+                      ).distinct().from_(tree.subquery("q")).where(exp.column(key).is_(exp.null()).not_())
 
 
 def _measure(engine: Engine, result: SegmentDiff, base: exp.Select | None, head: exp.Select | None,
              samples: int) -> None:
-    empty = exp.select(exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("k")).where(exp.false())
-    base_q, head_q = base or empty, head or empty
+    empty = exp.select(exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("k"), exp.null().as_("n")
+                       ).where(exp.false())
+    base_q = base or (empty.copy() if head is None else _typed_empty(head))
+    head_q = head or (empty.copy() if base is None else _typed_empty(base))
 
     def count(query: exp.Query) -> exp.Expr:
         return exp.select(exp.func("count", exp.Star())).from_(query.subquery("c")).subquery()
 
     def only(left: exp.Select, right: exp.Select) -> exp.Select:
-        return exp.select("k").from_(left.copy().subquery("l")).where(
-            exp.column("k").isin(query=right.copy()).not_())
+        return exp.select("k", "n").from_(left.copy().subquery("l")).where(
+            exp.column("k").isin(query=exp.select("k").from_(right.copy().subquery("r"))).not_())
 
     sizes = engine.fetchall(exp.select(count(base_q.copy()), count(head_q.copy()), count(only(head_q, base_q)),
                                        count(only(base_q, head_q))))[0]
     result.base_size = int(sizes[0]) if base is not None else None
     result.head_size = int(sizes[1]) if head is not None else None
     result.added, result.removed = int(sizes[2]), int(sizes[3])
-    result.added_sample = [str(r[0]) for r in engine.fetchall(only(head_q, base_q).order_by("k").limit(samples))]
-    result.removed_sample = [str(r[0]) for r in engine.fetchall(only(base_q, head_q).order_by("k").limit(samples))]
+    result.added_sample = [r[1] for r in engine.fetchall(only(head_q, base_q).order_by("n").limit(samples))]
+    result.removed_sample = [r[1] for r in engine.fetchall(only(base_q, head_q).order_by("n").limit(samples))]
+
+
+def _typed_empty(keys: exp.Select) -> exp.Select:
+    """No rows, with the columns (and types) of `keys`."""
+    return keys.copy().where(exp.false(), append=True)

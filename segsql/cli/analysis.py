@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
 
 from segsql.cli.commands import _fail
 from segsql.cli.main import EXIT_FAILURE, cli
-from segsql.cli.options import engine_options, open_project, selection_options
-from segsql.cli.render import print_table
+from segsql.cli.options import TABLE_FORMATS, engine_options, open_project, selection_options
+from segsql.cli.render import emit, flag_text, number_formatter, p_value_text
 from segsql.errors import UsageError
-
-FORMATS = click.Choice(["table", "csv", "json"])
-
-
-def _emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
-          formatters: dict[str, Any] | None = None) -> None:
-    if output_format == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
-    elif output_format == "json":
-        sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso"))
-    else:
-        formatters = formatters or {}
-        rows = [[formatters.get(c, _plain)(v) for c, v in zip(frame.columns, row, strict=True)]
-                for row in frame.itertuples(index=False)]
-        print_table(list(frame.columns), rows, title=title)
-
-
-def _plain(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return str(value)
-
-
-def _number(kind: str, unit: str) -> Any:
-    def show(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if kind == "proportion" or (kind == "ratio" and unit == "" and abs(float(value)) <= 5):
-            return f"{float(value):.1%}" if kind == "proportion" else f"{float(value):.3f}"
-        if unit == "currency":
-            return f"{float(value):,.2f}"
-        return _plain(float(value))
-    return show
-
-
-def _p_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
-
-
-def _flag(value: Any) -> str:
-    return {True: "*", False: "", None: "n/a"}.get(value, str(value))
 
 
 @cli.command()
@@ -69,7 +22,7 @@ def _flag(value: Any) -> str:
 @click.option("--baseline", default="rest", show_default=True, help="rest, all, or a segment name.")
 @click.option("--cost", "costs", multiple=True, metavar="SEGMENT=AMOUNT", help="Cost per segment, for ROI.")
 @click.option("--roi-metric", metavar="METRIC", help="Sum metric of attributed revenue, for ROI.")
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 @engine_options
 def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: tuple[str, ...],
             roi_metric: str | None, output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
@@ -80,18 +33,18 @@ def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: t
     names = [m.strip() for m in metric_list.split(",") if m.strip()]
     comparison = project.compare(list(segments), names, baseline, _costs(costs), roi_metric)
     if output_format != "table":
-        _emit(comparison.to_frame(), output_format)
+        emit(comparison.to_frame(), output_format)
         return
     for name, table in comparison.tables.items():
         metric = project.metrics[name]
         shown = table[["segment", "members", "measured", "value", "baseline", "diff", "ci_low", "ci_high",
                        "p_value", "significant", "test", "note"]]
-        number = _number(metric.kind, metric.spec.unit)
-        _emit(shown, "table", title=f"{name} ({metric.kind}) vs {baseline}: {metric.spec.description[:80]}",
+        number = number_formatter(metric.kind, metric.spec.unit)
+        emit(shown, "table", title=f"{name} ({metric.kind}) vs {baseline}: {metric.spec.description[:80]}",
               formatters={"value": number, "baseline": number, "diff": number, "ci_low": number, "ci_high": number,
-                          "p_value": _p_value, "significant": _flag})
+                          "p_value": p_value_text, "significant": flag_text})
     if comparison.roi is not None:
-        _emit(comparison.roi, "table", title="ROI = (revenue − cost) ÷ cost")
+        emit(comparison.roi, "table", title="ROI = (revenue − cost) ÷ cost")
 
 
 def _costs(pairs: tuple[str, ...]) -> dict[str, float] | None:
@@ -109,45 +62,45 @@ def _costs(pairs: tuple[str, ...]) -> dict[str, float] | None:
 
 @cli.command()
 @click.argument("segments", nargs=-1, required=True)
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 @engine_options
 def overlap(segments: tuple[str, ...], output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
             vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """Pairwise shared members and Jaccard index of two or more segments (one query)."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = project.overlap(list(segments))
-    _emit(frame[frame["left"] < frame["right"]] if output_format == "table" else frame, output_format,
+    emit(frame[frame["left"] < frame["right"]] if output_format == "table" else frame, output_format,
           formatters={"jaccard": lambda v: "" if v is None or pd.isna(v) else f"{v:.3f}"})
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 @engine_options
 def waterfall(name: str, output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
               vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """How many members remain after each top-level AND condition of a segment's WHERE."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
-    _emit(project.waterfall(name), output_format, title=f"size waterfall of {name}")
+    emit(project.waterfall(name), output_format, title=f"size waterfall of {name}")
 
 
 @cli.command()
 @click.argument("segments", nargs=-1, required=True)
 @click.option("--suppress", metavar="SEGMENT", help="Members of this segment are removed from every list.")
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 @engine_options
 def prioritize(segments: tuple[str, ...], suppress: str | None, output_format: str, project_dir: Path,
                var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
     """Assign each entity only to the first listed segment it belongs to (mutually exclusive)."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     result = project.prioritize(list(segments), suppress)
-    _emit(result.counts, output_format, title=f"priority assignment ({result.suppressed:,} member rows suppressed)")
+    emit(result.counts, output_format, title=f"priority assignment ({result.suppressed:,} member rows suppressed)")
 
 
 @cli.command(name="validate-segments")
 @engine_options
 @selection_options
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 def validate_segments(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
                       select: tuple[str, ...], exclude: tuple[str, ...], output_format: str,
                       target: str | None = None) -> None:
@@ -158,7 +111,7 @@ def validate_segments(project_dir: Path, var_pairs: tuple[str, ...], vars_json: 
     if errors:
         _fail(errors)
     report = project.segment_report(project.select(list(select), list(exclude)))
-    _emit(report, output_format, title="segment validation")
+    emit(report, output_format, title="segment validation")
     failed = report[report["verdict"] == "fail"]
     click.echo(f"{len(report) - len(failed)} passed or warned, {len(failed)} failed", err=True)
     if len(failed):
@@ -167,7 +120,7 @@ def validate_segments(project_dir: Path, var_pairs: tuple[str, ...], vars_json: 
 
 @cli.command(name="metrics")
 @engine_options
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
              output_format: str, target: str | None = None) -> None:
     """List the project's metrics with entity, kind, period and definition."""
@@ -175,7 +128,7 @@ def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = pd.DataFrame([describe(m) for m in project.metrics.values()])
-    _emit(frame[["name", "entity", "kind", "period", "description"]] if output_format == "table" else frame,
+    emit(frame[["name", "entity", "kind", "period", "description"]] if output_format == "table" else frame,
           output_format)
 
 
@@ -185,24 +138,30 @@ def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 @click.option("--metrics", "-m", "metric_list", required=True, metavar="M1,M2", help="Metrics from metrics.yml.")
 @click.option("--column", help="The column holding the group (default: the split() column).")
 @click.option("--control", help="The reference group (default: the first group of the split).")
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True,
+              help="csv/json: the metric rows on stdout (sizes and the sample-ratio test go to stderr).")
 def readout(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-            metric_list: str, column: str | None, control: str | None, target: str | None = None) -> None:
+            metric_list: str, column: str | None, control: str | None, output_format: str,
+            target: str | None = None) -> None:
     """Experiment readout for a segment with split(): group sizes with the sample-ratio-mismatch
     test, each metric per group against the control (lift, 95% CI, p-value), trait balance.
     Exit 1 on a sample-ratio mismatch."""
-    from segsql.cli.render import print_table
-
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
     result = project.readout(name, metrics, column, control)
-    sizes = result.sizes.round(4)
-    print_table(list(sizes.columns), sizes.values.tolist(), title=f"{name}: groups by {result.column}")
     srm = "n/a" if result.srm_p_value is None else f"{result.srm_p_value:.4g}"
-    click.echo(f"sample-ratio mismatch test p = {srm}" + (" -- MISMATCH: do not trust this readout"
-                                                          if result.sample_ratio_mismatch else ""))
-    metrics = result.metrics.drop(columns=["note"]).round(4)
-    print_table(list(metrics.columns), metrics.values.tolist(), title=f"against {result.control}")
-    if len(result.balance):
-        print_table(list(result.balance.columns), result.balance.values.tolist(), title="balance of traits")
+    verdict = f"sample-ratio mismatch test p = {srm}" + (" -- MISMATCH: do not trust this readout"
+                                                          if result.sample_ratio_mismatch else "")
+    if output_format != "table":
+        click.echo(verdict, err=True)
+        emit(result.metrics, output_format)
+    else:
+        emit(result.sizes, "table", title=f"{name}: groups by {result.column}")
+        click.echo(verdict)
+        emit(result.metrics.drop(columns=["note"]), "table", title=f"against {result.control}",
+             formatters={"p_value": p_value_text, "significant": flag_text})
+        if len(result.balance):
+            flags = {column: flag_text for column in result.balance.columns if result.balance[column].dtype == bool}
+            emit(result.balance, "table", title="balance of traits", formatters=flags)
     if result.sample_ratio_mismatch:
         sys.exit(EXIT_FAILURE)

@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from segsql.cli.main import EXIT_FAILURE, cli, report_error
-from segsql.cli.options import engine_options, open_project, project_options, selection_options, target_option
+from segsql.cli.options import (
+    TABLE_FORMATS,
+    engine_options,
+    open_project,
+    project_options,
+    selection_options,
+    target_option,
+)
 from segsql.errors import SegsqlError
 from segsql.project import Project
 
@@ -18,13 +25,14 @@ from segsql.project import Project
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty (rewrites starter files).")
-def init(directory: Path, force: bool) -> None:
+@click.option("--empty", is_flag=True, help="No starter library, sources or SaaS targets: a project for other data.")
+def init(directory: Path, force: bool, empty: bool) -> None:
     """Create a project in DIRECTORY: segsql.yml, starter segments, macros."""
     from segsql.starter.scaffold import create_project, next_steps
 
-    written = create_project(directory, force=force)
+    written = create_project(directory, force=force, empty=empty)
     click.echo(f"created {directory} ({len(written)} files)")
-    click.echo(next_steps(directory), err=True)
+    click.echo(next_steps(directory, empty), err=True)
 
 
 @cli.command(name="compile")
@@ -231,20 +239,25 @@ def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
 @engine_options
 @click.option("--since", metavar="DATE", help="Only runs started on or after this date.")
 @click.option("--at", "at", metavar="DATE", help="List who was a member at the end of this date instead.")
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-            since: str | None, at: str | None, target: str | None = None) -> None:
+            since: str | None, at: str | None, output_format: str, target: str | None = None) -> None:
     """Membership over time: members entered and exited per run, or who was a member on a date."""
-    from segsql.cli.render import print_table
+    import pandas as pd  # only this command's tables need it
+
+    from segsql.cli.render import emit
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     if at:
         members = project.members_at(name, at)
-        click.echo(f"{name} at the end of {at}: {len(members):,} member(s)")
-        for key in members:
-            click.echo(key)
+        if output_format == "table":
+            click.echo(f"{name} at the end of {at}: {len(members):,} member(s)")
+            for key in members:
+                click.echo(key)
+        else:
+            emit(pd.DataFrame({"entity_key": members}), output_format)
         return
-    frame = project.changes(name, since)
-    print_table(list(frame.columns), frame.values.tolist(), title=f"history of {name}")
+    emit(project.changes(name, since), output_format, title=f"history of {name}")
 
 
 @cli.command()

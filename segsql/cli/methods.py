@@ -42,7 +42,7 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
     files = segment_files(entity, key, source, at, amount, where, convention, unit, prefix)
     target = write_segments(project.compiler, files, folder, force)
     click.echo(f"wrote {len(files)} segment file(s) to {target}; edit their WHERE clauses, "
-               "then `segsql run -s tag:rfm`")
+               f"then `segsql run -s tag:{prefix}`")
 
 
 def _k_range(text: str | None) -> tuple[list[int] | None, int | None]:

@@ -65,3 +65,6 @@ def target_option(function: F) -> F:
 def open_project(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
                  as_of: str | None, target: str | None = None) -> Project:
     return Project.load(project_dir, vars=parse_vars(list(var_pairs), vars_json), as_of=as_of, target=target)
+
+
+TABLE_FORMATS = click.Choice(["table", "csv", "json"])  # --format of every command that prints a table

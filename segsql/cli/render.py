@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -12,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from segsql.engines.records import RunResult, SegmentRun
 
 
@@ -63,3 +67,50 @@ def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
             bar.update(task, advance=1, description=f"{segment.name} ({segment.rows:,} members)")
 
         yield advance
+
+
+
+def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
+          formatters: dict[str, Any] | None = None) -> None:
+    """A table as csv, NDJSON (`--format json`: one object per line) or a terminal table."""
+    if output_format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif output_format == "json":
+        sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso"))
+    else:
+        formatters = formatters or {}
+        rows = [[formatters.get(c, plain)(v) for c, v in zip(frame.columns, row, strict=True)]
+                for row in frame.itertuples(index=False)]
+        print_table(list(frame.columns), rows, title=title)
+
+
+def plain(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def number_formatter(kind: str, unit: str) -> Any:
+    def show(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if kind == "proportion" or (kind == "ratio" and unit == "" and abs(float(value)) <= 5):
+            return f"{float(value):.1%}" if kind == "proportion" else f"{float(value):.3f}"
+        if unit == "currency":
+            return f"{float(value):,.2f}"
+        return plain(float(value))
+    return show
+
+
+def p_value_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
+
+
+def flag_text(value: Any) -> str:
+    return {True: "*", False: "", None: "n/a"}.get(value, str(value))
+
+

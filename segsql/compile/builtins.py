@@ -347,9 +347,11 @@ def exclude(base: str, *others: str) -> SqlText:
 
 def rollup(name: str, quantifier: str = "any", n: int | None = None) -> SqlText:
     """Roll a segment up to its entity's parent (e.g. users to accounts). `quantifier`:
-    `any` (≥ 1 member), `all` (every child is a member), `none` (no child is a member) or
-    `at_least` with `n` (≥ n members). Prints a full query returning the parent key plus
-    `matching_count` and `total_count`: `{{ rollup('power_users', 'at_least', n=3) }}`."""
+    `any` (≥ 1 member), `all` (every child is a member; a parent with no children at all is *not*
+    included), `none` (no child is a member; a parent with no children at all *is* included) or
+    `at_least` with `n` (≥ n members). Every parent of the parent's population source is
+    considered. Prints a full query returning the parent key plus `matching_count` and
+    `total_count` (0 for a parent without children): `{{ rollup('power_users', 'at_least', n=3) }}`."""
     state = current_state()
     call = CallSite.here("rollup", str(name))
     if quantifier not in QUANTIFIERS:

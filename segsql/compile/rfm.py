@@ -211,6 +211,7 @@ def segment_files(entity: str, key: str, source: str, at: str, amount: str, wher
     """Segment files: `{prefix}_scores` (every entity with its scores) and one file per named RFM
     segment whose WHERE is the rule, minus the earlier rules, as editable SQL (members equal the
     rows of the scores with that rfm_segment label until someone edits a rule)."""
+    tags = list(dict.fromkeys(["value", "rfm" if prefix == "rfm" else prefix]))  # `-s tag:PREFIX` picks these
     options = "".join([f", where={where!r}" if where else "", f", convention={convention!r}" if convention != "classic"
                        else "", f", unit={unit!r}" if unit != "day" else ""])
     files = {f"{prefix}_scores.sql": (
@@ -218,7 +219,8 @@ def segment_files(entity: str, key: str, source: str, at: str, amount: str, wher
         f"    entity={entity!r},\n"
         f"    description='RFM scores of every {entity} with purchases in {source} ({convention} convention; "
         "rfm_segment names the RFM segment).',\n"
-        "    owner='analytics',\n    tags=['value', 'rfm'],\n"
+        "    owner='analytics',\n"
+        f"    tags={tags!r},\n"
         "    tests={'min_size': 1, 'expect': ['r_score BETWEEN 1 AND 5', 'f_score BETWEEN 1 AND 5']},\n) }}\n"
         f"{{{{ rfm({source!r}, at={at!r}, amount={amount!r}{options}) }}}}\n")}
     earlier: list[exp.Expr] = []
@@ -231,7 +233,7 @@ def segment_files(entity: str, key: str, source: str, at: str, amount: str, wher
             "{{ config(\n"
             f"    entity={entity!r},\n"
             f"    description={f'RFM {name.replace(chr(95), chr(32))}: {why}. Edit the WHERE to change the rule.'!r},\n"
-            "    owner='analytics',\n    tags=['value', 'rfm'],\n) }}\n"
+            f"    owner='analytics',\n    tags={tags!r},\n) }}}}\n"
             f"SELECT r.{key}, r.recency, r.frequency, r.monetary, r.r_score, r.f_score, r.m_score\n"
             f"FROM {{{{ ref('{prefix}_scores') }}}} AS r\n"
             f"WHERE {where_clause.sql(pretty=False)}\n")

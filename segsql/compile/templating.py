@@ -139,7 +139,7 @@ def finalize(value: Any) -> str:
 
 
 LOOP_GUARD = "__segsql_loop__"  # the global every {% for %} iterable is wrapped in (see SegmentEnvironment._parse)
-CODE_VERSION = "budget-1"  # part of the code cache key: code generated before loops were guarded is not reused
+CODE_VERSION = "budget-2"  # part of the code cache key: code generated before loops were guarded is not reused
 
 
 def _budget() -> Budget:
@@ -260,12 +260,34 @@ def compile_template(env: SegmentEnvironment, source: str, path: str, *,
 
 def template_code_cache() -> Path | None:
     """Where compiled Jinja code is kept, like __pycache__: $SEGSQL_CACHE_DIR (`off` disables),
-    else $XDG_CACHE_HOME/segsql/jinja or ~/.cache/segsql/jinja. Entries are keyed by content."""
+    else $XDG_CACHE_HOME/segsql/jinja or ~/.cache/segsql/jinja. Entries are keyed by content.
+
+    The cache holds code that is executed, so a folder another user could write to would be a
+    way to run code as you: a cache folder (or a parent up to the cache root) not owned by you,
+    or writable by group or others, is not used (compiling costs only speed)."""
     configured = os.environ.get("SEGSQL_CACHE_DIR")
     if configured:
-        return None if configured.lower() in ("off", "0", "none") else Path(configured) / "jinja"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "segsql" / "jinja"
+        folder = None if configured.lower() in ("off", "0", "none") else Path(configured) / "jinja"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        folder = Path(base) / "segsql" / "jinja"
+    return folder if folder is None or _private_folder(folder) else None
+
+
+def _private_folder(folder: Path) -> bool:
+    """True when `folder` (created 0700 if missing) and the folders segsql made above it are
+    owned by this user and not writable by group or others."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return all(_is_private(path) for path in (folder, folder.parent))
+    except OSError:
+        return False
+
+
+def _is_private(path: Path) -> bool:
+    status = path.lstat()
+    owner_ok = not hasattr(os, "getuid") or status.st_uid == os.getuid()
+    return owner_ok and not path.is_symlink() and status.st_mode & 0o022 == 0
 
 
 def _code_key(text: str, path: str) -> str:
@@ -274,8 +296,16 @@ def _code_key(text: str, path: str) -> str:
 
 
 def _load_code(path: Path) -> types.CodeType | None:
+    """An entry is `sha256(payload) + payload`; one that is not ours (owner, mode) or does not
+    match its hash is ignored."""
     try:
-        code = marshal.loads(path.read_bytes())
+        if not _is_private(path):
+            return None
+        raw = path.read_bytes()
+        digest, payload = raw[:32], raw[32:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
+        code = marshal.loads(payload)
     except (OSError, ValueError, EOFError, TypeError):
         return None
     return code if isinstance(code, types.CodeType) else None
@@ -283,9 +313,11 @@ def _load_code(path: Path) -> types.CodeType | None:
 
 def _store_code(path: Path, code: types.CodeType) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = marshal.dumps(code)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_bytes(marshal.dumps(code))
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(hashlib.sha256(payload).digest() + payload)
         os.replace(temporary, path)
     except OSError:
         pass  # a cache that cannot be written only costs speed

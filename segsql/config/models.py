@@ -7,12 +7,15 @@ environment variable that holds them.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
+import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlglot import exp
 
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, did_you_mean
@@ -220,6 +223,8 @@ class ProjectConfig(Strict):
 
     name: str = "segsql_project"
     dialect: Literal[DIALECTS] = "duckdb"  # type: ignore[valid-type]
+    as_of: dt.date | None = Field(default=None, description="the evaluation date when no --as-of is given "
+                                  "(for a project on historical data); default today")
     connection: Connection = Field(default_factory=DuckDBConnection)
     profiles: dict[str, Connection] = Field(default_factory=dict, description="named connections for --target")
     sources: dict[str, Source] = Field(default_factory=dict)
@@ -270,6 +275,26 @@ def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
                               located.locate(("entities", name)),
                               "add `source:` naming the table that holds both keys")
     _check_consent(config, located)
+    _check_column_types(config, located)
+
+
+COMMON_TYPES = ("BIGINT", "INTEGER", "INT", "SMALLINT", "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "VARCHAR",
+                "TEXT", "STRING", "BOOLEAN", "DATE", "TIMESTAMP", "TIMESTAMPTZ", "TIME", "INTERVAL", "JSON", "UUID")
+
+
+def _check_column_types(config: ProjectConfig, located: LocatedYaml) -> None:
+    """Declared column types must be types of the project's dialect (a typo is not a new type)."""
+    for source_name, source in config.sources.items():
+        for column, kind in (source.columns or {}).items():
+            if kind is None:
+                continue
+            try:
+                exp.DataType.build(kind, dialect=config.dialect)
+            except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+                raise ConfigError(f"source `{source_name}` column `{column}`: `{kind}` is not a {config.dialect} type",
+                                  located.locate(("sources", source_name, "columns", column)),
+                                  did_you_mean(kind.split("(")[0], COMMON_TYPES)
+                                  or "e.g. BIGINT, DOUBLE, VARCHAR, DATE, TIMESTAMP") from None
 
 
 def _check_consent(config: ProjectConfig, located: LocatedYaml) -> None:

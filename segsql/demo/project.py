@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from segsql.config.inputs import parse_as_of
@@ -21,4 +22,16 @@ def prepare_demo(directory: Path, scale: float = 1.0, seed: int = 42,
     if not (directory / CONFIG_FILE).exists():
         create_project(directory)
     stats = generate(directory / DATABASE, scale=scale, seed=seed, today=today)
+    _pin_as_of(directory / CONFIG_FILE, today)
     return Project.load(directory, as_of=today), stats
+
+
+def _pin_as_of(config: Path, today: dt.date) -> None:
+    """The demo's data ends on `today`: later commands evaluate as of that day, not the calendar's."""
+    line = f"as_of: {today.isoformat()}   # the day `segsql demo` generated the data for; --as-of overrides"
+    text = config.read_text(encoding="utf-8")
+    if re.search(r"^as_of:.*$", text, flags=re.M):
+        text = re.sub(r"^as_of:.*$", line, text, count=1, flags=re.M)
+    else:
+        text = re.sub(r"^(dialect:.*)$", rf"\1\n{line}", text, count=1, flags=re.M)
+    config.write_text(text, encoding="utf-8")

@@ -18,7 +18,7 @@ Unit tests live beside the segment as `<name>.test.yml`:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,11 +125,12 @@ def _run_case(compiler: Compiler, name: str, case: UnitTest, index: int, located
         return result
     got = [row[columns.index(key)] for row in rows]
     expected_rows = {str(item.get(key)): item for item in case.expect if isinstance(item, dict)}
-    expected_text = sorted(str(item.get(key)) if isinstance(item, dict) else str(item) for item in case.expect)
-    got_text = sorted(str(k) for k in got)
-    result.missing = sorted(set(expected_text) - set(got_text))
-    result.unexpected = sorted(set(got_text) - set(expected_text))
-    duplicates = sorted({k for k in got_text if got_text.count(k) > 1})
+    expected = {str(k): k for k in (item.get(key) if isinstance(item, dict) else item for item in case.expect)}
+    found = {str(k): k for k in got}
+    got_text = [str(k) for k in got]
+    result.missing = keys_in_order(expected[t] for t in set(expected) - set(found))  # as written: 3, not '3'
+    result.unexpected = keys_in_order(found[t] for t in set(found) - set(expected))
+    duplicates = keys_in_order({found[t] for t in got_text if got_text.count(t) > 1})
     wrong = _wrong_values(expected_rows, rows, columns, key)
     if result.missing or result.unexpected or duplicates or wrong:
         result.status = FAIL
@@ -138,6 +139,12 @@ def _run_case(compiler: Compiler, name: str, case: UnitTest, index: int, located
                  f"duplicated {duplicates}" if duplicates else "", "; ".join(wrong)]
         result.details = "; ".join(p for p in parts if p)
     return result
+
+
+def keys_in_order(keys: Iterable[Any]) -> list[Any]:
+    """Keys with their own type, numbers in numeric order (2 before 10), then text."""
+    return sorted(keys, key=lambda k: (0, k, "") if isinstance(k, int | float) and not isinstance(k, bool)
+                  else (1, 0, str(k)))
 
 
 def _wrong_values(expected: dict[str, dict[str, Any]], rows: list[tuple[Any, ...]], columns: list[str],

@@ -45,15 +45,24 @@ def _lineage_pii(compiler: Compiler, name: str) -> dict[str, str]:
         return {}
 
 
-PII_NAMES = re.compile(r"(^|_)(e_?mail|phone|mobile|fax|first_?name|last_?name|full_?name|surname|address|street|"
-                       r"zip|postcode|ip|ip_address|birth|dob|ssn|iban|passport|tax_id)($|_)", re.IGNORECASE)
+# column-name patterns -> the category a `pii:` tag should give them (the first match wins)
+PII_KINDS = (
+    ("email", re.compile(r"(^|_)e_?mail($|_)", re.IGNORECASE)),
+    ("phone", re.compile(r"(^|_)(phone|mobile|fax|tel)($|_)", re.IGNORECASE)),
+    ("name", re.compile(r"(^|_)(first_?name|last_?name|full_?name|surname)($|_)", re.IGNORECASE)),
+    ("address", re.compile(r"(^|_)(address|street|zip|postcode)($|_)", re.IGNORECASE)),
+    ("ip", re.compile(r"(^|_)(ip|ip_address)($|_)", re.IGNORECASE)),
+    ("birth_date", re.compile(r"(^|_)(birth|dob)($|_)", re.IGNORECASE)),
+    ("national_id", re.compile(r"(^|_)(ssn|passport|tax_id)($|_)", re.IGNORECASE)),
+    ("bank_account", re.compile(r"(^|_)iban($|_)", re.IGNORECASE)),
+)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
 
 
-def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str, str]]:
-    """(source, column, why) for columns that look personal but are not tagged under `pii:` or
-    `sensitive:`: by name, or by sampled values that look like emails or phone numbers."""
+def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str, str, str]]:
+    """(source, column, why, category) for columns that look personal but are not tagged under
+    `pii:` or `sensitive:`: by name, or by sampled values that look like emails or phone numbers."""
     found = []
     for source_name, source in sorted(compiler.config.sources.items()):
         tagged = {c.lower() for c in (*source.pii, *source.sensitive)}
@@ -61,12 +70,13 @@ def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -
         for column in sorted(columns - tagged):
             raw = [v for v in samples.get(source_name, {}).get(column, []) if v is not None]
             values = [v for v in raw if isinstance(v, str)] if all(isinstance(v, str) for v in raw) else []
-            if PII_NAMES.search(column):
-                found.append((source_name, column, "its name looks like personal data"))
+            by_name = next((kind for kind, pattern in PII_KINDS if pattern.search(column)), None)
+            if by_name is not None:
+                found.append((source_name, column, "its name looks like personal data", by_name))
             elif values and all(EMAIL.match(v) for v in values):
-                found.append((source_name, column, "its values look like email addresses"))
+                found.append((source_name, column, "its values look like email addresses", "email"))
             elif values and all(PHONE.match(v) and sum(ch.isdigit() for ch in v) >= 7 for v in values):
-                found.append((source_name, column, "its values look like phone numbers"))
+                found.append((source_name, column, "its values look like phone numbers", "phone"))
     return found
 
 
@@ -77,8 +87,8 @@ def untagged_columns(compiler: Compiler, engine: Engine | None, sample_rows: int
     located = read_yaml_file(compiler.root / "segsql.yml", "segsql.yml")
     return [SegsqlError(f"source `{source}` column `{column}` is not tagged as personal data, but {why}",
                         located.locate(("sources", source)),
-                        f"tag it under sources.{source}.pii (e.g. {column}: email) or sensitive:")
-            for source, column, why in untagged_pii(compiler, samples)]
+                        f"tag it under sources.{source}.pii ({column}: {kind}) or sensitive:")
+            for source, column, why, kind in untagged_pii(compiler, samples)]
 
 
 def _samples(compiler: Compiler, engine: Engine, rows: int) -> dict[str, dict[str, list[Any]]]:
