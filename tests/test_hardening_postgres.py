@@ -134,3 +134,14 @@ def test_engine_errors_on_postgres_hide_the_row_value(server: PostgresServer, tm
         Project.load(pg_root, as_of=AS_OF).run()
     assert "invalid input syntax for type" in caught.value.message
     assert not any(name in caught.value.message for name in NAMES) and "…" in caught.value.message
+
+
+def test_qualify_with_a_qualified_column_runs_on_postgres_with_duckdb_members(server: PostgresServer,
+                                                                               tmp_path: Path) -> None:
+    """sqlglot's own QUALIFY rewrite leaves `a.name` outside its subquery ("missing FROM-clause
+    entry"); segsql's rewrite runs and gives the members DuckDB gives."""
+    qualify = ("WHERE a.account_id > 0 QUALIFY ROW_NUMBER() OVER (PARTITION BY LENGTH(a.name) "
+               "ORDER BY a.account_id DESC) = 1 AND a.name <> 'plain'")
+    duck_root, pg_root = _projects(server, tmp_path, {"latest_per_length": qualify})
+    on_duckdb, on_postgres = _members(duck_root), _members(pg_root)
+    assert on_postgres == on_duckdb and len(on_duckdb["latest_per_length"]) > 5

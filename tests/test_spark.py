@@ -188,3 +188,20 @@ def test_a_job_over_the_time_limit_is_cancelled_and_results_kept(projects: tuple
     finally:
         (root / "segments_sql" / "zz_slow.sql").unlink()
         (root / "segsql.yml").write_text(config)
+
+
+def test_qualify_with_a_qualified_column_runs_on_spark_with_duckdb_members(projects: tuple[Project, Project]) -> None:
+    duck, spark = projects
+    segment = ("{{ config(entity='user') }}\nSELECT u.user_id FROM {{ source('users') }} AS u\n"
+               "QUALIFY ROW_NUMBER() OVER (PARTITION BY u.account_id ORDER BY u.signup_date DESC, u.user_id) = 1 "
+               "AND u.role = 'admin'")
+    members = []
+    for project in (duck, spark):
+        path = project.root / "segments_sql" / "zz_newest_admin.sql"
+        path.write_text(segment)
+        try:
+            Project.load(project.root, as_of=engines.AS_OF).run(select=["zz_newest_admin"])
+            members.append(set(Project.load(project.root, as_of=engines.AS_OF).members("zz_newest_admin").user_id))
+        finally:
+            path.unlink()
+    assert members[0] == members[1] and len(members[0]) > 10

@@ -1,4 +1,5 @@
-"""Generate docs/cli.md (from --help) and docs/templating.md (from builtin docstrings).
+"""Generate docs/: cli.md (from --help), templating.md (builtin docstrings), metrics.md,
+methods.md and config.md (the segsql.yml models).
 
 Run `python -m segsql.cli.docgen`; tests/test_docs.py fails when the files are out of date.
 """
@@ -118,8 +119,64 @@ def methods_reference() -> str:
     return "\n".join(lines)
 
 
+def config_reference() -> str:
+    """docs/config.md: every key of segsql.yml, from the pydantic models that validate it."""
+    from segsql.config import models
+
+    lines = ["# segsql.yml reference", "",
+             "Generated from the models in `segsql/config/models.py` by `make docs`; do not edit. Unknown keys",
+             "are errors located at their line.", ""]
+    pending: list[type[Any]] = [models.ProjectConfig]
+    seen: set[type[Any]] = set()
+    while pending:
+        model = pending.pop(0)
+        if model in seen:
+            continue
+        seen.add(model)
+        lines += [f"## {_section(model)}", "", " ".join((model.__doc__ or "").split()), "",
+                  "| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            lines.append(f"| `{field.alias or name}` | {_type_text(field.annotation)} | {_default_text(field)} | "
+                         f"{field.description or ''} |")
+            pending.extend(_nested_models(field.annotation, models.Strict))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _section(model: type[Any]) -> str:
+    return "Top level" if model.__name__ == "ProjectConfig" else f"`{model.__name__}`"
+
+
+def _type_text(annotation: Any) -> str:
+    import re
+
+    text = str(annotation).replace("typing.", "").replace("segsql.config.models.", "")
+    text = re.sub(r"<class '([\w.]+)'>", lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    text = re.sub(r"Annotated\[(.*), FieldInfo\(.*?\)\]", r"\1", text)
+    return text.replace("|", "\\|")
+
+
+def _default_text(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if hasattr(value, "model_dump"):
+            return "see below"
+        return "(empty)" if value in ({}, [], None) else f"`{value!r}`"
+    return f"`{field.default!r}`"
+
+
+def _nested_models(annotation: Any, base: type[Any]) -> list[type[Any]]:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, base):
+        return [annotation]
+    return [model for argument in typing.get_args(annotation) for model in _nested_models(argument, base)]
+
+
 GENERATED = {"cli.md": cli_reference, "templating.md": templating_reference, "metrics.md": metrics_reference,
-             "methods.md": methods_reference}
+             "methods.md": methods_reference, "config.md": config_reference}
 
 
 def main() -> None:

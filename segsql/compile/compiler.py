@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
+from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, UnsupportedError
+from sqlglot.optimizer.qualify import qualify
 
-from segsql.compile import checks, portability
+from segsql.compile import checks, determinism, portability
 from segsql.compile.budget import Budget, RenderLimits
 from segsql.compile.builtins import BUILTINS, table_for_source
 from segsql.compile.catalog import Catalog, Columns, table_key
@@ -267,6 +268,7 @@ class Compiler:
             checks.check_columns(all_scopes, catalog)
             columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
             self._check_protected(rendered, config, all_scopes, catalog)
+            self._check_determinism(rendered, all_scopes, refs)
         except checks.RuleError as problem:
             kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
@@ -274,6 +276,32 @@ class Compiler:
             raise SqlError("the SQL is nested too deeply to analyse", Location(rendered.state.path, 1, 1),
                            "flatten the expression (CTEs, IN lists)") from None
         return tree, columns
+
+    def _check_determinism(self, rendered: Rendered, all_scopes: list[Any], refs: list[str]) -> None:
+        """Ties and self-changing values (compile/determinism.py): warnings, or errors with
+        `determinism: error` in segsql.yml."""
+        if self.config.determinism == "off":
+            return
+        for finding in determinism.findings(all_scopes, self._unique_keys(refs)):
+            problem = ValidationError(finding.message, rendered.template_location(finding.offset), finding.hint)
+            if self.config.determinism == "error":
+                raise problem
+            self.warnings.append(problem)
+
+    def _unique_keys(self, refs: list[str]) -> dict[str, set[str]]:
+        """Table name -> columns unique in it: entity keys of population sources, declared
+        `unique:` columns, and each ref's entity key."""
+        keys: dict[str, set[str]] = {}
+        for name, source in self.config.sources.items():
+            table = _table_of(source, name, self.dialect).name.lower()
+            keys.setdefault(table, set()).update(c.lower() for c in source.unique)
+        for entity in self.config.entities.values():
+            if entity.source is not None:
+                table = _table_of(self.config.sources[entity.source], entity.source, self.dialect).name.lower()
+                keys.setdefault(table, set()).add(entity.key.lower())
+        for ref in refs:
+            keys.setdefault(ref.lower(), set()).add(self.config.entities[self.compiled(ref).entity].key.lower())
+        return keys
 
     def _check_protected(self, rendered: Rendered, config: SegmentConfig, all_scopes: list[Any],
                          catalog: Catalog) -> None:
@@ -381,19 +409,42 @@ class Compiler:
             problem = portability.check(tree, target)
             if problem:
                 raise ValidationError(problem[0], Location(path), problem[1])
+        runnable = portability.for_dialect(tree, target)
         try:
             # tree() returns a fresh copy, so the generator may work on it in place.
-            sql = tree.sql(dialect=get_dialect(target), pretty=pretty, copy=False, unsupported_level=ErrorLevel.RAISE)
+            sql = runnable.sql(dialect=get_dialect(target), pretty=pretty, copy=False,
+                               unsupported_level=ErrorLevel.RAISE)
         except UnsupportedError as error:
             raise ValidationError(f"cannot compile for {target}: {error}", Location(path),
                                   "this construct has no equivalent in the target dialect") from None
         if target != self.dialect:
             try:
-                sqlglot.parse_one(sql, dialect=target)
+                compiled = sqlglot.parse_one(sql, dialect=target)
             except (ParseError, sqlglot.errors.TokenError) as error:
                 raise ValidationError(f"the SQL compiled for {target} does not parse there: {error}".split("\n")[0],
                                       Location(path)) from None
+            self._check_target_scopes(compiled, target, path)
         return sql
+
+    def _check_target_scopes(self, compiled: exp.Expr, target: str, path: str) -> None:
+        """The SQL a target will run must resolve there: every column in a scope of its own (a
+        transpiler rewrite can leave a column outside the subquery it moved). Checked when the
+        columns of every table read are known."""
+        schema: dict[str, object] = {}
+        ctes = {cte.alias_or_name.lower() for cte in compiled.find_all(exp.CTE)}
+        for table in compiled.find_all(exp.Table):
+            if table.name.lower() in ctes:
+                continue
+            found = self.catalog.find(table)
+            if found is None or not found[1]:
+                return
+            schema[table.name] = {column: kind or "UNKNOWN" for column, kind in found[1].items()}
+        try:
+            qualify(compiled, schema=schema, dialect=get_dialect(target), validate_qualify_columns=True,
+                    identify=False)
+        except (OptimizeError, sqlglot.errors.SqlglotError) as error:
+            raise ValidationError(f"the SQL compiled for {target} does not resolve there: {error}".split("\n")[0],
+                                  Location(path), "report it: segsql should have rewritten this construct") from None
 
 
 def _drop_positions(tree: exp.Expr) -> None:

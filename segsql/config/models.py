@@ -77,6 +77,8 @@ class Source(Strict):
     path: str | None = None
     format: Literal["csv", "parquet"] | None = None
     columns: dict[str, str] | None = None
+    unique: list[str] = Field(default_factory=list, description="columns unique in the source (a key), for the "
+                              "determinism check; entity keys of population sources count already")
     description: str = ""
     pii: dict[str, str] = Field(default_factory=dict, description="column -> category (email, name, ip, ...)")
     sensitive: dict[str, str] = Field(default_factory=dict,
@@ -202,7 +204,9 @@ class SegmentValidation(Strict):
     min_measured_share: float = Field(default=0.8, ge=0, le=1)
     reachable: dict[str, str] = Field(default_factory=dict, description="entity -> proportion metric")
     min_reachable_share: float = Field(default=0.5, ge=0, le=1)
-    max_size_change: float = Field(default=0.3, ge=0)
+    max_size_change: float = Field(default=0.3, ge=0, description="size change between runs (without history)")
+    min_jaccard: float = Field(default=0.7, ge=0, le=1,
+                               description="members kept between the last two runs (Jaccard) for `stable`")
 
 
 class Limits(Strict):
@@ -221,19 +225,30 @@ class Limits(Strict):
 class ProjectConfig(Strict):
     """The whole of segsql.yml."""
 
-    name: str = "segsql_project"
-    dialect: Literal[DIALECTS] = "duckdb"  # type: ignore[valid-type]
+    name: str = Field(default="segsql_project", description="the project's name (shown in outputs and payloads)")
+    dialect: Literal[DIALECTS] = Field(default="duckdb", description="the SQL dialect segments are written in")  # type: ignore[valid-type]
     as_of: dt.date | None = Field(default=None, description="the evaluation date when no --as-of is given "
                                   "(for a project on historical data); default today")
-    connection: Connection = Field(default_factory=DuckDBConnection)
+    connection: Connection = Field(default_factory=DuckDBConnection,
+                                   description="where segments run (type: duckdb, postgres, spark, dbapi)")
     profiles: dict[str, Connection] = Field(default_factory=dict, description="named connections for --target")
-    sources: dict[str, Source] = Field(default_factory=dict)
-    entities: dict[str, Entity] = Field(default_factory=dict)
-    vars: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, Source] = Field(default_factory=dict,
+                                       description="the tables segments read, by the name source() uses")
+    entities: dict[str, Entity] = Field(default_factory=dict, description="what segments are sets of, with their key")
+    vars: dict[str, Any] = Field(default_factory=dict,
+                                 description="values var() reads; --var overrides take their type")
     segment_validation: SegmentValidation = Field(default_factory=SegmentValidation)
     privacy: Privacy = Field(default_factory=Privacy)
     hooks: list[Hook] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    determinism: Literal["warn", "error", "off"] = Field(
+        default="warn", description="constructs that can give other members on a rerun or another engine "
+        "(ties in ROW_NUMBER/NTILE/LIMIT, ANY_VALUE, random(), now()): a warning, an error, or not checked")
+    @field_validator("determinism", mode="before")
+    @classmethod
+    def _off_is_false_in_yaml(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
     udfs: list[str] = Field(default_factory=list, description="trusted functions segments may call beyond the "
                             "built-in allowlist (your warehouse's UDFs)")
 

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from segsql.compile.catalog import Columns
 from segsql.compile.literals import get_dialect
+from segsql.compile.portability import for_dialect
 from segsql.config.models import ProjectConfig, Source
 from segsql.engines import storage
 from segsql.errors import EngineError, hide_quoted_values
@@ -226,7 +227,7 @@ class Engine(ABC):
     def sql(self, statement: exp.Expr | str) -> str:
         """Text for this engine: trees are generated, constant DDL is transpiled from DuckDB."""
         tree = sqlglot.parse_one(statement, read="duckdb") if isinstance(statement, str) else statement
-        return tree.sql(dialect=get_dialect(self.dialect))
+        return for_dialect(tree, self.dialect).sql(dialect=get_dialect(self.dialect))
 
 
 class RunStore(Protocol):

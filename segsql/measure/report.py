@@ -5,7 +5,7 @@
                Benjamini–Hochberg over all segments × target metrics)
   measurable   target metrics computable for ≥ min_measured_share of members
   accessible   share of members reachable (contact channel and marketing consent) ≥ threshold
-  stable       size change since the previous successful run ≤ max_size_change
+  stable       members kept since the previous successful run: Jaccard ≥ min_jaccard
 Each check is pass / warn / fail with the numbers behind it.
 """
 
@@ -42,14 +42,15 @@ def segment_report(compiler: Compiler, engine: Engine, metrics: dict[str, Metric
         reach = rules.reachable.get(entity)
         wanted = [*targets, *([reach] if reach else [])]
         comparison = compare(compiler, engine, metrics, names, wanted, baseline="rest") if wanted else None
-        history = _sizes(engine, names)
+        history, entered = _sizes(engine, names), _entered(engine, names)
         for name in names:
-            rows.extend(_rows(compiler, engine, name, comparison, targets, reach, history.get(name, [])))
+            rows.extend(_rows(compiler, engine, name, comparison, targets, reach, history.get(name, []),
+                              entered.get(name)))
     return pd.DataFrame(rows, columns=["segment", "criterion", "verdict", "value", "threshold", "detail"])
 
 
 def _rows(compiler: Compiler, engine: Engine, name: str, comparison: Any, targets: list[str], reach: str | None,
-          sizes: list[tuple[int, int | None]]) -> list[dict[str, Any]]:
+          sizes: list[tuple[int, int | None]], entered: int | None) -> list[dict[str, Any]]:
     rules = compiler.config.segment_validation
     size, population = sizes[0] if sizes else (result_size(compiler, engine, name), None)
     share = size / population if population else None
@@ -62,7 +63,7 @@ def _rows(compiler: Compiler, engine: Engine, name: str, comparison: Any, target
     else:
         out.extend(_distinct_and_measurable(name, comparison, targets, rules))
     out.append(_accessible(name, comparison, reach, rules))
-    out.append(_stable(name, sizes, rules))
+    out.append(_stable(name, sizes, rules, entered))
     return out
 
 
@@ -100,15 +101,46 @@ def _accessible(name: str, comparison: Any, reach: str | None, rules: Any) -> di
                 f"{value:.0%} of members have a contact channel and consent")
 
 
-def _stable(name: str, sizes: list[tuple[int, int | None]], rules: Any) -> dict[str, Any]:
+def _stable(name: str, sizes: list[tuple[int, int | None]], rules: Any, entered: int | None) -> dict[str, Any]:
+    """Members kept between the last two runs: the Jaccard index of the two member sets (sizes
+    alone would call a segment stable whose members all changed)."""
+    threshold = f"Jaccard ≥ {rules.min_jaccard:.2f} with the previous run"
     if len(sizes) < 2:
-        return _row(name, "stable", WARN, None, f"≤ {rules.max_size_change:.0%} size change",
-                    "only one successful run so far")
+        return _row(name, "stable", WARN, None, threshold, "only one successful run so far")
     current, previous = sizes[0][0], sizes[1][0]
-    change = abs(current - previous) / previous if previous else (0.0 if current == 0 else 1.0)
-    verdict = PASS if change <= rules.max_size_change else WARN
-    return _row(name, "stable", verdict, round(change, 4), f"≤ {rules.max_size_change:.0%} size change",
-                f"{previous:,} -> {current:,} members since the previous run")
+    if entered is None:  # no history to compare members with: sizes only
+        change = abs(current - previous) / previous if previous else (0.0 if current == 0 else 1.0)
+        verdict = PASS if change <= rules.max_size_change else WARN
+        return _row(name, "stable", verdict, round(change, 4), f"≤ {rules.max_size_change:.0%} size change",
+                    f"{previous:,} -> {current:,} members since the previous run (no history to compare members)")
+    union = previous + entered
+    jaccard = (current - entered) / union if union else 1.0
+    left = previous - (current - entered)
+    verdict = PASS if jaccard >= rules.min_jaccard else WARN
+    return _row(name, "stable", verdict, round(jaccard, 4), threshold,
+                f"{previous:,} -> {current:,} members: {entered:,} entered, {left:,} left since the previous run")
+
+
+def _entered(engine: Engine, names: list[str]) -> dict[str, int]:
+    """Members that entered each segment in its last successful run (from the history)."""
+    if not engine.table_exists(storage.table("history")):
+        return {}
+    last = (exp.select(exp.column("segment", "s"), exp.func("max", exp.column("run_id", "s")).as_("run_id"))
+            .from_(storage.table("run_segments").as_("s"))
+            .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+            .where(exp.and_(exp.column("status", "r").eq(exp.Literal.string(storage.SUCCESS)),
+                            exp.column("segment", "s").isin(*[exp.Literal.string(n) for n in names])))
+            .group_by(exp.column("segment", "s")))
+    query = (exp.select(exp.column("segment", "l"), exp.func("count", exp.column("entity_key", "h")))
+             .from_(last.subquery("l"))
+             .join(storage.table("history").as_("h"), join_type="left",
+                   on=exp.and_(exp.column("segment", "h").eq(exp.column("segment", "l")),
+                               exp.column("run_id", "h").eq(exp.column("run_id", "l"))))
+             .group_by(exp.column("segment", "l")))
+    try:
+        return {str(segment): int(count) for segment, count in engine.fetchall(query)}
+    except SegsqlError:
+        return {}
 
 
 def _sizes(engine: Engine, names: list[str]) -> dict[str, list[tuple[int, int | None]]]:
