@@ -222,8 +222,7 @@ class SegsqlMagics(Magics):
         if unmask:
             columns = sorted(pii_columns(project.compiler, name))
             log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(columns))
-            self.session.close()  # the audit row needs a writing connection to the same database
-            project.audit_unmask(name, columns, "notebook")
+            self.session.audit_unmask(project, name, columns)
         engine = self.session.engine()
         result = results.preview(project.compiler, engine, name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,15 @@ class NotebookSession:
             self._engine.prepare_sources()
             self._connection_label = _describe_connection(project)
         return self._engine
+
+    def audit_unmask(self, project: Project, name: str, columns: list[str]) -> None:
+        """The audit row of an unmasked preview: on a lent notebook connection (it is the data
+        the preview reads), else through the project (the preview connection is reopened)."""
+        if self._engine is not None and getattr(self._engine, "borrowed", False):
+            self._engine.record_unmask(getpass.getuser(), name, columns, "notebook")
+            return
+        self.close()  # the project's database takes one writer: the read-only preview connection goes
+        project.audit_unmask(name, columns, "notebook")
 
     def close(self) -> None:
         if self._engine is not None:

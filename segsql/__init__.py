@@ -31,8 +31,8 @@ __all__ = [
 
 def load_ipython_extension(ipython: object) -> None:
     """`%load_ext segsql`: register the notebook magics (IPython is imported only here). By module
-    name: the package's source is the top-level `magics/` folder (mypy checks it as `magics`), and
-    the core never imports the notebook layer (the import contract checks it)."""
+    name, so nothing in the core imports the notebook layer (whose source is the top-level
+    `magics/` folder that mypy and the import contract check as `magics`)."""
     importlib.import_module("segsql.magics").load_ipython_extension(ipython)
 
 

@@ -122,16 +122,22 @@ def display_path(path: Path, root: Path | None = None) -> str:
     return str(path)
 
 
-QUOTED = re.compile(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"")
+QUOTED = re.compile(r"'(.*?)'(?=[\s,.;:)\]]|$)|\"(.*?)\"(?=[\s,.;:)\]]|$)")  # a quote inside a value does not end it
+LONG_NUMBER = re.compile(r"(?<![\w.])\d{5,}(?![\w])")
 
 
 def hide_quoted_values(text: str, known: set[str]) -> str:
-    """An engine's message with every quoted value that is not a name or literal of the statement
-    (`known`, lower case) replaced by `'…'`: engines quote the row value a cast or check failed
-    on (`Could not convert string 'Jane Doe'`), and that value may be personal data."""
+    """An engine's message with every quoted value, and every number of 5+ digits, that is not a
+    name or literal of the statement (`known`, lower case) replaced by `'…'`/`…`: engines quote
+    the row value a cast or check failed on (`Could not convert string 'Jane Doe'`), and print
+    numbers that overflowed, and those values may be personal data."""
     def hide(match: re.Match[str]) -> str:
         inner = match.group(1) if match.group(1) is not None else match.group(2)
         if inner.lower() in known or not inner.strip():
             return match.group(0)
         return "'…'" if match.group(1) is not None else '"…"'
-    return QUOTED.sub(hide, text)
+
+    def hide_number(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0) in known else "…"
+
+    return LONG_NUMBER.sub(hide_number, QUOTED.sub(hide, text))

@@ -5,8 +5,9 @@
 options, an engine connection per operation, and the run, measure, activate and methods
 functions, each of which takes only the compiler, the engine and the values it needs.
 
-Stages that import pandas, scipy, statsmodels, pyarrow or scikit-learn are imported inside the
-methods that use them, so `import segsql` and the CLI start without them.
+Every stage is imported inside the methods that use it (sqlglot, Jinja, pyarrow, pandas, scipy,
+scikit-learn load on first use), so `import segsql` and `segsql --help` load only the config
+layer. The stages never import this module (the import contract), so these are not cycle dodges.
 """
 
 from __future__ import annotations
@@ -19,17 +20,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segsql.activate import hooks
-from segsql.compile.compiler import CompiledSegment, Compiler
-from segsql.compile.files import Segment, SegmentFiles
-from segsql.compile.selection import select_segments
 from segsql.config.inputs import check_dialect, parse_as_of
 from segsql.config.models import ProjectConfig, load_project_config
-from segsql.engines import connect
-from segsql.engines.base import Engine
-from segsql.engines.records import RunResult
 from segsql.errors import ConfigError, Location, SegsqlError, UsageError, did_you_mean
-from segsql.run.runner import Progress, run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +30,11 @@ if TYPE_CHECKING:
 
     from segsql.activate.diffreport import DiffReport
     from segsql.activate.exports import ExportResult
+    from segsql.compile.compiler import CompiledSegment, Compiler
+    from segsql.compile.files import Segment, SegmentFiles
     from segsql.compile.target import CompileReport
+    from segsql.engines.base import Engine
+    from segsql.engines.records import RunResult
     from segsql.measure.compare import Comparison, Priority
     from segsql.measure.metrics import Metric
     from segsql.measure.testing import TestResult
@@ -46,6 +43,7 @@ if TYPE_CHECKING:
     from segsql.methods.propensity import Propensity
     from segsql.methods.readout import Readout
     from segsql.privacy.erasure import Erasure
+    from segsql.run.runner import Progress
 
 
 class Project:
@@ -60,6 +58,8 @@ class Project:
                  as_of: dt.date | str | None = None):
         self.root = root
         self.config = config
+        from segsql.compile.files import SegmentFiles
+
         self.overrides: dict[str, Any] = dict(vars or {})
         self.as_of = parse_as_of(as_of or config.as_of)
         self.files = SegmentFiles.discover(root, config.limits.segment_bytes)
@@ -111,6 +111,8 @@ class Project:
 
     def rescan(self) -> None:
         """Pick up segment files added, changed or removed since loading (caches are reset)."""
+        from segsql.compile.files import SegmentFiles
+
         self.files = SegmentFiles.discover(self.root, self.config.limits.segment_bytes)
         self._compiler = None
         self.shared_cache.clear()
@@ -131,6 +133,8 @@ class Project:
     @property
     def compiler(self) -> Compiler:
         if self._compiler is None:
+            from segsql.compile.compiler import Compiler
+
             self._compiler = Compiler(self.files, self.config, self.overrides, self.as_of,
                                       cache=self.shared_cache, connect=lambda: self.connect(read_only=True))
         return self._compiler
@@ -175,6 +179,8 @@ class Project:
                ordered: bool = True) -> list[str]:
         """Segment names matching dbt-style selectors, in dependency order (`ordered=False`:
         sorted by name, which avoids rendering every segment when no selector needs it)."""
+        from segsql.compile.selection import select_segments
+
         return select_segments(self.compiler, select or [], exclude or [], ordered)
 
     def write_target(self, names: list[str], dialects: list[str], workers: int | None = None) -> CompileReport:
@@ -186,6 +192,8 @@ class Project:
     # -- connections -----------------------------------------------------------------------
     def connect(self, read_only: bool = False) -> Engine:
         """A new connection to the project's engine (the caller closes it)."""
+        from segsql.engines import connect
+
         return connect(self.config, self.root, read_only=read_only)
 
     @contextmanager
@@ -220,6 +228,9 @@ class Project:
         membership in one transaction. Raises ValidationFailed (nothing ran) or RunError
         (membership unchanged, run recorded as failed). Hooks (segsql.yml `hooks:`) are called
         after the commit; their outcomes are in `result.hooks` and never undo the run."""
+        from segsql.activate import hooks
+        from segsql.run.runner import run
+
         hooks.check_hooks(self.compiler)
         names = self.select(select, exclude)
         with self.engine(write=True) as engine:

@@ -60,11 +60,11 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def members_by_hand(root: Path) -> dict[str, set[str]]:
+def members_by_hand(root: Path) -> dict[str, set[int]]:
     """Run a checkout of the project with segsql's normal run and read the members back."""
     project = Project.load(root, as_of="2026-11-23")
     project.run()
-    return {name: {str(k) for k in project.members(name)["account_id"]} for name in project.segments}
+    return {name: {int(k) for k in project.members(name)["account_id"]} for name in project.segments}
 
 
 def test_diff_reports_exactly_the_membership_difference(repo: Path, tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_project_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
     git(repo, "commit", "-q", "-m", "one")
     (root / "segments_sql" / "big.sql").write_text(segment("WHERE a.score > 3"))
     report = Project.load(root).diff(base="main")
-    assert [(s.name, s.added, s.removed, s.added_sample) for s in report.segments] == [("big", 2, 0, ["4", "5"])]
+    assert [(s.name, s.added, s.removed, s.added_sample) for s in report.segments] == [("big", 2, 0, [4, 5])]
 
 
 def test_segment_diff_magic_in_a_real_ipython_shell(repo: Path) -> None:

@@ -153,7 +153,7 @@ def git_diff(report: Any, banner: str) -> str:
     """`segsql diff` in a notebook: the per-segment table and each changed segment's SQL diff."""
     rows = [[s.name, s.status, s.entity or "", "" if s.base_size is None else f"{s.base_size:,}",
              "" if s.head_size is None else f"{s.head_size:,}", f"{s.added:,}", f"{s.removed:,}",
-             ", ".join(s.added_sample), ", ".join(s.removed_sample)] for s in report.segments]
+             ", ".join(map(str, s.added_sample)), ", ".join(map(str, s.removed_sample))] for s in report.segments]
     rendered = table(["segment", "status", "entity", "base size", "new size", "added", "removed", "added e.g.",
                       "removed e.g."], rows)
     details = "".join(f"<details><summary>{esc(s.name)}</summary><pre>{esc(s.sql_diff or s.error or '')}</pre>"

@@ -87,7 +87,7 @@ def export(compiler: Compiler, engine: Engine, name: str, to: str, path: str | P
         raise ExportError(f"{engine.name} has no transactional tables to keep export state in", None,
                           "export from a DuckDB or Postgres profile (--target), which read the same data")
     store = engine.run_store()
-    store.prepare()
+    store.ensure_tables()
     return _export(compiler, engine, plan, changes_only, purpose)
 
 

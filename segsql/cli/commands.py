@@ -266,7 +266,7 @@ def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json:
 @click.option("--key", "key", required=True, help="The entity key to erase.")
 @click.option("--reason", help="Why (e.g. the request's reference); stored with the erasure record.")
 @click.option("--keep-exported", is_flag=True,
-              help="Exit 0 even when exports that held the key could not be rewritten (they are listed).")
+              help="Exit 0 even when export files that may hold the key could not be rewritten (they are listed).")
 def forget(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None, entity: str,
            key: str, reason: str | None, keep_exported: bool, target: str | None = None) -> None:
     """Right to erasure: remove an entity key from membership, history, result tables, export
@@ -279,7 +279,7 @@ def forget(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
     for path in erasure.files_rewritten:
         click.echo(f"rewrote {path} without the key")
     for path in erasure.not_rewritten:
-        click.echo(click.style("warning: ", fg="yellow") + f"{path} held the key and could not be rewritten "
+        click.echo(click.style("warning: ", fg="yellow") + f"{path} may hold the key and could not be rewritten "
                    "(moved, deleted or already delivered): erase it at its destination", err=True)
     if erasure.not_rewritten and not keep_exported:
         sys.exit(EXIT_FAILURE)

@@ -15,6 +15,7 @@ import click
 from segsql.cli.render import percent, print_table
 from segsql.project import Project
 from segsql.run import results
+from segsql.starter.salt import project_salt
 
 log = logging.getLogger("segsql.privacy")
 
@@ -28,7 +29,7 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
         log.warning("show %s --unmask: declared PII columns printed in clear", name)
         project.audit_unmask(name, sorted(pii), "cli show")
         pii = {}
-    salt = project.config.name
+    salt = project_salt(project.root)
     entity = project.compiled(name).entity
     with project.engine() as engine:
         size, population = results.last_run_size(project.compiler, engine, name)
@@ -56,7 +57,7 @@ def _write_rows(project: Project, engine: Any, name: str, limit: int | None, out
     writer = None
     for columns, batch in engine.stream(query):
         masked = {columns.index(c): category for c, category in pii.items() if c in columns}
-        rows = [tuple(mask(v, masked[i], project.config.name) if i in masked else v for i, v in enumerate(row))
+        rows = [tuple(mask(v, masked[i], project_salt(project.root)) if i in masked else v for i, v in enumerate(row))
                 for row in batch] if masked else batch
         if output_format == "csv":
             if writer is None:

@@ -82,6 +82,10 @@ class Budget:
     def check_binop(self, operator: str, left: Any, right: Any) -> None:
         """Refuse `*`, `+`, `**` and `%` whose result would be over the value limit."""
         self.check_time()
+        if operator == "*" and isinstance(left, int) and isinstance(right, int) and \
+                left.bit_length() + right.bit_length() > MAX_POWER_DIGITS * 3.33:
+            raise BudgetError(f"`*` would build a number of more than {MAX_POWER_DIGITS:,} digits", None,
+                              "templates compute small numbers only")
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
                 if _is_sequence(sequence) and isinstance(count, int):
@@ -92,6 +96,11 @@ class Budget:
             self._check_power(left, right)
         elif operator == "%" and isinstance(left, str):
             self.check_format(left)
+            values = right if isinstance(right, tuple) else (right,)
+            if "*" in left:  # `%*d`: the widths come from the values
+                for width in (v for v in values if isinstance(v, int) and not isinstance(v, bool)):
+                    self.check_value(width, "a format width")
+            self.check_value(len(left) + sum(len(v) if isinstance(v, str) else 24 for v in values), "`%`")
 
     def _check_power(self, base: Any, exponent: Any) -> None:
         if abs(base) <= 1 or exponent <= 0:
@@ -107,6 +116,12 @@ class Budget:
             width = int(match.group(1) or match.group(2))
             self.check_value(width, "a format width")
 
+    def check_result(self, value: Any) -> None:
+        """A call's or filter's result over the value limit is refused (before it is used further)."""
+        if isinstance(value, str | bytes | list | tuple | dict | set):
+            self.check_value(len(value), "a call")
+        self.check_time()
+
     def check_call(self, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Calls of str methods that pad or repeat: their width/count against the value limit."""
         self.check_time()
@@ -120,6 +135,16 @@ class Budget:
                 self.check_value(len(owner) + (len(owner) + 1) * len(args[1]), "`replace`")
             elif name in ("format", "format_map"):
                 self.check_format(owner)
+            elif name == "join" and args:
+                self.check_join(owner, args[0])
+
+    def check_join(self, separator: Any, items: Any) -> None:
+        """`sep.join(items)` / `items|join(sep)` measured before joining (sized inputs)."""
+        if not isinstance(items, Sized):
+            return
+        count = len(items)
+        pieces = sum(len(item) for item in items if isinstance(item, str)) if isinstance(items, list | tuple) else 0
+        self.check_value(len(str(separator)) * max(count - 1, 0) + pieces, "a join")
 
 
 def _is_sequence(value: Any) -> bool:

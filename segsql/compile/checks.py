@@ -105,6 +105,10 @@ def check_read_only(tree: exp.Expr, statement_start: int = 0, dialect: str = "du
         if isinstance(node, exp.Func) and _function_name(node) in FILE_FUNCTIONS:
             raise SqlRuleError(f"{_function_name(node)}() is not allowed in a segment", offset_of(node),
                           "declare files and tables as sources in segsql.yml and use source('name')")
+        if isinstance(node, exp.Placeholder | exp.Parameter | exp.NextValueFor):
+            raise SqlRuleError(f"`{node.sql(dialect=get_dialect(dialect))}` is not allowed in a segment",
+                               offset_of(node), "values come from var() and param(), printed as literals; "
+                               "segments read no sequences")
         if isinstance(node, exp.Lock):
             locks = [t.start for t in tokens or [] if t.token_type == TokenType.FOR]  # a Lock node has no position
             raise SqlRuleError(f"{node.sql(dialect=get_dialect(dialect)).split(' OF ')[0]} is not allowed in a segment",

@@ -72,7 +72,18 @@ def _error_data(error: errors.SegsqlError) -> dict[str, Any]:
 
 
 def _rebuild_error(data: dict[str, Any]) -> errors.SegsqlError:
-    kind = getattr(errors, data["kind"], errors.SegsqlError)
+    kind = _error_classes().get(data["kind"], errors.SegsqlError)
     location = errors.Location(*data["location"]) if data["location"] else None
     error: errors.SegsqlError = kind(data["message"], location, data["hint"])
     return error
+
+
+def _error_classes() -> dict[str, type[errors.SegsqlError]]:
+    """Every SegsqlError subclass by name (BudgetError, HelperError, ... live outside errors.py)."""
+    found: dict[str, type[errors.SegsqlError]] = {}
+    pending: list[type[errors.SegsqlError]] = [errors.SegsqlError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found

@@ -132,14 +132,16 @@ def finalize(value: Any) -> str:
     if isinstance(value, SqlText):
         return value
     state = current_state()
+    if isinstance(value, list | tuple | str):  # measured before a literal of it is built
+        state.budget.check_value(len(value), "a printed value")
     try:
         return to_literal(value).sql(dialect=get_dialect(state.session.dialect), copy=False)
     except (TypeError, ValueError) as error:
         raise HelperError(f"cannot print this value into SQL: {error}", CallSite("{{")) from None
 
 
-LOOP_GUARD = "__segsql_loop__"  # the global every {% for %} iterable is wrapped in (see SegmentEnvironment._parse)
-CODE_VERSION = "budget-2"  # part of the code cache key: code generated before loops were guarded is not reused
+LOOP_GUARD = "segsql_loop"  # the environment attribute every {% for %} iterable goes through (_parse)
+CODE_VERSION = "budget-3"  # part of the code cache key: code generated before loops were guarded is not reused
 
 
 def _budget() -> Budget:
@@ -150,28 +152,71 @@ def _budget() -> Budget:
 
 
 class SegmentEnvironment(ImmutableSandboxedEnvironment):
-    """Sandboxed, strict Jinja with render budgets; the analyst's macros return SQL text, not literals."""
+    """Sandboxed, strict Jinja with render budgets; the analyst's macros return SQL text, not literals.
+
+    The guards are environment attributes (`environment.segsql_loop`, `environment.concat`),
+    which a template cannot rebind; every call's and filter's result is measured too."""
 
     intercepted_binops = frozenset({"*", "+", "**", "%"})
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        _budget().check_call(__obj, args, kwargs)
+        budget = _budget()
+        budget.check_call(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
+        budget.check_result(result)
         if isinstance(__obj, Macro):
             return SqlText(result)
         return result
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        _budget().check_binop(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        budget = _budget()
+        budget.check_binop(operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        budget.check_result(result)
+        return result
+
+    @staticmethod
+    def concat(parts: Any) -> str:  # type: ignore[override]
+        """Joins captured output ({% set %} blocks, macro bodies), measured before joining."""
+        chunks = [str(part) for part in parts]
+        _budget().check_value(sum(len(chunk) for chunk in chunks), "captured output")
+        return "".join(chunks)
+
+    @staticmethod
+    def segsql_loop(iterable: Any) -> Any:
+        return _budget().loop(iterable)
+
+    @staticmethod
+    def segsql_concat(*parts: Any) -> str:
+        """`a ~ b`: the pieces as text, measured before joining."""
+        return SegmentEnvironment.concat(parts)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        """Every loop's iterable goes through the loop guard, which counts iterations."""
+        """Every loop's iterable goes through the loop guard, which counts iterations; `~` goes
+        through the measured join; recursive loops (whose inner calls no guard sees) are refused."""
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Call(nodes.Name(LOOP_GUARD, "load"), [loop.iter], [], None, None,
+            if loop.recursive:
+                raise jinja2.TemplateSyntaxError("recursive loops are not allowed in segment templates "
+                                                 "(write a macro)", loop.lineno, name, filename)
+            loop.iter = nodes.Call(nodes.EnvironmentAttribute(LOOP_GUARD), [loop.iter], [], None, None,
                                    lineno=loop.iter.lineno)
+        for join in list(tree.find_all(nodes.Concat)):
+            call = nodes.Call(nodes.EnvironmentAttribute("segsql_concat"), list(join.nodes), [], None, None,
+                              lineno=join.lineno)
+            _replace(tree, join, call)
         return tree
+
+
+def _replace(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
+    """Put `new` where `old` is in the template's AST."""
+    for node in tree.find_all(nodes.Node):
+        for attribute in node.fields:
+            value = getattr(node, attribute, None)
+            if value is old:
+                setattr(node, attribute, new)
+            elif isinstance(value, list) and any(item is old for item in value):
+                setattr(node, attribute, [new if item is old else item for item in value])
 
 
 def _guarded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
@@ -185,6 +230,26 @@ def _guarded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]
         if hasattr(original, attribute):
             setattr(guarded, attribute, getattr(original, attribute))
     return guarded
+
+
+def _timed_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """Every filter reads the clock before it runs and has its result measured after."""
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        budget.check_time()
+        if name == "join":  # (eval_ctx, value, d='') : measured before joining
+            values = [a for a in args if not hasattr(a, "autoescape")]
+            if values:
+                budget.check_join(values[1] if len(values) > 1 else kwargs.get("d", ""), values[0])
+        result = function(*args, **kwargs)
+        budget.check_result(result)
+        return result
+
+    for attribute in ("jinja_pass_arg",):
+        if hasattr(function, attribute):
+            setattr(timed, attribute, getattr(function, attribute))
+    timed.__name__ = name
+    return timed
 
 
 def _check_width(value: Any, width: Any = 80, *_: Any, **__: Any) -> None:
@@ -213,7 +278,7 @@ def make_environment(builtins: dict[str, Callable[..., Any]]) -> SegmentEnvironm
                         "format": _guarded_filter("format", _check_format),
                         "replace": _guarded_filter("replace", _check_replace)})
     env.globals.pop("lipsum", None)  # generates text of any size
-    env.globals[LOOP_GUARD] = lambda iterable: _budget().loop(iterable)
+    env.filters.update({name: _timed_filter(name, function) for name, function in env.filters.items()})
     env.globals.update(builtins)
     return env
 
@@ -335,6 +400,10 @@ def render(template: jinja2.Template, source: str, state: RenderState,
         location = _traceback_location(error, state.path, source, None)
         raise TemplateError("the template recurses too deeply (a macro calling itself?)", location,
                             "make sure every recursive macro stops") from None
+    except MemoryError as error:
+        location = _traceback_location(error, state.path, source, None)
+        raise TemplateError("the template built more than this process's memory allows", location,
+                            "build smaller values (limits: in segsql.yml bound what templates build)") from None
     except SegsqlError as error:
         if error.location is not None:
             raise

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlglot import exp
 
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, did_you_mean
@@ -299,6 +297,9 @@ COMMON_TYPES = ("BIGINT", "INTEGER", "INT", "SMALLINT", "DOUBLE", "FLOAT", "REAL
 
 def _check_column_types(config: ProjectConfig, located: LocatedYaml) -> None:
     """Declared column types must be types of the project's dialect (a typo is not a new type)."""
+    import sqlglot  # here, not at the top: `import segsql` loads this module and should stay light
+    from sqlglot import exp
+
     for source_name, source in config.sources.items():
         for column, kind in (source.columns or {}).items():
             if kind is None:

@@ -164,7 +164,7 @@ class Engine(ABC):
 
     def record_unmask(self, who: str, segment: str, columns: list[str], via: str) -> None:
         """An audit row: who saw which segment's personal columns unmasked, when, from where."""
-        self.run_store().prepare()
+        self.run_store().ensure_tables()
         self.execute(storage.insert_unmask_audit(), [storage.now(), who, segment, ",".join(columns), via])
         self.flush()
 
@@ -209,7 +209,8 @@ class Engine(ABC):
         """SQL text and parameters for drivers whose placeholders are plain text (`%s`, `:1`): every
         placeholder of the tree becomes `style` (formatted with its 1-based number) and nothing
         else, so `?`, `%`, `:name` or `$1` inside literals stay literals. No parameters: the text
-        goes to the driver as it is (None tells DB-API drivers not to parse it)."""
+        goes to the driver as it is, with None for the parameters (call execute(text) then: with
+        no parameters, drivers do not parse placeholders)."""
         if not params:
             return self.sql(statement), None
         if not isinstance(statement, exp.Expr):
@@ -232,7 +233,13 @@ class Engine(ABC):
 
 class RunStore(Protocol):
     def prepare(self) -> None:
-        """Create what is missing and record runs a killed process left `running` as failed."""
+        """Before a run: create what is missing and record runs a killed process left `running`
+        as failed."""
+
+    def ensure_tables(self) -> None:
+        """Create what is missing, touching no run (for exports, erasure and audit rows, which may
+        happen while another process runs)."""
+
     def start(self, result: RunResult, names: list[str], version: str) -> None: ...
 
     def begin(self) -> None: ...
@@ -254,11 +261,14 @@ class SqlRunStore:
         self.engine = engine
 
     def prepare(self) -> None:
+        self.ensure_tables()
+        self.engine.execute(storage.mark_interrupted())
+
+    def ensure_tables(self) -> None:
         wanted = [storage.table(name) for name in storage.MANAGED_TABLES]
         if len(self.engine.existing_tables(wanted)) < len(wanted):
             for statement in storage.DDL:  # all IF NOT EXISTS: fills in what a database lacks
                 self.engine.execute(statement)
-        self.engine.execute(storage.mark_interrupted())
 
     def start(self, result: RunResult, names: list[str], version: str) -> None:
 

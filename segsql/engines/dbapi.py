@@ -56,7 +56,7 @@ class DbapiEngine(Engine):
             try:
                 self._connection = self.module.connect(**arguments)
             except Exception as error:  # each driver has its own error classes
-                raise EngineError(f"cannot connect with {self.settings.module}: {_first_line(error)}") from None
+                raise EngineError(f"cannot connect with {self.settings.module}: {self.error_text(error)}") from None
         return self._connection
 
     def describe_source(self, name: str, source: Source) -> Columns | None:
@@ -89,7 +89,10 @@ class DbapiEngine(Engine):
             style = PARAMSTYLES.get(self.paramstyle, "?")
             text, bound = self.bound(statement, params, style, escape_percent=style == "%s")
             named = self.paramstyle == "named" and bound is not None
-            cursor.execute(text, {f"p{i + 1}": v for i, v in enumerate(bound)} if named and bound else bound)
+            if bound is None:
+                cursor.execute(text)  # some drivers (sqlite3) refuse execute(sql, None)
+            else:
+                cursor.execute(text, {f"p{i + 1}": v for i, v in enumerate(bound)} if named else bound)
         except Exception as error:
             raise EngineError(f"{self.settings.module}: {self.error_text(error, statement)}") from None
         return cursor
@@ -135,7 +138,7 @@ class DbapiEngine(Engine):
         try:
             self.connection.commit()
         except Exception as error:
-            raise EngineError(f"{self.settings.module}: commit failed: {_first_line(error)}") from None
+            raise EngineError(f"{self.settings.module}: commit failed: {self.error_text(error)}") from None
 
     def flush(self) -> None:
         self.commit()
@@ -150,8 +153,3 @@ class DbapiEngine(Engine):
             with contextlib.suppress(Exception):
                 self._connection.close()
         self._connection = None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

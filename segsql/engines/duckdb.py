@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +17,8 @@ from segsql.compile.catalog import Columns
 from segsql.config.models import DuckDBConnection, ProjectConfig, Source
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
+
+COMPACTED = "segsql_compacted"  # the database name of the copy while compacting
 
 
 class DuckDBEngine(Engine):
@@ -31,6 +34,7 @@ class DuckDBEngine(Engine):
         self.database = self._database_path(connection.path)
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._borrowed = False
+        self._running: duckdb.DuckDBPyConnection | None = None
         self._table_columns: dict[tuple[str, ...], Columns] | None = None
 
     @classmethod
@@ -40,6 +44,11 @@ class DuckDBEngine(Engine):
         engine._connection = connection
         engine._borrowed = True
         return engine
+
+    @property
+    def borrowed(self) -> bool:
+        """The connection belongs to the caller (a notebook's): this engine never closes it."""
+        return self._borrowed
 
     def _database_path(self, path: str) -> str:
         if path == ":memory:":
@@ -123,6 +132,7 @@ class DuckDBEngine(Engine):
     def stream(self, statement: exp.Expr, params: Sequence[Any] = (),
                batch_size: int = 10_000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         cursor = self.connection.cursor()
+        self._running = cursor  # the deadline interrupts the cursor, not the connection it came from
         try:
             with self.deadline():
                 result = cursor.execute(self.sql(statement), list(params))
@@ -132,6 +142,7 @@ class DuckDBEngine(Engine):
         except duckdb.Error as error:
             raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
         finally:
+            self._running = None
             cursor.close()
 
     def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> duckdb.DuckDBPyConnection:
@@ -151,12 +162,14 @@ class DuckDBEngine(Engine):
         path = Path(self.database)
         fresh = path.with_name(f".{path.name}.compact")
         fresh.unlink(missing_ok=True)
-        source = self.connection.execute("SELECT current_database()").fetchall()[0][0]
+        source = self.connection.execute(exp.select(exp.func("current_database")).sql("duckdb")).fetchall()[0][0]
         try:
-            self.connection.execute(f"ATTACH {_literal(str(fresh))} AS segsql_compacted")
-            self.connection.execute(f"COPY FROM DATABASE {_identifier(source)} TO segsql_compacted")
-            same = _row_counts(self.connection, source) == _row_counts(self.connection, "segsql_compacted")
-            self.connection.execute("DETACH segsql_compacted")
+            attach = exp.Attach(this=exp.alias_(exp.Literal.string(str(fresh)), COMPACTED), exists=False)
+            self.connection.execute(attach.sql("duckdb"))
+            # sqlglot has no node for DuckDB's COPY FROM DATABASE; both names are quoted identifiers
+            self.connection.execute(f"COPY FROM DATABASE {_identifier(source)} TO {_identifier(COMPACTED)}")
+            same = _row_counts(self.connection, source) == _row_counts(self.connection, COMPACTED)
+            self.connection.execute(exp.Detach(this=exp.var(COMPACTED), exists=False).sql("duckdb"))
         except duckdb.Error as error:
             fresh.unlink(missing_ok=True)
             raise EngineError(f"cannot compact {path}: {self.error_text(error)}", None,
@@ -165,13 +178,15 @@ class DuckDBEngine(Engine):
         if not same:
             fresh.unlink(missing_ok=True)
             raise EngineError(f"compacting {path} gave other row counts; the database was left as it was")
+        os.chmod(fresh, stat.S_IMODE(path.stat().st_mode))  # the database keeps its permissions
         os.replace(fresh, path)
         Path(f"{path}.wal").unlink(missing_ok=True)
         return True
 
     def interrupt(self) -> None:
-        if self._connection is not None:
-            self._connection.interrupt()
+        running = self._running or self._connection
+        if running is not None:
+            running.interrupt()
 
     def prepare_sources(self) -> None:
         """File sources become temporary views named after the source."""
@@ -204,24 +219,17 @@ class DuckDBEngine(Engine):
         self._connection = None
 
 
-def _literal(text: str) -> str:
-    return exp.Literal.string(text).sql(dialect="duckdb")
-
-
 def _identifier(name: str) -> str:
     return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
 def _row_counts(connection: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
-    tables = connection.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_catalog = ? AND table_type = 'BASE TABLE'", [database]).fetchall()
+    base_tables = exp.column("table_type").eq(exp.Literal.string("BASE TABLE"))
+    listing = exp.select("table_schema", "table_name").from_("information_schema.tables").where(
+        exp.and_(exp.column("table_catalog").eq(exp.Placeholder()), base_tables))
     counts = {}
-    for schema, table in tables:
-        name = ".".join(_identifier(part) for part in (database, schema, table))
-        counts[f"{schema}.{table}"] = connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    for schema, table in connection.execute(listing.sql("duckdb"), [database]).fetchall():
+        location = exp.table_(table, db=schema, catalog=database, quoted=True)
+        count = exp.select(exp.func("count", exp.Star())).from_(location)
+        counts[f"{schema}.{table}"] = connection.execute(count.sql("duckdb")).fetchall()[0][0]
     return counts
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

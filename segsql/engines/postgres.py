@@ -59,7 +59,7 @@ class PostgresEngine(Engine):
                                                    password=self._password(), connect_timeout=10, autocommit=True,
                                                    application_name="segsql")
             except psycopg.OperationalError as error:
-                raise EngineError(f"cannot connect to Postgres {self.where}: {_first_line(error)}", None,
+                raise EngineError(f"cannot connect to Postgres {self.where}: {self.error_text(error)}", None,
                                   "check the server, the connection settings and the password variable") from None
             # Server-side guards: every statement is bounded in time, and reads cannot write.
             self._connection.execute(exp.Set(expressions=[exp.EQ(
@@ -120,9 +120,9 @@ class PostgresEngine(Engine):
             raise EngineError(f"the query ran longer than {self.query_seconds:g} s and was stopped", None,
                               "make the segment cheaper, or raise limits.query_seconds in segsql.yml") from None
         except psycopg.errors.ReadOnlySqlTransaction as error:
-            raise EngineError(f"Postgres refused to write in a read-only session: {_first_line(error)}") from None
+            raise EngineError(f"Postgres refused to write in a read-only session: {self.error_text(error)}") from None
         except psycopg.OperationalError as error:
-            raise EngineError(f"lost the Postgres connection {self.where}: {_first_line(error)}") from None
+            raise EngineError(f"lost the Postgres connection {self.where}: {self.error_text(error)}") from None
         except psycopg.Error as error:
             raise EngineError(f"Postgres: {self.error_text(error, statement)}") from None
 
@@ -145,8 +145,3 @@ class PostgresEngine(Engine):
         if self._connection is not None:
             self._connection.close()
         self._connection = None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +54,7 @@ class SparkEngine(Engine):
         self.warehouse = (warehouse if warehouse.is_absolute() else root / warehouse).resolve()
         self.state = self.warehouse / "segsql"
         self._spark: SparkSession | None = None
+        self._job_group = f"segsql-{uuid.uuid4().hex[:12]}"
 
     @property
     def spark(self) -> SparkSession:
@@ -66,7 +68,7 @@ class SparkEngine(Engine):
             try:
                 self._spark = builder.getOrCreate()
             except Exception as error:  # JVM start-up failures surface as various py4j errors
-                raise EngineError(f"cannot start Spark ({self.settings.master}): {_first_line(error)}", None,
+                raise EngineError(f"cannot start Spark ({self.settings.master}): {self.error_text(error)}", None,
                                   "check that Java 17 is installed and spark.master is right") from None
             self._spark.sparkContext.setLogLevel("ERROR")
             self._register_storage()
@@ -86,7 +88,7 @@ class SparkEngine(Engine):
                     return None
                 frame = self.spark.table(source.table)
         except Exception as error:
-            raise EngineError(f"Spark cannot read source `{name}`: {_first_line(error)}") from None
+            raise EngineError(f"Spark cannot read source `{name}`: {self.error_text(error)}") from None
         return {field.name.lower(): field.dataType.simpleString() for field in frame.schema.fields}
 
     def _file(self, source: Source) -> Path:
@@ -113,6 +115,7 @@ class SparkEngine(Engine):
     def _frame(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
         try:
             with self.deadline():
+                self._own_jobs()
                 return self.spark.sql(self.sql(statement), args=list(params) or None)
         except EngineError:
             raise
@@ -122,6 +125,7 @@ class SparkEngine(Engine):
     def _collect(self, frame: Any, how: str = "collect") -> Any:
         try:
             with self.deadline():
+                self._own_jobs()
                 return getattr(frame, how)()
         except Exception as error:
             raise self.timeout_error() or EngineError(f"Spark: {self.error_text(error)}") from None
@@ -134,9 +138,13 @@ class SparkEngine(Engine):
         with (self.state / "unmask_audit.jsonl").open("a", encoding="utf-8") as audit:
             audit.write(json.dumps(row) + "\n")
 
+    def _own_jobs(self) -> None:
+        """This engine's jobs form one group, so a deadline cancels them and nothing else."""
+        self.spark.sparkContext.setJobGroup(self._job_group, "segsql", interruptOnCancel=True)
+
     def interrupt(self) -> None:
         if self._spark is not None:
-            self._spark.sparkContext.cancelAllJobs()
+            self._spark.sparkContext.cancelJobGroup(self._job_group)
 
     def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
         self._collect(self._frame(statement, params))
@@ -299,8 +307,11 @@ class SparkRunStore:
         self.result: Any = None
         self.history: dict[str, Any] | None = None
 
-    def prepare(self) -> None:
+    def ensure_tables(self) -> None:
         self.engine.spark  # noqa: B018 (starts the session and registers the storage tables)
+
+    def prepare(self) -> None:
+        self.ensure_tables()
         for path in sorted((self.engine.state / "runs").glob("*.json")):
             record = json.loads(path.read_text(encoding="utf-8"))
             if record.get("status") == storage.RUNNING:
@@ -471,8 +482,3 @@ _HISTORY_TYPES = {"segment": exp.DataType.Type.VARCHAR, "entity": exp.DataType.T
 
 def _stamp() -> str:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -110,7 +110,7 @@ def _run_case(compiler: Compiler, name: str, case: UnitTest, index: int, located
         tree = variant.tree(name)
         sql = (transform(tree) if transform else tree).sql(dialect=get_dialect("duckdb"))
         key = compiler.config.entities[variant.compiled(name).entity].key
-        connection = duckdb.connect(":memory:")
+        connection = duckdb.connect(":memory:", config={"enable_external_access": False})  # untrusted SQL
         try:
             _load_given(compiler, connection, case, index, located)
             rows = connection.execute(sql).fetchall()

@@ -24,6 +24,7 @@ from segsql.compile.catalog import is_numeric
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 from segsql.privacy.masking import mask
+from segsql.starter.salt import project_salt
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -59,7 +60,7 @@ def profile(compiler: Compiler, engine: Engine, name: str, traits: list[str] | N
         else:
             found = _categorical(engine, base, column, top, None if traits else MAX_CATEGORIES)
             tagged = {k.lower(): v for k, v in source.pii.items()}.get(column)
-            rows.extend(_masked(found, tagged, compiler.config.name))
+            rows.extend(_masked(found, tagged, project_salt(compiler.root)))
     return pd.DataFrame(rows, columns=["trait", "kind", "value", "segment", "rest", "index"])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,7 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
                  "key_hash": key_hash(compiler, entity, key), "reason": reason}
         return Erasure(int(erase(entity, key_column, key, segments, entry)))
     store = engine.run_store()
-    store.prepare()
+    store.ensure_tables()
     removed = 0
     engine.begin()
     try:
@@ -77,7 +78,7 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
         results = [storage.segment_table(name) for name in segments]
         exported = [storage.table(f"export_members__{name}") for name in segments]
         existing = engine.existing_tables([*[storage.table(t) for t in keyed], *results, *exported])
-        destinations = _file_destinations(engine, entity, key) if "export_state" in existing else []
+        destinations = _file_destinations(engine, entity, segments)
         for managed in keyed:
             if managed in existing:
                 where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
@@ -99,13 +100,18 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
     return Erasure(removed, destinations)
 
 
-def _file_destinations(engine: Engine, entity: str, key: str) -> list[str]:
-    """File export destinations (`csv:/folder`, `parquet:/folder`) whose state holds the key."""
-    query = exp.select("destination").distinct().from_(storage.table("export_state")).where(exp.and_(
-        exp.column("entity").eq(exp.Placeholder()), exp.column("entity_key").eq(exp.Placeholder()),
+def _file_destinations(engine: Engine, entity: str, segments: list[str]) -> list[str]:
+    """Every file destination (`csv:/folder`, `parquet:/folder`) that segsql exported the entity's
+    segments to: from the export log, since a changes-only file also lists removed keys, which
+    the state no longer holds."""
+    if not segments or "exports" not in engine.existing_tables([storage.table("exports")]):
+        return []
+    query = exp.select("destination").distinct().from_(storage.table("exports")).where(exp.and_(
+        exp.column("entity").eq(exp.Placeholder()),
+        exp.column("segment").isin(*[exp.Literal.string(name) for name in segments]),
         exp.column("destination").like(exp.Literal.string("csv:%")).or_(
             exp.column("destination").like(exp.Literal.string("parquet:%")))))
-    return sorted(str(row[0]) for row in engine.fetchall(query, [entity, key]))
+    return sorted(str(row[0]) for row in engine.fetchall(query, [entity]))
 
 
 def rewrite_exports(erasure: Erasure, key: str) -> None:
@@ -137,6 +143,7 @@ def _rewrite_without(path: Path, to: str, key: str) -> bool:
         pq.write_table(kept, temporary)
     else:
         pacsv.write_csv(kept, temporary)
+    os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))  # the file keeps its permissions
     os.replace(temporary, path)
     return True
 

@@ -14,7 +14,8 @@ import pyarrow as pa
 
 
 def mask(value: Any, category: str, salt: str) -> str | None:
-    """`email:3f2a9c1b0d` for a value: deterministic, not reversible without the data."""
+    """`email:3f2a9c1b0d` for a value: deterministic per project (salted with the project's secret
+    salt, .segsql/erasure_salt), so a mask cannot be reversed by hashing guesses."""
     if value is None:
         return None
     digest = hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()[:10]

@@ -15,6 +15,7 @@ from segsql.engines import storage
 from segsql.errors import EngineError, UsageError
 from segsql.privacy.masking import mask_table
 from segsql.privacy.pii import pii_columns
+from segsql.starter.salt import project_salt
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -161,4 +162,4 @@ def page(compiler: Compiler, engine: Engine, result: Preview, offset: int, limit
     query = (exp.select("*").from_(result.query.subquery("result"))
              .order_by(exp.column(result.key)).limit(limit).offset(offset))
     table = engine.fetch_arrow(query)
-    return table if unmask else mask_table(table, result.pii, compiler.config.name)
+    return table if unmask else mask_table(table, result.pii, project_salt(compiler.root))

@@ -14,6 +14,9 @@ def write_salt(root: Path) -> Path:
     """Create the salt file under `root` (never replacing one)."""
     path = root / SALT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    ignore = path.parent / ".gitignore"
+    if not ignore.exists():  # the folder keeps itself out of git, whatever the project's .gitignore says
+        ignore.write_text("*\n", encoding="utf-8")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
