@@ -104,7 +104,7 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
               help="Write segment NAME with the top --top share by score.")
 @click.option("--top", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
 @click.option("--folder", default="segments_sql/predictive", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file; write even a model no better than chance.")
 @click.option("--as-of", "as_of", metavar="DATE", help="Scoring date (default today).")
 def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str, horizon: int, model: str,
                write_name: str | None, top: float, folder: str, force: bool, as_of: str | None) -> None:
@@ -117,9 +117,8 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
 
     project = Project.load(project_dir, as_of=as_of)
     result = project.propensity(features, outcome, train_as_of, horizon, model)
-    auc = "n/a" if result.auc is None else f"{result.auc:.3f}"
     click.echo(f"{model} model, features {features} at {result.train_as_of}, outcome {outcome} within {horizon} "
-               f"days: holdout AUC {auc}, base rate {result.base_rate:.1%}")
+               f"days: holdout AUC {result.auc_text()}, base rate {result.base_rate:.1%}")
     if result.note:
         click.echo(f"note: {result.note}")
     lift = result.lift.round(3).astype(object)
@@ -127,6 +126,6 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
     print_table(list(result.calibration.columns), result.calibration.round(3).astype(object).values.tolist(),
                 title="calibration (holdout)")
     if write_name:
-        files = segment_file(project.compiler, result, write_name, top)
+        files = segment_file(project.compiler, result, write_name, top, force)
         target = write_segments(project.compiler, files, folder, force)
         click.echo(f"wrote {write_name} to {target}")
