@@ -215,7 +215,7 @@ def segment_file(compiler: Compiler, result: Propensity, name: str, top_share: f
     chance unless `force`."""
     assert result.scores is not None
     if result.no_better_than_chance and not force:
-        raise UsageError(f"the model is no better than chance on the holdout: AUC {result.auc_text()}", None,
+        raise UsageError(f"not writing `{name}`: holdout AUC {result.auc_text()}", None,
                          "add features or a longer history; --force writes the segment anyway")
     if not 0 < top_share < 1:
         raise UsageError("--top must be a share between 0 and 1", None, "e.g. --top 0.1 for the riskiest 10%")
