@@ -57,30 +57,72 @@ def test_k_by_silhouette_and_rules_that_recover_the_clusters(root: Path) -> None
     assert result.k == 3 == max(expected, key=lambda k: expected[k])
     assert result.silhouettes == pytest.approx(expected, rel=1e-9)
     for rule in result.rules:
+        assert rule.precision is not None and rule.recall is not None
         assert rule.precision > 0.97 and rule.recall > 0.97, rule
         assert len(rule.sql) < 120  # short enough to read
+    assert result.fit is not None and result.fit.agreement > 0.97 and result.fit.none + result.fit.several < 5
 
 
-def test_written_cluster_segments_select_what_the_rule_says(root: Path, runner: Any) -> None:
-    outcome = runner.invoke(cli, ["clusters", "features", "--project", str(root), "--k", "3", "--write"])
+def first_match(data: pd.DataFrame, rules: list[Any]) -> pd.Series:
+    """The cluster of each row's first matching rule (-1: none), evaluated by pandas on raw values."""
+    assigned = pd.Series(-1, index=data.index)
+    for rule in reversed(rules):
+        condition = rule.sql.replace("f.", "").replace(" AND ", " and ").replace(" OR ", " or ")
+        matched = data.eval(condition, engine="python") if condition not in ("TRUE", "FALSE") else condition == "TRUE"
+        assigned[matched] = rule.cluster
+    return assigned
+
+
+def test_written_cluster_segments_are_the_first_matching_rule(root: Path, runner: Any) -> None:
+    # old code: each segment was its rule on its own (rows could be in two segments), precision and
+    # recall measured on the rows the trees were fitted on
+    outcome = runner.invoke(cli, ["clusters", "features", "--project", str(root), "--k", "5", "--write", "--force"])
     assert outcome.exit_code == 0, outcome.output
-    assert "wrote 3 segment file(s)" in outcome.output
+    assert "wrote 5 segment file(s)" in outcome.output and "first match in cluster order" in outcome.output
     project = Project.load(root)
-    result = project.cluster("features", k=3)
+    result = project.cluster("features", k=5)
     project.run()
     data = duckdb.connect(str(root / "data.duckdb"), read_only=True).sql("SELECT * FROM customers").df()
+    data = data.set_index("customer_id")
+    assigned = first_match(data, result.rules)
+    seen: set[int] = set()
     for rule in result.rules:
         members = set(project.members(f"cluster_{rule.cluster + 1}").customer_id)
-        condition = rule.sql.replace("f.", "").replace(" AND ", " and ").replace(" OR ", " or ")
-        selected = set(data.query(condition.replace("(", "(").replace("<=", "<="), engine="python").customer_id)
-        assert members == selected
-        truth = set(result.labels[result.labels == rule.cluster].index)
-        assert len(members & truth) / len(members) == pytest.approx(rule.precision)
-        assert len(members & truth) / len(truth) == pytest.approx(rule.recall)
-        text = (root / "segments_sql" / "clusters" / f"cluster_{rule.cluster + 1}.sql").read_text()
-        assert f"precision {rule.precision:.2f} and recall {rule.recall:.2f}" in text
-    again = runner.invoke(cli, ["clusters", "features", "--project", str(root), "--k", "3", "--write"])
+        assert members == set(assigned.index[assigned == rule.cluster]) and not members & seen
+        seen |= members
+    assert result.held_out is not None and result.fit is not None and result.labels is not None
+    held, truth = assigned[result.held_out], result.labels[result.held_out]
+    assert 0.2 * len(data) < len(held) < 0.4 * len(data)
+    assert result.fit.agreement == pytest.approx((held == truth).mean(), abs=1e-12)
+    matches = sum((first_match(data, [r]) == r.cluster).astype(int) for r in result.rules)[result.held_out]
+    assert (result.fit.several, result.fit.none) == ((matches >= 2).sum(), (matches == 0).sum())
+    for rule in result.rules:
+        chosen, target = held == rule.cluster, truth == rule.cluster
+        assert rule.precision == (pytest.approx((chosen & target).sum() / chosen.sum()) if chosen.sum() else None)
+        assert rule.recall == pytest.approx((chosen & target).sum() / target.sum())
+    assert f"agreement {result.fit.agreement:.1%}" in outcome.output
+    again = runner.invoke(cli, ["clusters", "features", "--project", str(root), "--k", "5", "--write"])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_constant_and_imprecise_rules_are_not_written_unless_forced(root: Path) -> None:
+    from sqlglot import exp
+
+    from segsql.errors import UsageError
+    from segsql.methods.clustering import segment_files
+
+    project = Project.load(root)
+    result = project.cluster("features", k=3)
+    assert result.problems() == []
+    good = result.rules[0]
+    result.rules[1].condition, result.rules[1].paths = exp.false(), []  # the issue's 6-account cluster
+    result.rules[2].precision = 0.3
+    with pytest.raises(UsageError, match="2 rule") as caught:
+        segment_files(project.compiler, result, "cluster")
+    assert "cluster 2: the rule is FALSE" in caught.value.message and "precision 0.30" in caught.value.message
+    assert "--force" in (caught.value.hint or "")
+    files = segment_files(project.compiler, result, "cluster", force=True)
+    assert good.sql in files["cluster_1.sql"] and "COALESCE((FALSE), FALSE)" in files["cluster_3.sql"]
 
 
 def test_bad_clustering_input(root: Path, runner: Any) -> None:

@@ -67,6 +67,9 @@ SEGMENTS = {
                   "AND a.account_id > 5",
     "empty": CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE a.employees < 0",
     "everyone": CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a",
+    "tiny": CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE a.account_id IN (1, 2, 3)",
+    "no_revenue": CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE a.account_id NOT IN "
+                        "(SELECT r.account_id FROM {{ source('revenue') }} AS r)",
 }
 
 
@@ -228,3 +231,27 @@ def test_metric_config_errors(tmp_path: Path, metrics_yml: str, fragment: str, l
 
         entity_query(project.compiler, project.metrics["m"])
     assert fragment in caught.value.message and caught.value.line == line and caught.value.path == "metrics.yml"
+
+
+def test_tiny_segment_gets_a_permutation_test_from_one_more_query(data: tuple[Project, pd.DataFrame],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from segsql.measure import compare as compare_module
+    from segsql.measure.stats import Values, permutation_p_value
+
+    project, frame = data
+    row = project.compare(["tiny"], ["retention", "mrr_mean"]).tables["retention"].iloc[0]
+    measured = frame[frame.mrr.notna()]
+    own, rest = measured[measured.account_id <= 3], measured[measured.account_id > 3]
+    assert row.measured == len(own) and row.test.startswith("permutation test")
+    expected = permutation_p_value(Values.of(own.mrr, own.start_mrr), Values.of(rest.mrr, rest.start_mrr))
+    assert row.p_value == pytest.approx(expected, abs=1e-12)  # same values, same seed
+    monkeypatch.setattr(compare_module, "RESAMPLE_LIMIT", 10)
+    row = project.compare(["tiny"], ["retention"]).tables["retention"].iloc[0]
+    assert pd.isna(row.p_value) and row.test == "none (too few to test)" and "members measured" in row.note
+
+
+def test_sum_over_accounts_without_rows_is_zero(data: tuple[Project, pd.DataFrame]) -> None:
+    project, frame = data
+    row = project.compare(["no_revenue"], ["mrr_total"]).tables["mrr_total"].iloc[0]
+    assert row.members == frame.mrr.isna().sum() and row.measured == 0
+    assert row.value == 0 and "sum is 0" in row.note

@@ -139,3 +139,69 @@ def test_other_models_score_in_python_with_a_note(root: Path, runner: Any) -> No
 def test_outcome_window_must_be_observed(root: Path) -> None:
     with pytest.raises(UsageError, match="after as_of"):
         Project.load(root, as_of=AS_OF).propensity("account_features", "churned_recently", "2026-10-01", 90)
+
+
+def test_delong_interval_matches_the_definition() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from segsql.methods.propensity import auc_interval, delong_variance
+
+    rng = np.random.default_rng(12)
+    truth = (rng.random(300) < 0.2).astype(int)
+    predicted = np.round(rng.random(300) + 0.4 * truth, 1)  # rounded: many ties
+    positives, negatives = predicted[truth == 1], predicted[truth == 0]
+    psi = (positives[:, None] > negatives[None, :]) + 0.5 * (positives[:, None] == negatives[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)  # DeLong, DeLong & Clarke-Pearson (1988), pair by pair
+    expected = v10.var(ddof=1) / len(positives) + v01.var(ddof=1) / len(negatives)
+    auc, variance = delong_variance(truth, predicted)
+    assert auc == pytest.approx(roc_auc_score(truth, predicted), abs=1e-12)
+    assert variance == pytest.approx(expected, rel=1e-12)
+    draws = rng.integers(0, 300, (2000, 300))
+    boot = [roc_auc_score(truth[d], predicted[d]) for d in draws if 0 < truth[d].sum() < 300]
+    assert np.sqrt(variance) == pytest.approx(np.std(boot, ddof=1), rel=0.2)
+    low, high = auc_interval(truth, predicted)
+    assert (low, high) == pytest.approx((auc - 1.959963984540054 * variance**0.5, auc + 1.959963984540054 * variance**0.5))
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like the issue's demo: few churners and no signal in the features."""
+    root = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(3)
+    n = 400
+    churned = np.flatnonzero(rng.random(n) < 0.12)
+    tables = {"accounts": pd.DataFrame({"account_id": np.arange(1, n + 1), "seats": rng.integers(1, 50, n) * 1.0}),
+              "logins": pd.DataFrame({"account_id": np.arange(1, n + 1), "day": [TRAIN] * n}),
+              "tickets": pd.DataFrame({"account_id": np.arange(1, n + 1), "opened": [TRAIN] * n}),
+              "churns": pd.DataFrame({"account_id": churned + 1, "churned_on": [TRAIN + dt.timedelta(days=5)] * len(churned)})}
+    connection = duckdb.connect(str(root / "data.duckdb"))
+    for name, frame in tables.items():
+        connection.register("frame", frame)
+        connection.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        connection.unregister("frame")
+    connection.close()
+    write_files(root, {"segsql.yml": CONFIG, "segments_sql/account_features.sql": FEATURES,
+                       "segments_sql/churned_recently.sql": OUTCOME})
+    return root
+
+
+def test_a_chance_model_is_labelled_and_not_written_without_force(noise: Path, runner: Any) -> None:
+    # old code: printed "holdout AUC 0.483" without a word and wrote the "top risk" segment
+    arguments = ["propensity", "account_features", "--project", str(noise), "--outcome", "churned_recently",
+                 "--train-as-of", str(TRAIN), "--horizon", "90", "--as-of", str(AS_OF), "--write", "churn_risk"]
+    result = Project.load(noise, as_of=AS_OF).propensity("account_features", "churned_recently", TRAIN, 90)
+    assert result.auc_ci is not None and result.auc_ci[0] <= 0.5 <= result.auc_ci[1]
+    assert result.no_better_than_chance and "no better than chance" in result.auc_text()
+    outcome = runner.invoke(cli, arguments)
+    assert outcome.exit_code == 2 and "no better than chance" in outcome.output and "--force" in outcome.output
+    assert not (noise / "segments_sql" / "predictive" / "churn_risk.sql").exists()
+    forced = runner.invoke(cli, [*arguments, "--force"])
+    assert forced.exit_code == 0 and "no better than chance" in forced.output, forced.output
+    text = (noise / "segments_sql" / "predictive" / "churn_risk.sql").read_text()
+    assert "no better than chance" in text
+
+
+def test_a_real_signal_is_not_labelled_chance(root: Path) -> None:
+    result = Project.load(root, as_of=AS_OF).propensity("account_features", "churned_recently", TRAIN, 90)
+    assert result.auc_ci is not None and result.auc_ci[0] > 0.5 and not result.no_better_than_chance
+    assert result.holdout_positives + result.holdout_negatives == result.calibration.entities.sum()

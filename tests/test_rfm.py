@@ -58,6 +58,14 @@ def together(values: pd.Series, lower_is_better: bool) -> pd.Series:
     return (np.floor((5 * c - 1) / n) + 1).astype(int)
 
 
+def lowest(values: pd.Series, lower_is_better: bool) -> pd.Series:
+    """Ties take the first position of their group: c = 1 + entities strictly worse, ceil(5c/n)."""
+    n = len(values)
+    ordered = -values if lower_is_better else values
+    c = ordered.apply(lambda v: 1 + int((ordered < v).sum()))
+    return np.ceil(5 * c / n).astype(int)
+
+
 def split_ntile(values: pd.Series, lower_is_better: bool) -> pd.Series:
     """NTILE(5) over (value, key): the first n % 5 tiles get one extra row."""
     frame = pd.DataFrame({"v": -values if lower_is_better else values, "k": values.index})
@@ -76,7 +84,7 @@ def split_ntile(values: pd.Series, lower_is_better: bool) -> pd.Series:
 def test_classic_matches_pandas(tmp_path: Path) -> None:
     orders = random_orders()
     as_of = "2026-06-30"
-    result = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", monetary='mean'")
+    result = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", monetary='mean', ties='highest'")
     paid = orders[(orders.status == "paid") & (orders.ordered_at < pd.Timestamp(as_of) + pd.Timedelta(days=1))]
     grouped = paid.assign(day=paid.ordered_at.dt.normalize()).groupby("customer_id")
     expected = pd.DataFrame({"days_since_last": (pd.Timestamp(as_of) - grouped.day.max()).dt.days,
@@ -96,6 +104,12 @@ def test_classic_matches_pandas(tmp_path: Path) -> None:
                 labels.append(name)
                 break
     assert list(result.rfm_segment) == labels
+    by_default = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", monetary='mean'")
+    assert (by_default.r_score == lowest(expected.days_since_last, True)).all()
+    assert (by_default.f_score == lowest(expected.frequency, False)).all()
+    assert (by_default.m_score == lowest(expected.monetary, False)).all()
+    together_alias = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", monetary='mean', ties='together'")
+    assert (together_alias.f_score == result.f_score).all()
     by_days = run_rfm(tmp_path, orders, as_of, ", where=\"status = 'paid'\", frequency='days'")
     assert (by_days.frequency == grouped.day.nunique()).all() and (by_days.frequency <= result.frequency).all()
     assert (result.rfm_score == result.r_score * 100 + result.f_score * 10 + result.m_score).all()
@@ -166,3 +180,31 @@ def test_bad_rfm_arguments_point_at_the_call(tmp_path: Path) -> None:
                                + arguments + ") }}"})
         errors = Project.load(tmp_path).validate()
         assert len(errors) == 1 and message in str(errors[0]) and "scores.sql:2:" in str(errors[0]), errors
+
+
+def test_named_segments_mean_what_they_say_on_lumpy_cdnow(tmp_path: Path) -> None:
+    """Half of CDNOW's customers bought once. With the old default (ties take the highest score)
+    every one-time buyer had f = 3 and 8,430 of them were `at_risk`/`at_risk_high_value` ("used to
+    buy often"); hibernating, new_customers and potential_loyalists were empty."""
+    _, path = cdnow()
+    raw = pd.read_csv(path / "CDNOW_master.txt", sep=r"\s+", header=0, names=["customer_id", "date", "cds", "amount"])
+    raw["ordered_at"] = pd.to_datetime(raw.date.astype(str), format="%Y%m%d")
+    raw["status"] = "paid"
+    result = run_rfm(tmp_path, raw[["customer_id", "ordered_at", "amount", "status"]], "1998-06-30", "")
+    once = result.frequency == 1
+    assert len(result) == 23570 and once.sum() == 11908
+    assert (result.f_score[once] == 1).all() and (result.f_score[~once] > 1).all()
+    by_name = dict(tuple(result.groupby("rfm_segment")))
+    # CDNOW is one cohort (first purchases in Q1 1997): nobody is new at 1998-06-30, and nobody is named so
+    assert {name for name, _, _ in NAMED_SEGMENTS} - {"new_customers"} == set(by_name)
+    assert result.first_purchase.max() < dt.date(1997, 4, 1)
+    for often in ("champions", "loyal", "at_risk_high_value", "at_risk"):  # "buy(s)/bought often"
+        assert (by_name[often].frequency > 1).all(), often
+    recent_days = result.days_since_last.quantile(0.6)  # r >= 4: the most recent 40%
+    for recent in ("potential_loyalists", "champions"):
+        assert (by_name[recent].days_since_last <= recent_days).all(), recent
+    assert (by_name["hibernating"].days_since_last >= result.days_since_last.median()).all()
+    assert by_name["hibernating"].frequency.max() <= result.frequency.median() + 1  # long ago, rarely
+    old = run_rfm(tmp_path, raw[["customer_id", "ordered_at", "amount", "status"]], "1998-06-30", ", ties='highest'")
+    assert (old.f_score[once] == 3).all()
+    assert old.rfm_segment[once].isin(["at_risk", "at_risk_high_value"]).sum() == 8430

@@ -14,6 +14,7 @@ from scipy.stats import chisquare
 
 from segsql import Project
 from segsql.cli.main import cli
+from segsql.measure.stats import Values, permutation_p_value
 from tests.conftest import write_files
 
 CONFIG = """\
@@ -165,3 +166,16 @@ def test_a_lossy_pipeline_is_flagged_as_sample_ratio_mismatch(tmp_path: Path, ru
     result = runner.invoke(cli, ["readout", "exp", "--project", str(tmp_path), "--metrics", "conversion",
                                  "--column", "arm"])
     assert result.exit_code == 1 and "MISMATCH" in result.output
+
+
+def test_a_readout_of_a_few_users_uses_the_permutation_test(tmp_path: Path) -> None:
+    # old code: Welch's t-test from 2 values per group upwards; here 24 users in all
+    project_with(tmp_path, segment("{'control': 50, 'treatment': 50}"), metrics=True)
+    frame = load(tmp_path, 24)
+    Project.load(tmp_path).run()
+    row = Project.load(tmp_path).readout("exp", ["spend"]).metrics.iloc[0]
+    frame["arm"] = [reference(k, [("control", 50.0), ("treatment", 50.0)]) for k in frame.user_id]
+    treated, control = frame[frame.arm == "treatment"].spend, frame[frame.arm == "control"].spend
+    expected = permutation_p_value(Values.of(treated, np.ones(len(treated))), Values.of(control, np.ones(len(control))))
+    assert row.test.startswith("permutation test") and row.p_value == pytest.approx(expected, abs=1e-12)
+    assert row["diff"] == pytest.approx(treated.mean() - control.mean(), rel=1e-12)

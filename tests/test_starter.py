@@ -106,3 +106,25 @@ def test_expected_rows_check_trait_values(make_project) -> None:  # type: ignore
     assert bad.status != PASS
     assert "account_id 1: doubled = 40.0, expected 41" in bad.details
     assert "region = 'DACH', expected 'UKI'" in bad.details and "no column `nope`" in bad.details
+
+
+@pytest.mark.parametrize(("metric", "days"), [("conversion_rate", 90), ("csat", 90), ("feature_adoption", 30)])
+def test_a_window_of_n_days_has_n_days_ending_at_as_of(starter: Project, metric: str, days: int) -> None:
+    # conversion_rate used `ended_at >= as_of - 90 AND ended_at <= as_of`: 91 days, and as_of's own day
+    # only up to midnight for timestamps
+    import datetime as dt
+
+    import duckdb
+
+    from segsql.measure.metrics import entity_query
+
+    where = entity_query(starter.compiler, starter.metrics[metric]).args["where"].this
+    column = next(iter(where.find_all(exp.Column))).name
+    hours = exp.select(exp.func("count", exp.Distinct(expressions=[exp.cast(exp.column(column), "DATE")]))).from_(
+        "hours").where(where.copy())
+    connection = duckdb.connect()
+    connection.execute(f"CREATE TABLE hours AS SELECT TIMESTAMP '2026-06-01' + to_hours(i) AS {column} "
+                       "FROM range(0, 24 * 240) AS t(i)")
+    assert connection.execute(hours.sql("duckdb")).fetchone() == (days,)
+    last = exp.select(exp.func("max", exp.column(column))).from_("hours").where(where.copy())
+    assert connection.execute(last.sql("duckdb")).fetchone()[0] == dt.datetime.fromisoformat(AS_OF + " 23:00")

@@ -10,4 +10,4 @@ SELECT
   u.signup_date,
   {{ split('u.user_id', {'control': 50, 'treatment': 50}, salt=param('salt', 'onboarding-email-2026-11')) }} AS arm
 FROM {{ source('users') }} AS u
-WHERE u.signup_date >= {{ days_ago(180) }}
+WHERE {{ last_n_days('u.signup_date', 180) }}

@@ -27,8 +27,10 @@ from segsql.errors import UsageError
 def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: tuple[str, ...],
             roi_metric: str | None, output_format: str, project_dir: Path, var_pairs: tuple[str, ...],
             vars_json: str | None, as_of: str | None, target: str | None = None) -> None:
-    """Compare segments with a baseline on metrics: value, difference, 95% CI, p-value and a
-    Benjamini–Hochberg flag (*), one table per metric, all aggregated in one engine query."""
+    """Compare segments with a baseline on metrics: value, difference, 95% CI, p-value, the test
+    used and a Benjamini–Hochberg flag (*), one table per metric, aggregated in one engine query
+    (one more, bounded, for the per-entity values of small groups' permutation tests; tests and
+    their conditions: docs/metrics.md)."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     names = [m.strip() for m in metric_list.split(",") if m.strip()]
     comparison = project.compare(list(segments), names, baseline, _costs(costs), roi_metric)

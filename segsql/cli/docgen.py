@@ -77,10 +77,8 @@ def metrics_reference() -> str:
         "Generated from `segsql/starter/metrics.yml` by `make docs`; do not edit.", "",
         "Each metric is one row per entity with a numerator and a denominator, summed per segment in",
         "the engine. Periods end at `as_of`: `month_start(0)` is the month of `as_of`, `month_start(1)`",
-        "the month before. How each kind is compared (tests, confidence intervals) is described in",
-        "`segsql/measure/stats.py`: proportion → z-test or Fisher's exact test; mean → Welch's t-test; ratio →",
-        "delta method; rate → Poisson score test; sum → descriptive. Multiple comparisons are",
-        "controlled with Benjamini–Hochberg.", "",
+        "the month before. How each kind is compared, and when each test is chosen, is at the end",
+        "(from `segsql/measure/stats.py`); every compare and readout row names the test it used.", "",
     ]
     for name, spec in metrics.items():
         description = " ".join(spec.get("description", "").split())
@@ -90,7 +88,15 @@ def metrics_reference() -> str:
             lines.append(f"- rows: `{' '.join(spec['where'].split())}`")
         lines += [f"- numerator per entity: `{' '.join(spec['numerator'].split())}`",
                   f"- denominator per entity: `{' '.join(str(spec.get('denominator', '1')).split())}`", ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_tests_section()])
+
+
+def _tests_section() -> list[str]:
+    """The choice of tests, from the stats module's docstring (the code's own definition)."""
+    from segsql.measure import stats
+
+    text = (stats.__doc__ or "").strip()
+    return ["## How segments are compared", "", "```", text, "```", ""]
 
 
 METHOD_PAGES = [

@@ -68,12 +68,14 @@ def _k_range(text: str | None) -> tuple[list[int] | None, int | None]:
 @click.option("--write", "write", is_flag=True, help="Write one segment file per cluster.")
 @click.option("--folder", default="segments_sql/clusters", show_default=True)
 @click.option("--prefix", default="cluster", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--force", is_flag=True, help="Overwrite existing files; write constant or imprecise rules too.")
 @click.option("--as-of", "as_of", metavar="DATE", help="Evaluation date of the features (default today).")
 def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, seed: int, write: bool, folder: str,
              prefix: str, force: bool, as_of: str | None) -> None:
     """k-means on the numeric columns of segment FEATURES, each cluster explained by a short SQL
-    rule (a shallow decision tree) with its precision and recall; --write saves them as segments."""
+    rule (a shallow decision tree) with its precision and recall on held-out rows, and the rules'
+    overall agreement with the clusters; --write saves them as mutually exclusive segments (first
+    match in cluster order), refusing constant or imprecise rules unless --force."""
     from segsql.cli.render import print_table
     from segsql.methods.clustering import segment_files
     from segsql.methods.writing import write_segments
@@ -84,10 +86,15 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
     click.echo("silhouette by k: " + ", ".join(f"{c}: {v:.3f}" for c, v in result.silhouettes.items())
                + f" -> k = {result.k}")
     summary = result.summary()[["cluster", "size", "precision", "recall", "rule"]].round(3).astype(object)
-    print_table(list(summary.columns), summary.values.tolist(), title=f"clusters of {features}")
+    print_table(list(summary.columns), summary.values.tolist(),
+                title=f"clusters of {features} (precision, recall: held-out rows, first matching rule)")
+    if result.fit:
+        click.echo(f"rules {result.fit.text()}")
+    for problem in result.problems():
+        click.echo(f"warning: {problem}")
     if write:
-        target = write_segments(project.compiler, segment_files(project.compiler, result, prefix), folder, force)
-        click.echo(f"wrote {result.k} segment file(s) to {target}")
+        target = write_segments(project.compiler, segment_files(project.compiler, result, prefix, force), folder, force)
+        click.echo(f"wrote {result.k} segment file(s) to {target}: mutually exclusive, first match in cluster order")
 
 
 @cli.command()
@@ -104,7 +111,7 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
               help="Write segment NAME with the top --top share by score.")
 @click.option("--top", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
 @click.option("--folder", default="segments_sql/predictive", show_default=True)
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file; write even a model no better than chance.")
 @click.option("--as-of", "as_of", metavar="DATE", help="Scoring date (default today).")
 def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str, horizon: int, model: str,
                write_name: str | None, top: float, folder: str, force: bool, as_of: str | None) -> None:
@@ -117,9 +124,8 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
 
     project = Project.load(project_dir, as_of=as_of)
     result = project.propensity(features, outcome, train_as_of, horizon, model)
-    auc = "n/a" if result.auc is None else f"{result.auc:.3f}"
     click.echo(f"{model} model, features {features} at {result.train_as_of}, outcome {outcome} within {horizon} "
-               f"days: holdout AUC {auc}, base rate {result.base_rate:.1%}")
+               f"days: holdout AUC {result.auc_text()}, base rate {result.base_rate:.1%}")
     if result.note:
         click.echo(f"note: {result.note}")
     lift = result.lift.round(3).astype(object)
@@ -127,6 +133,6 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
     print_table(list(result.calibration.columns), result.calibration.round(3).astype(object).values.tolist(),
                 title="calibration (holdout)")
     if write_name:
-        files = segment_file(project.compiler, result, write_name, top)
+        files = segment_file(project.compiler, result, write_name, top, force)
         target = write_segments(project.compiler, files, folder, force)
         click.echo(f"wrote {write_name} to {target}")

@@ -419,14 +419,15 @@ def split(column: str, groups: Any, salt: str | None = None) -> SqlText:
 
 def rfm(source: str, at: str, amount: str, key: str | None = None, convention: str = "classic",
         unit: str = "day", monetary: str = "total", cuts: Any = None, where: str | None = None,
-        ties: str = "together", frequency: str = "transactions") -> SqlText:
+        ties: str = "lowest", frequency: str = "transactions") -> SqlText:
     """Recency, frequency and monetary value per entity from a transactions source, with 1..5
     scores and a named RFM segment: `{{ rfm('invoices', at='issued_at', amount='amount') }}` prints
     a full query (key, first_purchase, last_purchase, days_since_last, recency, frequency,
     monetary, [t], r_score, f_score, m_score, rfm_score, rfm_segment). `convention='btyd'` gives
     the lifetimes/PyMC-Marketing definitions; `unit='week'`; `monetary='mean'`; `cuts={'r': [...],
-    'f': [...], 'm': [...]}` for fixed cut points; `ties='split'` for equal-sized quintiles (ties
-    broken by key; default: equal values share a score); `frequency='days'` counts purchase days;
+    'f': [...], 'm': [...]}` for fixed cut points; equal values share the lowest score of their
+    group (one-time buyers get f = 1), `ties='highest'` the highest, `ties='split'` gives
+    equal-sized quintiles (ties broken by key); `frequency='days'` counts purchase days;
     `where="status = 'paid'"`. `key` defaults to
     the segment's entity key. Definitions: docs/methods.md."""
     state = current_state()

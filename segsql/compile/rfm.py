@@ -12,12 +12,19 @@ btyd      the Buy-Till-You-Die/CLV convention of `lifetimes` and PyMC-Marketing:
           purchase days' amounts (0 without repeats). With unit='week', recency and T are days / 7
           (Fader & Hardie's CDNOW convention; `lifetimes` with freq='D' divided by 7).
 
-Scores 1..5 (5 best) by quantile. `ties='together'` (default): score = floor((5c - 1) / n) + 1,
-where c counts the entities whose value is at most as good (ties included) and n all entities:
-equal values always share a score (quintiles are then unequal when values are lumpy, e.g. monthly
-invoices). `ties='split'`: NTILE(5) with ties broken by the entity key: equal-sized quintiles, but
-equal values may straddle a boundary. Both are deterministic (integer arithmetic, same result on
-every engine). Recency scores on days_since_last (fewer days = higher score) in both conventions.
+Scores 1..5 (5 best) by quantile: score = ceil(5c / n), n = all entities, c = the entity's
+position from worst (1) to best (n). Without ties `lowest` and `highest` give the same scores;
+equal values share a score, and `ties` says which position a tie group takes:
+  lowest   (default) the first: c = RANK() = 1 + the entities strictly worse. On lumpy data
+           (half the customers bought once) the one-time buyers get f = 1, and a score may go
+           unused (on CDNOW f jumps from 1 to 3) rather than name buyers it does not describe
+  highest  the last: c = the entities at most as good (the earlier default, also accepted as
+           `together`; on CDNOW every one-time buyer gets f = 3 and 8,430 of them are named
+           at_risk: "used to buy often")
+  split    NTILE(5) with ties broken by the entity key: equal-sized quintiles, but equal values
+           may straddle a boundary
+All are deterministic (integer counts, same result on every engine). Recency scores on
+days_since_last (fewer days = higher score) in both conventions.
 With `cuts={'r': [30, 90, 180, 365], 'f': [2, 3, 5, 10], 'm': [...]}` a score is 1 + the number
 of cut points reached (recency: 5 for days_since_last <= 30, ..., 1 above 365).
 
@@ -36,6 +43,7 @@ from segsql.compile.literals import get_dialect
 
 CONVENTIONS = ("classic", "btyd")
 UNITS = ("day", "week")
+TIES = ("lowest", "highest", "together", "split")  # `together` is the earlier name of `highest`
 NAMED_SEGMENTS: list[tuple[str, str, str]] = [
     ("champions", "bought recently, often and spent the most", "r_score >= 4 AND f_score >= 4 AND m_score >= 4"),
     ("loyal", "buy often, recently enough", "r_score >= 3 AND f_score >= 4"),
@@ -62,19 +70,19 @@ class RfmSpec:
     monetary: str = "total"
     cuts: tuple[tuple[str, tuple[float, ...]], ...] | None = None
     where: exp.Expr | None = None
-    ties: str = "together"
+    ties: str = "lowest"
     frequency: str = "transactions"
 
 
-def check(convention: str, unit: str, monetary: str, cuts: Any, ties: str = "together",
+def check(convention: str, unit: str, monetary: str, cuts: Any, ties: str = "lowest",
           frequency: str = "transactions") -> tuple[tuple[str, tuple[float, ...]], ...] | None:
     """Validate options (ValueError with the fix)."""
     if frequency not in ("transactions", "days"):
         raise ValueError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
     if frequency != "transactions" and convention == "btyd":
         raise ValueError("the btyd convention always counts repeat purchase days; drop frequency=")
-    if ties not in ("together", "split"):
-        raise ValueError(f"ties must be 'together' or 'split', got {ties!r}")
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
     if unit not in UNITS:
@@ -167,16 +175,8 @@ def _score(column: str, letter: str, spec: RfmSpec) -> exp.Expr:
         ordered = exp.Ordered(this=value, desc=lower_is_better)
         return exp.Window(this=exp.func("ntile", exp.Literal.number(5)),
                           order=exp.Order(expressions=[ordered, exp.Ordered(this=exp.column("k"))]))
-    if cuts is None:  # ties together: c = entities at most as good (peers included by the RANGE frame)
-        # values are never NULL; NULL order stated as BigQuery's default so every dialect can say it
-        at_most = exp.Window(this=exp.func("count", exp.Star()), order=exp.Order(expressions=[
-            exp.Ordered(this=value, desc=lower_is_better, nulls_first=not lower_is_better)]))
-        everyone = exp.Window(this=exp.func("count", exp.Star()))
-        quotient = exp.Div(this=exp.cast(exp.Sub(this=exp.Mul(this=exp.Literal.number(5), expression=at_most),
-                                                 expression=exp.Literal.number(1)), exp.DataType.Type.DOUBLE),
-                           expression=everyone)
-        return exp.cast(exp.Add(this=exp.func("floor", quotient), expression=exp.Literal.number(1)),
-                        exp.DataType.Type.INT)
+    if cuts is None:
+        return _quantile_score(value, lower_is_better, spec.ties)
     reached = [exp.If(this=(value.copy() <= exp.Literal.number(cut)) if lower_is_better
                       else (value.copy() >= exp.Literal.number(cut)), true=exp.Literal.number(1),
                       false=exp.Literal.number(0)) for cut in cuts]
@@ -184,6 +184,20 @@ def _score(column: str, letter: str, spec: RfmSpec) -> exp.Expr:
     for term in reached:
         total = exp.Add(this=total, expression=term)
     return total
+
+
+def _quantile_score(value: exp.Expr, lower_is_better: bool, ties: str) -> exp.Expr:
+    """floor((5c - 1) / n) + 1 = ceil(5c / n) over a window ordered from worst to best, with
+    c = RANK() (`lowest`: the first position of the tie group) or the entities at most as good
+    (`highest`: the last position, the RANGE frame includes the peers)."""
+    # values are never NULL; NULL order stated as BigQuery's default so every dialect can say it
+    order = exp.Order(expressions=[exp.Ordered(this=value, desc=lower_is_better, nulls_first=not lower_is_better)])
+    position = exp.Window(this=exp.func("rank") if ties == "lowest" else exp.func("count", exp.Star()), order=order)
+    scaled = exp.Sub(this=exp.Mul(this=exp.Literal.number(5), expression=position), expression=exp.Literal.number(1))
+    everyone = exp.Window(this=exp.func("count", exp.Star()))
+    quotient = exp.Div(this=exp.cast(scaled, exp.DataType.Type.DOUBLE), expression=everyone)
+    return exp.cast(exp.Add(this=exp.func("floor", quotient), expression=exp.Literal.number(1)),
+                    exp.DataType.Type.INT)
 
 
 def _scored(per_entity: exp.Select, spec: RfmSpec) -> exp.Select:

@@ -1,7 +1,12 @@
 """Compare segments on metrics, overlap, size waterfall and priority lists.
 
 Every function sends one query to the engine: member keys come from each segment's typed result
-table, metric values from the metrics' per-entity queries, and only aggregates come back.
+table, metric values from the metrics' per-entity queries, and only aggregates come back. One
+exception: a mean or ratio comparison outside the normal approximation's conditions (a group with
+fewer than 30 measured entities or no variance, see segsql.measure.stats) needs per-entity
+values for its resampling test. compare() then sends one more query for those metrics and groups
+only (the segment and its baseline; for `rest` the population), at most RESAMPLE_LIMIT rows; above
+that the row says "too few to test". The values stay in memory for the test and are not returned.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
     from segsql.measure.metrics import Metric
 
 ALL = "__all__"
+RESAMPLE_LIMIT = 100_000  # per-entity values fetched for resampling tests, per metric
 STAT_FIELDS = ("n", "num", "den", "num2", "den2", "numden")
 
 
@@ -93,9 +99,11 @@ def compare(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], segm
     engine.prepare_sources()
     sufficient = _sufficient(compiler, engine, names, entity, chosen, baseline in ("rest", "all"))
     comparison = Comparison(baseline=baseline)
+    groups = _groups(compiler, engine, names, entity, baseline in ("rest", "all"))
     for metric in chosen:
         if metric.name in metric_names:
-            comparison.tables[metric.name] = _table(metric, targets, baseline, sufficient)
+            values = _values_for_small_groups(compiler, engine, groups, metric, targets, baseline, sufficient)
+            comparison.tables[metric.name] = _table(metric, targets, baseline, sufficient, values)
     _flag_significance(comparison)
     if costs:
         comparison.roi = _roi(metrics, targets, costs, roi_metric, sufficient)
@@ -140,6 +148,60 @@ def sufficient_by_group(compiler: Compiler, engine: Engine, groups: exp.Query,
 
 
 Sums = dict[str, dict[str, stats.Sufficient]]
+PerEntity = dict[str, dict[Any, tuple[float, float]]]  # grp -> key -> (num, den)
+
+
+def values_by_group(compiler: Compiler, engine: Engine, groups: exp.Query, metric: Metric,
+                    wanted: list[str]) -> PerEntity:
+    """Per-entity (num, den) of the measured members of the `wanted` groups of a (grp, key)
+    query, at most RESAMPLE_LIMIT rows (UsageError above: the caller checks the sizes first)."""
+    measured = exp.select("*").from_(metrics_module.entity_query(compiler, metric).subquery("v")).where(exp.and_(
+        exp.column("den").is_(exp.null()).not_(), exp.column("num").is_(exp.null()).not_()))
+    query = (exp.select(exp.column("grp", "g"), exp.column("key", "g"), exp.column("num", "m"),
+                        exp.column("den", "m"))
+             .from_(groups.subquery("g"))
+             .join(measured.subquery("m"), on=exp.column("key", "m").eq(exp.column("key", "g")))
+             .where(exp.column("grp", "g").isin(*[exp.Literal.string(name) for name in wanted]))
+             .limit(RESAMPLE_LIMIT + 1))
+    result: PerEntity = {name: {} for name in wanted}
+    rows = engine.fetchall(query)
+    if len(rows) > RESAMPLE_LIMIT:
+        raise UsageError(f"more than {RESAMPLE_LIMIT:,} values to resample", None)
+    for grp, key, num, den in rows:
+        result[grp][key] = (float(num), float(den))
+    return result
+
+
+def _small(metric: Metric, targets: list[str], baseline: str, sufficient: Sums) -> list[str]:
+    """Segments whose comparison on `metric` needs the resampling test."""
+    return [name for name in targets if name != baseline and stats.needs_values(
+        metric.kind, sufficient[name][metric.name], _baseline(name, metric.name, baseline, sufficient))]
+
+
+def _values_for_small_groups(compiler: Compiler, engine: Engine, groups: exp.Query, metric: Metric,
+                             targets: list[str], baseline: str,
+                             sufficient: Sums) -> dict[str, tuple[stats.Values, stats.Values]]:
+    """(segment values, baseline values) for the comparisons that need resampling, if few enough."""
+    small = _small(metric, targets, baseline, sufficient)
+    if not small:
+        return {}
+    reference = ALL if baseline in ("rest", "all") else baseline
+    wanted = list(dict.fromkeys([*small, reference]))
+    if sum(sufficient[name][metric.name].n for name in wanted) > RESAMPLE_LIMIT:
+        return {}
+    fetched = values_by_group(compiler, engine, groups, metric, wanted)
+    pairs = {}
+    for name in small:
+        own = fetched[name]
+        other = {k: v for k, v in fetched[reference].items() if baseline != "rest" or k not in own}
+        pairs[name] = (as_values(own), as_values(other))
+    return pairs
+
+
+def as_values(by_key: dict[Any, tuple[float, float]]) -> stats.Values:
+    """In key order, so the seeded resampling gives the same p whatever order the engine returns."""
+    pairs = [by_key[key] for key in sorted(by_key)]
+    return stats.Values.of([p[0] for p in pairs], [p[1] for p in pairs])
 
 
 def _baseline(name: str, metric: str, baseline: str, sufficient: Sums) -> stats.Sufficient:
@@ -150,8 +212,8 @@ def _baseline(name: str, metric: str, baseline: str, sufficient: Sums) -> stats.
     return sufficient[baseline][metric]
 
 
-def _table(metric: Metric, targets: list[str], baseline: str,
-           sufficient: dict[str, dict[str, stats.Sufficient]]) -> pd.DataFrame:
+def _table(metric: Metric, targets: list[str], baseline: str, sufficient: dict[str, dict[str, stats.Sufficient]],
+           values: dict[str, tuple[stats.Values, stats.Values]]) -> pd.DataFrame:
     rows = []
     for name in targets:
         group = sufficient[name][metric.name]
@@ -159,7 +221,7 @@ def _table(metric: Metric, targets: list[str], baseline: str,
         if name == baseline:
             continue
         try:
-            result = stats.compare(metric.kind, group, base)
+            result = stats.compare(metric.kind, group, base, values.get(name))
         except ValueError as error:
             raise SegsqlError(f"metric `{metric.name}`: {error}", metric.location) from None
         note = result.note or ("baseline is empty" if base.members == 0 else "")

@@ -1,14 +1,29 @@
 """Statistics for comparing a segment with a baseline on one metric.
 
-Inputs are sufficient statistics computed in the engine (no member rows leave it); the tests
-themselves come from scipy and statsmodels:
+Inputs are sufficient statistics computed in the engine (per-entity values only for the
+resampling test of small groups, see segsql.measure.compare); the tests themselves come from
+scipy and statsmodels:
 
-  proportion  two-proportion z-test, or Fisher's exact test when an expected cell count is < 5;
-              95% CI of the difference by Newcombe's hybrid score method
-  mean        Welch's t-test; CI from the Welch–Satterthwaite degrees of freedom
-  ratio       delta method for Σa/Σb (normal approximation), e.g. NRR, GRR, LTV, CSAT share
-  rate        Poisson rate difference: score test and score CI (statsmodels)
-  sum         descriptive: values only, no test
+  proportion  two-proportion z-test when every expected cell count of the 2×2 table is ≥ 5,
+              else Fisher's exact test; 95% CI of the difference by Newcombe's hybrid score
+              method (Wilson intervals: valid at any n)
+  mean        Welch's t-test (CI from the Welch–Satterthwaite degrees of freedom) when each
+              group has ≥ 30 measured entities and a positive variance, else the resampling test
+  ratio       delta method for Σa/Σb (normal approximation), e.g. NRR, GRR, LTV, CSAT share,
+              under the same conditions as Welch's t-test, else the resampling test
+  rate        Poisson rate difference: score test and score CI (statsmodels) when each group's
+              expected event count under equal rates is ≥ 5, else the exact conditional
+              (binomial) test and no interval
+  sum         descriptive: values only, no test; members without a row add 0
+Resampling test (mean and ratio outside the conditions above), on per-entity values:
+  p-value     two-sided permutation test of the difference (entities are the units, so several
+              responses of one account stay together): 9,999 random relabellings, p = (1 + number
+              at least as extreme) / (1 + draws), seed fixed (same data, same p)
+  95% CI      percentile interval of the difference, 4,000 draws: a group that meets the
+              conditions above is drawn from its normal approximation, a smaller one is
+              bootstrapped; no interval when a bootstrapped group has < 10 entities or no
+              variance (the draws would show no uncertainty that is there)
+  Without per-entity values (too many to fetch) the row says "too few to test" with the counts.
 Multiple comparisons: Benjamini–Hochberg over every p-value of one compare call.
 """
 
@@ -24,6 +39,12 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportions
 from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
 
 CONFIDENCE = 0.95
+MIN_ASYMPTOTIC_N = 30    # measured entities per group for Welch's t and the delta method
+MIN_BOOTSTRAP_N = 10     # entities of a bootstrapped group for a percentile interval
+MIN_EXPECTED = 5         # expected count per cell (proportion) or per group (rate)
+PERMUTATIONS = 9999
+BOOTSTRAPS = 4000
+SEED = 18
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,18 @@ class Sufficient:
 
 
 @dataclass(frozen=True)
+class Values:
+    """Per-entity numerators and denominators of one group, for the resampling test."""
+
+    num: np.ndarray
+    den: np.ndarray
+
+    @classmethod
+    def of(cls, num: object, den: object) -> Values:
+        return cls(np.asarray(num, dtype=float), np.asarray(den, dtype=float))
+
+
+@dataclass(frozen=True)
 class Result:
     """A group compared with its baseline on one metric."""
 
@@ -65,7 +98,10 @@ class Result:
 
 
 def value_of(kind: str, group: Sufficient) -> tuple[float | None, str]:
-    """The metric's value for a group, or None with the reason."""
+    """The metric's value for a group, or None with the reason. A sum over members without rows
+    is 0 (e.g. the MRR of churned accounts), said in the note."""
+    if kind == "sum" and group.n == 0 and group.members > 0:
+        return 0.0, "no member has a row: the sum is 0"
     if group.n == 0:
         return None, "no member has a value"
     if kind == "sum":
@@ -78,8 +114,36 @@ def value_of(kind: str, group: Sufficient) -> tuple[float | None, str]:
     return group.num / group.den, ""
 
 
-def compare(kind: str, group: Sufficient, baseline: Sufficient) -> Result:
-    """Compare `group` with `baseline` using the test that fits `kind`."""
+def asymptotic_problem(kind: str, group: Sufficient, baseline: Sufficient) -> str:
+    """Why the normal approximation of a mean or ratio does not hold here ("" when it does)."""
+    if kind not in ("mean", "ratio"):
+        return ""
+    for label, sums in (("segment", group), ("baseline", baseline)):
+        if sums.n < MIN_ASYMPTOTIC_N:
+            return f"{label} has {sums.n} measured (the normal approximation needs {MIN_ASYMPTOTIC_N})"
+        if _spread(kind, sums) == 0:
+            return f"no variance in the {label}"
+    return ""
+
+
+def needs_values(kind: str, group: Sufficient, baseline: Sufficient) -> bool:
+    """Whether this comparison needs per-entity values (the resampling test)."""
+    if value_of(kind, group)[0] is None or value_of(kind, baseline)[0] is None:
+        return False
+    return bool(asymptotic_problem(kind, group, baseline))
+
+
+def _spread(kind: str, sums: Sufficient) -> float:
+    if kind == "mean":
+        return _variance(sums.num, sums.num2, sums.n) if sums.n > 1 else 0.0
+    return ratio_variance(sums) or 0.0
+
+
+def compare(kind: str, group: Sufficient, baseline: Sufficient,
+            values: tuple[Values, Values] | None = None) -> Result:
+    """Compare `group` with `baseline` using the test that fits `kind` and the data: the
+    asymptotic test within its conditions, else an exact or resampling test (`values`: the
+    per-entity values of group and baseline), else no test ("too few to test")."""
     value, note = value_of(kind, group)
     base, base_note = value_of(kind, baseline)
     if value is None or base is None:
@@ -87,7 +151,11 @@ def compare(kind: str, group: Sufficient, baseline: Sufficient) -> Result:
     diff = value - base
     rel = diff / base if base else None
     if kind == "sum":
-        return Result(value, base, diff, rel, test="none (descriptive)")
+        return Result(value, base, diff, rel, test="none (descriptive)", note=note or base_note)
+    problem = asymptotic_problem(kind, group, baseline)
+    if problem:
+        low, high, p_value, test, note = _resampled(kind, group, baseline, values, problem)
+        return Result(value, base, diff, rel, low, high, p_value, test, note)
     tester = {"proportion": _proportion, "mean": _mean, "ratio": _ratio, "rate": _rate}[kind]
     low, high, p_value, test, note = tester(group, baseline)
     return Result(value, base, diff, rel, low, high, p_value, test, note)
@@ -161,9 +229,79 @@ def _ratio(group: Sufficient, baseline: Sufficient) -> Outcome:
     return diff - z * se, diff + z * se, p_value, "delta method (z)", ""
 
 
+def _resampled(kind: str, group: Sufficient, baseline: Sufficient, values: tuple[Values, Values] | None,
+               problem: str) -> Outcome:
+    """Permutation p-value and percentile interval, or "too few to test" without values."""
+    if values is None:
+        counts = f"{group.n} of {group.members} members measured, baseline {baseline.n}"
+        return None, None, None, "none (too few to test)", f"too few values to test: {counts}; {problem}"
+    own, other = values
+    if own.num.size != group.n or other.num.size != baseline.n:
+        raise ValueError("per-entity values do not match the group's sums")
+    p_value = permutation_p_value(own, other)
+    low, high, why_not = _percentile_interval(kind, group, baseline, own, other)
+    test = f"permutation test ({PERMUTATIONS:,} draws)" + ("" if why_not else " + bootstrap CI")
+    note = f"{problem}: resampled" + (f"; {why_not}" if why_not else "")
+    return low, high, p_value, test, note
+
+
+def _ratio_of(values: Values) -> float:
+    return float(values.num.sum() / values.den.sum())
+
+
+def permutation_p_value(own: Values, other: Values, draws: int = PERMUTATIONS, seed: int = SEED) -> float:
+    """Two-sided p of Σnum/Σden (segment) − Σnum/Σden (baseline) under random relabelling of
+    entities: (1 + draws at least as extreme) / (1 + valid draws). Only the smaller group is
+    drawn (without replacement); the other is the rest of the pool."""
+    num, den = np.concatenate([own.num, other.num]), np.concatenate([own.den, other.den])
+    small = min(own.num.size, other.num.size)
+    total_num, total_den = num.sum(), den.sum()
+    observed = _ratio_of(own) - _ratio_of(other)
+    rng = np.random.default_rng(seed)
+    picks = np.array([rng.choice(num.size, size=small, replace=False) for _ in range(draws)])
+    drawn_num, drawn_den = num[picks].sum(axis=1), den[picks].sum(axis=1)
+    rest_den = total_den - drawn_den
+    valid = (drawn_den != 0) & (rest_den != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drawn = drawn_num / drawn_den - (total_num - drawn_num) / rest_den
+    if own.num.size > other.num.size:
+        drawn = -drawn  # the drawn group stands for the baseline
+    tolerance = 1e-12 * max(1.0, abs(observed))
+    extreme = np.abs(drawn[valid]) >= abs(observed) - tolerance
+    return float((1 + extreme.sum()) / (1 + valid.sum()))
+
+
+def _percentile_interval(kind: str, group: Sufficient, baseline: Sufficient, own: Values,
+                         other: Values) -> tuple[float | None, float | None, str]:
+    """95% percentile interval of the difference; (None, None, reason) when it would mislead."""
+    rng = np.random.default_rng(SEED)
+    draws = []
+    for sums, values in ((group, own), (baseline, other)):
+        if sums.n >= MIN_ASYMPTOTIC_N and _spread(kind, sums) > 0:
+            spread = _spread(kind, sums) / (sums.n if kind == "mean" else 1)
+            draws.append(_ratio_of(values) + math.sqrt(spread) * rng.standard_normal(BOOTSTRAPS))
+            continue
+        if sums.n < MIN_BOOTSTRAP_N or _spread(kind, sums) == 0:
+            return None, None, f"no interval: {sums.n} measured, too few or no variance to bootstrap"
+        picks = rng.integers(0, values.num.size, (BOOTSTRAPS, values.num.size))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws.append(values.num[picks].sum(axis=1) / values.den[picks].sum(axis=1))
+    difference = draws[0] - draws[1]
+    difference = difference[np.isfinite(difference)]
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(difference, [tail, 100 - tail])
+    return float(low), float(high), ""
+
+
 def _rate(group: Sufficient, baseline: Sufficient) -> Outcome:
     if not (_is_count(group.num) and _is_count(baseline.num)):
         raise ValueError("a rate's numerator must count events (whole numbers)")
+    events, exposure = group.num + baseline.num, group.den + baseline.den
+    if min(events * group.den, events * baseline.den) < MIN_EXPECTED * exposure:
+        exact = test_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="exact-cond",
+                                    compare="ratio")
+        note = f"expected events below {MIN_EXPECTED}: exact test, no interval"
+        return None, None, _finite(exact.pvalue), "exact conditional Poisson test", note
     test = test_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score", compare="diff")
     low, high = confint_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score",
                                        compare="diff", alpha=1 - CONFIDENCE)

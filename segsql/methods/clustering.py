@@ -7,8 +7,17 @@ SQL rule, written out as ordinary segment files.
    silhouette score (computed on up to 5,000 rows) wins unless `k` is given.
 3. Per cluster, a decision tree of depth `max_depth` (unscaled features, so thresholds are in the
    data's units) separates the cluster from the rest; the leaves it assigns to the cluster become a
-   WHERE clause (OR of ANDs). Precision and recall of the rule against the cluster are measured on
-   the same rows and written into the segment's description.
+   WHERE clause (OR of ANDs). The trees are fitted on 70% of the rows (seeded); the other 30%
+   (held out) measure the rules.
+4. Written as segments the rules are mutually exclusive, first match in cluster order: segment i
+   holds the rows that match rule i and none of rules 1..i-1 (a rule on a NULL feature does not
+   match). Per cluster, precision (share of the segment's held-out rows in the cluster) and
+   recall (share of the cluster's held-out rows in the segment) are of this exclusive rule.
+   Overall: agreement = share of held-out rows whose first matching rule is their cluster (rows
+   no rule matches count as misses); also the held-out rows matching several rules and none.
+5. Refused when writing (unless forced): a constant rule (TRUE or FALSE: the tree found no split
+   for the cluster), and a rule with held-out precision below PRECISION_FLOOR or not measurable
+   (no held-out row selected).
 The analyst keeps SQL, not a model binary: edit the rule, rerun, the segment stays a segment.
 """
 
@@ -29,20 +38,50 @@ if TYPE_CHECKING:
     from segsql.engines.base import Engine
 
 SILHOUETTE_SAMPLE = 5000
+HOLDOUT_SHARE = 0.3
+PRECISION_FLOOR = 0.5
 
 
 @dataclass
 class ClusterRule:
     cluster: int
     size: int
-    condition: exp.Expr  # on columns of alias `f`
-    precision: float
-    recall: float
+    condition: exp.Expr  # on columns of alias `f`, on its own (may overlap other rules)
+    precision: float | None  # of the exclusive rule, on held-out rows (None: selects none of them)
+    recall: float | None  # None: no held-out row is in the cluster
     centre: dict[str, float]  # cluster means in the data's units
+    paths: list[list[tuple[str, str, float]]] = field(default_factory=list)
 
     @property
     def sql(self) -> str:
         return self.condition.sql()
+
+    @property
+    def constant(self) -> bool:
+        return isinstance(self.condition, exp.Boolean)
+
+    def problem(self) -> str:
+        """Why this rule should not become a segment ("" when it may)."""
+        if self.constant:
+            return f"cluster {self.cluster + 1}: the rule is {self.sql} (no split separates it)"
+        if self.precision is None:
+            return f"cluster {self.cluster + 1}: the rule selects no held-out row, its precision is unknown"
+        if self.precision < PRECISION_FLOOR:
+            return f"cluster {self.cluster + 1}: held-out precision {self.precision:.2f} < {PRECISION_FLOOR}"
+        return ""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How the rules together match the clusters on the held-out rows (first match wins)."""
+    rows: int
+    agreement: float
+    several: int  # rows matching two or more rules
+    none: int  # rows matching no rule
+
+    def text(self) -> str:
+        return (f"on {self.rows:,} held-out rows: agreement {self.agreement:.1%} (first matching rule = cluster), "
+                f"{self.several:,} rows match several rules, {self.none:,} match none")
 
 
 @dataclass
@@ -52,13 +91,21 @@ class Clustering:
     silhouettes: dict[int, float]
     rules: list[ClusterRule] = field(default_factory=list)
     labels: pd.Series | None = None
+    fit: Fit | None = None
+    held_out: pd.Index | None = None  # keys of the rows that measure the rules
 
     def _repr_html_(self) -> str:
         scores = ", ".join(f"k={k}: {v:.3f}" for k, v in self.silhouettes.items())
-        return (f"<p>k-means on <b>{self.features}</b>: k = {self.k} (silhouette {scores})</p>"
+        fit = f"<p>rules {self.fit.text()}</p>" if self.fit else ""
+        return (f"<p>k-means on <b>{self.features}</b>: k = {self.k} (silhouette {scores})</p>{fit}"
                 f"{self.summary().to_html(index=False, float_format=lambda v: f'{v:.3g}')}")
 
+    def problems(self) -> list[str]:
+        return [problem for rule in self.rules if (problem := rule.problem())]
+
     def summary(self) -> pd.DataFrame:
+        """Per cluster: size, its rule on its own, and the held-out precision/recall of the
+        exclusive rule (first match in cluster order)."""
         return pd.DataFrame([{"cluster": r.cluster, "size": r.size, "rule": r.sql, "precision": r.precision,
                               "recall": r.recall, **{f"mean_{k}": v for k, v in r.centre.items()}}
                              for r in self.rules])
@@ -101,15 +148,19 @@ def cluster(compiler: Compiler, engine: Engine, features: str, ks: list[int] | N
     best = max(scores, key=lambda c: (scores[c], -c))
     labels = pd.Series(models[best].labels_, index=frame.index, name="cluster")
     result = Clustering(features, best, scores, labels=labels)
+    held_out = np.random.default_rng(seed).random(len(frame)) < HOLDOUT_SHARE
     for number in range(best):
-        result.rules.append(_explain(filled, raw, columns, labels, number, max_depth, seed))
+        rule = _explain(filled[~held_out], columns, labels[~held_out], number, max_depth, seed)
+        rule.size = int((labels == number).sum())
+        result.rules.append(rule)
+    result.fit = _measure(result.rules, raw[held_out], labels[held_out].to_numpy())
+    result.held_out = frame.index[held_out]
     return result
 
 
-def _explain(frame: pd.DataFrame, raw: pd.DataFrame, columns: list[str], labels: pd.Series, number: int,
-             depth: int, seed: int) -> ClusterRule:
-    """Fit on median-filled values; measure the rule on the raw ones, as SQL sees them (NULL never
-    satisfies a comparison)."""
+def _explain(frame: pd.DataFrame, columns: list[str], labels: pd.Series, number: int, depth: int,
+             seed: int) -> ClusterRule:
+    """The rule for cluster `number`, fitted on the training rows' median-filled values."""
     from sklearn.tree import DecisionTreeClassifier
 
     target = (labels == number).to_numpy()
@@ -121,12 +172,23 @@ def _explain(frame: pd.DataFrame, raw: pd.DataFrame, columns: list[str], labels:
     else:
         condition = exp.or_(*[exp.and_(*[_test(c, op, v) for c, op, v in path]) if path else exp.true()
                               for path in paths])
-    chosen = _evaluate(raw, paths)
-    hits = int((chosen & target).sum())
-    precision = hits / int(chosen.sum()) if chosen.sum() else 0.0
-    recall = hits / int(target.sum()) if target.sum() else 0.0
     centre = {c: float(frame.loc[target, c].mean()) for c in columns}
-    return ClusterRule(number, int(target.sum()), condition, precision, recall, centre)
+    return ClusterRule(number, int((labels == number).sum()), condition, None, None, centre, paths)
+
+
+def _measure(rules: list[ClusterRule], raw: pd.DataFrame, truth: np.ndarray) -> Fit:
+    """Precision/recall of each exclusive rule and the overall fit on held-out raw values, as
+    SQL sees them (NULL never satisfies a comparison)."""
+    matches = np.array([_evaluate(raw, rule.paths) for rule in rules]).reshape(len(rules), len(raw))
+    first = np.where(matches.any(axis=0), matches.argmax(axis=0), -1)
+    for index, rule in enumerate(rules):
+        chosen, target = first == index, truth == rule.cluster
+        hits = int((chosen & target).sum())
+        rule.precision = hits / int(chosen.sum()) if chosen.sum() else None
+        rule.recall = hits / int(target.sum()) if target.sum() else None
+    covered = matches.sum(axis=0)
+    agreement = float((first == truth).mean()) if len(truth) else 0.0
+    return Fit(len(truth), agreement, int((covered >= 2).sum()), int((covered == 0).sum()))
 
 
 Path = list[tuple[str, str, float]]
@@ -167,27 +229,49 @@ def _evaluate(frame: pd.DataFrame, paths: list[Path]) -> np.ndarray:
     for path in paths:
         mask = np.ones(len(frame), dtype=bool)
         for column, op, value in path:
-            values = frame[column].to_numpy()
+            values = frame[column].to_numpy(dtype=float)
             mask &= values <= value if op == "<=" else values > value
         chosen |= mask
     return chosen
 
 
-def segment_files(compiler: Compiler, result: Clustering, prefix: str) -> dict[str, str]:
-    """One segment per cluster: the rule as the WHERE over the features segment."""
+def exclusive_conditions(rules: list[ClusterRule]) -> list[exp.Expr]:
+    """Rule i AND NOT rule j for every earlier j (first match wins; a NULL match counts as none)."""
+    conditions = []
+    for index, rule in enumerate(rules):
+        earlier = [exp.not_(exp.func("coalesce", exp.paren(other.condition.copy()), exp.false()))
+                   for other in rules[:index]]
+        conditions.append(exp.and_(exp.paren(rule.condition.copy()), *earlier) if earlier else rule.condition.copy())
+    return conditions
+
+
+def segment_files(compiler: Compiler, result: Clustering, prefix: str, force: bool = False) -> dict[str, str]:
+    """One segment per cluster: the exclusive rule (first match in cluster order) as the WHERE
+    over the features segment. Constant or imprecise rules are refused unless `force`."""
+    problems = result.problems()
+    if problems and not force:
+        raise UsageError(f"{len(problems)} rule(s) should not become segments: {'; '.join(problems)}", None,
+                         "try another --k or --depth, or --force to write them anyway")
     entity = compiler.compiled(result.features).entity
     key = compiler.config.entities[entity].key
+    fit = f" Together the rules, {result.fit.text()}." if result.fit else ""
     files = {}
-    for rule in result.rules:
+    for rule, condition in zip(result.rules, exclusive_conditions(result.rules), strict=True):
         typical = ", ".join(f"{c} ≈ {v:,.3g}" for c, v in list(rule.centre.items())[:4])
+        earlier = f"rows that match none of the rules of clusters 1-{rule.cluster} and " if rule.cluster else ""
         description = (f"Cluster {rule.cluster + 1} of {result.k} (k-means on {result.features}, silhouette "
-                       f"{result.silhouettes[result.k]:.2f}): {rule.size:,} members; this rule has precision "
-                       f"{rule.precision:.2f} and recall {rule.recall:.2f} against the cluster. Typical: {typical}.")
+                       f"{result.silhouettes[result.k]:.2f}): {rule.size:,} members; this segment holds "
+                       f"the {earlier}match its rule: held-out precision {_share(rule.precision)} and recall "
+                       f"{_share(rule.recall)} against the cluster.{fit} Typical: {typical}.")
         columns = ", ".join(f"f.{c}" for c in rule.centre)
         files[f"{prefix}_{rule.cluster + 1}.sql"] = (
             "{{ config(\n"
             f"    entity={entity!r},\n    description={description!r},\n    owner='analytics',\n"
             "    tags=['cluster'],\n) }}\n"
             f"SELECT f.{key}, {columns}\nFROM {{{{ ref({result.features!r}) }}}} AS f\n"
-            f"WHERE {rule.condition.sql(pretty=False)}\n")
+            f"WHERE {condition.sql(pretty=False)}\n")
     return files
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -6,8 +6,11 @@
   Only entities present in the features at T are labelled.
 - Holdout: a deterministic 30% of entities by hash (the split() rule, salt `propensity-holdout`).
 - Model: logistic regression (scikit-learn, standardised features, missing values -> training
-  median). Report: holdout AUC, calibration (10 equal-count bins: mean predicted vs observed rate),
-  lift by decile (observed rate / overall rate).
+  median). Report: holdout AUC with its 95% confidence interval (DeLong's variance: from the
+  placement values of positives and negatives, AUC ± 1.96·SE, clipped to [0, 1]), calibration
+  (10 equal-count bins: mean predicted vs observed rate), lift by decile (observed rate / overall
+  rate). A model whose interval includes 0.5 is "no better than chance" on the holdout: it is
+  reported so, and no segment is written from it unless forced.
 - Export: for the logistic model the score is written as a SQL expression (standardisation folded
   into the coefficients), so scoring runs in the engine on every target:
       score = 1 / (1 + EXP(-(b0 + Σ b_i * COALESCE(x_i, median_i))))
@@ -57,9 +60,25 @@ class Propensity:
     medians: dict[str, float] = field(default_factory=dict)
     scores: pd.Series | None = None  # at the project's as_of
     note: str = ""
+    auc_ci: tuple[float, float] | None = None
+    holdout_positives: int = 0
+    holdout_negatives: int = 0
+
+    @property
+    def no_better_than_chance(self) -> bool:
+        """True when the AUC's interval includes 0.5 (or there is no AUC)."""
+        return self.auc_ci is None or self.auc_ci[0] <= 0.5 <= self.auc_ci[1]
+
+    def auc_text(self) -> str:
+        """`0.483 (95% CI 0.33–0.64, 15 positives) — no better than chance`."""
+        if self.auc is None or self.auc_ci is None:
+            return "n/a"
+        text = (f"{self.auc:.3f} (95% CI {self.auc_ci[0]:.3f}–{self.auc_ci[1]:.3f}, "
+                f"{self.holdout_positives} positive and {self.holdout_negatives} negative holdout cases)")
+        return text + (" — no better than chance" if self.no_better_than_chance else "")
 
     def _repr_html_(self) -> str:
-        auc = "n/a" if self.auc is None else f"{self.auc:.3f}"
+        auc = self.auc_text()
         note = f"<p><i>{self.note}</i></p>" if self.note else ""
         return (f"<p>{self.model} propensity for <b>{self.outcome}</b> within {self.horizon_days} days, features "
                 f"<b>{self.features}</b> at {self.train_as_of}: holdout AUC <b>{auc}</b>, base rate "
@@ -146,6 +165,7 @@ def _report(features: str, outcome: str, train_at: dt.date, horizon: int, model:
     from sklearn.metrics import roc_auc_score
 
     auc = float(roc_auc_score(truth, predicted)) if 0 < truth.sum() < len(truth) else None
+    interval = auc_interval(truth, predicted) if auc is not None else None
     order = np.argsort(-predicted, kind="stable")
     deciles = np.array_split(order, 10)
     base = float(truth.mean())
@@ -156,13 +176,47 @@ def _report(features: str, outcome: str, train_at: dt.date, horizon: int, model:
     calibration = pd.DataFrame([{"bin": i + 1, "entities": len(part), "mean_predicted": float(predicted[part].mean()),
                                  "observed_rate": float(truth[part].mean())}
                                 for i, part in enumerate(bins) if len(part)])
-    return Propensity(features, outcome, train_at, horizon, model, auc, base, calibration, lift, columns)
+    return Propensity(features, outcome, train_at, horizon, model, auc, base, calibration, lift, columns,
+                      auc_ci=interval, holdout_positives=int(truth.sum()),
+                      holdout_negatives=int(len(truth) - truth.sum()))
 
 
-def segment_file(compiler: Compiler, result: Propensity, name: str, top_share: float) -> dict[str, str]:
+def delong_variance(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    """(AUC, DeLong variance). Placement values: V10_i = share of negatives scored below
+    positive i (ties count 1/2), V01_j = share of positives scored above negative j;
+    Var = var(V10)/m + var(V01)/n (m positives, n negatives, sample variances)."""
+    from scipy.stats import rankdata
+
+    positives, negatives = predicted[truth == 1], predicted[truth == 0]
+    m, n = len(positives), len(negatives)
+    pooled = rankdata(np.concatenate([positives, negatives]))  # midranks: ties count 1/2
+    within_pos, within_neg = rankdata(positives), rankdata(negatives)
+    v10 = (pooled[:m] - within_pos) / n
+    v01 = 1 - (pooled[m:] - within_neg) / m
+    auc = float(v10.mean())
+    spread_pos = float(np.var(v10, ddof=1)) if m > 1 else 0.0
+    spread_neg = float(np.var(v01, ddof=1)) if n > 1 else 0.0
+    return auc, spread_pos / m + spread_neg / n
+
+
+def auc_interval(truth: np.ndarray, predicted: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """AUC ± z·SE (DeLong), clipped to [0, 1]."""
+    from scipy.stats import norm
+
+    auc, variance = delong_variance(truth, predicted)
+    margin = float(norm.ppf((1 + confidence) / 2)) * variance ** 0.5
+    return max(0.0, auc - margin), min(1.0, auc + margin)
+
+
+def segment_file(compiler: Compiler, result: Propensity, name: str, top_share: float,
+                 force: bool = False) -> dict[str, str]:
     """The highest-risk entities now: the top `top_share` of today's scores (threshold halfway
-    between the last score in and the first score out)."""
+    between the last score in and the first score out). Refused for a model no better than
+    chance unless `force`."""
     assert result.scores is not None
+    if result.no_better_than_chance and not force:
+        raise UsageError(f"not writing `{name}`: holdout AUC {result.auc_text()}", None,
+                         "add features or a longer history; --force writes the segment anyway")
     if not 0 < top_share < 1:
         raise UsageError("--top must be a share between 0 and 1", None, "e.g. --top 0.1 for the riskiest 10%")
     ordered = np.sort(result.scores.values)[::-1]
@@ -174,7 +228,7 @@ def segment_file(compiler: Compiler, result: Propensity, name: str, top_share: f
     score = result.score_sql("f").sql(pretty=False)
     description = (f"Top {top_share:.0%} by {result.model} propensity for `{result.outcome}` within "
                    f"{result.horizon_days} days (trained on features at {result.train_as_of}; holdout AUC "
-                   f"{result.auc:.3f}). The score is plain SQL; refit to update the coefficients.")
+                   f"{result.auc_text()}). The score is plain SQL; refit to update the coefficients.")
     return {f"{name}.sql": (
         "{{ config(\n"
         f"    entity={entity!r},\n    description={description!r},\n    owner='analytics',\n"

@@ -5,6 +5,11 @@ SRM: chi-square goodness of fit of the group sizes against the split's declared 
 0.001 (the usual threshold) means assignment or logging is broken and the readout is not to be
 trusted. Balance: standardised mean difference per numeric trait (|SMD| > 0.1 is imbalance) and a
 chi-square test of independence per categorical trait (p < 0.001).
+
+Metrics use the tests of segsql.measure.stats, chosen per row (column `test`): outside the normal
+approximation's conditions (a group with fewer than 30 measured entities or no variance) a mean or
+ratio gets the permutation test, for which one more query fetches the per-entity values of the
+groups involved (at most RESAMPLE_LIMIT rows, else "too few to test").
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from segsql.compile.catalog import is_numeric
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 from segsql.measure import stats
-from segsql.measure.compare import sufficient_by_group
+from segsql.measure.compare import RESAMPLE_LIMIT, as_values, sufficient_by_group, values_by_group
 from segsql.measure.metrics import resolve
 
 if TYPE_CHECKING:
@@ -99,10 +104,11 @@ def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name
     sizes, p_value = _srm(sums, names, spec)
     rows = []
     for metric in chosen:
-        for group in names:
-            if group == control or group not in sums:
-                continue
-            result = stats.compare(metric.kind, sums[group][metric.name], sums[control][metric.name])
+        present = [g for g in names if g != control and g in sums]
+        values = _resampling_values(compiler, engine, groups, metric, present, control, sums)
+        for group in present:
+            result = stats.compare(metric.kind, sums[group][metric.name], sums[control][metric.name],
+                                   values.get(group))
             rows.append({"metric": metric.name, "group": group, "value": result.value,
                          "control_value": result.baseline, "lift": result.rel_diff, "diff": result.diff,
                          "ci_low": result.ci_low, "ci_high": result.ci_high, "p_value": result.p_value,
@@ -111,6 +117,17 @@ def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name
                                         "ci_high", "p_value", "test", "note"])
     frame["significant"] = stats.benjamini_hochberg(list(frame["p_value"])) if len(frame) else []
     return Readout(name, column, control, sizes, p_value, frame, balance)
+
+
+def _resampling_values(compiler: Compiler, engine: Engine, groups: exp.Query, metric: Metric, present: list[str],
+                       control: str, sums: dict[str, Any]) -> dict[str, tuple[stats.Values, stats.Values]]:
+    """Per-entity values for the groups whose comparison with the control needs resampling."""
+    small = [g for g in present if stats.needs_values(metric.kind, sums[g][metric.name], sums[control][metric.name])]
+    wanted = [*small, control]
+    if not small or sum(sums[g][metric.name].n for g in wanted) > RESAMPLE_LIMIT:
+        return {}
+    fetched = values_by_group(compiler, engine, groups, metric, wanted)
+    return {group: (as_values(fetched[group]), as_values(fetched[control])) for group in small}
 
 
 def _srm(sums: dict[str, Any], names: list[str], spec: Split | None) -> tuple[pd.DataFrame, float | None]:

@@ -38,13 +38,13 @@ WITH rfm_scores AS (
       frequency,
       monetary,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY days_since_last DESC NULLS LAST) - 1 AS DOUBLE PRECISION) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY days_since_last DESC NULLS LAST) - 1 AS DOUBLE PRECISION) / COUNT(*) OVER ()
       ) + 1 AS INT) AS r_score,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY frequency ASC NULLS FIRST) - 1 AS DOUBLE PRECISION) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY frequency ASC NULLS FIRST) - 1 AS DOUBLE PRECISION) / COUNT(*) OVER ()
       ) + 1 AS INT) AS f_score,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY monetary ASC NULLS FIRST) - 1 AS DOUBLE PRECISION) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY monetary ASC NULLS FIRST) - 1 AS DOUBLE PRECISION) / COUNT(*) OVER ()
       ) + 1 AS INT) AS m_score
     FROM (
       SELECT

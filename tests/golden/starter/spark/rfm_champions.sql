@@ -38,12 +38,10 @@ WITH rfm_scores AS (
       frequency,
       monetary,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY days_since_last DESC) - 1 AS DOUBLE) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY days_since_last DESC) - 1 AS DOUBLE) / COUNT(*) OVER ()
       ) + 1 AS INT) AS r_score,
-      CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY frequency ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()
-      ) + 1 AS INT) AS f_score,
-      CAST(FLOOR(CAST(5 * COUNT(*) OVER (ORDER BY monetary ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT) AS m_score
+      CAST(FLOOR(CAST(5 * RANK() OVER (ORDER BY frequency ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT) AS f_score,
+      CAST(FLOOR(CAST(5 * RANK() OVER (ORDER BY monetary ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT) AS m_score
     FROM (
       SELECT
         k,

@@ -70,4 +70,7 @@ SELECT
   END AS arm
 FROM users AS u
 WHERE
-  u.signup_date >= CAST('2026-05-27' AS DATE)
+  (
+    u.signup_date >= CAST('2026-05-28' AS DATE)
+    AND u.signup_date < CAST('2026-11-24' AS DATE)
+  )

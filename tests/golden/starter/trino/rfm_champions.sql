@@ -38,13 +38,13 @@ WITH rfm_scores AS (
       frequency,
       monetary,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY days_since_last DESC) - 1 AS DOUBLE) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY days_since_last DESC) - 1 AS DOUBLE) / COUNT(*) OVER ()
       ) + 1 AS INTEGER) AS r_score,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY frequency ASC NULLS FIRST) - 1 AS DOUBLE) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY frequency ASC NULLS FIRST) - 1 AS DOUBLE) / COUNT(*) OVER ()
       ) + 1 AS INTEGER) AS f_score,
       CAST(FLOOR(
-        CAST(5 * COUNT(*) OVER (ORDER BY monetary ASC NULLS FIRST) - 1 AS DOUBLE) / COUNT(*) OVER ()
+        CAST(5 * RANK() OVER (ORDER BY monetary ASC NULLS FIRST) - 1 AS DOUBLE) / COUNT(*) OVER ()
       ) + 1 AS INTEGER) AS m_score
     FROM (
       SELECT
