@@ -59,11 +59,13 @@ def together(values: pd.Series, lower_is_better: bool) -> pd.Series:
 
 
 def lowest(values: pd.Series, lower_is_better: bool) -> pd.Series:
-    """Ties take the first position of their group: c = 1 + entities strictly worse, ceil(5c/n)."""
+    """Ties take the first position of their group: c = 1 + entities strictly worse, ceil(5c/n);
+    the best value scores 5."""
     n = len(values)
     ordered = -values if lower_is_better else values
     c = ordered.apply(lambda v: 1 + int((ordered < v).sum()))
-    return np.ceil(5 * c / n).astype(int)
+    scores = np.ceil(5 * c / n).astype(int)
+    return scores.where(ordered != ordered.max(), 5)
 
 
 def split_ntile(values: pd.Series, lower_is_better: bool) -> pd.Series:
@@ -208,3 +210,17 @@ def test_named_segments_mean_what_they_say_on_lumpy_cdnow(tmp_path: Path) -> Non
     old = run_rfm(tmp_path, raw[["customer_id", "ordered_at", "amount", "status"]], "1998-06-30", ", ties='highest'")
     assert (old.f_score[once] == 3).all()
     assert old.rfm_segment[once].isin(["at_risk", "at_risk_high_value"]).sum() == 8430
+
+
+
+def test_a_large_tie_group_at_the_best_value_scores_five(tmp_path: Path) -> None:
+    """Monthly invoices: most customers were invoiced on the last day. They are the most recent
+    there is: r = 5, not the 2 their group's first position would give."""
+    import datetime as dt
+
+    rows = [(k, dt.date(2026, 11, 1), 10.0, "paid") for k in range(1, 81)]
+    rows += [(k, dt.date(2026, 11 - (k % 9) - 1, 1), 10.0, "paid") for k in range(81, 101)]
+    orders = pd.DataFrame(rows, columns=["customer_id", "ordered_at", "amount", "status"])
+    result = run_rfm(tmp_path, orders, "2026-11-23", "")
+    assert set(result.loc[result.days_since_last == result.days_since_last.min(), "r_score"]) == {5}
+    assert (result.r_score == 5).sum() == 80

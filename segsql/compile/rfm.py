@@ -15,9 +15,11 @@ btyd      the Buy-Till-You-Die/CLV convention of `lifetimes` and PyMC-Marketing:
 Scores 1..5 (5 best) by quantile: score = ceil(5c / n), n = all entities, c = the entity's
 position from worst (1) to best (n). Without ties `lowest` and `highest` give the same scores;
 equal values share a score, and `ties` says which position a tie group takes:
-  lowest   (default) the first: c = RANK() = 1 + the entities strictly worse. On lumpy data
-           (half the customers bought once) the one-time buyers get f = 1, and a score may go
-           unused (on CDNOW f jumps from 1 to 3) rather than name buyers it does not describe
+  lowest   (default) the first: c = RANK() = 1 + the entities strictly worse, and the best
+           value scores 5. On lumpy data (half the customers bought once) the one-time buyers
+           get f = 1, the customers who bought on the last day get r = 5 however many they are,
+           and a score may go unused (on CDNOW f jumps from 1 to 3) rather than name buyers it
+           does not describe
   highest  the last: c = the entities at most as good (the earlier default, also accepted as
            `together`; on CDNOW every one-time buyer gets f = 3 and 8,430 of them are named
            at_risk: "used to buy often")
@@ -189,15 +191,21 @@ def _score(column: str, letter: str, spec: RfmSpec) -> exp.Expr:
 def _quantile_score(value: exp.Expr, lower_is_better: bool, ties: str) -> exp.Expr:
     """floor((5c - 1) / n) + 1 = ceil(5c / n) over a window ordered from worst to best, with
     c = RANK() (`lowest`: the first position of the tie group) or the entities at most as good
-    (`highest`: the last position, the RANGE frame includes the peers)."""
+    (`highest`: the last position, the RANGE frame includes the peers). With `lowest` the best
+    value always scores 5: a large tie group at the top (every customer invoiced this month) is
+    the best there is, and its first position would otherwise drag it down to 2."""
     # values are never NULL; NULL order stated as BigQuery's default so every dialect can say it
     order = exp.Order(expressions=[exp.Ordered(this=value, desc=lower_is_better, nulls_first=not lower_is_better)])
     position = exp.Window(this=exp.func("rank") if ties == "lowest" else exp.func("count", exp.Star()), order=order)
     scaled = exp.Sub(this=exp.Mul(this=exp.Literal.number(5), expression=position), expression=exp.Literal.number(1))
     everyone = exp.Window(this=exp.func("count", exp.Star()))
     quotient = exp.Div(this=exp.cast(scaled, exp.DataType.Type.DOUBLE), expression=everyone)
-    return exp.cast(exp.Add(this=exp.func("floor", quotient), expression=exp.Literal.number(1)),
-                    exp.DataType.Type.INT)
+    score = exp.cast(exp.Add(this=exp.func("floor", quotient), expression=exp.Literal.number(1)),
+                     exp.DataType.Type.INT)
+    if ties != "lowest":
+        return score
+    best = exp.Window(this=exp.func("min" if lower_is_better else "max", value.copy()))
+    return exp.Case(ifs=[exp.If(this=value.copy().eq(best), true=exp.Literal.number(5))], default=score)
 
 
 def _scored(per_entity: exp.Select, spec: RfmSpec) -> exp.Select:

@@ -36,11 +36,23 @@ FROM (
     recency,
     frequency,
     monetary,
-    CAST(FLOOR(
-      CAST(5 * RANK() OVER (ORDER BY days_since_last DESC) - 1 AS DOUBLE) / COUNT(*) OVER ()
-    ) + 1 AS INT) AS r_score,
-    CAST(FLOOR(CAST(5 * RANK() OVER (ORDER BY frequency ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT) AS f_score,
-    CAST(FLOOR(CAST(5 * RANK() OVER (ORDER BY monetary ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT) AS m_score
+    CASE
+      WHEN days_since_last = MIN(days_since_last) OVER ()
+      THEN 5
+      ELSE CAST(FLOOR(
+        CAST(5 * RANK() OVER (ORDER BY days_since_last DESC) - 1 AS DOUBLE) / COUNT(*) OVER ()
+      ) + 1 AS INT)
+    END AS r_score,
+    CASE
+      WHEN frequency = MAX(frequency) OVER ()
+      THEN 5
+      ELSE CAST(FLOOR(CAST(5 * RANK() OVER (ORDER BY frequency ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT)
+    END AS f_score,
+    CASE
+      WHEN monetary = MAX(monetary) OVER ()
+      THEN 5
+      ELSE CAST(FLOOR(CAST(5 * RANK() OVER (ORDER BY monetary ASC) - 1 AS DOUBLE) / COUNT(*) OVER ()) + 1 AS INT)
+    END AS m_score
   FROM (
     SELECT
       k,
