@@ -24,7 +24,6 @@ from pathlib import Path
 import sqlglot
 
 from segsql import Project
-from segsql.compile.target import write_target
 
 WORK = Path(__file__).resolve().parent / ".work" / "compile"
 TABLES = 20
@@ -96,7 +95,7 @@ def timed(function) -> float:  # type: ignore[no-untyped-def]
 
 def compile_all(root: Path, as_of: str = "2026-11-23", workers: int | None = None) -> None:
     project = Project.load(root, as_of=as_of)
-    report = write_target(project, project.select(ordered=False), ["duckdb"], workers=workers)
+    report = project.write_target(project.select(ordered=False), ["duckdb"], workers=workers)
     assert not report.errors, report.errors[:3]
 
 

@@ -21,6 +21,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from segsql import SegsqlError, UsageError
 from segsql.compile.target import atomic_write
 from segsql.config.inputs import parse_as_of, parse_vars
+from segsql.config.models import for_profile
 from segsql.errors import missing_dependency
 from segsql.privacy.masking import scrub
 from segsql.privacy.pii import pii_columns
@@ -105,7 +106,7 @@ class SegsqlMagics(Magics):
             self.session.use_connection(value, f"duckdb: notebook connection `{target}`")
         elif target in project.config.profiles:  # a profile from segsql.yml
             self.session.close()
-            config = project.config.model_copy(update={"connection": project.config.profiles[target]})
+            config = for_profile(project.config, target)
             self.session.project = type(project)(project.root, config, vars=self.session.overrides,
                                                  as_of=self.session.as_of)
         else:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segsql.config.inputs import check_dialect, parse_as_of
-from segsql.config.models import ProjectConfig, load_project_config
+from segsql.config.models import ProjectConfig, for_profile, load_project_config
 from segsql.errors import ConfigError, Location, SegsqlError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Project:
                                  did_you_mean(target, config.profiles)
                                  or ("profiles: " + ", ".join(sorted(config.profiles)) if config.profiles
                                      else "declare it under profiles: in segsql.yml"))
-            config = config.model_copy(update={"connection": config.profiles[target]})
+            config = for_profile(config, target)
         return cls(root, config, vars=vars, as_of=as_of)
 
     def with_options(self, *, vars: dict[str, Any] | None = None,
@@ -156,8 +156,23 @@ class Project:
         return self.compiler.entity_of(name)
 
     def validate(self, select: list[str] | None = None) -> list[SegsqlError]:
-        """Every error of the selected segments (all by default), one per broken segment."""
-        return self.compiler.validate(self.select(select, ordered=False))
+        """Every error of the selected segments (all by default), one per broken segment, and
+        sources this connection cannot read (file sources on a table-only engine)."""
+        return [*self._unreadable_sources(), *self.compiler.validate(self.select(select, ordered=False))]
+
+    def _unreadable_sources(self) -> list[SegsqlError]:
+        from segsql.config.yamlfile import read_yaml_file
+        from segsql.engines import file_sources_refused
+
+        refused = file_sources_refused(self.config)
+        if not refused:
+            return []
+        located = read_yaml_file(self.root / "segsql.yml", "segsql.yml")
+        kind = self.config.connection.type
+        return [ConfigError(f"source `{name}` is files (`path:`), which a {kind} connection cannot read",
+                            located.locate(("sources", name, "path")),
+                            f"give it a table for this profile: sources.{name}.profiles.<profile>.table")
+                for name in refused]
 
     @property
     def warnings(self) -> list[SegsqlError]:

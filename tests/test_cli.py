@@ -222,3 +222,31 @@ def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 1
     assert done.stderr.splitlines()[0] == "error: segments_sql/bad.sql:2:10: unknown column `nope` in `a`"
+
+
+HEAVY = ("pandas", "pyarrow", "scipy", "statsmodels", "sklearn", "duckdb", "psycopg", "pyspark", "IPython")
+
+
+def _imported_after(*arguments: str) -> set[str]:
+    import subprocess
+    import sys
+
+    probe = ("import runpy, sys\nsys.argv = ['segsql', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('segsql', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             f"import json\nprint('MODULES', json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))")
+    done = subprocess.run([sys.executable, "-c", probe, *arguments], capture_output=True, text=True, timeout=120,
+                          check=False)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("MODULES"))
+    return set(json.loads(line.removeprefix("MODULES ")))
+
+
+def test_help_imports_no_heavy_module() -> None:
+    assert _imported_after("--help") == set()
+
+
+def test_validate_imports_no_dataframe_or_statistics_module(tmp_path: Path) -> None:
+    from segsql.starter.scaffold import create_project
+
+    create_project(tmp_path / "p")
+    assert _imported_after("validate", "--project", str(tmp_path / "p")) & {"pandas", "scipy", "statsmodels",
+                                                                           "sklearn", "IPython"} == set()

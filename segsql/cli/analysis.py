@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from segsql.cli.commands import _fail
 from segsql.cli.main import EXIT_FAILURE, cli
@@ -72,7 +72,7 @@ def overlap(segments: tuple[str, ...], output_format: str, project_dir: Path, va
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = project.overlap(list(segments))
     emit(frame[frame["left"] < frame["right"]] if output_format == "table" else frame, output_format,
-          formatters={"jaccard": lambda v: "" if v is None or pd.isna(v) else f"{v:.3f}"})
+          formatters={"jaccard": lambda v: "" if v is None or math.isnan(v) else f"{v:.3f}"})
 
 
 @cli.command()
@@ -129,6 +129,8 @@ def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
     from segsql.measure.metrics import describe
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    import pandas as pd  # loaded by the commands that print tables, not by `segsql --help`
+
     frame = pd.DataFrame([describe(m) for m in project.metrics.values()])
     emit(frame[["name", "entity", "kind", "period", "description"]] if output_format == "table" else frame,
           output_format)

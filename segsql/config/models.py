@@ -68,8 +68,26 @@ Connection = Annotated[
 ]
 
 
+class SourceLocation(Strict):
+    """Where a source is for one profile (`sources.NAME.profiles.PROFILE`): a table or files."""
+
+    table: str | None = None
+    path: str | None = None
+    format: Literal["csv", "parquet"] | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceLocation:
+        if (self.table is None) == (self.path is None):
+            raise ValueError("give exactly one of `table` or `path`")
+        if self.format and not self.path:
+            raise ValueError("`format` applies only to a `path` source")
+        return self
+
+
 class Source(Strict):
-    """A name segments use in `source('name')`: a table in the connection or data files."""
+    """A name segments use in `source('name')`: a table in the connection or data files, and
+    optionally another location per profile (`profiles: {lake: {path: ...}}`), so one project
+    runs on engines that read tables and engines that read files."""
 
     table: str | None = None
     path: str | None = None
@@ -81,6 +99,15 @@ class Source(Strict):
     pii: dict[str, str] = Field(default_factory=dict, description="column -> category (email, name, ip, ...)")
     sensitive: dict[str, str] = Field(default_factory=dict,
                                       description="column -> protected category (gender, age, health, ...)")
+    profiles: dict[str, SourceLocation] = Field(
+        default_factory=dict, description="profile -> where this source is when `--target PROFILE` runs")
+
+    def at(self, profile: str) -> Source:
+        """This source as the profile sees it (its own location unless the profile names one)."""
+        location = self.profiles.get(profile)
+        if location is None:
+            return self
+        return self.model_copy(update={"table": location.table, "path": location.path, "format": location.format})
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:
@@ -289,6 +316,7 @@ def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
                               "add `source:` naming the table that holds both keys")
     _check_consent(config, located)
     _check_column_types(config, located)
+    _check_source_profiles(config, located)
 
 
 COMMON_TYPES = ("BIGINT", "INTEGER", "INT", "SMALLINT", "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "VARCHAR",
@@ -311,6 +339,22 @@ def _check_column_types(config: ProjectConfig, located: LocatedYaml) -> None:
                                   located.locate(("sources", source_name, "columns", column)),
                                   did_you_mean(kind.split("(")[0], COMMON_TYPES)
                                   or "e.g. BIGINT, DOUBLE, VARCHAR, DATE, TIMESTAMP") from None
+
+
+def _check_source_profiles(config: ProjectConfig, located: LocatedYaml) -> None:
+    """A source's per-profile location must name a profile of `profiles:`."""
+    for name, source in config.sources.items():
+        for profile in source.profiles:
+            if profile not in config.profiles:
+                raise ConfigError(f"source `{name}` names unknown profile `{profile}`",
+                                  located.locate(("sources", name, "profiles", profile)),
+                                  did_you_mean(profile, config.profiles) or "declare it under profiles:")
+
+
+def for_profile(config: ProjectConfig, profile: str) -> ProjectConfig:
+    """The config `--target PROFILE` runs: the profile's connection, each source's location there."""
+    sources = {name: source.at(profile) for name, source in config.sources.items()}
+    return config.model_copy(update={"connection": config.profiles[profile], "sources": sources})
 
 
 def _check_consent(config: ProjectConfig, located: LocatedYaml) -> None:

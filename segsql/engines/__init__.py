@@ -29,6 +29,18 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Connection types whose engine reads `path:` sources (CSV/Parquet files); the others read tables.
+# Data, so validation can tell without importing a driver (tests check it against each adapter).
+FILE_READERS = frozenset({"duckdb", "spark"})
+
+
+def file_sources_refused(config: ProjectConfig) -> list[str]:
+    """The `path:` sources the configured connection cannot read."""
+    if config.connection.type in FILE_READERS:
+        return []
+    return sorted(name for name, source in config.sources.items() if source.path is not None)
+
+
 def connect(config: ProjectConfig, root: Path, read_only: bool = False) -> Engine:
     """Open the engine the project's connection names."""
     kind = config.connection.type
