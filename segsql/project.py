@@ -157,8 +157,28 @@ class Project:
 
     def validate(self, select: list[str] | None = None) -> list[SegsqlError]:
         """Every error of the selected segments (all by default), one per broken segment, and
-        sources this connection cannot read (file sources on a table-only engine)."""
-        return [*self._unreadable_sources(), *self.compiler.validate(self.select(select, ordered=False))]
+        what the connection's engine cannot run: file sources on a table-only engine, and SQL
+        that does not compile for its dialect (validate --target X checks what X will run)."""
+        names = self.select(select, ordered=False)
+        errors = self.compiler.validate(names)
+        return [*self._unreadable_sources(), *errors, *self._engine_errors(names, errors)]
+
+    def _engine_errors(self, names: list[str], errors: list[SegsqlError]) -> list[SegsqlError]:
+        from segsql.engines import engine_dialect
+
+        dialect = engine_dialect(self.config)
+        if dialect == self.config.dialect:
+            return []
+        broken = {error.path for error in errors}
+        found: list[SegsqlError] = []
+        for name in names:
+            if self.segments[name].shown_path in broken:
+                continue
+            try:
+                self.compiler.to_sql(name, dialect)
+            except SegsqlError as error:
+                found.append(error)
+        return found
 
     def _unreadable_sources(self) -> list[SegsqlError]:
         from segsql.config.yamlfile import read_yaml_file

@@ -27,7 +27,7 @@ def test_init_empty_makes_a_project_for_other_data(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert not list((root / "segments_sql").glob("**/*.sql"))
     config = (root / "segsql.yml").read_text()
-    assert "name: shop" in config and "segment_validation" not in config and "accounts" not in config
+    assert "name: \"shop\"" in config and "segment_validation" not in config and "accounts" not in config
     assert invoke("validate", "--project", str(root)).exit_code == 0
     connection = duckdb.connect(str(root / "data" / "warehouse.duckdb"))
     connection.execute("CREATE TABLE customers AS SELECT range AS c_custkey, range % 5 AS c_nationkey FROM range(10)")
@@ -195,3 +195,38 @@ def test_a_tampered_cache_entry_is_not_run(tmp_path: Path, monkeypatch: pytest.M
     assert templating._load_code(entry) is None
     assert Project.load(project.root, as_of=AS_OF).validate() == []
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("kind", ["citext", "mood", "ltree", "TIMESTAMP WITH TIME ZONE", "NUMERIC(12,2)"])
+def test_the_databases_own_types_are_accepted(make_project: Any, kind: str) -> None:
+    from tests.conftest import BASE_CONFIG
+
+    make_project({}, config=BASE_CONFIG.replace("arr: DOUBLE", f"arr: '{kind}'").replace("dialect: duckdb",
+                                                                                        "dialect: postgres"))
+
+
+def test_init_empty_keeps_a_numeric_folder_name_a_string(tmp_path: Path) -> None:
+    assert invoke("init", str(tmp_path / "2026"), "--empty").exit_code == 0
+    assert Project.load(tmp_path / "2026").config.name == "2026"
+
+
+def test_flags_about_personal_data_are_not_personal_data(tmp_path: Path) -> None:
+    from segsql.privacy.pii import untagged_pii
+
+    config = ("sources:\n  users:\n    table: users\n    columns: {user_id: BIGINT, email_verified: BOOLEAN, "
+              "has_phone: BOOLEAN, birth_country: VARCHAR, birth_date: DATE}\n"
+              "entities:\n  user: {key: user_id, source: users}\n")
+    write_files(tmp_path, {"segsql.yml": config})
+    found = {column: kind for _, column, _, kind in untagged_pii(Project.load(tmp_path).compiler, {})}
+    assert found == {"birth_date": "birth_date"}
+
+
+def test_a_cache_folder_created_under_umask_002_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from segsql.compile import templating
+
+    monkeypatch.setenv("SEGSQL_CACHE_DIR", str(tmp_path / "fresh" / "segsql"))
+    previous = os.umask(0o002)  # Debian's default for users with a group of their own
+    try:
+        assert templating.template_code_cache() == tmp_path / "fresh" / "segsql" / "jinja"
+    finally:
+        os.umask(previous)

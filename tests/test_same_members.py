@@ -66,7 +66,7 @@ def test_the_hint_names_the_tie_breaker(make_project: ProjectFactory) -> None:
 def test_determinism_error_mode_and_off(make_project: ProjectFactory) -> None:
     body = CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a LIMIT 10"
     [error] = make_project({"seg": body}, config=ORDERS + "determinism: error\n").validate()
-    assert isinstance(error, ValidationError) and "LIMIT without a total ORDER BY" in error.message
+    assert isinstance(error, ValidationError) and "LIMIT/OFFSET without a total ORDER BY" in error.message
     project = make_project({"seg": body}, config=ORDERS + "determinism: off\n")
     assert project.validate() == [] and project.warnings == []
 
@@ -95,3 +95,88 @@ def test_the_target_scope_check_catches_a_column_outside_its_scope(make_project:
     with pytest.raises(SegsqlError) as caught:
         make_project({"seg": QUALIFIED}, config=ORDERS).compile("seg", dialect="postgres")
     assert "does not resolve there" in caught.value.message
+
+
+SEMANTIC_CASES = [
+    "SELECT a.account_id, a.arr FROM t AS a QUALIFY ROW_NUMBER() OVER (PARTITION BY a.g ORDER BY a.arr DESC, "
+    "a.account_id) = 1 AND a.arr > 5",
+    'SELECT a.account_id AS "ID" FROM t AS a QUALIFY ROW_NUMBER() OVER (PARTITION BY a.g ORDER BY a.account_id) = 1',
+    "SELECT DISTINCT a.g FROM t AS a QUALIFY COUNT(*) OVER (PARTITION BY a.g) > 3 ORDER BY a.g LIMIT 2",
+    "SELECT a.account_id, COUNT(*) OVER () AS n FROM t AS a QUALIFY ROW_NUMBER() OVER (ORDER BY a.account_id) <= 3",
+    "SELECT a.account_id FROM t AS a WHERE a.arr > 0 QUALIFY ROW_NUMBER() OVER (PARTITION BY a.g ORDER BY "
+    "a.account_id DESC) = 1 ORDER BY a.arr, a.account_id LIMIT 3",
+]
+REFUSED_CASES = [
+    "SELECT a.account_id, a.arr * 0 AS arr FROM t AS a QUALIFY ROW_NUMBER() OVER (ORDER BY a.account_id) = 1 "
+    "AND arr > 5",  # DuckDB reads `arr` as the column, a rewrite would read the alias
+    "SELECT a.g, SUM(a.arr) AS s FROM t AS a GROUP BY a.g QUALIFY RANK() OVER (ORDER BY SUM(a.arr)) <= 2",
+    "SELECT a.g, a.account_id FROM t AS a QUALIFY ROW_NUMBER() OVER w = 1 WINDOW w AS (PARTITION BY a.g ORDER BY "
+    "a.account_id)",
+    "SELECT a.account_id FROM t AS a QUALIFY ROW_NUMBER() OVER (ORDER BY a.account_id) = 1 AND a.g IN "
+    "(SELECT b.g FROM t AS b)",
+]
+
+
+@pytest.mark.parametrize("sql", SEMANTIC_CASES)
+def test_the_qualify_rewrite_keeps_duckdbs_result(sql: str) -> None:
+    import duckdb
+
+    from segsql.compile.portability import for_dialect
+
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE t AS SELECT range AS account_id, (range % 7) * 3 AS arr, range % 4 AS g "
+                       "FROM range(1, 50)")
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    rewritten = for_dialect(tree, "postgres")
+    assert rewritten.find(sqlglot.exp.Qualify) is None
+    assert sorted(connection.execute(rewritten.sql("duckdb")).fetchall()) == \
+        sorted(connection.execute(tree.sql("duckdb")).fetchall())
+
+
+@pytest.mark.parametrize("sql", REFUSED_CASES)
+def test_a_qualify_whose_rewrite_would_guess_is_refused(sql: str) -> None:
+    from segsql.compile.portability import UnrewritableQualifyError, for_dialect
+
+    with pytest.raises(UnrewritableQualifyError) as caught:
+        for_dialect(sqlglot.parse_one(sql, read="duckdb"), "postgres")
+    assert "cannot run on postgres" in caught.value.message and "ROW_NUMBER()" in (caught.value.hint or "")
+
+
+MONTHLY = ORDERS.replace("  orders:\n", "  monthly:\n    table: monthly\n    unique: [[account_id, month]]\n"
+                         "    columns: {account_id: BIGINT, month: DATE, mrr: DOUBLE}\n  orders:\n", 1)
+
+
+@pytest.mark.parametrize("body", [
+    # a CTE that filters a source keeps its key
+    "WITH big AS (SELECT o.order_id, o.account_id, o.amount FROM {{ source('orders') }} AS o WHERE o.amount > 10)\n"
+    "SELECT b.account_id FROM big AS b QUALIFY ROW_NUMBER() OVER (PARTITION BY b.account_id ORDER BY b.amount, "
+    "b.order_id) = 1",
+    # GROUP BY by position, ordered by the group column
+    "SELECT o.account_id, COUNT(*) AS n FROM {{ source('orders') }} AS o GROUP BY 1 ORDER BY o.account_id LIMIT 5",
+    # a composite key ordered by both its columns
+    "SELECT m.account_id FROM {{ source('monthly') }} AS m "
+    "QUALIFY ROW_NUMBER() OVER (PARTITION BY m.account_id ORDER BY m.month DESC) = 1",
+    # LIMIT under EXISTS, and over a one-row aggregate
+    "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE EXISTS (SELECT 1 FROM {{ source('orders') }} AS o "
+    "WHERE o.account_id = a.account_id LIMIT 1)",
+    "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE a.arr > (SELECT MAX(o.amount) "
+    "FROM {{ source('orders') }} AS o LIMIT 1)",
+    # an aggregate over the whole ROWS frame
+    "SELECT o.account_id, SUM(o.amount) OVER (PARTITION BY o.account_id ORDER BY o.ordered_at ROWS BETWEEN "
+    "UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS total FROM {{ source('orders') }} AS o",
+])
+def test_ordinary_total_orders_do_not_warn(make_project: ProjectFactory, body: str) -> None:
+    assert warnings_of(make_project, body, MONTHLY) == []
+
+
+@pytest.mark.parametrize("body", [
+    "SELECT m.account_id FROM {{ source('monthly') }} AS m QUALIFY ROW_NUMBER() OVER (ORDER BY m.month) <= 5",
+    "SELECT o.account_id, FIRST_VALUE(o.priority IGNORE NULLS) OVER (PARTITION BY o.account_id ORDER BY "
+    "o.ordered_at) AS p FROM {{ source('orders') }} AS o",
+    "SELECT a.account_id FROM {{ source('accounts') }} AS a OFFSET 5",
+    "SELECT a.account_id FROM {{ source('accounts') }} AS a WHERE a.signup_date > LOCALTIMESTAMP",
+    "SELECT t.account_id FROM (SELECT o.account_id, o.ordered_at FROM {{ source('orders') }} AS o) AS t "
+    "QUALIFY ROW_NUMBER() OVER (PARTITION BY t.account_id ORDER BY t.ordered_at) = 1",
+])
+def test_order_dependence_the_first_version_missed_warns(make_project: ProjectFactory, body: str) -> None:
+    assert len(warnings_of(make_project, body, MONTHLY)) == 1

@@ -85,3 +85,31 @@ def test_file_readers_match_each_adapter(kind: str) -> None:
     except ImportError:
         pytest.skip(f"the {kind} driver is not installed")
     assert adapter.capabilities.reads_files == (kind in FILE_READERS)
+
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "spark"])
+def test_engine_dialects_match_each_adapter(kind: str) -> None:
+    from segsql.engines import ENGINE_DIALECTS, REGISTRY
+
+    module_name, class_name = REGISTRY[kind][0].split(":")
+    try:
+        adapter = getattr(importlib.import_module(module_name), class_name)
+    except ImportError:
+        pytest.skip(f"the {kind} driver is not installed")
+    assert adapter.dialect == ENGINE_DIALECTS[kind]
+
+
+def test_validate_for_a_target_compiles_for_its_engine(tmp_path: Path) -> None:
+    os.environ.setdefault("SEGSQL_TEST_PGPASSWORD", "unused")
+    profiles = ("profiles:\n  pg: {type: postgres, host: 127.0.0.1, dbname: x, user: u, "
+                "password_env: SEGSQL_TEST_PGPASSWORD}\n")
+    ambiguous = ("{{ config(entity='customer') }}\nSELECT c.c_custkey, c.c_nationkey * 0 AS c_nationkey "
+                 "FROM {{ source('customers') }} AS c\nQUALIFY ROW_NUMBER() OVER (ORDER BY c.c_custkey) <= 5 "
+                 "AND c_nationkey > 1")
+    write_files(tmp_path, {"segsql.yml": _config(profiles, "    profiles:\n      pg: {table: customer}\n"),
+                           "segments_sql/first_five.sql": ambiguous})
+    assert [e.message for e in Project.load(tmp_path).validate()] == []  # DuckDB runs QUALIFY itself
+    [error] = Project.load(tmp_path, target="pg").validate()
+    assert "QUALIFY with a name that is both an output alias and a column cannot run on postgres" in error.message
+    assert error.path == "segments_sql/first_five.sql"

@@ -69,7 +69,8 @@ def _k_range(text: str | None) -> tuple[list[int] | None, int | None]:
 @click.option("--folder", default="segments_sql/clusters", show_default=True)
 @click.option("--prefix", default="cluster", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite existing files; write constant or imprecise rules too.")
-@click.option("--as-of", "as_of", metavar="DATE", help="Evaluation date of the features (default today).")
+@click.option("--as-of", "as_of", metavar="DATE",
+              help="Evaluation date of the features (default `as_of:` in segsql.yml, else today).")
 def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, seed: int, write: bool, folder: str,
              prefix: str, force: bool, as_of: str | None) -> None:
     """k-means on the numeric columns of segment FEATURES, each cluster explained by a short SQL
@@ -112,7 +113,7 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
 @click.option("--top", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
 @click.option("--folder", default="segments_sql/predictive", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing file; write even a model no better than chance.")
-@click.option("--as-of", "as_of", metavar="DATE", help="Scoring date (default today).")
+@click.option("--as-of", "as_of", metavar="DATE", help="Scoring date (default `as_of:` in segsql.yml, else today).")
 def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str, horizon: int, model: str,
                write_name: str | None, top: float, folder: str, force: bool, as_of: str | None) -> None:
     """Fit a churn/conversion/upsell propensity model with a time-based split (features at

@@ -21,7 +21,8 @@ var_option = click.option("--var", "var_pairs", multiple=True, metavar="KEY=VALU
                           help="Override a var() or param() value; repeatable.")
 vars_option = click.option("--vars", "vars_json", metavar="JSON",
                            help="Override var()/param() values from a JSON object.")
-as_of_option = click.option("--as-of", "as_of", metavar="DATE", help="Evaluation date (YYYY-MM-DD); default today.")
+as_of_option = click.option("--as-of", "as_of", metavar="DATE",
+                            help="Evaluation date (YYYY-MM-DD); default `as_of:` in segsql.yml, else today.")
 select_option = click.option("--select", "-s", "select", multiple=True, metavar="SELECTOR",
                              help="Segments to include: name, tag:x, path:dir, +name (with upstream), "
                                   "name+ (with downstream).")

@@ -288,19 +288,21 @@ class Compiler:
                 raise problem
             self.warnings.append(problem)
 
-    def _unique_keys(self, refs: list[str]) -> dict[str, set[str]]:
-        """Table name -> columns unique in it: entity keys of population sources, declared
-        `unique:` columns, and each ref's entity key."""
-        keys: dict[str, set[str]] = {}
+    def _unique_keys(self, refs: list[str]) -> dict[str, set[determinism.Key]]:
+        """Table name -> its keys (columns unique together): entity keys of population sources,
+        declared `unique:` keys, and each ref's entity key."""
+        keys: dict[str, set[determinism.Key]] = {}
         for name, source in self.config.sources.items():
             table = _table_of(source, name, self.dialect).name.lower()
-            keys.setdefault(table, set()).update(c.lower() for c in source.unique)
+            keys.setdefault(table, set()).update(
+                frozenset(c.lower() for c in ([key] if isinstance(key, str) else key)) for key in source.unique)
         for entity in self.config.entities.values():
             if entity.source is not None:
                 table = _table_of(self.config.sources[entity.source], entity.source, self.dialect).name.lower()
-                keys.setdefault(table, set()).add(entity.key.lower())
+                keys.setdefault(table, set()).add(frozenset({entity.key.lower()}))
         for ref in refs:
-            keys.setdefault(ref.lower(), set()).add(self.config.entities[self.compiled(ref).entity].key.lower())
+            key = self.config.entities[self.compiled(ref).entity].key.lower()
+            keys.setdefault(ref.lower(), set()).add(frozenset({key}))
         return keys
 
     def _check_protected(self, rendered: Rendered, config: SegmentConfig, all_scopes: list[Any],
@@ -409,7 +411,10 @@ class Compiler:
             problem = portability.check(tree, target)
             if problem:
                 raise ValidationError(problem[0], Location(path), problem[1])
-        runnable = portability.for_dialect(tree, target)
+        try:
+            runnable = portability.for_dialect(tree, target)
+        except portability.UnrewritableQualifyError as error:
+            raise ValidationError(error.message, Location(path), error.hint) from None
         try:
             # tree() returns a fresh copy, so the generator may work on it in place.
             sql = runnable.sql(dialect=get_dialect(target), pretty=pretty, copy=False,

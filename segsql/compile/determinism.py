@@ -24,7 +24,8 @@ from segsql.compile.checks import offset_of
 TIE_SENSITIVE = (exp.RowNumber, exp.Ntile, exp.FirstValue, exp.LastValue, exp.NthValue, exp.Lag, exp.Lead)
 PICK_ONE = (exp.AnyValue, exp.First, exp.Last, exp.ArgMax, exp.ArgMin)
 CHANGING = (exp.Rand, exp.Randn, exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentTime, exp.CurrentDatetime,
-            exp.Uuid)
+            exp.Uuid, exp.Localtimestamp, exp.Localtime)
+Key = frozenset[str]  # columns that are unique together
 CHANGING_NAMES = frozenset({"now", "today", "current_localtimestamp", "random", "uuid", "gen_random_uuid"})
 
 
@@ -35,9 +36,9 @@ class Finding:
     hint: str
 
 
-def findings(all_scopes: list[Scope], unique_keys: dict[str, set[str]]) -> list[Finding]:
+def findings(all_scopes: list[Scope], unique_keys: dict[str, set[Key]]) -> list[Finding]:
     """Every construct of the segment whose result can differ between reruns or engines.
-    `unique_keys`: lower-case table name -> columns known to be unique in it."""
+    `unique_keys`: lower-case table name -> its keys (sets of columns unique together)."""
     found: list[Finding] = []
     for scope in all_scopes:
         keys = _scope_keys(scope, unique_keys)
@@ -45,15 +46,27 @@ def findings(all_scopes: list[Scope], unique_keys: dict[str, set[str]]) -> list[
             if _in_scope(node, scope) and _tie_sensitive(node) and not _total(node, scope, keys):
                 found.append(Finding(f"{_name(node)} orders rows that can tie, so members may differ between "
                                      "reruns and engines", offset_of(node), _tie_hint(scope, keys)))
-        select = scope.expression
-        if isinstance(select, exp.Select) and select.args.get("limit") is not None:
-            order = select.args.get("order")
-            terms = _columns(order.expressions if order else [])
-            if order is None or not _covers(terms, scope, keys):
-                found.append(Finding("LIMIT without a total ORDER BY keeps an arbitrary subset of tied rows",
-                                     offset_of(select.args["limit"]), _tie_hint(scope, keys)))
+        found.extend(_limit_findings(scope, keys))
         found.extend(_local_findings(scope))
     return found
+
+
+def _limit_findings(scope: Scope, keys: dict[str, set[Key]]) -> list[Finding]:
+    query = scope.expression
+    cut = query.args.get("limit") or query.args.get("offset")
+    if cut is None or isinstance(query.parent, exp.Exists) or _one_row(query):
+        return []
+    order = query.args.get("order")
+    if order is not None and isinstance(query, exp.Select) and _covers(_columns(order.expressions), scope, keys):
+        return []
+    return [Finding("LIMIT/OFFSET without a total ORDER BY keeps an arbitrary subset of tied rows",
+                    offset_of(cut), _tie_hint(scope, keys))]
+
+
+def _one_row(query: exp.Expr) -> bool:
+    """An aggregate without GROUP BY returns one row: LIMIT cannot choose among ties there."""
+    return isinstance(query, exp.Select) and query.args.get("group") is None and bool(query.expressions) and all(
+        (p.this if isinstance(p, exp.Alias) else p).find(exp.AggFunc) is not None for p in query.expressions)
 
 
 def _local_findings(scope: Scope) -> list[Finding]:
@@ -93,49 +106,75 @@ def _in_scope(node: exp.Expr, scope: Scope) -> bool:
     return True
 
 
+def _function(window: exp.Window) -> exp.Expr:
+    inner: exp.Expr = window.this
+    if isinstance(inner, exp.IgnoreNulls | exp.RespectNulls):
+        unwrapped: exp.Expr = inner.this
+        return unwrapped
+    return inner
+
+
 def _tie_sensitive(window: exp.Window) -> bool:
-    if window.args.get("order") is None and not isinstance(window.this, exp.RowNumber | exp.Ntile):
+    function = _function(window)
+    if window.args.get("order") is None and not isinstance(function, exp.RowNumber | exp.Ntile):
         return False  # an aggregate over the whole partition does not depend on order
+    if isinstance(function, (*TIE_SENSITIVE, exp.First, exp.Last)):
+        return True
     spec = window.args.get("spec")
-    rows_frame = spec is not None and str(spec.args.get("kind") or "").upper() == "ROWS"
-    return isinstance(window.this, TIE_SENSITIVE) or rows_frame
+    if spec is None or str(spec.args.get("kind") or "").upper() != "ROWS":
+        return False
+    whole = str(spec.args.get("start")).upper() == "UNBOUNDED" and str(spec.args.get("end")).upper() == "UNBOUNDED"
+    return not whole  # an aggregate over a sliding ROWS frame depends on which tied row comes first
 
 
 def _name(node: exp.Expr) -> str:
-    inner = node.this if isinstance(node, exp.Window) else node
+    inner = _function(node) if isinstance(node, exp.Window) else node
     if isinstance(inner, exp.Anonymous):
         return f"{str(inner.this).upper()}()"
     return f"{inner.sql_name()}()" if isinstance(inner, exp.Func) else inner.key.upper()
 
 
-def _total(window: exp.Window, scope: Scope, keys: dict[str, set[str]]) -> bool:
+def _total(window: exp.Window, scope: Scope, keys: dict[str, set[Key]]) -> bool:
     order = window.args.get("order")
     terms = _columns([*(window.args.get("partition_by") or []), *(order.expressions if order else [])])
     return _covers(terms, scope, keys)
 
 
 def _columns(expressions: list[exp.Expr]) -> set[tuple[str, str]]:
-    """(table alias, column) of the plain column terms (`o.id`, `id DESC`), lower case."""
+    """(table alias, column) of the plain column terms (`o.id`, `id DESC`), lower case; other
+    terms as ("", their SQL) so a GROUP BY expression can be matched."""
     terms = set()
     for expression in expressions:
         node = expression.this if isinstance(expression, exp.Ordered) else expression
         if isinstance(node, exp.Column):
             terms.add((node.table.lower(), node.name.lower()))
+        else:
+            terms.add(("", node.sql().lower()))
     return terms
 
 
-def _covers(terms: set[tuple[str, str]], scope: Scope, keys: dict[str, set[str]]) -> bool:
-    """The terms include a unique key of every source of the scope (or every group column)."""
+def _covers(terms: set[tuple[str, str]], scope: Scope, keys: dict[str, set[Key]]) -> bool:
+    """The terms include a key of every source of the scope (or every group column)."""
     select = scope.expression
-    group = select.args.get("group") if isinstance(select, exp.Select) else None
-    if group is not None:
-        grouped = _columns(list(group.expressions))
-        return bool(grouped) and len(grouped) == len(group.expressions) and all(
-            _term_in((table, column), terms, scope) for table, column in grouped)
+    if isinstance(select, exp.Select) and select.args.get("group") is not None:
+        grouped = _columns(_group_expressions(select))
+        return all(_term_in(term, terms, scope) for term in grouped)
     if not scope.selected_sources:
         return True
-    return all(any(_term_in((alias, key), terms, scope) for key in keys.get(alias, set()))
+    return all(any(all(_term_in((alias, column), terms, scope) for column in key) for key in keys.get(alias, set()))
                for alias in scope.selected_sources)
+
+
+def _group_expressions(select: exp.Select) -> list[exp.Expr]:
+    """GROUP BY items, positions (`GROUP BY 1`) resolved to the projections they name."""
+    resolved = []
+    for item in select.args["group"].expressions:
+        if isinstance(item, exp.Literal) and item.is_int and 0 < int(item.name) <= len(select.expressions):
+            projection = select.expressions[int(item.name) - 1]
+            resolved.append(projection.this if isinstance(projection, exp.Alias) else projection)
+        else:
+            resolved.append(item)
+    return resolved
 
 
 def _term_in(term: tuple[str, str], terms: set[tuple[str, str]], scope: Scope) -> bool:
@@ -143,33 +182,53 @@ def _term_in(term: tuple[str, str], terms: set[tuple[str, str]], scope: Scope) -
     if term in terms:
         return True
     single = len(scope.selected_sources) == 1
-    return ("", column) in terms and (single or alias == "")
+    return (("", column) in terms and (single or alias == "")) or (alias == "" and any(c == column for _, c in terms))
 
 
-def _scope_keys(scope: Scope, unique_keys: dict[str, set[str]]) -> dict[str, set[str]]:
-    """Source alias (lower case) -> its unique columns, for the FROM items of a scope."""
-    keys: dict[str, set[str]] = {}
+def _scope_keys(scope: Scope, unique_keys: dict[str, set[Key]]) -> dict[str, set[Key]]:
+    """Source alias (lower case) -> its keys, for the FROM items of a scope."""
+    keys: dict[str, set[Key]] = {}
     for alias, (_node, source) in scope.selected_sources.items():
         if isinstance(source, exp.Table):
             keys[alias.lower()] = unique_keys.get(source.name.lower(), set())
         elif isinstance(source, Scope):
-            keys[alias.lower()] = _output_keys(source)
+            keys[alias.lower()] = _output_keys(source, unique_keys)
     return keys
 
 
-def _output_keys(scope: Scope) -> set[str]:
-    """Columns a derived table (subquery, CTE) outputs that are unique: its group columns."""
+def _output_keys(scope: Scope, unique_keys: dict[str, set[Key]]) -> set[Key]:
+    """Keys of what a derived table (subquery, CTE) outputs: its group columns together, all its
+    columns under DISTINCT, or, for a filter/projection of one source, that source's keys
+    whose columns it keeps (renamed by their aliases)."""
     select = scope.expression
-    if not isinstance(select, exp.Select) or select.args.get("group") is None:
+    if not isinstance(select, exp.Select):
         return set()
-    grouped = {expression.sql().lower() for expression in select.args["group"].expressions}
-    names = {projection.alias_or_name.lower() for projection in select.expressions
-             if (projection.this if isinstance(projection, exp.Alias) else projection).sql().lower() in grouped}
-    return names if len(names) == len(grouped) else set()
+    outputs = {_plain(p): p.alias_or_name.lower() for p in select.expressions if _plain(p) is not None}
+    if select.args.get("group") is not None:
+        grouped = [e.sql().lower() for e in _group_expressions(select)]
+        named = {p.alias_or_name.lower() for p in select.expressions
+                 if (p.this if isinstance(p, exp.Alias) else p).sql().lower() in grouped}
+        return {frozenset(named)} if len(named) == len(grouped) else set()
+    if select.args.get("distinct") is not None and not select.args["distinct"].args.get("on"):
+        return {frozenset(p.alias_or_name.lower() for p in select.expressions)}
+    if len(scope.selected_sources) != 1 or select.args.get("joins"):
+        return set()
+    inner = next(iter(_scope_keys(scope, unique_keys).values()))
+    if any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+           for p in select.expressions):
+        return inner
+    return {frozenset(outputs[c] for c in key) for key in inner if all(c in outputs for c in key)}
 
 
-def _tie_hint(scope: Scope, keys: dict[str, set[str]]) -> str:
-    suggestions = [f"{alias}.{sorted(columns)[0]}" for alias, columns in sorted(keys.items()) if columns]
+def _plain(projection: exp.Expr) -> str | None:
+    """The source column a projection passes through unchanged (`a.id`, `a.id AS key`), lower case."""
+    node = projection.this if isinstance(projection, exp.Alias) else projection
+    return node.name.lower() if isinstance(node, exp.Column) else None
+
+
+def _tie_hint(scope: Scope, keys: dict[str, set[Key]]) -> str:
+    suggestions = [", ".join(f"{alias}.{column}" for column in sorted(min(options, key=sorted)))
+                   for alias, options in sorted(keys.items()) if options]
     if suggestions:
         return f"add {', '.join(suggestions)} as the last ORDER BY term(s) to break ties"
     return "order by columns that are unique together (declare them under sources.NAME.unique in segsql.yml)"

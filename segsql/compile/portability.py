@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from segsql.errors import SegsqlError
+
 
 @dataclass(frozen=True)
 class Unportable:
@@ -48,8 +50,13 @@ QUALIFY_DIALECTS = frozenset({"duckdb", "snowflake", "bigquery", "databricks", "
 WINDOW_PREFIX, COLUMN_PREFIX, SUBQUERY = "_segsql_w", "_segsql_c", "_segsql_q"
 
 
+class UnrewritableQualifyError(SegsqlError):
+    """A QUALIFY this target cannot run and segsql does not rewrite (the rewrite would guess)."""
+
+
 def for_dialect(tree: exp.Expr, dialect: str) -> exp.Expr:
-    """`tree` as `dialect` can run it (a rewritten copy when needed, else `tree` itself)."""
+    """`tree` as `dialect` can run it (a rewritten copy when needed, else `tree` itself). A
+    QUALIFY whose rewrite could change its meaning raises UnrewritableQualifyError."""
     if dialect in QUALIFY_DIALECTS or tree.find(exp.Qualify) is None:
         return tree
     rewritten = tree.copy()
@@ -58,9 +65,12 @@ def for_dialect(tree: exp.Expr, dialect: str) -> exp.Expr:
         if not selects:
             return rewritten
         deepest = max(selects, key=_depth)  # inner queries first: their rewrite is inside the outer one
+        reason = _unrewritable(deepest)
+        if reason is not None:
+            raise UnrewritableQualifyError(f"QUALIFY with {reason} cannot run on {dialect}", None,
+                                      "write it as a subquery: SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (...) "
+                                      "AS rn FROM ...) AS t WHERE t.rn = 1")
         replacement = _without_qualify(deepest)
-        if replacement is None:  # SELECT * with QUALIFY: leave it to sqlglot's rewrite
-            return rewritten
         if deepest is rewritten:
             rewritten = replacement
         else:
@@ -74,12 +84,44 @@ def _depth(node: exp.Expr) -> int:
     return depth
 
 
-def _without_qualify(select: exp.Select) -> exp.Select | None:
+def _unrewritable(select: exp.Select) -> str | None:
+    """Why lifting this QUALIFY into a subquery could change its meaning, or None. Only plain
+    shapes are rewritten; the rest are refused rather than guessed."""
+    condition, order = select.args["qualify"].this, select.args.get("order")
+    parts = [condition, *([order] if order is not None else [])]
+    projections = select.expressions
+    names = [projection.alias_or_name for projection in projections]
+    checks = [
+        (any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+             for p in projections), "SELECT *"),
+        (select.args.get("group") is not None or any(not isinstance(aggregate.parent, exp.Window)
+                                                     for part in parts for aggregate in part.find_all(exp.AggFunc)),
+         "GROUP BY or aggregates"),
+        (bool(select.args.get("distinct") and select.args["distinct"].args.get("on")), "DISTINCT ON"),
+        (any(node is not part and isinstance(node, exp.Query) for part in parts for node in part.walk()),
+         "a subquery"),
+        (select.args.get("windows") is not None, "a named WINDOW"),
+        (len(set(names)) != len(names) or not all(names), "unnamed or repeated output columns"),
+        (any(name.startswith(("_segsql_w", "_segsql_c", "_segsql_q")) for name in names), "reserved names"),
+        (_alias_reference(select, parts), "a name that is both an output alias and a column"),
+    ]
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def _alias_reference(select: exp.Select, parts: list[exp.Expr]) -> bool:
+    """An unqualified column of QUALIFY/ORDER BY (or of a window in them) that names a computed
+    output: engines disagree whether it means the alias or the source column."""
+    computed = {p.alias.lower() for p in select.expressions
+                if isinstance(p, exp.Alias) and not (isinstance(p.this, exp.Column) and p.this.name == p.alias)}
+    return any(not column.table and column.name.lower() in computed
+               for part in parts for column in part.find_all(exp.Column))
+
+
+def _without_qualify(select: exp.Select) -> exp.Select:
     """SELECT cols FROM (SELECT ..., <windows and columns QUALIFY/ORDER BY need>) WHERE condition,
     then DISTINCT, ORDER BY and LIMIT outside, where QUALIFY puts them in the order of evaluation."""
-    if any(isinstance(p, exp.Star) or isinstance(getattr(p, "this", None), exp.Star) for p in select.expressions):
-        return None
     outputs = [projection.alias_or_name for projection in select.expressions]
+    quoted = [_output_identifier(projection) for projection in select.expressions]
     inner = select.copy()
     for clause in ("qualify", "order", "limit", "offset", "distinct"):
         inner.set(clause, None)
@@ -91,12 +133,22 @@ def _without_qualify(select: exp.Select) -> exp.Select | None:
         if part is not None:
             _lift(part, outputs, extra)
     inner.set("expressions", [*inner.expressions, *extra])
-    outer = exp.select(*[exp.column(name) for name in outputs]).from_(inner.subquery(SUBQUERY)).where(condition)
+    outer = exp.select(*[exp.column(identifier) for identifier in quoted]).from_(inner.subquery(SUBQUERY)).where(
+        condition)
     for clause in ("order", "limit", "offset", "distinct"):
         value = order if clause == "order" else select.args.get(clause)
         if value is not None:
             outer.set(clause, value if clause == "order" else value.copy())
     return outer
+
+
+def _output_identifier(projection: exp.Expr) -> exp.Identifier:
+    """The output column's identifier as written (a quoted alias stays quoted)."""
+    written = projection.args.get("alias") if isinstance(projection, exp.Alias) else \
+        projection.this if isinstance(projection, exp.Column) else None
+    if isinstance(written, exp.Identifier):
+        return written.copy()
+    return exp.to_identifier(projection.alias_or_name)
 
 
 def _lift(part: exp.Expr, outputs: list[str], extra: list[exp.Expr]) -> None:

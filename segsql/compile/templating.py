@@ -343,7 +343,10 @@ def _private_folder(folder: Path) -> bool:
     """True when `folder` (created 0700 if missing) and the folders segsql made above it are
     owned by this user and not writable by group or others."""
     try:
+        created = [path for path in (folder.parent, folder) if not path.exists()]
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in created:  # mkdir's mode is filtered by the umask (0775 under umask 002)
+            os.chmod(path, 0o700)
         return all(_is_private(path) for path in (folder, folder.parent))
     except OSError:
         return False

@@ -29,9 +29,11 @@ def prepare_demo(directory: Path, scale: float = 1.0, seed: int = 42,
 def _pin_as_of(config: Path, today: dt.date) -> None:
     """The demo's data ends on `today`: later commands evaluate as of that day, not the calendar's."""
     line = f"as_of: {today.isoformat()}   # the day `segsql demo` generated the data for; --as-of overrides"
-    text = config.read_text(encoding="utf-8")
+    with config.open(encoding="utf-8", newline="") as handle:
+        text = handle.read()
     if re.search(r"^as_of:.*$", text, flags=re.M):
         text = re.sub(r"^as_of:.*$", line, text, count=1, flags=re.M)
     else:
-        text = re.sub(r"^(dialect:.*)$", rf"\1\n{line}", text, count=1, flags=re.M)
-    config.write_text(text, encoding="utf-8")
+        text = f"{line}\n{text}"  # a top-level key: first is as good a place as any
+    with config.open("w", encoding="utf-8", newline="") as handle:  # line endings as they were
+        handle.write(text)

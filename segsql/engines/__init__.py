@@ -34,6 +34,15 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
 FILE_READERS = frozenset({"duckdb", "spark"})
 
 
+ENGINE_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}  # dbapi: its profile says
+
+
+def engine_dialect(config: ProjectConfig) -> str:
+    """The SQL dialect the configured connection runs (what `validate --target` compiles for)."""
+    connection = config.connection
+    return ENGINE_DIALECTS.get(connection.type) or str(getattr(connection, "dialect", config.dialect))
+
+
 def file_sources_refused(config: ProjectConfig) -> list[str]:
     """The `path:` sources the configured connection cannot read."""
     if config.connection.type in FILE_READERS:

@@ -42,6 +42,7 @@ CONFIDENCE = 0.95
 MIN_ASYMPTOTIC_N = 30    # measured entities per group for Welch's t and the delta method
 MIN_BOOTSTRAP_N = 10     # entities of a bootstrapped group for a percentile interval
 MIN_EXPECTED = 5         # expected count per cell (proportion) or per group (rate)
+CHUNK_ELEMENTS = 2_000_000  # resampling draws at most this many indices at once (16 MB)
 PERMUTATIONS = 9999
 BOOTSTRAPS = 4000
 SEED = 18
@@ -234,7 +235,9 @@ def _resampled(kind: str, group: Sufficient, baseline: Sufficient, values: tuple
     """Permutation p-value and percentile interval, or "too few to test" without values."""
     if values is None:
         counts = f"{group.n} of {group.members} members measured, baseline {baseline.n}"
-        return None, None, None, "none (too few to test)", f"too few values to test: {counts}; {problem}"
+        return None, None, None, "none (too few to test)", (f"not tested: {counts}; {problem}, and the "
+                                                             "resampling test had no per-member values (too few "
+                                                             "measured, or more rows than it fetches)")
     own, other = values
     if own.num.size != group.n or other.num.size != baseline.n:
         raise ValueError("per-entity values do not match the group's sums")
@@ -258,8 +261,14 @@ def permutation_p_value(own: Values, other: Values, draws: int = PERMUTATIONS, s
     total_num, total_den = num.sum(), den.sum()
     observed = _ratio_of(own) - _ratio_of(other)
     rng = np.random.default_rng(seed)
-    picks = np.array([rng.choice(num.size, size=small, replace=False) for _ in range(draws)])
-    drawn_num, drawn_den = num[picks].sum(axis=1), den[picks].sum(axis=1)
+    per_chunk = max(1, CHUNK_ELEMENTS // max(small, 1))  # bounded memory: draws × small picks in blocks
+    sums = []
+    for start in range(0, draws, per_chunk):
+        picks = np.array([rng.choice(num.size, size=small, replace=False)
+                          for _ in range(min(per_chunk, draws - start))])
+        sums.append((num[picks].sum(axis=1), den[picks].sum(axis=1)))
+    drawn_num = np.concatenate([chunk[0] for chunk in sums])
+    drawn_den = np.concatenate([chunk[1] for chunk in sums])
     rest_den = total_den - drawn_den
     valid = (drawn_den != 0) & (rest_den != 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -283,14 +292,24 @@ def _percentile_interval(kind: str, group: Sufficient, baseline: Sufficient, own
             continue
         if sums.n < MIN_BOOTSTRAP_N or _spread(kind, sums) == 0:
             return None, None, f"no interval: {sums.n} measured, too few or no variance to bootstrap"
-        picks = rng.integers(0, values.num.size, (BOOTSTRAPS, values.num.size))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            draws.append(values.num[picks].sum(axis=1) / values.den[picks].sum(axis=1))
+        draws.append(_bootstrap_ratios(rng, values))
     difference = draws[0] - draws[1]
     difference = difference[np.isfinite(difference)]
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(difference, [tail, 100 - tail])
     return float(low), float(high), ""
+
+
+def _bootstrap_ratios(rng: np.random.Generator, values: Values) -> np.ndarray:
+    """BOOTSTRAPS resampled Σnum/Σden, drawn in blocks so memory stays bounded."""
+    size = values.num.size
+    per_chunk = max(1, CHUNK_ELEMENTS // max(size, 1))
+    ratios = []
+    for start in range(0, BOOTSTRAPS, per_chunk):
+        picks = rng.integers(0, size, (min(per_chunk, BOOTSTRAPS - start), size))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios.append(values.num[picks].sum(axis=1) / values.den[picks].sum(axis=1))
+    return np.concatenate(ratios)
 
 
 def _rate(group: Sufficient, baseline: Sufficient) -> Outcome:

@@ -43,6 +43,9 @@ HOLDOUT_SALT = "propensity-holdout"
 MODELS = ("logistic", "gradient_boosting")
 
 
+MIN_HOLDOUT_CASES = 10  # positive and negative holdout cases each, before an AUC can be called better than chance
+
+
 @dataclass
 class Propensity:
     features: str
@@ -66,8 +69,11 @@ class Propensity:
 
     @property
     def no_better_than_chance(self) -> bool:
-        """True when the AUC's interval includes 0.5 (or there is no AUC)."""
-        return self.auc_ci is None or self.auc_ci[0] <= 0.5 <= self.auc_ci[1]
+        """True when the AUC's interval includes 0.5, there is no AUC, or the holdout has fewer
+        than MIN_HOLDOUT_CASES positive or negative cases (DeLong's interval collapses there: one
+        positive case gives [1, 1])."""
+        too_few = min(self.holdout_positives, self.holdout_negatives) < MIN_HOLDOUT_CASES
+        return too_few or self.auc_ci is None or self.auc_ci[0] <= 0.5 <= self.auc_ci[1]
 
     def auc_text(self) -> str:
         """`0.483 (95% CI 0.33–0.64, 15 positives) — no better than chance`."""

@@ -52,10 +52,11 @@ PII_KINDS = (
     ("name", re.compile(r"(^|_)(first_?name|last_?name|full_?name|surname)($|_)", re.IGNORECASE)),
     ("address", re.compile(r"(^|_)(address|street|zip|postcode)($|_)", re.IGNORECASE)),
     ("ip", re.compile(r"(^|_)(ip|ip_address)($|_)", re.IGNORECASE)),
-    ("birth_date", re.compile(r"(^|_)(birth|dob)($|_)", re.IGNORECASE)),
+    ("birth_date", re.compile(r"(^|_)(birth_?date|birthday|date_of_birth|dob)($|_)", re.IGNORECASE)),
     ("national_id", re.compile(r"(^|_)(ssn|passport|tax_id)($|_)", re.IGNORECASE)),
     ("bank_account", re.compile(r"(^|_)iban($|_)", re.IGNORECASE)),
 )
+FLAG_NAMES = re.compile(r"^(has|is)_|_(verified|confirmed|count|opt_in|consent|valid)$", re.IGNORECASE)  # about, not of
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
 
@@ -70,7 +71,8 @@ def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -
         for column in sorted(columns - tagged):
             raw = [v for v in samples.get(source_name, {}).get(column, []) if v is not None]
             values = [v for v in raw if isinstance(v, str)] if all(isinstance(v, str) for v in raw) else []
-            by_name = next((kind for kind, pattern in PII_KINDS if pattern.search(column)), None)
+            by_name = None if FLAG_NAMES.search(column) else next(
+                (kind for kind, pattern in PII_KINDS if pattern.search(column)), None)
             if by_name is not None:
                 found.append((source_name, column, "its name looks like personal data", by_name))
             elif values and all(EMAIL.match(v) for v in values):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -90,7 +91,8 @@ def _write_starter(root: Path, library: Path | None, name: str, keep_database: b
     relative to it."""
     written = [Path(STARTER_CONFIG), Path("metrics.yml")]
     if library is None:
-        config = _starter_text(EMPTY_CONFIG).replace("name: my_project", f"name: {_project_name(name)}", 1)
+        quoted = json.dumps(_project_name(name))  # a JSON string is a YAML string: `2026` stays text
+        config = _starter_text(EMPTY_CONFIG).replace("name: my_project", f"name: {quoted}", 1)
         (root / STARTER_CONFIG).write_text(config, encoding="utf-8")
         (root / "metrics.yml").write_text(EMPTY_METRICS, encoding="utf-8")
         (root / "segments_sql").mkdir()
