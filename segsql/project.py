@@ -203,11 +203,7 @@ class Project:
         line of their source in segsql.yml (values are sampled from the engine when reachable)."""
         from segsql.privacy.pii import untagged_columns
 
-        with ExitStack() as stack:
-            try:
-                engine: Engine | None = stack.enter_context(self.engine())
-            except SegsqlError:
-                engine = None  # no engine reachable: judged by column names only
+        with self._engine_if_reachable() as engine:  # without one: judged by column names only
             return untagged_columns(self.compiler, engine, sample_rows)
 
     def select(self, select: list[str] | None = None, exclude: list[str] | None = None,
@@ -246,6 +242,16 @@ class Project:
             yield engine
         finally:
             engine.close()
+
+    @contextmanager
+    def _engine_if_reachable(self) -> Iterator[Engine | None]:
+        """A connection for one operation, or None when the engine cannot be reached."""
+        with ExitStack() as stack:
+            try:
+                engine: Engine | None = stack.enter_context(self.engine())
+            except SegsqlError:
+                engine = None
+            yield engine
 
     def _in_memory(self) -> bool:
         return getattr(self.config.connection, "path", None) == ":memory:"
@@ -427,11 +433,7 @@ class Project:
         from segsql.docs.site import build_site
 
         folder = out or self.root / "target" / "docs"
-        with ExitStack() as stack:
-            try:
-                engine: Engine | None = stack.enter_context(self.engine())
-            except SegsqlError:
-                engine = None  # no engine reachable: a catalog without size history
+        with self._engine_if_reachable() as engine:  # without one: a catalog without size history
             return build_site(self.compiler, engine, folder)
 
     # -- methods -----------------------------------------------------------------------------

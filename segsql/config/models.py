@@ -69,6 +69,13 @@ Connection = Annotated[
 ]
 
 
+def _check_location(table: str | None, path: str | None, file_format: str | None) -> None:
+    if (table is None) == (path is None):
+        raise ValueError("give exactly one of `table` or `path`")
+    if file_format and not path:
+        raise ValueError("`format` applies only to a `path` source")
+
+
 class SourceLocation(Strict):
     """Where a source is for one profile (`sources.NAME.profiles.PROFILE`): a table or files."""
 
@@ -78,10 +85,7 @@ class SourceLocation(Strict):
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceLocation:
-        if (self.table is None) == (self.path is None):
-            raise ValueError("give exactly one of `table` or `path`")
-        if self.format and not self.path:
-            raise ValueError("`format` applies only to a `path` source")
+        _check_location(self.table, self.path, self.format)
         return self
 
 
@@ -113,10 +117,7 @@ class Source(Strict):
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:
-        if (self.table is None) == (self.path is None):
-            raise ValueError("give exactly one of `table` or `path`")
-        if self.format and not self.path:
-            raise ValueError("`format` applies only to a `path` source")
+        _check_location(self.table, self.path, self.format)
         return self
 
     @property
