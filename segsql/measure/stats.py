@@ -235,9 +235,9 @@ def _resampled(kind: str, group: Sufficient, baseline: Sufficient, values: tuple
     """Permutation p-value and percentile interval, or "too few to test" without values."""
     if values is None:
         counts = f"{group.n} of {group.members} members measured, baseline {baseline.n}"
-        return None, None, None, "none (too few to test)", (f"not tested: {counts}; {problem}, and the "
-                                                             "resampling test had no per-member values (too few "
-                                                             "measured, or more rows than it fetches)")
+        return None, None, None, "none (too few to test)", (f"too few values to test: {counts}; {problem}; "
+                                                             "a resampling test needs every member's value "
+                                                             "(none fetched: too few, or more rows than it fetches)")
     own, other = values
     if own.num.size != group.n or other.num.size != baseline.n:
         raise ValueError("per-entity values do not match the group's sums")
