@@ -180,3 +180,22 @@ def test_ordinary_total_orders_do_not_warn(make_project: ProjectFactory, body: s
 ])
 def test_order_dependence_the_first_version_missed_warns(make_project: ProjectFactory, body: str) -> None:
     assert len(warnings_of(make_project, body, MONTHLY)) == 1
+
+
+@pytest.mark.parametrize("body", [
+    # users N:1 accounts: ordering by the user key is total, the account side is looked up on its key
+    "SELECT u.account_id FROM {{ source('users') }} AS u JOIN {{ source('accounts') }} AS a "
+    "ON a.account_id = u.account_id QUALIFY ROW_NUMBER() OVER (PARTITION BY u.account_id ORDER BY a.arr DESC, "
+    "u.user_id) = 1",
+    "SELECT u.account_id FROM {{ source('users') }} AS u JOIN {{ source('accounts') }} AS a USING (account_id) "
+    "QUALIFY ROW_NUMBER() OVER (PARTITION BY u.account_id ORDER BY u.user_id) = 1",
+])
+def test_a_join_on_the_other_sides_key_needs_no_key_of_it(make_project: ProjectFactory, body: str) -> None:
+    assert warnings_of(make_project, body) == []
+
+
+def test_a_join_on_a_non_key_still_needs_both_keys(make_project: ProjectFactory) -> None:
+    body = ("SELECT u.account_id FROM {{ source('users') }} AS u JOIN {{ source('orders') }} AS o "
+            "ON o.account_id = u.account_id QUALIFY ROW_NUMBER() OVER (PARTITION BY u.account_id ORDER BY "
+            "u.user_id) = 1")  # one user, many orders: the order is not total
+    assert len(warnings_of(make_project, body)) == 1

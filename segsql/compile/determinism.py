@@ -161,8 +161,28 @@ def _covers(terms: set[tuple[str, str]], scope: Scope, keys: dict[str, set[Key]]
         return all(_term_in(term, terms, scope) for term in grouped)
     if not scope.selected_sources:
         return True
-    return all(any(all(_term_in((alias, column), terms, scope) for column in key) for key in keys.get(alias, set()))
+    looked_up = _looked_up(scope, keys)
+    return all(alias in looked_up or any(all(_term_in((alias, column), terms, scope) for column in key)
+                                         for key in keys.get(alias, set()))
                for alias in scope.selected_sources)
+
+
+def _looked_up(scope: Scope, keys: dict[str, set[Key]]) -> set[str]:
+    """Joined sources matched on their whole key (`JOIN accounts a ON a.account_id = u.account_id`,
+    or USING their key): at most one row per row of the rest, so they need no key of their own."""
+    select = scope.expression
+    found: set[str] = set()
+    for join in (select.args.get("joins") or []) if isinstance(select, exp.Select) else []:
+        alias = join.this.alias_or_name.lower()
+        equated = {column.lower() for column in (str(u.name) for u in join.args.get("using") or [])}
+        condition = join.args.get("on")
+        for equality in (condition.find_all(exp.EQ) if condition is not None else []):
+            for side in (equality.this, equality.expression):
+                if isinstance(side, exp.Column) and side.table.lower() == alias:
+                    equated.add(side.name.lower())
+        if any(key <= equated for key in keys.get(alias, set())):
+            found.add(alias)
+    return found
 
 
 def _group_expressions(select: exp.Select) -> list[exp.Expr]:
