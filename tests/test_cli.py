@@ -250,3 +250,8 @@ def test_validate_imports_no_dataframe_or_statistics_module(tmp_path: Path) -> N
     create_project(tmp_path / "p")
     assert _imported_after("validate", "--project", str(tmp_path / "p")) & {"pandas", "scipy", "statsmodels",
                                                                            "sklearn", "IPython"} == set()
+
+
+def test_show_refuses_vars_it_would_ignore(runner: CliRunner, tmp_path: Path) -> None:
+    code, out, err = invoke(runner, "show", "anything", "--project", str(tmp_path), "--var", "min_mrr=5")
+    assert code == 2 and "would change nothing" in out + err

@@ -41,3 +41,8 @@ def test_readme_opens_with_two_commands_and_ci_runs_the_second() -> None:
     assert len(commands) == 2
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in ci.splitlines()
+
+
+def test_cli_reference_names_each_command_once_in_its_usage() -> None:
+    text = docgen.cli_reference()
+    assert "Usage: segsql segsql" not in text and "Usage: segsql show [OPTIONS] NAME" in text

@@ -18,7 +18,7 @@ from segsql.cli.options import (
     selection_options,
     target_option,
 )
-from segsql.errors import SegsqlError
+from segsql.errors import SegsqlError, UsageError
 from segsql.project import Project
 
 
@@ -174,6 +174,9 @@ def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: st
     the segment's last successful run."""
     from segsql.cli.show import show_segment
 
+    if var_pairs or vars_json:
+        raise UsageError("show prints the members of the last run; --var/--vars would change nothing", None,
+                         f"run it with the vars first: segsql run -s {name} --var ...")
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     show_segment(project, name, None if show_all else limit, output_format, unmask)
 

@@ -24,7 +24,7 @@ def cli_reference() -> str:
     for name in sorted(cli.list_commands(context)):
         command = cli.get_command(context, name)
         assert command is not None
-        sub = command.make_context(f"segsql {name}", [], parent=context, **width)
+        sub = command.make_context(name, [], parent=context, **width)  # the parent adds "segsql"
         lines += [f"## segsql {name}", "", "```", command.get_help(sub).rstrip(), "```", ""]
     return "\n".join(lines)
 
