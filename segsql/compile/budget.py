@@ -148,7 +148,7 @@ class Budget:
 
 
 def _is_sequence(value: Any) -> bool:
-    return isinstance(value, str | bytes | list | tuple) and isinstance(value, Sized)
+    return isinstance(value, str | bytes | list | tuple)
 
 
 def _is_number(value: Any) -> bool:

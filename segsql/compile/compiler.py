@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -289,8 +290,17 @@ class Compiler:
             self.warnings.append(problem)
 
     def _unique_keys(self, refs: list[str]) -> dict[str, set[determinism.Key]]:
-        """Table name -> its keys (columns unique together): entity keys of population sources,
-        declared `unique:` keys, and each ref's entity key."""
+        """Table name -> its keys (columns unique together): the sources' (computed once) and
+        each ref's entity key."""
+        keys = {table: set(found) for table, found in self._source_keys.items()}
+        for ref in refs:
+            key = self.config.entities[self.compiled(ref).entity].key.lower()
+            keys.setdefault(ref.lower(), set()).add(frozenset({key}))
+        return keys
+
+    @cached_property
+    def _source_keys(self) -> dict[str, set[determinism.Key]]:
+        """Entity keys of population sources and declared `unique:` keys, by table name."""
         keys: dict[str, set[determinism.Key]] = {}
         for name, source in self.config.sources.items():
             table = _table_of(source, name, self.dialect).name.lower()
@@ -300,9 +310,6 @@ class Compiler:
             if entity.source is not None:
                 table = _table_of(self.config.sources[entity.source], entity.source, self.dialect).name.lower()
                 keys.setdefault(table, set()).add(frozenset({entity.key.lower()}))
-        for ref in refs:
-            key = self.config.entities[self.compiled(ref).entity].key.lower()
-            keys.setdefault(ref.lower(), set()).add(frozenset({key}))
         return keys
 
     def _check_protected(self, rendered: Rendered, config: SegmentConfig, all_scopes: list[Any],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import hashlib
 import marshal
 import os
@@ -222,18 +223,17 @@ def _replace(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
 def _guarded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
     original = jinja_filters.FILTERS[name]
 
+    @functools.wraps(original)  # keeps jinja_pass_arg: eval-context filters keep their marker
     def guarded(*args: Any, **kwargs: Any) -> Any:
         check(*args, **kwargs)
         return original(*args, **kwargs)
 
-    for attribute in ("jinja_pass_arg",):  # eval-context filters keep their marker
-        if hasattr(original, attribute):
-            setattr(guarded, attribute, getattr(original, attribute))
     return guarded
 
 
 def _timed_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """Every filter reads the clock before it runs and has its result measured after."""
+    @functools.wraps(function)  # keeps jinja_pass_arg, as above
     def timed(*args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.check_time()
@@ -245,10 +245,6 @@ def _timed_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
         budget.check_result(result)
         return result
 
-    for attribute in ("jinja_pass_arg",):
-        if hasattr(function, attribute):
-            setattr(timed, attribute, getattr(function, attribute))
-    timed.__name__ = name
     return timed
 
 

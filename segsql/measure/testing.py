@@ -75,15 +75,20 @@ def test_file(compiler: Compiler, name: str) -> Path:
     return compiler.segment(name).path.with_suffix(".test.yml")
 
 
-def unit_test_names(compiler: Compiler, name: str) -> list[str]:
-    """The names of a segment's unit tests (validated like `segsql test` reads them)."""
+def _read_tests(compiler: Compiler, name: str) -> tuple[UnitTestFile, LocatedYaml] | None:
+    """The segment's NAME.test.yml, validated, or None when it has none."""
     path = test_file(compiler, name)
     if not path.exists():
-        return []
-    shown = str(path.relative_to(compiler.root))
-    located = read_yaml_file(path, shown)
+        return None
+    located = read_yaml_file(path, str(path.relative_to(compiler.root)))
     spec: UnitTestFile = validate_model(UnitTestFile, located.data, located)
-    return [case.name for case in spec.unit_tests]
+    return spec, located
+
+
+def unit_test_names(compiler: Compiler, name: str) -> list[str]:
+    """The names of a segment's unit tests (validated like `segsql test` reads them)."""
+    found = _read_tests(compiler, name)
+    return [case.name for case in found[0].unit_tests] if found else []
 
 
 Transform = Callable[[exp.Query], exp.Query]
@@ -92,12 +97,10 @@ Transform = Callable[[exp.Query], exp.Query]
 def run_unit_tests(compiler: Compiler, name: str, transform: Transform | None = None) -> list[TestResult]:
     """Every unit test of segment `name` (none when it has no .test.yml). `transform` changes
     the compiled query before it runs (the starter library's mutation tests use it)."""
-    path = test_file(compiler, name)
-    if not path.exists():
+    found = _read_tests(compiler, name)
+    if found is None:
         return []
-    shown = str(path.relative_to(compiler.root))
-    located = read_yaml_file(path, shown)
-    spec: UnitTestFile = validate_model(UnitTestFile, located.data, located)
+    spec, located = found
     return [_run_case(compiler, name, case, index, located, transform) for index, case in enumerate(spec.unit_tests)]
 
 
