@@ -10,7 +10,7 @@ import duckdb
 from segsql.demo.generate import generate
 
 AS_OF = dt.date(2026, 11, 23)
-TABLES = ["accounts", "users", "events", "mrr_monthly", "invoices", "tickets", "trials", "marketing_touches"]
+TABLES = ["accounts", "account_history", "users", "events", "mrr_monthly", "invoices", "tickets", "trials", "marketing_touches"]
 
 # Rows chosen to trip portability: '' versus NULL, midnight on window edges, ties, NULL traits,
 # integer-looking doubles, mixed case, non-ASCII text.
@@ -36,6 +36,8 @@ ADVERSARIAL = [
     "'web')",
     "INSERT INTO mrr_monthly VALUES (900001, DATE '2026-11-01', 2000.0, 'enterprise'), "
     "(900003, DATE '2026-11-01', 1999.999999, 'growth'), (900004, DATE '2026-11-01', 2000.0, 'enterprise')",
+    # the same accounts as the one version each has had since signup (the `accounts` source is the history)
+    "INSERT INTO account_history SELECT *, signup_date, NULL FROM accounts WHERE account_id >= 900000",
     "INSERT INTO tickets VALUES (990001, 900001, 900101, TIMESTAMP '2026-08-26 00:00:00', 'billing', NULL), "
     "(990002, 900001, 900101, TIMESTAMP '2026-11-23 23:59:59', 'billing', 5), "
     "(990003, 900001, 900102, TIMESTAMP '2026-08-25 23:59:59', 'billing', 1)",

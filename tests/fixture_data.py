@@ -44,7 +44,23 @@ STATEMENTS = [
       UNION ALL SELECT 1001, 22, 3, TIMESTAMP '2026-10-24 23:59', 'login', NULL, NULL, 'web'
       UNION ALL SELECT 1002, 21, 3, TIMESTAMP '2026-11-01 12:00', 'integration_used', NULL, 'salesforce', 'web'
       UNION ALL SELECT 1003, 16, 2, TIMESTAMP '2026-08-01 12:00', 'integration_used', NULL, 'salesforce', 'web'
-      UNION ALL SELECT 1004, 61, 6, TIMESTAMP '2026-11-02 12:00', 'integration_used', NULL, 'slack', 'web'""",
+      UNION ALL SELECT 1004, 61, 6, TIMESTAMP '2026-11-02 12:00', 'integration_used', NULL, 'slack', 'web'
+      -- last events of 14-17 on the dormant window's edges; 14 comes back after as_of (not seen then)
+      UNION ALL SELECT 1005, 14, 1, TIMESTAMP '2026-10-23 10:00', 'page_view', NULL, NULL, 'web'
+      UNION ALL SELECT 1006, 15, 1, TIMESTAMP '2026-10-24 00:00', 'page_view', NULL, NULL, 'web'
+      UNION ALL SELECT 1007, 16, 2, TIMESTAMP '2026-08-25 00:00', 'page_view', NULL, NULL, 'web'
+      UNION ALL SELECT 1008, 17, 2, TIMESTAMP '2026-08-24 23:59', 'page_view', NULL, NULL, 'web'
+      UNION ALL SELECT 1009, 14, 1, TIMESTAMP '2026-11-24 00:00', 'page_view', NULL, NULL, 'web'""",
+    # `accounts` as it was over time: one version each since signup, except Delta (customer, then
+    # churned from the day after its last paid day) and Beta (an upgrade after as_of: not seen then).
+    """CREATE TABLE account_history AS
+      SELECT *, signup_date AS valid_from, CAST(NULL AS DATE) AS valid_to FROM accounts WHERE account_id NOT IN (2, 4)
+      UNION ALL SELECT *, signup_date, DATE '2026-11-25' FROM accounts WHERE account_id = 2
+      UNION ALL SELECT * REPLACE ('enterprise' AS plan_tier, 99000.0 AS arr), DATE '2026-11-25', NULL
+                FROM accounts WHERE account_id = 2
+      UNION ALL SELECT * REPLACE ('customer' AS status, 21600.0 AS arr, NULL AS churned_at), signup_date,
+                DATE '2026-07-01' FROM accounts WHERE account_id = 4
+      UNION ALL SELECT *, DATE '2026-07-01', NULL FROM accounts WHERE account_id = 4""",
     """CREATE TABLE mrr_monthly AS SELECT * FROM (VALUES
       (1, DATE '2026-11-01', 5000.0, 'enterprise'), (1, DATE '2026-10-01', 4800.0, 'enterprise'),
       (2, DATE '2026-11-01', 900.0, 'growth'),

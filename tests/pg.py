@@ -100,7 +100,7 @@ class PostgresServer:
                 f"  user: {USER}\n  password_env: {password_env}\n")
 
 
-def copy_duckdb_tables(duckdb_path: Path, server: PostgresServer, tables: list[str]) -> None:
+def copy_duckdb_tables(duckdb_path: Path, server: PostgresServer, tables: list[str], dbname: str = DATABASE) -> None:
     """Load DuckDB tables into Postgres with the same column types (built as sqlglot trees)."""
     import duckdb
     import psycopg
@@ -108,7 +108,7 @@ def copy_duckdb_tables(duckdb_path: Path, server: PostgresServer, tables: list[s
 
     source = duckdb.connect(str(duckdb_path), read_only=True)
     try:
-        with psycopg.connect(**server.params(), autocommit=True) as target:
+        with psycopg.connect(**server.params(dbname), autocommit=True) as target:
             for table in tables:
                 described = source.execute(f"DESCRIBE {table}").fetchall()
                 columns = [exp.ColumnDef(this=exp.to_identifier(name),

@@ -11,7 +11,7 @@ import pytest
 from segsql.demo.generate import generate
 
 TODAY = dt.date(2026, 11, 23)
-TABLES = ["accounts", "users", "events", "mrr_monthly", "invoices", "tickets", "trials", "marketing_touches"]
+TABLES = ["accounts", "account_history", "users", "events", "mrr_monthly", "invoices", "tickets", "trials", "marketing_touches"]
 
 
 @pytest.fixture(scope="module")

@@ -148,13 +148,13 @@ def test_missing_table_fails_cleanly_and_keeps_membership(projects: tuple[Projec
     pg.run(select=["enterprise_dach"])
     before = membership_rows(server)
     with psycopg.connect(**server.params(), autocommit=True) as connection:
-        connection.execute("ALTER TABLE accounts RENAME TO accounts_moved")
+        connection.execute("ALTER TABLE account_history RENAME TO accounts_moved")
     try:
-        with pytest.raises(RunError, match='relation "accounts" does not exist'):
+        with pytest.raises(RunError, match='relation "account_history" does not exist'):
             pg.with_options().run(select=["enterprise_dach"])
     finally:
         with psycopg.connect(**server.params(), autocommit=True) as connection:
-            connection.execute("ALTER TABLE accounts_moved RENAME TO accounts")
+            connection.execute("ALTER TABLE accounts_moved RENAME TO account_history")
     assert membership_rows(server) == before
 
 

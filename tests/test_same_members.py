@@ -19,7 +19,8 @@ ORDERS = BASE_CONFIG.replace("sources:\n", "sources:\n  orders:\n    table: orde
 
 
 def warnings_of(make_project: ProjectFactory, body: str, config: str = ORDERS) -> list[Any]:
-    project = make_project({"seg": CFG + body}, config=config)
+    # point-in-time findings have their own tests (test_point_in_time.py)
+    project = make_project({"seg": CFG + body}, config=config.rstrip("\n") + "\npoint_in_time: off\n")
     assert project.validate() == []
     return project.warnings
 
@@ -67,7 +68,7 @@ def test_determinism_error_mode_and_off(make_project: ProjectFactory) -> None:
     body = CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a LIMIT 10"
     [error] = make_project({"seg": body}, config=ORDERS + "determinism: error\n").validate()
     assert isinstance(error, ValidationError) and "LIMIT/OFFSET without a total ORDER BY" in error.message
-    project = make_project({"seg": body}, config=ORDERS + "determinism: off\n")
+    project = make_project({"seg": body}, config=ORDERS + "determinism: off\npoint_in_time: off\n")
     assert project.validate() == [] and project.warnings == []
 
 

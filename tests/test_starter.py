@@ -10,6 +10,7 @@ import pytest
 from sqlglot import exp
 
 from segsql import Project
+from segsql.compile import pointintime
 from segsql.measure.testing import PASS, run_unit_tests
 from tests.conftest import AS_OF
 
@@ -50,8 +51,10 @@ def test_unit_tests_pass(starter: Project, name: str) -> None:
 
 
 def own_nodes(tree: exp.Query, upstream: list[str]) -> list[exp.Expr]:
-    """Nodes of the segment's own query, leaving out the refs inlined as CTEs."""
+    """Nodes of the segment's own query, leaving out the refs inlined as CTEs and the
+    point-in-time filters on sources (tests/test_point_in_time.py tests those)."""
     inlined = {cte.this for cte in tree.find_all(exp.CTE) if cte.alias_or_name in upstream}
+    inlined |= {sub for sub in tree.find_all(exp.Subquery) if sub.meta.get(pointintime.MARK)}
     skip = {id(node) for body in inlined for node in body.walk()}
     return [node for node in tree.walk() if id(node) not in skip]
 

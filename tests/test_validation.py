@@ -238,11 +238,11 @@ PROTECTED_CONFIG = BASE_CONFIG.replace("users:\n    table: users\n", "users:\n  
 ])
 def test_protected_attribute_lint(make_project: ProjectFactory, condition: str, column: str, line: int) -> None:
     template = "{{ config(entity='user') }}\nSELECT u.user_id FROM {{ source('users') }} AS u\n" + condition
-    project = make_project({"seg": template}, config=PROTECTED_CONFIG)
+    project = make_project({"seg": template}, config=PROTECTED_CONFIG + "point_in_time: off\n")
     assert project.validate() == []
     [warning] = project.warnings
     assert f"protected attribute `{column}`" in warning.message and warning.line == line
-    strict = make_project({"seg": template}, config=PROTECTED_CONFIG + "privacy: {strict: true}\n")
+    strict = make_project({"seg": template}, config=PROTECTED_CONFIG + "point_in_time: off\nprivacy: {strict: true}\n")
     [error] = strict.validate()
     assert "protected attribute" in error.message and error.line == line
 
@@ -251,7 +251,7 @@ def test_protected_attribute_as_a_trait_or_justified_is_fine(make_project: Proje
     trait = "{{ config(entity='user') }}\nSELECT u.user_id, u.gender FROM {{ source('users') }} AS u"
     justified = ("{{ config(entity='user', protected_use='age-appropriate product: legal requirement') }}\n"
                  "SELECT u.user_id FROM {{ source('users') }} AS u WHERE u.gender = 'f'")
-    project = make_project({"trait": trait, "justified": justified}, config=PROTECTED_CONFIG)
+    project = make_project({"trait": trait, "justified": justified}, config=PROTECTED_CONFIG + "point_in_time: off\n")
     assert project.validate() == [] and project.warnings == []
 
 

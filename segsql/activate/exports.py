@@ -153,6 +153,7 @@ def _consented(compiler: Compiler, plan: ExportPlan) -> exp.Select:
         return query
     entity = compiler.config.entities[plan.entity]
     assert entity.source is not None
+    # consent as it is now, whatever date the segment was evaluated for (GDPR: today's consent)
     source = table_for_source(entity.source, compiler.config.sources[entity.source].table, compiler.config.dialect)
     allowed = exp.select(_text(exp.column(entity.key))).from_(source).where(
         exp.column(plan.consent_column).eq(exp.true()))

@@ -20,7 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, UnsupportedError
 from sqlglot.optimizer.qualify import qualify
 
-from segsql.compile import checks, determinism, portability
+from segsql.compile import checks, determinism, pointintime, portability
 from segsql.compile.budget import Budget, RenderLimits
 from segsql.compile.builtins import BUILTINS, table_for_source
 from segsql.compile.catalog import Catalog, Columns, table_key
@@ -101,6 +101,7 @@ class Compiler:
         self._rendered: dict[str, Rendered | SegsqlError] = {}
         self._compiled: dict[str, CompiledSegment | SegsqlError] = {}
         self._rendering: list[str] = []
+        self._undeclared_warned: set[str] = set()
         self.code_cache = template_code_cache()
 
     def with_options(self, vars: dict[str, Any] | None = None, as_of: dt.date | None = None) -> Compiler:
@@ -240,8 +241,9 @@ class Compiler:
                                     f"fix {self.segment(ref).shown_path} first") from None
             upstream.extend(u for u in [*dependency.upstream, ref] if u not in upstream)
         config = SegmentConfig.model_validate(state.config)
-        tree, columns = self._parse_and_check(rendered, config, refs)
+        tree, columns, known_rows = self._parse_and_check(rendered, config, refs)
         _drop_positions(tree)
+        pointintime.rewrite(known_rows)
         return CompiledSegment(
             name=name, path=state.path, config=config, tree=tree, refs=refs,
             sources=sorted(state.sources), params=dict(state.params), vars=dict(state.vars),
@@ -252,8 +254,8 @@ class Compiler:
         source = self.segment(rendered.state.name).read()
         return ValidationError(message, line_location(rendered.state.path, source, call.line, call), hint)
 
-    def _parse_and_check(self, rendered: Rendered, config: SegmentConfig,
-                         refs: list[str]) -> tuple[exp.Query, Columns]:
+    def _parse_and_check(self, rendered: Rendered, config: SegmentConfig, refs: list[str]
+                         ) -> tuple[exp.Query, Columns, list[tuple[exp.Table, exp.Expr]]]:
         entity = self.config.entities[config.entity]
         try:
             tokens = checks.tokenize(rendered.sql, self.dialect)
@@ -270,13 +272,15 @@ class Compiler:
             columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
             self._check_protected(rendered, config, all_scopes, catalog)
             self._check_determinism(rendered, all_scopes, refs)
+            self._check_time(rendered, all_scopes, catalog)
+            known_rows = self._known_rows(all_scopes, catalog)
         except checks.RuleError as problem:
             kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
         except RecursionError:  # nesting without parentheses (e.g. CASE in CASE) can still be too deep
             raise SqlError("the SQL is nested too deeply to analyse", Location(rendered.state.path, 1, 1),
                            "flatten the expression (CTEs, IN lists)") from None
-        return tree, columns
+        return tree, columns, known_rows
 
     def _check_determinism(self, rendered: Rendered, all_scopes: list[Any], refs: list[str]) -> None:
         """Ties and self-changing values (compile/determinism.py): warnings, or errors with
@@ -288,6 +292,56 @@ class Compiler:
             if self.config.determinism == "error":
                 raise problem
             self.warnings.append(problem)
+
+    def _check_time(self, rendered: Rendered, all_scopes: list[Any], catalog: Catalog) -> None:
+        """What the point-in-time filters cannot cover (compile/pointintime.py): a warning once per
+        source and place, or an error with `point_in_time: error`."""
+        if self.config.point_in_time == "off":
+            return
+        # "now" for the data is the project's pinned as_of (a project on historical data) or today
+        now = self.config.as_of or dt.datetime.now(dt.UTC).date()
+        past = self.as_of < now
+        for finding in pointintime.findings(all_scopes, self._source_tables, self.config.sources, catalog, past):
+            problem = ValidationError(finding.message, rendered.template_location(finding.offset), finding.hint)
+            if self.config.point_in_time == "error":
+                raise problem
+            if finding.message.startswith(f"source `{finding.source}` declares no time"):
+                if finding.source in self._undeclared_warned:
+                    continue
+                self._undeclared_warned.add(finding.source)
+            if problem not in self.warnings:
+                self.warnings.append(problem)
+
+    def _known_rows(self, all_scopes: list[Any], catalog: Catalog) -> list[tuple[exp.Table, exp.Expr]]:
+        """What to put in place of each read of a source with time semantics (its known rows)."""
+        try:
+            return pointintime.replacements(all_scopes, self._source_tables, self.config.sources, catalog,
+                                            self.as_of)
+        except pointintime.KnownAtColumnsUnknownError as missing:
+            raise checks.RuleError(f"source `{missing}` declares time.known_at, which needs its columns", 0,
+                                   "declare its columns in segsql.yml or load the data first") from None
+
+    def source_relation(self, name: str, alias: str | None = None) -> exp.Expr:
+        """What reads source `name` as of this compiler's date: its table, or a subquery of its
+        known rows aliased `alias` (default: the table's name). For stages that query sources
+        themselves (population counts, metrics, exports)."""
+        source = self.config.sources[name]
+        table = _table_of(source, name, self.dialect)
+        found = self.catalog.find(table)
+        try:
+            relation = pointintime.relation(table, source, self.as_of, found[1] if found else None,
+                                            alias or table.name)
+        except pointintime.KnownAtColumnsUnknownError:
+            raise ValidationError(f"source `{name}` declares time.known_at, which needs its columns",
+                                  Location("segsql.yml"), "declare its columns in segsql.yml") from None
+        if relation is table and alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        return relation
+
+    @cached_property
+    def _source_tables(self) -> pointintime.SourceTables:
+        return pointintime.SourceTables({table_key(_table_of(source, name, self.dialect)): name
+                                         for name, source in self.config.sources.items()})
 
     def _unique_keys(self, refs: list[str]) -> dict[str, set[determinism.Key]]:
         """Table name -> its keys (columns unique together): the sources' (computed once) and

@@ -12,6 +12,7 @@ from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 
+from segsql.compile import pointintime
 from segsql.compile.builtins import table_for_source
 from segsql.compile.literals import get_dialect
 
@@ -58,7 +59,7 @@ def segment_lineage(compiler: Compiler, name: str) -> Lineage:
         return cache[name]  # type: ignore[no-any-return]
     dialect = get_dialect(compiler.config.dialect)
     tables, schema = _source_tables(compiler)
-    tree = qualify(compiler.tree(name).copy(), schema=schema, dialect=dialect,
+    tree = qualify(pointintime.unwrap(compiler.tree(name)), schema=schema, dialect=dialect,
                    validate_qualify_columns=False, identify=False)
     result = Lineage()
     reads: dict[str, set[str]] = {}

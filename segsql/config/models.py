@@ -89,6 +89,37 @@ class SourceLocation(Strict):
         return self
 
 
+class SourceTime(Strict):
+    """When a source's rows became known, so a segment evaluated as of D reads only what was known
+    at the end of D (docs/point-in-time.md). Exactly one of: `event`, `valid_from` + `valid_to`
+    (slowly changing, `valid_to` exclusive, NULL = still valid), or `snapshot`."""
+
+    event: str | None = Field(default=None, description="a row is known from this date/timestamp column on")
+    valid_from: str | None = Field(default=None, description="start of a version's validity (inclusive)")
+    valid_to: str | None = Field(default=None, description="end of a version's validity (exclusive; NULL = open)")
+    snapshot: str | None = Field(default=None, description="the snapshot date: as of D only the last snapshot <= D")
+    known_at: dict[str, str] = Field(default_factory=dict, description="column -> the date/timestamp column telling "
+                                     "when its value became known; NULL as of earlier dates (e.g. converted_at)")
+    current: list[str] = Field(default_factory=list, description="columns holding the latest value, not the value "
+                               "at D: a segment reading them is flagged when evaluated as of a past date")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceTime:
+        kinds = [kind for kind, given in (("event", self.event), ("snapshot", self.snapshot),
+                                          ("valid_from/valid_to", self.valid_from or self.valid_to)) if given]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of `event`, `snapshot` or `valid_from` with `valid_to`")
+        if (self.valid_from is None) != (self.valid_to is None):
+            raise ValueError("`valid_from` and `valid_to` go together")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The time columns the filter reads."""
+        named = [self.event, self.valid_from, self.valid_to, self.snapshot, *self.known_at.values()]
+        return [column for column in named if column]
+
+
 class Source(Strict):
     """A name segments use in `source('name')`: a table in the connection or data files, and
     optionally another location per profile (`profiles: {lake: {path: ...}}`), so one project
@@ -107,6 +138,15 @@ class Source(Strict):
                                       description="column -> protected category (gender, age, health, ...)")
     profiles: dict[str, SourceLocation] = Field(
         default_factory=dict, description="profile -> where this source is when `--target PROFILE` runs")
+    time: SourceTime | None = Field(default=None, description="when rows became known, for evaluations as of a "
+                                    "date (docs/point-in-time.md)")
+    static: bool = Field(default=False, description="the rows do not change over time (a lookup table): no "
+                         "point-in-time filter and no warning")
+
+    @property
+    def timeless(self) -> bool:
+        """Neither time semantics nor `static: true`: as-of evaluations cannot be trusted."""
+        return self.time is None and not self.static
 
     def at(self, profile: str) -> Source:
         """This source as the profile sees it (its own location unless the profile names one)."""
@@ -118,6 +158,8 @@ class Source(Strict):
     @model_validator(mode="after")
     def _one_location(self) -> Source:
         _check_location(self.table, self.path, self.format)
+        if self.time is not None and self.static:
+            raise ValueError("a source is either `static: true` or has `time:`, not both")
         return self
 
     @property
@@ -277,6 +319,15 @@ class ProjectConfig(Strict):
     def _off_is_false_in_yaml(cls, value: Any) -> Any:
         return "off" if value is False else value  # YAML reads a bare `off` as false
 
+    point_in_time: Literal["warn", "error", "off"] = Field(
+        default="warn", description="a segment reading a source that declares neither `time:` nor `static: true`, "
+        "or an open-ended date window on one: a warning, an error, or not checked")
+
+    @field_validator("point_in_time", mode="before")
+    @classmethod
+    def _pit_off_is_false_in_yaml(cls, value: Any) -> Any:
+        return "off" if value is False else value
+
     udfs: list[str] = Field(default_factory=list, description="trusted functions segments may call beyond the "
                             "built-in allowlist (your warehouse's UDFs)")
 
@@ -320,6 +371,22 @@ def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
     _check_consent(config, located)
     _check_column_types(config, located)
     _check_source_profiles(config, located)
+    _check_time_columns(config, located)
+
+
+def _check_time_columns(config: ProjectConfig, located: LocatedYaml) -> None:
+    """Time columns of a source with declared columns must be among them (a typo would otherwise
+    only fail when a query runs)."""
+    for name, source in config.sources.items():
+        if source.time is None or source.columns is None:
+            continue
+        declared = {column.lower() for column in source.columns}
+        named = [*source.time.columns, *source.time.known_at, *source.time.current]
+        for column in named:
+            if column.lower() not in declared:
+                raise ConfigError(f"source `{name}`: time column `{column}` is not one of its columns",
+                                  located.locate(("sources", name, "time")),
+                                  did_you_mean(column, source.columns) or "list it under columns:")
 
 
 COMMON_TYPES = ("BIGINT", "INTEGER", "INT", "SMALLINT", "DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "VARCHAR",

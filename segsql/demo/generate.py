@@ -291,6 +291,40 @@ def _arrow(columns: dict) -> pa.Table:  # type: ignore[type-arg]
     return pa.table(arrays)
 
 
+# `accounts` as it was over time (SCD-2, valid_to exclusive, NULL = current), derived from the
+# same draws: a trial until the first paid month, one version per month of MRR (plan and ARR of
+# that month), then churned (from the day after the last paid day) or lost (trial ended unpaid).
+# Its versions valid today equal `accounts` row for row (tests/test_point_in_time.py).
+ACCOUNT_HISTORY = """
+CREATE OR REPLACE TABLE account_history AS
+WITH paid AS (
+    SELECT m.account_id, greatest(m.month, a.signup_date) AS valid_from, 'customer' AS status,
+           m.plan_tier, round(m.mrr * 12, 2) AS arr, CAST(NULL AS DATE) AS churned_at
+    FROM mrr_monthly AS m JOIN accounts AS a USING (account_id)
+), first_paid AS (
+    SELECT account_id, min(valid_from) AS first_from, arg_min(plan_tier, valid_from) AS first_tier
+    FROM paid GROUP BY account_id
+), versions AS (
+    SELECT * FROM paid
+    UNION ALL
+    SELECT a.account_id, a.signup_date, 'trial', coalesce(f.first_tier, a.plan_tier), 0.0, NULL
+    FROM accounts AS a LEFT JOIN first_paid AS f USING (account_id)
+    WHERE f.first_from IS NULL OR f.first_from > a.signup_date
+    UNION ALL
+    SELECT account_id, CAST(churned_at + INTERVAL 1 DAY AS DATE), 'churned', plan_tier, 0.0, churned_at
+    FROM accounts WHERE status = 'churned'
+    UNION ALL
+    SELECT account_id, CAST(signup_date + INTERVAL 14 DAY AS DATE), 'lost', plan_tier, 0.0, NULL
+    FROM accounts WHERE status = 'lost'
+)
+SELECT a.account_id, a.name, a.industry, a.employees, a.employee_band, a.country, a.region,
+       v.plan_tier, a.signup_date, v.arr, v.status, v.churned_at, v.valid_from,
+       lead(v.valid_from) OVER (PARTITION BY v.account_id ORDER BY v.valid_from) AS valid_to
+FROM versions AS v JOIN accounts AS a USING (account_id)
+ORDER BY a.account_id, v.valid_from
+"""
+
+
 def _write(database: Path, tables: dict) -> None:  # type: ignore[type-arg]
     """Replace the demo tables in one transaction (readers never see half a dataset)."""
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +336,7 @@ def _write(database: Path, tables: dict) -> None:  # type: ignore[type-arg]
             connection.register("_demo_frame", frame)
             connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _demo_frame")  # names are constants
             connection.unregister("_demo_frame")
+        connection.execute(ACCOUNT_HISTORY)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")

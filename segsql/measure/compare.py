@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
-from segsql.compile.builtins import table_for_source
 from segsql.errors import SegsqlError, UsageError
 from segsql.measure import metrics as metrics_module
 from segsql.measure import stats
@@ -68,9 +67,7 @@ def _groups(compiler: Compiler, engine: Engine, segments: list[str], entity: str
         if declared.source is None:
             raise UsageError(f"entity `{entity}` has no population source, so there is no `rest` or `all`",
                              None, "compare against a segment: baseline='<segment>'")
-        source = compiler.config.sources[declared.source]
-        population = exp.select(exp.column(key)).distinct().from_(
-            table_for_source(declared.source, source.table, compiler.config.dialect))
+        population = exp.select(exp.column(key)).distinct().from_(compiler.source_relation(declared.source))
         parts.append(exp.select(exp.Literal.string(ALL).as_("grp"), exp.column(key).as_("key"))
                      .from_(population.subquery("population")))
     union: exp.Query = parts[0]

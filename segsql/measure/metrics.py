@@ -33,7 +33,6 @@ from pydantic import Field
 from sqlglot import exp
 
 from segsql.compile import checks
-from segsql.compile.builtins import table_for_source
 from segsql.config.models import NAME_PATTERN, Strict, validate_model
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, SegsqlError, did_you_mean
@@ -124,14 +123,13 @@ def entity_query(compiler: Compiler, metric: Metric) -> exp.Select:
     """One row per entity: key, num, den (validated against the source's columns)."""
     spec = metric.spec
     key_column = compiler.config.entities[spec.entity].key
-    source = compiler.config.sources[spec.source]
     parts = {field: _expression(compiler, metric, field, getattr(spec, field))
              for field in ("numerator", "denominator", "where") if getattr(spec, field) is not None}
     query = exp.select(
         exp.column(key_column).as_("key"),
         exp.cast(parts["numerator"], exp.DataType.Type.DOUBLE).as_("num"),
         exp.cast(parts.get("denominator", exp.Literal.number(1)), exp.DataType.Type.DOUBLE).as_("den"),
-    ).from_(table_for_source(spec.source, source.table, compiler.config.dialect)).group_by(exp.column(key_column))
+    ).from_(compiler.source_relation(spec.source)).group_by(exp.column(key_column))
     if "where" in parts:
         query = query.where(parts["where"])
     _validate(compiler, metric, query)

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
-from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 
@@ -64,10 +63,9 @@ def cohorts(compiler: Compiler, engine: Engine, entity: str, source: str, at: st
     if (start_source is None) != (start_at is None):
         raise UsageError("give both start_source and start_at, or neither", None, "e.g. accounts / signup_date")
     key = key or compiler.config.entities[entity].key
-    dialect = compiler.config.dialect
 
-    def table(name: str) -> exp.Table:
-        return table_for_source(name, compiler.config.sources[name].table, dialect)
+    def table(name: str) -> exp.Expr:
+        return compiler.source_relation(name)
 
     as_of = exp.cast(exp.Literal.string(compiler.as_of.isoformat()), exp.DataType.Type.DATE)
     day = exp.cast(exp.column(at), exp.DataType.Type.DATE)

@@ -44,12 +44,12 @@ def profile(compiler: Compiler, engine: Engine, name: str, traits: list[str] | N
                          "declare `source:` for it in segsql.yml")
     source = compiler.config.sources[entity.source]
     columns = _columns(compiler, entity.source, traits, entity.key)
-    population = table_for_source(entity.source, source.table, compiler.config.dialect)
+    population = compiler.source_relation(entity.source, alias="p")
     members = exp.select(exp.cast(exp.column(entity.key), exp.DataType.Type.VARCHAR)).from_(storage.segment_table(name))
     flag = exp.cast(exp.column(entity.key, "p"), exp.DataType.Type.VARCHAR).isin(query=members)
     group = exp.If(this=flag, true=exp.Literal.string("segment"), false=exp.Literal.string("rest"))
     base = exp.select(group.as_("grp"),
-                      *[exp.column(c, "p").as_(c) for c in columns]).from_(population.as_("p"))
+                      *[exp.column(c, "p").as_(c) for c in columns]).from_(population)
     rows: list[dict[str, object]] = []
     engine.prepare_sources()
     if not engine.table_exists(storage.segment_table(name)):

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
-from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.errors import EngineError, UsageError
 from segsql.privacy.masking import mask_table
@@ -76,8 +75,7 @@ def population(compiler: Compiler, engine: Engine, entity: str) -> int | None:
     declared = compiler.config.entities[entity]
     if declared.source is None:
         return None
-    source = compiler.config.sources[declared.source]
-    table = table_for_source(declared.source, source.table, compiler.config.dialect)
+    table = compiler.source_relation(declared.source)
     query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
     try:
         return int(engine.fetchall(query)[0][0])
@@ -106,8 +104,7 @@ def preview_population(compiler: Compiler, engine: Engine, entity: str) -> tuple
         return None, True
     if not engine.capabilities.approx_distinct:
         return population(compiler, engine, entity), True
-    source = compiler.config.sources[declared.source]
-    table = table_for_source(declared.source, source.table, compiler.config.dialect)
+    table = compiler.source_relation(declared.source)
     estimate = engine.fetchall(exp.select(exp.ApproxDistinct(this=exp.column(declared.key))).from_(table))[0][0]
     return int(estimate), False
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from segsql.compile.builtins import table_for_source
 from segsql.engines import storage
 from segsql.engines.records import RunResult, SegmentRun
 from segsql.errors import EngineError, Location, SegsqlError
@@ -128,8 +127,7 @@ def _populations(compiler: Compiler, engine: Engine, entities: set[str]) -> dict
         if declared.source is None:
             sizes[entity] = None
             continue
-        source = compiler.config.sources[declared.source]
-        table = table_for_source(declared.source, source.table, compiler.config.dialect)
+        table = compiler.source_relation(declared.source)
         query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
         sizes[entity] = int(engine.fetchall(query)[0][0])
     return sizes

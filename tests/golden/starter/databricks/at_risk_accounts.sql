@@ -1,8 +1,25 @@
 SELECT
   a.account_id,
   m.mrr
-FROM accounts AS a
-JOIN mrr_monthly AS m
+FROM (
+  SELECT
+    *
+  FROM account_history AS a
+  WHERE
+    (
+      valid_from IS NULL OR valid_from < CAST('2026-11-24' AS DATE)
+    )
+    AND (
+      valid_to IS NULL OR valid_to >= CAST('2026-11-24' AS DATE)
+    )
+) AS a
+JOIN (
+  SELECT
+    *
+  FROM mrr_monthly AS m
+  WHERE
+    month IS NULL OR month < CAST('2026-11-24' AS DATE)
+) AS m
   ON m.account_id = a.account_id AND m.month = CAST('2026-11-01' AS DATE)
 WHERE
   a.status = 'customer'
@@ -10,7 +27,13 @@ WHERE
   AND EXISTS(
     SELECT
       1
-    FROM events AS before_
+    FROM (
+      SELECT
+        *
+      FROM events AS before_
+      WHERE
+        occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+    ) AS before_
     WHERE
       before_.account_id = a.account_id
       AND before_.event_type = 'login'
@@ -22,7 +45,13 @@ WHERE
   AND NOT EXISTS(
     SELECT
       1
-    FROM events AS recent
+    FROM (
+      SELECT
+        *
+      FROM events AS recent
+      WHERE
+        occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+    ) AS recent
     WHERE
       recent.account_id = a.account_id
       AND recent.event_type = 'login'

@@ -5,14 +5,37 @@ SELECT
   COALESCE(l.logins_30d, 0) AS logins_30d,
   COALESCE(t.tickets_90d, 0) AS tickets_90d,
   DATE_DIFF('DAY', a.signup_date, CAST('2026-11-23' AS DATE)) AS tenure_days
-FROM accounts AS a
-LEFT JOIN mrr_monthly AS m
+FROM (
+  SELECT
+    *
+  FROM account_history AS a
+  WHERE
+    (
+      valid_from IS NULL OR valid_from < CAST('2026-11-24' AS DATE)
+    )
+    AND (
+      valid_to IS NULL OR valid_to >= CAST('2026-11-24' AS DATE)
+    )
+) AS a
+LEFT JOIN (
+  SELECT
+    *
+  FROM mrr_monthly AS m
+  WHERE
+    month IS NULL OR month < CAST('2026-11-24' AS DATE)
+) AS m
   ON m.account_id = a.account_id AND m.month = CAST('2026-11-01' AS DATE)
 LEFT JOIN (
   SELECT
     us.account_id,
     COUNT(*) AS users
-  FROM users AS us
+  FROM (
+    SELECT
+      *
+    FROM users AS us
+    WHERE
+      signup_date IS NULL OR signup_date < CAST('2026-11-24' AS DATE)
+  ) AS us
   GROUP BY
     us.account_id
 ) AS u
@@ -21,7 +44,13 @@ LEFT JOIN (
   SELECT
     e.account_id,
     COUNT(*) AS logins_30d
-  FROM events AS e
+  FROM (
+    SELECT
+      *
+    FROM events AS e
+    WHERE
+      occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+  ) AS e
   WHERE
     e.event_type = 'login'
     AND (
@@ -36,7 +65,13 @@ LEFT JOIN (
   SELECT
     tk.account_id,
     COUNT(*) AS tickets_90d
-  FROM tickets AS tk
+  FROM (
+    SELECT
+      *
+    FROM tickets AS tk
+    WHERE
+      opened_at IS NULL OR opened_at < CAST('2026-11-24' AS DATE)
+  ) AS tk
   WHERE
     (
       tk.opened_at >= CAST('2026-08-26' AS DATE)

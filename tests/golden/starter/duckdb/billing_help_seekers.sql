@@ -1,7 +1,13 @@
 SELECT
   t.account_id,
   COUNT(*) AS billing_tickets
-FROM tickets AS t
+FROM (
+  SELECT
+    *
+  FROM tickets AS t
+  WHERE
+    opened_at IS NULL OR opened_at < CAST('2026-11-24' AS DATE)
+) AS t
 WHERE
   t.topic = 'billing'
   AND (

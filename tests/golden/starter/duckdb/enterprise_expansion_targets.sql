@@ -2,7 +2,13 @@ WITH power_users AS (
   SELECT
     e.user_id,
     COUNT(DISTINCT CAST(e.occurred_at AS DATE)) AS active_days
-  FROM events AS e
+  FROM (
+    SELECT
+      *
+    FROM events AS e
+    WHERE
+      occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+  ) AS e
   WHERE
     (
       e.occurred_at >= CAST('2026-10-25' AS DATE)
@@ -17,8 +23,25 @@ WITH power_users AS (
     p.account_id AS account_id,
     COUNT(DISTINCT m.user_id) AS matching_count,
     COUNT(DISTINCT c.user_id) AS total_count
-  FROM accounts AS p
-  LEFT JOIN users AS c
+  FROM (
+    SELECT
+      *
+    FROM account_history AS p
+    WHERE
+      (
+        valid_from IS NULL OR valid_from < CAST('2026-11-24' AS DATE)
+      )
+      AND (
+        valid_to IS NULL OR valid_to >= CAST('2026-11-24' AS DATE)
+      )
+  ) AS p
+  LEFT JOIN (
+    SELECT
+      *
+    FROM users AS c
+    WHERE
+      signup_date IS NULL OR signup_date < CAST('2026-11-24' AS DATE)
+  ) AS c
     ON c.account_id = p.account_id
   LEFT JOIN power_users AS m
     ON m.user_id = c.user_id
@@ -32,7 +55,18 @@ WITH power_users AS (
     a.name,
     a.country,
     a.employees
-  FROM accounts AS a
+  FROM (
+    SELECT
+      *
+    FROM account_history AS a
+    WHERE
+      (
+        valid_from IS NULL OR valid_from < CAST('2026-11-24' AS DATE)
+      )
+      AND (
+        valid_to IS NULL OR valid_to >= CAST('2026-11-24' AS DATE)
+      )
+  ) AS a
   WHERE
     a.region IN ('DACH') AND a.employees >= 1000 AND a.status = 'customer'
 ), high_mrr_accounts AS (
@@ -40,7 +74,13 @@ WITH power_users AS (
     m.account_id,
     m.mrr,
     m.plan_tier
-  FROM mrr_monthly AS m
+  FROM (
+    SELECT
+      *
+    FROM mrr_monthly AS m
+    WHERE
+      month IS NULL OR month < CAST('2026-11-24' AS DATE)
+  ) AS m
   WHERE
     m.month = CAST('2026-11-01' AS DATE) AND m.mrr >= 2000
 )

@@ -1,7 +1,13 @@
 SELECT
   e.account_id,
   COUNT(*) AS salesforce_events
-FROM events AS e
+FROM (
+  SELECT
+    *
+  FROM events AS e
+  WHERE
+    occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+) AS e
 WHERE
   e.integration = 'salesforce'
   AND (

@@ -1,7 +1,13 @@
 SELECT
   e.user_id,
   COUNT(*) AS uses
-FROM events AS e
+FROM (
+  SELECT
+    *
+  FROM events AS e
+  WHERE
+    occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+) AS e
 WHERE
   e.event_type = 'integration_used'
   AND e.integration = 'slack'

@@ -24,7 +24,13 @@ SELECT
     THEN 'control'
     ELSE 'treatment'
   END AS arm
-FROM users AS u
+FROM (
+  SELECT
+    *
+  FROM users AS u
+  WHERE
+    signup_date IS NULL OR signup_date < CAST('2026-11-24' AS DATE)
+) AS u
 WHERE
   (
     u.signup_date >= CAST('2026-05-28' AS DATE)

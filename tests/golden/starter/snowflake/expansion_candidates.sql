@@ -2,8 +2,25 @@ SELECT
   a.account_id,
   a.plan_tier,
   COUNT(DISTINCT e.user_id) AS weekly_active_users
-FROM accounts AS a
-JOIN events AS e
+FROM (
+  SELECT
+    *
+  FROM account_history AS a
+  WHERE
+    (
+      valid_from IS NULL OR valid_from < CAST('2026-11-24' AS DATE)
+    )
+    AND (
+      valid_to IS NULL OR valid_to >= CAST('2026-11-24' AS DATE)
+    )
+) AS a
+JOIN (
+  SELECT
+    *
+  FROM events AS e
+  WHERE
+    occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+) AS e
   ON e.account_id = a.account_id
 WHERE
   a.status = 'customer'

@@ -1,7 +1,13 @@
 SELECT
   e.user_id,
   COUNT(DISTINCT CAST(e.occurred_at AS DATE)) AS active_days
-FROM events AS e
+FROM (
+  SELECT
+    *
+  FROM events AS e
+  WHERE
+    occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+) AS e
 WHERE
   (
     e.occurred_at >= CAST('2026-10-25' AS DATE)

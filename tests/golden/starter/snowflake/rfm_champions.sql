@@ -72,7 +72,13 @@ WITH rfm_scores AS (
           account_id AS k,
           CAST(issued_at AS DATE) AS d,
           amount AS amount
-        FROM invoices
+        FROM (
+          SELECT
+            *
+          FROM invoices
+          WHERE
+            issued_at IS NULL OR issued_at < CAST('2026-11-24' AS DATE)
+        ) AS invoices
         WHERE
           (
             NOT account_id IS NULL

@@ -3,6 +3,12 @@ SELECT
   u.email,
   u.country,
   u.marketing_consent
-FROM users AS u
+FROM (
+  SELECT
+    *
+  FROM users AS u
+  WHERE
+    signup_date IS NULL OR signup_date < CAST('2026-11-24' AS DATE)
+) AS u
 WHERE
   u.country IN ('DE', 'AT', 'CH')
