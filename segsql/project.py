@@ -448,15 +448,16 @@ class Project:
 
     def cohorts(self, entity: str, source: str, at: str, period: str = "month", key: str | None = None,
                 revenue: str | None = None, start_source: str | None = None, start_at: str | None = None,
-                segments: list[str] | None = None) -> Cohorts:
+                segments: list[str] | None = None, membership: str = "at_cohort") -> Cohorts:
         """Cohort retention of `entity` from activity in `source` (timestamp column `at`): cohort
         x period_index with cohort size, active entities, retention and (with `revenue`) revenue
-        retention; zeros for periods without activity; split by `segments` if given."""
+        retention; zeros for periods without activity; split by `segments` if given, by the members
+        each segment had when the cohort formed (`membership='current'`: today's members)."""
         from segsql.methods.cohorts import cohorts
 
         with self.engine() as engine:
             return cohorts(self.compiler, engine, entity, source, at, period, key, revenue, start_source,
-                           start_at, segments)
+                           start_at, segments, membership)
 
     def profile(self, name: str, traits: list[str] | None = None, top: int = 5) -> pd.DataFrame:
         """The data behind a persona: the segment's medians, means and top categories of its entity's

@@ -444,3 +444,40 @@ def test_worked_example_in_the_docs(tmp_path: Path) -> None:
     with contextlib.chdir(tmp_path), contextlib.redirect_stdout(output):
         exec(code.group(1), {"naive_query": naive_query})  # our own docs page
     assert output.getvalue() == printed.group(1)
+
+
+# -- where it matters: cohorts split by the members segments had when each cohort formed ---------
+def test_cohorts_by_segment_use_membership_when_the_cohort_formed(demo: tuple[Path, dict[dt.date, Path]],
+                                                                  tmp_path: Path) -> None:
+    root, _ = demo
+    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")  # this test writes runs
+    project = project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+    project.run(select=["high_mrr_accounts"])
+    survivors = project.cohorts("account", "mrr_monthly", "month", segments=["high_mrr_accounts"],
+                                membership="current").frame
+    assert (survivors.retention == 1.0).all()  # today's members are, by definition, still paying
+    honest = project.cohorts("account", "mrr_monthly", "month", segments=["high_mrr_accounts"]).frame
+    assert (honest.retention < 1.0).any()
+    cohort = dt.date(2026, 3, 1)
+    formed = project.with_options(as_of=dt.date(2026, 3, 31))
+    with formed.engine() as engine:
+        members = {row[0] for row in engine.fetchall(formed.compiler.tree("high_mrr_accounts"))}
+        first_month = {row[0] for row in engine.fetchall(exp.select("account_id").from_("mrr_monthly")
+                                                         .group_by("account_id")
+                                                         .having(exp.func("min", exp.column("month")).eq(
+                                                             exp.cast(exp.Literal.string("2026-03-01"), "DATE"))))}
+    [size] = honest[(honest.cohort == cohort) & (honest.period_index == 0)].cohort_size
+    assert size == len(members & first_month) > 0
+
+
+def test_compare_as_of_a_past_date_measures_the_members_of_that_date(demo: tuple[Path, dict[dt.date, Path]],
+                                                                     tmp_path: Path) -> None:
+    root, _ = demo
+    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")
+    project = project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+    project.run(select=["active_customers"])
+    day = dt.date(2026, 10, 1)
+    then = project.with_options(as_of=day).compare(["active_customers"], ["mrr"])
+    now = project.compare(["active_customers"], ["mrr"])
+    expected = len(membership(project, day)["active_customers"])
+    assert int(then.to_frame().iloc[0]["members"]) == expected != int(now.to_frame().iloc[0]["members"])

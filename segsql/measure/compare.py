@@ -20,7 +20,7 @@ from sqlglot import exp
 from segsql.errors import SegsqlError, UsageError
 from segsql.measure import metrics as metrics_module
 from segsql.measure import stats
-from segsql.run.results import result_table, result_tables
+from segsql.run.results import members_as_of, result_table
 from segsql.run.results import size as result_size
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def _entity(compiler: Compiler, segments: list[str]) -> str:
 def _groups(compiler: Compiler, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
     """(grp, key) rows: every selected segment's members and, optionally, the population."""
     key = compiler.config.entities[entity].key
-    tables = result_tables(compiler, engine, segments)
+    tables = members_as_of(compiler, engine, segments)
     parts: list[exp.Query] = [
         exp.select(exp.Literal.string(name).as_("grp"), exp.column(key).as_("key")).from_(tables[name], copy=False)
         for name in segments]

@@ -12,8 +12,13 @@ Definitions (documented in docs/methods.md):
 - revenue (optional): sum of the revenue column in that period; revenue_retention = revenue /
   the cohort's period-0 revenue (NRR by cohort when the source is MRR);
 - gaps: every period from the cohort up to `as_of` appears, with 0 when nobody was active;
-- by segment: with `segments`, each cohort is split by the segments' current members.
-The counting runs in the engine (one query); the zero-filling grid is built in pandas.
+- by segment: with `segments`, each cohort is split by the members each segment had when the
+  cohort formed: the segment evaluated as of the last day of the cohort's period (as_of for the
+  current period), through the point-in-time reads of docs/point-in-time.md. Splitting by
+  today's members instead would keep only the survivors of each cohort (a segment such as
+  `high_mrr_accounts` would show ~100% retention everywhere); `membership='current'` gives that
+  split from the segments' last runs, for comparison.
+The counting runs in the engine (one query per step); the zero-filling grid is built in pandas.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from segsql.engines.base import Engine
 
 PERIODS = ("month", "week", "day")
+MEMBERSHIPS = ("at_cohort", "current")
 
 
 @dataclass
@@ -52,7 +58,10 @@ class Cohorts:
 
 def cohorts(compiler: Compiler, engine: Engine, entity: str, source: str, at: str, period: str = "month",
             key: str | None = None, revenue: str | None = None, start_source: str | None = None,
-            start_at: str | None = None, segments: list[str] | None = None) -> Cohorts:
+            start_at: str | None = None, segments: list[str] | None = None,
+            membership: str = "at_cohort") -> Cohorts:
+    if membership not in MEMBERSHIPS:
+        raise UsageError(f"unknown membership `{membership}`", None, f"choose one of {', '.join(MEMBERSHIPS)}")
     if period not in PERIODS:
         raise UsageError(f"unknown period `{period}`", None, f"choose one of {', '.join(PERIODS)}")
     if entity not in compiler.config.entities:
@@ -82,14 +91,18 @@ def cohorts(compiler: Compiler, engine: Engine, entity: str, source: str, at: st
     else:
         starts = exp.select("k", exp.func("min", exp.column("p")).as_("c")).from_(
             activity.copy().subquery("a")).group_by("k")
-    groups = _groups(compiler, segments, entity)
-    query = _counts(activity, starts, groups, period, bool(revenue))
     engine.prepare_sources()
-    if segments:
-        tables = [storage.segment_table(s) for s in segments]
-        missing = [s for s, t in zip(segments, tables, strict=True) if not engine.table_exists(t)]
-        if missing:
-            raise UsageError(f"segment `{missing[0]}` has no results yet", None, "run it first")
+    for name in segments or []:
+        if compiler.entity_of(name) != entity:
+            raise UsageError(f"segment `{name}` is about {compiler.entity_of(name)}s, not {entity}s", None)
+    if segments and membership == "current":
+        groups = _current_groups(compiler, engine, segments, entity)
+    elif segments:
+        cohort_starts = [row[0] for row in engine.fetchall(exp.select("c").distinct().from_(starts.subquery("s")))]
+        groups = _groups_at_cohort(compiler, segments, entity, cohort_starts, period)
+    else:
+        groups = None
+    query = _counts(activity, starts, groups, period, bool(revenue))
     sizes_query, counts_query = query
     sizes = pd.DataFrame(engine.fetchall(sizes_query), columns=["segment", "cohort", "cohort_size"])
     counts = pd.DataFrame(engine.fetchall(counts_query),
@@ -118,22 +131,56 @@ def _index(cohort: exp.Expr, when: exp.Expr, period: str) -> exp.Expr:
                                               expression=exp.Literal.number(7))), exp.DataType.Type.INT)
 
 
-def _groups(compiler: Compiler, segments: list[str] | None, entity: str) -> exp.Query | None:
-    """(segment, k) rows for the requested segments, or None for the whole population."""
-    if not segments:
-        return None
-    parts: list[exp.Query] = []
-    for name in segments:
-        if compiler.entity_of(name) != entity:
-            raise UsageError(f"segment `{name}` is about {compiler.entity_of(name)}s, not {entity}s", None)
-        key = compiler.config.entities[entity].key
-        parts.append(exp.select(exp.Literal.string(name).as_("segment"),
-                                exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("sk"))
-                     .from_(storage.segment_table(name)))
+def _union(parts: list[exp.Query]) -> exp.Query:
     union = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
     return union
+
+
+def _member_rows(name: str, key: str, relation: exp.Expr, cohort: exp.Expr) -> exp.Select:
+    return exp.select(exp.Literal.string(name).as_("segment"), cohort.as_("gc"),
+                      exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("sk")).from_(relation)
+
+
+def _current_groups(compiler: Compiler, engine: Engine, segments: list[str], entity: str) -> exp.Query:
+    """(segment, NULL, key) rows from the segments' last runs (today's members)."""
+    key = compiler.config.entities[entity].key
+    missing = [s for s in segments if not engine.table_exists(storage.segment_table(s))]
+    if missing:
+        raise UsageError(f"segment `{missing[0]}` has no results yet", None,
+                         f"run it first: segsql run -s {missing[0]}")
+    no_cohort = exp.cast(exp.null(), exp.DataType.Type.DATE)
+    return _union([_member_rows(name, key, storage.segment_table(name), no_cohort.copy()) for name in segments])
+
+
+def period_end(start: dt.date, period: str) -> dt.date:
+    """The last day of the period that starts on `start`."""
+    if period == "day":
+        return start
+    if period == "week":
+        return start + dt.timedelta(days=6)
+    first_of_next = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return first_of_next - dt.timedelta(days=1)
+
+
+def _groups_at_cohort(compiler: Compiler, segments: list[str], entity: str, cohort_starts: list[object],
+                      period: str) -> exp.Query:
+    """(segment, cohort, key) rows: each segment's members as of the end of each cohort's period."""
+    key = compiler.config.entities[entity].key
+    parts: list[exp.Query] = []
+    for value in sorted(cohort_starts, key=str):
+        start = value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else \
+            pd.Timestamp(value).date()  # type: ignore[arg-type]
+        formed = compiler.with_options(as_of=min(period_end(start, period), compiler.as_of))
+        literal = exp.cast(exp.Literal.string(start.isoformat()), exp.DataType.Type.DATE)
+        parts.extend(_member_rows(name, key, formed.tree(name).subquery("seg"), literal.copy()) for name in segments)
+    if not parts:  # no activity at all: an empty relation of the same shape
+        empty = exp.select(exp.Literal.string("").as_("segment"),
+                           exp.cast(exp.null(), exp.DataType.Type.DATE).as_("gc"),
+                           exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("sk")).where(exp.false())
+        return empty
+    return _union(parts)
 
 
 def _counts(activity: exp.Select, starts: exp.Select, groups: exp.Query | None, period: str,
@@ -141,8 +188,10 @@ def _counts(activity: exp.Select, starts: exp.Select, groups: exp.Query | None, 
     cohort_rows = exp.select(exp.column("k", "s"), exp.column("c", "s")).from_(starts.subquery("s"))
     segment: exp.Expr = exp.Literal.string("")
     if groups is not None:
-        cohort_rows = cohort_rows.join(groups.subquery("g"), on=exp.column("sk", "g").eq(
-            exp.cast(exp.column("k", "s"), exp.DataType.Type.VARCHAR)))
+        same_cohort = exp.or_(exp.column("gc", "g").is_(exp.null()),
+                              exp.column("gc", "g").eq(exp.column("c", "s")))
+        cohort_rows = cohort_rows.join(groups.subquery("g"), on=exp.and_(exp.column("sk", "g").eq(
+            exp.cast(exp.column("k", "s"), exp.DataType.Type.VARCHAR)), same_cohort))
         segment = exp.column("segment", "g")
     members = cohort_rows.select(segment.as_("segment"), append=True).subquery("m")
     sizes = (exp.select(exp.column("segment", "m"), exp.column("c", "m"), exp.func("count", exp.Star()))

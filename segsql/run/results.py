@@ -42,6 +42,22 @@ def result_tables(compiler: Compiler, engine: Engine, names: list[str]) -> dict[
     return tables
 
 
+def members_as_of(compiler: Compiler, engine: Engine, names: list[str]) -> dict[str, exp.Expr]:
+    """Where each segment's members as of `compiler.as_of` are: its result table when its last
+    successful run was for that date, else the segment evaluated now for that date (with the
+    point-in-time reads of its sources). A segment never run is an error, as for results."""
+    tables = result_tables(compiler, engine, names)
+    found: dict[str, exp.Expr] = {}
+    for name in names:
+        rows = engine.fetchall(storage.last_success(name, ("r.as_of",)), [name])
+        ran_for = rows[0][0] if rows else None
+        if ran_for is not None and str(ran_for)[:10] == compiler.as_of.isoformat():
+            found[name] = tables[name]
+        else:
+            found[name] = compiler.tree(name).subquery(name)
+    return found
+
+
 def _key(compiler: Compiler, name: str) -> str:
     return compiler.config.entities[compiler.compiled(name).entity].key
 
