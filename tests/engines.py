@@ -117,14 +117,18 @@ def method_results(project) -> dict[str, object]:  # type: ignore[no-untyped-def
         return [tuple(_plain(v) for v in row) for row in frame.itertuples(index=False)]
 
     monthly = project.cohorts("account", "mrr_monthly", "month", revenue="mrr").frame
-    weekly = project.cohorts("user", "events", "occurred_at", period="week", segments=["power_users"]).frame
+    weekly = project.cohorts("user", "events", "occurred_at", period="week", segments=["power_users"],
+                             membership="current").frame
+    # members when each cohort formed: the segment evaluated as of ~30 month ends in one query
+    by_segment = project.cohorts("account", "mrr_monthly", "month", segments=["high_mrr_accounts"]).frame
+    assert len(by_segment) > 100
     clusters = project.cluster("account_features", k=3)
     fitted = project.propensity("account_features", "churned_recently", AS_OF - dt.timedelta(days=120), 90)
     assert fitted.scores is not None
     scored = _engine_scores(project, fitted)
     worst = max(abs(scored[k] - fitted.scores[k]) for k in fitted.scores.index)
     assert worst < 1e-9, f"the SQL score differs from the model by {worst}"  # scoring runs in this engine
-    return {"monthly cohorts": rows(monthly), "weekly cohorts": rows(weekly),
+    return {"monthly cohorts": rows(monthly), "weekly cohorts": rows(weekly), "cohorts by segment": rows(by_segment),
             "profile": rows(project.profile("enterprise_dach")),
             "clusters": rows(clusters.summary()[["cluster", "size", "rule", "precision", "recall"]]),
             "propensity": (round(fitted.auc or 0, 9), {k: round(v, 9) for k, v in fitted.coefficients.items()})}

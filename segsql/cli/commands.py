@@ -177,11 +177,8 @@ def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: st
     if var_pairs or vars_json:
         raise UsageError("show prints the members of the last run; --var/--vars would change nothing", None,
                          f"run it with the vars first: segsql run -s {name} --var ...")
-    if as_of:
-        raise UsageError("show prints the members of the last run; --as-of would change nothing", None,
-                         f"evaluate the date first: segsql run -s {name} --as-of {as_of}")
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
-    show_segment(project, name, None if show_all else limit, output_format, unmask)
+    show_segment(project, name, None if show_all else limit, output_format, unmask, check_as_of=bool(as_of))
 
 
 @cli.command()

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from segsql.cli.render import percent, print_table
+from segsql.errors import UsageError
 from segsql.project import Project
 from segsql.run import results
 from segsql.starter.salt import project_salt
@@ -20,7 +21,8 @@ from segsql.starter.salt import project_salt
 log = logging.getLogger("segsql.privacy")
 
 
-def show_segment(project: Project, name: str, limit: int | None, output_format: str, unmask: bool = False) -> None:
+def show_segment(project: Project, name: str, limit: int | None, output_format: str, unmask: bool = False,
+                 check_as_of: bool = False) -> None:
     from segsql.privacy.masking import mask_table
     from segsql.privacy.pii import pii_columns
 
@@ -32,6 +34,12 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
     salt = project_salt(project.root)
     entity = project.compiled(name).entity
     with project.engine() as engine:
+        if check_as_of:
+            ran_for = results.last_run_date(project.compiler, engine, name)
+            if ran_for != project.compiler.as_of:
+                raise UsageError(f"the last run of {name} was for {ran_for}, not {project.compiler.as_of}: show "
+                                 "prints the members of the last run", None,
+                                 f"evaluate the date first: segsql run -s {name} --as-of {project.compiler.as_of}")
         size, population = results.last_run_size(project.compiler, engine, name)
         share = size / population if population else None
         header = (f"{name}: {size:,} {entity}(s)" + (f", {percent(share)} of {population:,}" if population else ""))

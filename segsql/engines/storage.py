@@ -111,6 +111,19 @@ def last_success(segment: str, columns: tuple[str, ...] = ("s.row_count", "s.pop
             .order_by(exp.Ordered(this=exp.column("started_at", "r"), desc=True)).limit(1))
 
 
+def last_success_dates(segments: list[str]) -> exp.Select:
+    """(segment, as_of) of each segment's last successful run, for several segments at once."""
+    runs, segments_table = table("runs"), table("run_segments")
+    latest = exp.Window(this=exp.RowNumber(), partition_by=[exp.column("segment", "s")],
+                        order=exp.Order(expressions=[exp.Ordered(this=exp.column("started_at", "r"), desc=True)]))
+    ranked = (exp.select(exp.column("segment", "s"), exp.column("as_of", "r"), latest.as_("n"))
+              .from_(segments_table.as_("s"))
+              .join(runs.as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+              .where(exp.and_(exp.column("segment", "s").isin(*[exp.Literal.string(n) for n in segments]),
+                              exp.column("status", "r").eq(exp.Literal.string(SUCCESS)))))
+    return exp.select("segment", "as_of").from_(ranked.subquery("latest")).where(exp.column("n").eq(1))
+
+
 def last_population(entity: str) -> exp.Select:
     """The entity's population recorded by the latest successful run (bound: entity)."""
     runs, segments = table("runs"), table("run_segments")

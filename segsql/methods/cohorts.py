@@ -219,6 +219,11 @@ def _periods_between(cohort: dt.date, as_of: dt.date, period: str) -> int:
 def _grid(sizes: pd.DataFrame, counts: pd.DataFrame, as_of: dt.date, period: str, with_revenue: bool,
           by_segment: bool) -> pd.DataFrame:
     """Every (cohort, period_index) from the cohort to as_of, zeros where nobody was active."""
+    if sizes.empty:  # e.g. no member of the segments when any cohort formed
+        columns = ["segment", "cohort", "period_index", "cohort_size", "active", "retention"]
+        columns += ["revenue", "revenue_retention"] if with_revenue else []
+        empty = pd.DataFrame(columns=columns)
+        return empty if by_segment else empty.drop(columns=["segment"])
     rows = []
     for segment, cohort, size in sizes.itertuples(index=False):
         start = cohort if isinstance(cohort, dt.date) else pd.Timestamp(cohort).date()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,20 +43,21 @@ def result_tables(compiler: Compiler, engine: Engine, names: list[str]) -> dict[
     return tables
 
 
+def last_run_date(compiler: Compiler, engine: Engine, name: str) -> dt.date | None:
+    """The as_of of the segment's last successful run (None when it never ran)."""
+    result_table(compiler, engine, name)
+    rows = engine.fetchall(storage.last_success(name, ("r.as_of",)), [name])
+    return dt.date.fromisoformat(str(rows[0][0])[:10]) if rows else None
+
+
 def members_as_of(compiler: Compiler, engine: Engine, names: list[str]) -> dict[str, exp.Expr]:
     """Where each segment's members as of `compiler.as_of` are: its result table when its last
     successful run was for that date, else the segment evaluated now for that date (with the
     point-in-time reads of its sources). A segment never run is an error, as for results."""
     tables = result_tables(compiler, engine, names)
-    found: dict[str, exp.Expr] = {}
-    for name in names:
-        rows = engine.fetchall(storage.last_success(name, ("r.as_of",)), [name])
-        ran_for = rows[0][0] if rows else None
-        if ran_for is not None and str(ran_for)[:10] == compiler.as_of.isoformat():
-            found[name] = tables[name]
-        else:
-            found[name] = compiler.tree(name).subquery(name)
-    return found
+    ran_for = {segment: str(as_of)[:10] for segment, as_of in engine.fetchall(storage.last_success_dates(names))}
+    return {name: tables[name] if ran_for.get(name) == compiler.as_of.isoformat()
+            else compiler.tree(name).subquery(name) for name in names}
 
 
 def _key(compiler: Compiler, name: str) -> str:
