@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from segsql import formats
 from segsql.cli.render import percent, print_table
 from segsql.project import Project
 from segsql.run import results
@@ -34,12 +35,13 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
     with project.engine() as engine:
         size, population = results.last_run_size(project.compiler, engine, name)
         share = size / population if population else None
-        header = (f"{name}: {size:,} {entity}(s)" + (f", {percent(share)} of {population:,}" if population else ""))
+        header = (f"{name}: {formats.count(size)} {entity}(s)"
+                  + (f", {percent(share)} of {formats.count(population)}" if population else ""))
         rows_shown = 0
         if output_format == "table":
             click.echo(header)
             arrow = mask_table(results.members_arrow(project.compiler, engine, name, limit), pii, salt)
-            print_table(arrow.column_names, [list(row.values()) for row in arrow.to_pylist()])
+            print_table(arrow.column_names, [[formats.cell(v) for v in row.values()] for row in arrow.to_pylist()])
             rows_shown = arrow.num_rows
         else:
             click.echo(header, err=True)
