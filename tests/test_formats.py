@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from segsql import formats
+from segsql.activate.diffreport import DiffReport, SegmentDiff
 from segsql.cli import cli
 
 
@@ -56,6 +57,29 @@ def test_member_table_values_lose_float_noise_but_keys_stay_whole() -> None:
     assert formats.cell(83959.07999999997) == "83,959.08"  # `show` printed 83959.07999999997
     assert formats.cell(0.30000000000000004) == "0.3"
     assert formats.cell(1234567) == "1234567"  # an id: no separators
+
+
+def test_notebook_tables_align_text_left_and_numbers_right() -> None:
+    from segsql.magics.widgets import html
+
+    rendered = html.table(["segment", "size", "share", "note"], [["power_users", 1234, "12.5%", "ok"],
+                                                                 ["dormant", 5, "<0.1%", "few"]])
+    assert "<th>segment</th>" in rendered and "<th class=num>size</th>" in rendered
+    assert "<td>power_users</td><td class='num'>1234</td><td class='num'>12.5%</td><td>ok</td>" in rendered
+    assert "<td class='num'>&lt;0.1%</td>" in rendered
+    assert "text-align:left" in html.STYLE  # JupyterLab's default right-aligns every cell
+
+
+def test_diff_table_lists_changed_segments_first() -> None:
+    from segsql.magics.widgets import html
+
+    segments = [SegmentDiff(f"a{i:02d}", "unchanged", "account", 10, 10) for i in range(20)]
+    segments += [SegmentDiff("z_changed", "changed", "account", 1000, 1250, 300, 50),
+                 SegmentDiff("y_added", "added", "account", None, 7, 7)]
+    rendered = html.git_diff(DiffReport("main", "abc123", segments), "banner")
+    names = re.findall(r"<tr><td>([a-z0-9_]+)</td>", rendered)
+    assert names[:2] == ["z_changed", "y_added"] and names[2:] == [f"a{i:02d}" for i in range(20)]
+    assert "<td class='num'>1,250</td>" in rendered
 
 
 SHOWN = """{{ config(entity='account') }}
