@@ -213,6 +213,12 @@ def test_compare_overlap_report_and_run(shell: InteractiveShell) -> None:
     assert "success" in ran["text/html"]
 
 
+def test_help_is_printed_once(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%segment_compare --help")
+    out, err = capsys.readouterr()
+    assert not result.success and (out + err).count("Compare segments on metrics against a baseline.") == 1
+
+
 def test_usage_errors_are_clean(shell: InteractiveShell) -> None:
     for source, fragment in [
         ("%segsql nonsense", "unknown %segsql command"),
