@@ -213,6 +213,21 @@ def test_compare_overlap_report_and_run(shell: InteractiveShell) -> None:
     assert "success" in ran["text/html"]
 
 
+def test_preview_warns_about_the_keys_a_run_refuses(shell: InteractiveShell, demo: Path) -> None:
+    users = "SELECT u.account_id FROM {{ source('users') }} AS u"
+    view = run(shell, f"%%segment per_user --entity account\n{users}").result
+    rows, accounts = duckdb.connect(str(demo / "data" / "demo.duckdb"), read_only=True).execute(
+        "SELECT count(*), count(DISTINCT account_id) FROM users").fetchall()[0]
+    warning = (f"segment `per_user` returned {rows - accounts:,} duplicate `account_id` value(s); members would "
+               "count twice: `%segsql run` will refuse it")
+    assert rows > accounts and view.result.size == rows
+    assert warning in view._repr_mimebundle_()["text/plain"] and html.escape(warning) in view.html()
+    deduped = run(shell, "%%segment per_user\n{{ config(entity='account', duplicates='dedupe') }}\n" + users).result
+    assert deduped.result.size == accounts and deduped.result.key_problem is None
+    nulls = run(shell, "%%segment no_key --entity account\nSELECT CAST(NULL AS BIGINT) AS account_id").result
+    assert "returned 1 row(s) with a NULL `account_id`" in nulls._repr_mimebundle_()["text/plain"]
+
+
 def test_help_is_printed_once(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     result = run(shell, "%segment_compare --help")
     out, err = capsys.readouterr()

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from segsql import formats
+from segsql.run.runner import KEY_FIX
 
 # Selectors of two classes and two elements: they must win over JupyterLab's (and nbconvert's)
 # `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td {text-align: right}`, which aligns text right.
@@ -69,6 +70,10 @@ def size_line(result: Any) -> str:
     return f"segment {result.name}: {formats.count(result.size)} {result.entity}(s){share}"
 
 
+def key_warning(result: Any) -> str:
+    return f"{result.key_problem}: `%segsql run` will refuse it ({KEY_FIX})"
+
+
 def preview(result: Any, page: pd.DataFrame, waterfall: pd.DataFrame | None, sql: str, banner: str,
             offset: int = 0) -> str:
     about = "" if result.population_exact else "≈"
@@ -77,6 +82,8 @@ def preview(result: Any, page: pd.DataFrame, waterfall: pd.DataFrame | None, sql
     summary = (f'<p class="size kpi"><b>{formats.count(result.size)}</b> {esc(result.entity)}(s){share} · '
                f"ran in {formats.number(result.elapsed_ms, 3)} ms on {esc(result.engine)}</p>")
     masked = f"<p>masked PII columns: {esc(', '.join(result.pii))}</p>" if result.pii else ""
+    if result.key_problem:
+        masked = f"<p class='warn'><b>warning:</b> {esc(key_warning(result))}</p>" + masked
     first, last = (offset + 1, offset + len(page)) if len(page) else (0, 0)
     shown = (f"<p>members {formats.count(first)}–{formats.count(last)} of {formats.count(result.size)}</p>"
              + frame_table(page))

@@ -127,7 +127,8 @@ class PreviewView(View):
         return render.preview(self.result, self.page, self.waterfall, self.sql, self.banner, self.offset)
 
     def _plain(self) -> str:
-        return f"{self.banner}\n{render.size_line(self.result)}\n" + render.plain_table(self.page)
+        warning = f"warning: {render.key_warning(self.result)}\n" if self.result.key_problem else ""
+        return f"{self.banner}\n{render.size_line(self.result)}\n{warning}" + render.plain_table(self.page)
 
 
 class CompareView(View):
