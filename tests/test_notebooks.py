@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.browser import browser_page, evaluate, screenshot
+from tests.browser import ARTIFACTS, browser_page, evaluate, screenshot
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "examples"
@@ -149,6 +149,8 @@ def test_nbconvert_html_of_executed_notebooks_shows_numbers_and_charts_offline(e
             texts[name] = page.inner_text("body")
             sizes[name] = evaluate(page, CHART_PIXELS, 30_000)
             screenshot(page, f"nbconvert-{name}")
+            for index, cell in enumerate(page.locator(".jp-CodeCell", has_text="%segment").all()):
+                cell.screenshot(path=str(ARTIFACTS / f"nbconvert-{name}-{index:02d}.png"))  # each magic's output
     story = texts["story"]
     assert f"{members} account(s)" in story
     assert churn[0] == "high_mrr_accounts" and churn[2].endswith("%") and churn[2] in story  # its churn rate
