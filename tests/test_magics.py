@@ -65,17 +65,18 @@ def test_import_segsql_does_not_import_ipython() -> None:
     assert subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip() == "False"
 
 
-def test_load_ext_without_ipywidgets_names_the_extra() -> None:
+@pytest.mark.parametrize("module", ["ipywidgets", "altair", "vl_convert"])
+def test_load_ext_without_a_notebook_dependency_names_the_extra(module: str) -> None:
     import subprocess
     import sys
 
-    probe = ("import sys; sys.modules['ipywidgets'] = None\n"  # as if not installed
+    probe = (f"import sys; sys.modules[{module!r}] = None\n"  # as if not installed
              "from IPython.core.interactiveshell import InteractiveShell\n"
              "result = InteractiveShell.instance().run_cell('%load_ext segsql')\n"
              "print(type(result.error_in_exec).__name__)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.splitlines()[-1] == "UsageError" and "Traceback" not in done.stdout + done.stderr
-    assert "this needs `ipywidgets`, which is not installed (pip install 'segsql[notebook]')" in done.stderr
+    assert f"this needs `{module}`, which is not installed (pip install 'segsql[notebook]')" in done.stderr
 
 
 def test_status_names_project_connection_and_as_of(shell: InteractiveShell, demo: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import altair as alt
 import pandas as pd
+import vl_convert
 
 from segsql import formats
 
@@ -32,9 +33,7 @@ COLOURS = {SIGNIFICANT: "#1f6feb", NOT_SIGNIFICANT: "#9aa7b8", NOT_TESTED: "#d8d
 WIDTH = 520
 MAX_COHORTS = 36  # a heat map row or a curve per cohort stays readable up to about this many
 DIVERGING = ["#b2182b", "#f7f7f7", "#2166ac"]  # loss (red) · 100% (white) · growth (blue)
-RETENTION_CAP = 2.0  # the colour scale and the curves stop at 200%; cells above are labelled
-
-
+RETENTION_CAP = 2.0  # the colour scale and the curves stop at 200%; what is above is marked and named
 PNG_SCALE = 2  # pixels per CSS pixel: sharp on high-density screens, shown at its CSS size
 
 
@@ -76,8 +75,6 @@ def _finish(chart: alt.TopLevelMixin, title: str, text: str) -> Chart:
               .configure_legend(labelFontSize=11, titleFontSize=11, orient="bottom")
               .configure_title(fontSize=13, anchor="start"))
     spec = styled.to_dict()
-    import vl_convert
-
     png = vl_convert.vegalite_to_png(spec, vl_version=_vegalite_version(), scale=PNG_SCALE)
     return Chart(title, spec, png, text)
 
