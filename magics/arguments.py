@@ -18,11 +18,11 @@ def parse(command: click.Command, line: str) -> dict[str, Any]:
         args = shlex.split(line)
     except ValueError as error:
         raise UsageError(f"cannot read the magic's arguments: {error}", None, "check the quotes") from None
+    if "--help" in args:  # shown once, as the magic's message (click would also print it itself)
+        raise UsageError(command.get_help(click.Context(command, info_name=command.name)), None)
     try:
         with command.make_context(command.name or "magic", args) as context:
             return dict(context.params)
-    except click.exceptions.Exit:
-        raise UsageError(command.get_help(click.Context(command, info_name=command.name)), None) from None
     except click.ClickException as error:
         raise UsageError(error.format_message(), None, f"see `{command.name} --help`") from None
 

@@ -18,7 +18,7 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from segsql import SegsqlError, UsageError
+from segsql import SegsqlError, UsageError, formats
 from segsql.compile.target import atomic_write
 from segsql.config.inputs import parse_as_of, parse_vars
 from segsql.config.models import for_profile
@@ -29,6 +29,7 @@ from segsql.run import results
 
 from . import arguments
 from .session import NotebookSession
+from .widgets import charts
 from .widgets import html as render
 from .widgets.views import CompareView, PreviewView, StaticView, View
 
@@ -150,9 +151,9 @@ class SegsqlMagics(Magics):
         project = self._project_with(options)
         self.session.close()  # the run writes; the preview connection is read-only
         result = project.run(list(options["select"]) or None, list(options["exclude"]) or None)
-        rows = [[s.name, s.entity, s.rows, render.percent(s.share), s.status] for s in result.segments]
+        rows = [[s.name, s.entity, formats.count(s.rows), formats.percent(s.share), s.status] for s in result.segments]
         body = render.table(["segment", "entity", "size", "share", "status"], rows)
-        text = "\n".join(f"{s.name}: {s.rows} ({s.status})" for s in result.segments)
+        text = "\n".join(f"{s.name}: {formats.count(s.rows)} ({s.status})" for s in result.segments)
         return StaticView(render.wrap(f"run {result.run_id}: {result.status}", self.session.banner(), body), text)
 
     def _close(self, _: str) -> View:
@@ -249,7 +250,7 @@ class SegsqlMagics(Magics):
         project = self._project_with(options)
         segments = list(options["segments"])
         metrics = [m.strip() for m in options["metric_list"].split(",") if m.strip()]
-        kinds = {m: project.metrics[m].kind for m in metrics if m in project.metrics}
+        kinds = {m: (project.metrics[m].kind, project.metrics[m].spec.unit) for m in metrics if m in project.metrics}
         return CompareView(lambda baseline: project.compare(segments, metrics, baseline), segments, kinds,
                            options["baseline"], self.session.banner())
 
@@ -259,7 +260,8 @@ class SegsqlMagics(Magics):
         """%segment_overlap A B C ..."""
         options = arguments.parse(arguments.overlap_command, line)
         frame = self._project_with(options).overlap(list(options["segments"]))
-        return StaticView(render.overlap(frame, self.session.banner()), frame.to_string(index=False))
+        return StaticView(render.overlap(frame, self.session.banner()), render.overlap_text(frame),
+                          [charts.overlap(frame)])
 
     @line_magic
     @clean_errors
@@ -269,7 +271,7 @@ class SegsqlMagics(Magics):
         project = self._project_with(options)
         frame = project.segment_report(project.select(list(options["select"]) or None,
                                                       list(options["exclude"]) or None))
-        return StaticView(render.report(frame, self.session.banner()), frame.to_string(index=False))
+        return StaticView(render.report(frame, self.session.banner()), render.plain_table(frame, len(frame)))
 
     @line_magic
     @clean_errors
@@ -286,18 +288,30 @@ class SegsqlMagics(Magics):
     @line_magic
     @clean_errors
     def segment_cohorts(self, line: str) -> Any:
-        """%segment_cohorts ENTITY SOURCE AT [--period month] [--revenue COL] [--segments A,B]:
-        the retention triangle (heat map) and curves; `_` holds the Cohorts (its .frame is a DataFrame)."""
+        """%segment_cohorts [VARIABLE <<] ENTITY SOURCE AT [--period month] [--revenue COL] [--segments A,B]
+        [--value retention|revenue_retention|active|revenue]: the cohort heat map and retention curves;
+        `VARIABLE <<` assigns the Cohorts (its .frame is a DataFrame), no variable is written otherwise."""
+        variable, line = _assignment(line, "%segment_cohorts retention << account events occurred_at")
         options = arguments.parse(arguments.cohorts_command, line)
         project = self._project_with(options)
         start_source, start_at = (options["start"].split(".", 1) if options["start"] else (None, None))
         segments = [s.strip() for s in options["segments"].split(",") if s.strip()] if options["segments"] else None
         result = project.cohorts(options["entity"], options["source"], options["at"], options["period"],
                                  options["key"], options["revenue"], start_source, start_at, segments)
-        assert self.shell is not None
-        self.shell.user_ns["cohorts"] = result
-        return StaticView(render.cohorts(result, options["value"], self.session.banner()),
-                          result.triangle(options["value"]).to_string())
+        if variable:
+            self._namespace[variable] = result
+        value = options["value"]
+        if value in ("revenue", "revenue_retention") and value not in result.frame:
+            raise UsageError(f"--value {value} needs revenue", None, "add --revenue COLUMN (e.g. --revenue mrr)")
+        drawn = []
+        by_segment = "segment" in result.frame
+        for segment in sorted(result.frame["segment"].unique()) if by_segment else [None]:
+            frame = result.frame if segment is None else result.frame[result.frame["segment"] == segment]
+            if len(frame):
+                drawn += [charts.cohort_heatmap(frame, value, result.period, segment),
+                          charts.retention_curves(frame, value, result.period, segment)]
+        text = render.plain_table(result.triangle(value).map(formats.cell).reset_index(), 60)
+        return StaticView(render.cohorts(result, value, self.session.banner()), text, drawn)
 
 
 class _Template:
@@ -305,15 +319,15 @@ class _Template:
         self.cell_text, self.file_text = cell_text, file_text
 
 
-def _assignment(line: str) -> tuple[str | None, str]:
-    """`members << NAME ...` assigns the members DataFrame to `members`."""
+def _assignment(line: str, example: str = "%%segment members << power_users") -> tuple[str | None, str]:
+    """`members << NAME ...` assigns the magic's result (the members DataFrame of %%segment) to `members`."""
     if "<<" not in line:
         return None, line
     variable, _, rest = line.partition("<<")
     variable = variable.strip()
     if not variable.isidentifier():
-        raise UsageError(f"`{variable}` is not a variable name", None, "e.g. %%segment members << power_users")
+        raise UsageError(f"`{variable}` is not a variable name", None, f"e.g. {example}")
     if keyword.iskeyword(variable) or variable in vars(builtins) or variable.startswith("__"):
         raise UsageError(f"`{variable}` is a Python keyword, builtin or special name; assigning it would break "
-                         "the notebook", None, "choose another name, e.g. %%segment members << power_users")
+                         "the notebook", None, f"choose another name, e.g. {example}")
     return variable, rest

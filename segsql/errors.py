@@ -87,7 +87,7 @@ class UsageError(SegsqlError):
 
 # An optional dependency's import name -> the extra of segsql that installs it (pyproject.toml).
 EXTRAS = {"sklearn": "methods", "psycopg": "postgres", "pyspark": "spark", "py4j": "spark",
-          "IPython": "notebook", "ipywidgets": "notebook"}
+          "IPython": "notebook", "ipywidgets": "notebook", "altair": "notebook", "vl_convert": "notebook"}
 
 
 def missing_dependency(error: ModuleNotFoundError) -> UsageError | None:

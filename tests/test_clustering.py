@@ -49,6 +49,9 @@ def test_k_by_silhouette_and_rules_that_recover_the_clusters(root: Path) -> None
 
     project = Project.load(root)
     result = project.cluster("features", ks=[2, 3, 4, 5])
+    shown = repr(result)  # readable: the rules as SQL, no syntax-tree or DataFrame dumps
+    assert shown.startswith(f"Clustering(features: k = {result.k}, silhouette ") and len(shown.splitlines()) == result.k + 1
+    assert "f." in shown and not any(dump in shown for dump in ("exp.", "Column(", "this=", "dtype"))
     data = duckdb.connect(str(root / "data.duckdb"), read_only=True).sql("SELECT * FROM customers").df()
     values = data[["spend", "visits", "tenure"]].fillna(data[["spend", "visits", "tenure"]].median())
     scaled = StandardScaler().fit_transform(values)

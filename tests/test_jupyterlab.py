@@ -80,24 +80,33 @@ def test_widgets_render_sizes_and_kpis_in_jupyterlab(lab: tuple[str, Path]) -> N
         page.wait_for_function(KERNEL_IDLE, timeout=120_000)  # queue cells only once the kernel is up
         # resolves when every cell has run (it hung for 11 minutes once, unbounded)
         evaluate(page, "() => window.jupyterapp.commands.execute('notebook:run-all-cells')", 300_000)
-        page.wait_for_selector(".widget-html :text('segment validation report')", timeout=240_000)
+        page.wait_for_selector(".jp-RenderedHTMLCommon :text('segment validation report')", timeout=240_000)
         # textContent, not innerText: JupyterLab 4 does not lay out cells scrolled out of view.
-        preview = page.locator(".widget-html", has_text="segment dach_power_accounts").first
+        preview = page.locator(".jp-RenderedHTMLCommon", has_text="segment dach_power_accounts").first
         preview_text = preview.text_content() or ""
-        compare = page.locator(".widget-html", has_text="churn_rate (proportion) vs rest").first
+        compare = page.locator(".jp-RenderedHTMLCommon", has_text="churn_rate (proportion) vs rest").first
         compare_text = compare.text_content() or ""
         preview.scroll_into_view_if_needed()
         screenshot(page, "jupyterlab-preview")
         compare.scroll_into_view_if_needed()
+        # JupyterLab draws the Vega-Lite spec itself (interactive), not the PNG
+        chart = page.locator(".jp-Cell", has_text="%segment_compare").locator(".vega-embed").first
+        chart.wait_for(timeout=60_000)
+        chart.scroll_into_view_if_needed()
+        page.wait_for_function("() => Array.from(document.querySelectorAll('.vega-embed canvas, .vega-embed svg'))"
+                               ".some(e => e.getBoundingClientRect().width > 200)", timeout=60_000)
+        charts_drawn = page.locator(".jp-Cell", has_text="%segment_compare").locator(".vega-embed").count()
         screenshot(page, "jupyterlab-compare")
         dropdown = page.locator(".widget-dropdown select").first
-        dropdown.select_option("all")
-        page.wait_for_selector(".widget-html :text('churn_rate (proportion) vs all')", timeout=30_000)
+        dropdown.select_option("all")  # re-renders the report and the charts shown above it, in place
+        page.wait_for_selector(".jp-RenderedHTMLCommon :text('churn_rate (proportion) vs all')", timeout=30_000)
         next_button = page.locator("button", has_text="next ▶").first
         next_button.scroll_into_view_if_needed()
         next_button.click()
         page.wait_for_selector(".widget-label:has-text('members 6–')", timeout=30_000)
+        page.wait_for_selector(".jp-RenderedHTMLCommon :text('members 6–')", timeout=30_000)
         screenshot(page, "jupyterlab-after-interaction")
     assert "account(s)" in preview_text and "of 1,000" in preview_text
     assert "high_mrr_accounts" in compare_text and "significant after Benjamini" in compare_text
+    assert charts_drawn == 4  # one per metric
     assert (root / "segsql-demo-notebook" / "segments_sql" / "dach_power_accounts.sql").exists()

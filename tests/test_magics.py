@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
 import html
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import duckdb
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from segsql import formats
 from segsql.demo.project import prepare_demo
 from tests.conftest import AS_OF
 
@@ -43,6 +45,18 @@ def run(shell: InteractiveShell, source: str):  # type: ignore[no-untyped-def]
     return shell.run_cell(source, store_history=False)
 
 
+def published(shell: InteractiveShell, action) -> list[tuple[dict, dict]]:  # type: ignore[no-untyped-def]
+    """Every (data, options) a display call sends to the front end while `action()` runs."""
+    seen: list[tuple[dict, dict]] = []
+    original = shell.display_pub.publish
+    shell.display_pub.publish = lambda data, metadata=None, **options: seen.append((data, {**options, "metadata": metadata}))
+    try:
+        action()
+    finally:
+        shell.display_pub.publish = original
+    return seen
+
+
 def test_import_segsql_does_not_import_ipython() -> None:
     import subprocess
     import sys
@@ -51,17 +65,18 @@ def test_import_segsql_does_not_import_ipython() -> None:
     assert subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip() == "False"
 
 
-def test_load_ext_without_ipywidgets_names_the_extra() -> None:
+@pytest.mark.parametrize("module", ["ipywidgets", "altair", "vl_convert"])
+def test_load_ext_without_a_notebook_dependency_names_the_extra(module: str) -> None:
     import subprocess
     import sys
 
-    probe = ("import sys; sys.modules['ipywidgets'] = None\n"  # as if not installed
+    probe = (f"import sys; sys.modules[{module!r}] = None\n"  # as if not installed
              "from IPython.core.interactiveshell import InteractiveShell\n"
              "result = InteractiveShell.instance().run_cell('%load_ext segsql')\n"
              "print(type(result.error_in_exec).__name__)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.splitlines()[-1] == "UsageError" and "Traceback" not in done.stdout + done.stderr
-    assert "this needs `ipywidgets`, which is not installed (pip install 'segsql[notebook]')" in done.stderr
+    assert f"this needs `{module}`, which is not installed (pip install 'segsql[notebook]')" in done.stderr
 
 
 def test_status_names_project_connection_and_as_of(shell: InteractiveShell, demo: Path) -> None:
@@ -75,14 +90,22 @@ def test_segment_cell_previews_members(shell: InteractiveShell) -> None:
     assert result.success, result.error_in_exec
     view = result.result
     bundle = view._repr_mimebundle_()
-    assert {"text/html", "text/plain", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    assert set(bundle) == {"text/html", "text/plain"}  # the static report needs no widget model
     assert view.result.size > 5 and len(view.page) == 5
     assert f"<b>{view.result.size:,}</b> account(s)" in bundle["text/html"]
     assert "size waterfall" in bundle["text/html"] and "a.region = &#x27;DACH&#x27;" in bundle["text/html"]
     first = view.page.account_id.tolist()
-    view.turn(1)
+    shown = published(shell, view._ipython_display_)
+    report, controls = shown[0][0], shown[-1][0]
+    assert set(report) == {"text/html", "text/plain"} and shown[0][1]["transient"]["display_id"]
+    assert "application/vnd.jupyter.widget-view+json" in controls  # the paging buttons, last
+    assert controls["text/plain"] == f"(members 1–5 of {view.result.size:,}; paging needs a running kernel)"
+    updates = published(shell, lambda: view.turn(1))
     assert view.page.account_id.tolist() != first and view.offset == 5
     assert f"members 6–10 of {view.result.size:,}" in view._repr_mimebundle_()["text/html"]
+    # the page turned in the output already shown (what a saved notebook then keeps), not in a widget
+    assert updates[0][1]["update"] and updates[0][1]["transient"] == shown[0][1]["transient"]
+    assert f"members 6–10 of {view.result.size:,}" in updates[0][0]["text/html"]
 
 
 def test_paging_still_works_after_a_run_closed_the_connection(shell: InteractiveShell) -> None:
@@ -167,15 +190,49 @@ def test_trait_values_are_escaped_in_html(shell: InteractiveShell) -> None:
 def test_compare_overlap_report_and_run(shell: InteractiveShell) -> None:
     view = shell.run_line_magic("segment_compare", "high_mrr_accounts enterprise_dach --metrics churn_rate,nrr")
     bundle = view._repr_mimebundle_()
-    assert "churn_rate (proportion) vs rest" in bundle["text/html"] and "<svg" in bundle["text/html"]
-    view.picker.value = "all"
+    assert "churn_rate (proportion) vs rest" in bundle["text/html"]
+    # text/plain carries the CIs, and no exponent notation
+    nrr = view.comparison.tables["nrr"].iloc[0]
+    assert f"[{formats.points(nrr.ci_low)}, {formats.points(nrr.ci_high)}]" in bundle["text/plain"]
+    assert f"{nrr.value:.1%}" in bundle["text/plain"] and "e-0" not in bundle["text/plain"]
+    shown = published(shell, view._ipython_display_)
+    charts = [data for data, _ in shown if "application/vnd.vegalite.v5+json" in data]
+    assert len(charts) == 2 and all(base64.b64decode(c["image/png"]).startswith(b"\x89PNG") for c in charts)
+    assert shown[1][1]["metadata"]["image/png"]["width"] > 300  # shown at its CSS size, not doubled
+    assert "churn_rate: difference from rest" in charts[0]["text/plain"]
+    updates = published(shell, lambda: setattr(view.picker, "value", "all"))
     assert "vs all" in view._repr_mimebundle_()["text/html"]
-    overlap = shell.run_line_magic("segment_overlap", "power_users dach_users")._repr_mimebundle_()
-    assert "Jaccard" in overlap["text/html"]
+    assert len(updates) == 3 and all(options["update"] for _, options in updates)
+    assert "difference from all" in updates[1][0]["text/plain"]
+    overlap_view = shell.run_line_magic("segment_overlap", "power_users dach_users")
+    overlap = overlap_view._repr_mimebundle_()
+    assert "Jaccard" in overlap["text/html"] and "power_users & dach_users: Jaccard" in overlap["text/plain"]
+    assert [c.title for c in overlap_view.charts()] == ["overlap"]
     report = shell.run_line_magic("segment_report", "--select enterprise_dach")._repr_mimebundle_()
     assert "substantial" in report["text/html"]
     ran = shell.run_line_magic("segsql", "run --select enterprise_dach")._repr_mimebundle_()
     assert "success" in ran["text/html"]
+
+
+def test_preview_warns_about_the_keys_a_run_refuses(shell: InteractiveShell, demo: Path) -> None:
+    users = "SELECT u.account_id FROM {{ source('users') }} AS u"
+    view = run(shell, f"%%segment per_user --entity account\n{users}").result
+    rows, accounts = duckdb.connect(str(demo / "data" / "demo.duckdb"), read_only=True).execute(
+        "SELECT count(*), count(DISTINCT account_id) FROM users").fetchall()[0]
+    warning = (f"segment `per_user` returned {rows - accounts:,} duplicate `account_id` value(s); members would "
+               "count twice: `%segsql run` will refuse it")
+    assert rows > accounts and view.result.size == rows
+    assert warning in view._repr_mimebundle_()["text/plain"] and html.escape(warning) in view.html()
+    deduped = run(shell, "%%segment per_user\n{{ config(entity='account', duplicates='dedupe') }}\n" + users).result
+    assert deduped.result.size == accounts and deduped.result.key_problem is None
+    nulls = run(shell, "%%segment no_key --entity account\nSELECT CAST(NULL AS BIGINT) AS account_id").result
+    assert "returned 1 row(s) with a NULL `account_id`" in nulls._repr_mimebundle_()["text/plain"]
+
+
+def test_help_is_printed_once(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%segment_compare --help")
+    out, err = capsys.readouterr()
+    assert not result.success and (out + err).count("Compare segments on metrics against a baseline.") == 1
 
 
 def test_usage_errors_are_clean(shell: InteractiveShell) -> None:
@@ -206,11 +263,16 @@ def test_connect_to_a_notebook_connection_and_a_profile(shell: InteractiveShell,
 
 
 def test_cohort_magic_shows_triangle_and_curves(shell: InteractiveShell) -> None:
+    shell.user_ns["cohorts"] = "the user's own"
     view = shell.run_line_magic("segment_cohorts", "account mrr_monthly month --revenue mrr --value revenue_retention")
     bundle = view._repr_mimebundle_()
-    assert "segsql-cohorts" in bundle["text/html"] and "<polyline" in bundle["text/html"]
-    assert "cohort revenue_retention by month" in bundle["text/html"]
-    frame = shell.user_ns["cohorts"].frame
+    assert "segsql-cohorts" in bundle["text/html"] and "cohort revenue_retention by month" in bundle["text/html"]
+    assert [c.title for c in view.charts()] == ["revenue retention by cohort", "revenue retention curves"]
+    assert shell.user_ns["cohorts"] == "the user's own"  # not overwritten
+    shell.run_line_magic("segment_cohorts", "retention << account mrr_monthly month --revenue mrr")
+    frame = shell.user_ns["retention"].frame
     assert {"cohort", "period_index", "revenue_retention"} <= set(frame.columns)
+    revenue = shell.run_line_magic("segment_cohorts", "account mrr_monthly month --revenue mrr --value revenue")
+    assert "%" not in revenue.charts()[0].text and "%</td>" not in revenue.html()  # money, not a percentage
     failed = shell.run_cell("%segment_cohorts account mrr_monthly month --period quarter", store_history=False)
     assert not failed.success and "quarter" in str(failed.error_in_exec)

@@ -1,17 +1,21 @@
 """Example notebooks: current with their builder, run top to bottom in a real kernel, and their
-static HTML export (no widget state) still shows sizes and KPIs in a real browser."""
+nbconvert HTML (saved as executed, widget state included) still shows sizes, KPIs and charts in a
+real browser with no network."""
 
 from __future__ import annotations
 
+import base64
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbconvert import HTMLExporter
 
-from tests.browser import browser_page, screenshot
+from tests.browser import ARTIFACTS, browser_page, evaluate, screenshot
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "examples"
@@ -58,33 +62,103 @@ def html_of(outputs: list) -> str:
     return "".join(o.get("data", {}).get("text/html", "") for o in outputs)
 
 
-def test_story_outputs_carry_html_fallbacks(executed: dict) -> None:
+def charts_of(outputs: list) -> list[dict]:
+    return [o["data"] for o in outputs if "application/vnd.vegalite.v5+json" in o.get("data", {})]
+
+
+def test_story_outputs_are_static_first(executed: dict) -> None:
     _, notebook = executed["segment_story.ipynb"]
+    assert notebook.metadata.get("widgets"), "nbclient saved the widget state (the case that showed nothing)"
     by_source = {cell.source.splitlines()[0]: cell for cell in notebook.cells if cell.cell_type == "code"}
-    preview = html_of(by_source["%%segment dach_power_accounts --entity account --save --force --preview 5"].outputs)
-    assert "account(s)" in preview and "size waterfall" in preview and "compiled SQL" in preview
-    compare = html_of(next(c for k, c in by_source.items() if k.startswith("%segment_compare")).outputs)
-    assert "churn_rate (proportion) vs rest" in compare and "<svg" in compare
+    preview = by_source["%%segment dach_power_accounts --entity account --save --force --preview 5"].outputs
+    assert "account(s)" in html_of(preview) and "size waterfall" in html_of(preview) and "compiled SQL" in html_of(preview)
+    widget = "application/vnd.jupyter.widget-view+json"
+    # numbers live in plain outputs; the one widget output (the paging buttons) holds none and says so
+    assert not any(widget in o.get("data", {}) and "text/html" in o["data"] for o in preview)
+    controls = [o for o in preview if widget in o.get("data", {})]
+    assert len(controls) == 1 and "paging needs a running kernel" in controls[0]["data"]["text/plain"]
+    compare = next(c for k, c in by_source.items() if k.startswith("%segment_compare")).outputs
+    assert "churn_rate (proportion) vs rest" in html_of(compare)
+    charts = charts_of(compare)
+    assert len(charts) == 4 and all(base64.b64decode(c["image/png"]).startswith(b"\x89PNG") for c in charts)
+    assert "difference from rest" in charts[0]["text/plain"]
+    legend = charts[0]["application/vnd.vegalite.v5+json"]["layer"][0]["encoding"]["color"]
+    assert legend["title"] == "after Benjamini–Hochberg at 5%"  # the legend explains the colours
     masked = html_of(by_source["%%segment admins << dach_admins --entity user --preview 3"].outputs)
     assert "email:" in masked and "@" not in masked
 
 
-def test_static_html_export_shows_numbers_in_a_browser(executed: dict) -> None:
+def _offline(page: Any) -> list[str]:
+    """Cut the page off the network (only file: and data: loads); returns the URLs it tried."""
+    tried: list[str] = []
+
+    def route(request_route: Any) -> None:
+        url = request_route.request.url
+        if url.startswith(("file:", "data:")):
+            request_route.continue_()
+        else:
+            tried.append(url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.context.set_offline(True)
+    return tried
+
+
+def _nbconvert(folder: Path, name: str) -> Path:
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", name], cwd=folder, check=True,
+                   capture_output=True, timeout=300)
+    return folder / name.replace(".ipynb", ".html")
+
+
+# Each chart output (a PNG <img>): its size once loaded, and how many of its pixels are drawn
+# (not white, not transparent), read back through a canvas.
+CHART_PIXELS = """() => Promise.all(Array.from(document.querySelectorAll('.jp-RenderedImage img')).map(async img => {
+  await img.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(img, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let drawn = 0;
+  for (let i = 0; i < pixels.length; i += 4) {
+    if (pixels[i + 3] > 0 && (pixels[i] < 235 || pixels[i + 1] < 235 || pixels[i + 2] < 235)) drawn++;
+  }
+  return {width: img.naturalWidth, height: img.naturalHeight, drawn};
+}))"""
+
+
+@pytest.mark.browser
+def test_nbconvert_html_of_executed_notebooks_shows_numbers_and_charts_offline(executed: dict) -> None:
+    """As saved by nbclient, widget state included: `jupyter nbconvert --to html`, opened in
+    Chromium without network, shows the sizes, KPI values and non-empty charts."""
     folder, notebook = executed["segment_story.ipynb"]
-    notebook.metadata.pop("widgets", None)  # as saved by a frontend that cannot store widget state
-    body, _ = HTMLExporter().from_notebook_node(notebook)
-    page_path = folder / "segment_story.html"
-    page_path.write_text(body, encoding="utf-8")
-    preview_cell = next(c for c in notebook.cells if c.source.startswith("%%segment dach_power_accounts"))
-    size = next(o for o in preview_cell.outputs if "text/plain" in o.get("data", {}))["data"]["text/plain"]
-    size_line = size.splitlines()[1]  # "segment dach_power_accounts: N account(s) (...)"
-    members = size_line.split(": ")[1].split(" ")[0]
+    preview = next(c for c in notebook.cells if c.source.startswith("%%segment dach_power_accounts"))
+    size_text = next(o for o in preview.outputs if "text/plain" in o.get("data", {}))["data"]["text/plain"]
+    members = size_text.splitlines()[1].split(": ")[1].split(" ")[0]  # "segment NAME: 1,234 account(s) (...)"
+    compare = next(c for c in notebook.cells if c.source.startswith("%segment_compare"))
+    churn = compare.outputs[0]["data"]["text/plain"].splitlines()[3].split()  # the first churn_rate row
+    methods_folder, _ = executed["analysis_methods.ipynb"]
+    pages = {"story": _nbconvert(folder, "segment_story.ipynb"),
+             "methods": _nbconvert(methods_folder, "analysis_methods.ipynb")}
+    texts, sizes = {}, {}
     with browser_page() as page:
-        page.goto(page_path.as_uri())
-        text = page.inner_text("body")
-        screenshot(page, "static-export")
-    assert f"{members} account(s)" in text
-    assert "churn_rate (proportion) vs rest" in text and "significant after Benjamini" in text
+        _offline(page)
+        for name, path in pages.items():
+            page.goto(path.as_uri())
+            texts[name] = page.inner_text("body")
+            sizes[name] = evaluate(page, CHART_PIXELS, 30_000)
+            screenshot(page, f"nbconvert-{name}")
+            for index, cell in enumerate(page.locator(".jp-CodeCell", has_text="%segment").all()):
+                cell.screenshot(path=str(ARTIFACTS / f"nbconvert-{name}-{index:02d}.png"))  # each magic's output
+    story = texts["story"]
+    assert f"{members} account(s)" in story
+    assert churn[0] == "high_mrr_accounts" and churn[2].endswith("%") and churn[2] in story  # its churn rate
+    assert "churn_rate (proportion) vs rest" in story and "significant after Benjamini" in story
+    assert "cohort revenue_retention by month" in texts["methods"] and "holdout AUC" in texts["methods"]
+    for name, count in (("story", 5), ("methods", 2)):  # 4 compare charts + overlap; heat map + curves
+        drawn = [s for s in sizes[name] if s["width"] > 100 and s["height"] > 50 and s["drawn"] > 2000]
+        assert len(drawn) >= count, (name, sizes[name])
 
 
 def test_methods_notebook_shows_each_method(executed: dict) -> None:
@@ -93,9 +167,10 @@ def test_methods_notebook_shows_each_method(executed: dict) -> None:
     assert "champions" in by_source["scores = project.members('rfm_scores')"].outputs[0]["data"]["text/plain"]
     triangle = html_of(by_source["cohorts = project.cohorts('account', 'mrr_monthly', 'month', revenue='mrr')"].outputs)
     assert "segsql-cohorts" in triangle and "100%" in triangle
-    curves = html_of(by_source["%segment_cohorts account mrr_monthly month --revenue mrr --value revenue_retention"]
-                     .outputs)
-    assert "<polyline" in curves and "segsql-cohorts" in curves
+    cohorts = by_source["%segment_cohorts account mrr_monthly month --revenue mrr --value revenue_retention"].outputs
+    assert "segsql-cohorts" in html_of(cohorts)
+    assert [c["text/plain"].split(" (")[0] for c in charts_of(cohorts)] == ["revenue retention by cohort",
+                                                                           "revenue retention curves"]
     readout = html_of(next(c for k, c in by_source.items() if k.startswith("project.readout(")).outputs)
     assert "SRM test p =" in readout and "treatment" in readout
     clusters = html_of(by_source["project.cluster('account_features', ks=[2, 3, 4])"].outputs)

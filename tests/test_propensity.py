@@ -82,6 +82,9 @@ def test_holdout_auc_equals_an_independent_fit(root: Path) -> None:
 
     project = Project.load(root, as_of=AS_OF)
     result = project.propensity("account_features", "churned_recently", TRAIN, 90)
+    shown = repr(result)  # one readable line, not the frames and the scores
+    assert shown.startswith("Propensity(logistic for churned_recently within 90 days") and "holdout AUC 0." in shown
+    assert "\n" not in shown and "dtype" not in shown and len(shown) < 400
     features = Project.load(root, as_of=TRAIN).with_options()
     with features.engine() as engine:
         frame = engine.fetch_arrow(features.compiler.tree("account_features")).to_pandas().set_index("account_id").sort_index()

@@ -134,6 +134,9 @@ def test_readout_matches_pandas_and_scipy(tmp_path: Path) -> None:
     frame = load(tmp_path, 8_000)
     Project.load(tmp_path).run()
     result = Project.load(tmp_path).readout("exp", ["conversion", "spend"])
+    shown = repr(result)
+    assert shown.startswith("Readout(exp by ") and "SRM test p = " in shown and "dtype" not in shown
+    assert len(shown.splitlines()) == 1 + len(result.metrics)
     frame["arm"] = [reference(k, [("control", 30.0), ("treatment", 70.0)]) for k in frame.user_id]
     counts = frame.arm.value_counts()
     assert result.sizes.set_index("group")["members"].to_dict() == counts.to_dict()

@@ -90,7 +90,18 @@ CASES = [
     ("bad-builtin-argument", CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a\n"
      "WHERE {{ last_n_days('a.signup_date', -3) }}", TemplateError, "whole number of days", 3, 10),
     ("sandbox", CFG + "SELECT {{ ''.__class__.__mro__ }} AS account_id", TemplateError, "", 2, 8),
+    # sqlglot reads `> >` as the shift `>>` (and previews 0 members); DuckDB rejects it
+    ("split-operator", CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a\nWHERE a.arr > > 100",
+     SqlError, "`> >` is not an operator", 3, 15),
+    ("split-operator-left", CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a\nWHERE a.arr < < 100",
+     SqlError, "`< <` is not an operator", 3, 15),
 ]
+
+
+def test_a_shift_written_as_one_operator_is_valid(make_project: ProjectFactory) -> None:
+    project = make_project({"seg": CFG + "SELECT a.account_id FROM {{ source('accounts') }} AS a\n"
+                                         "WHERE (a.account_id >> 1) > 0 AND (a.account_id << 2) < 100"})
+    assert project.validate() == []
 
 
 @pytest.mark.parametrize(("template", "kind", "fragment", "line", "col"),

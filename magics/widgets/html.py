@@ -1,41 +1,60 @@
-"""Static HTML for every widget: what a saved notebook shows without a kernel or widget state
-(GitHub, nbconvert, VS Code). Every data value is escaped; charts are inline SVG."""
+"""The static report of every view: HTML that a saved notebook shows without a kernel or widget
+state (GitHub, nbconvert, VS Code). Every data value is escaped; numbers read as segsql.formats
+prints them (text left-aligned, numbers right-aligned). Charts are separate outputs (charts.py)."""
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-STYLE = ("<style>.segsql table{border-collapse:collapse;font-size:12px}.segsql td,.segsql th{border:1px solid #ddd;"
-         "padding:2px 6px;text-align:right}.segsql th{background:#f4f4f4}.segsql .banner{color:#666;font-size:11px}"
-         ".segsql .pass{color:#17803d}.segsql .warn{color:#b26b00}.segsql .fail{color:#c0392b}</style>")
+from segsql import formats
+from segsql.run.runner import KEY_FIX
+
+# Selectors of two classes and two elements: they must win over JupyterLab's (and nbconvert's)
+# `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td {text-align: right}`, which aligns text right.
+STYLE = ("<style>.segsql table{border-collapse:collapse;font-size:12px;margin:4px 0}"
+         ".segsql table.segsql-t td,.segsql table.segsql-t th{border:1px solid #ddd;padding:2px 6px;text-align:left}"
+         ".segsql th{background:#f4f4f4}.segsql table.segsql-t td.num,.segsql table.segsql-t th.num{"
+         "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
+         ".segsql .banner{color:#666;font-size:11px}"
+         ".segsql .pass{color:#17803d}.segsql .warn{color:#b26b00}.segsql .fail{color:#c0392b}"
+         ".segsql .kpi{font-size:15px}.segsql .note{color:#57606a;font-size:11px}</style>")
 
 
 def esc(value: Any) -> str:
     """Text of a value, HTML-escaped (a trait like `<img onerror=...>` shows as text)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return html.escape(f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}")
-    return html.escape(str(value))
+    return html.escape(formats.cell(value))
 
 
 def percent(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+    return formats.percent(value)
+
+
+def _numeric(column: list[Any]) -> bool:
+    present = [v for v in column if formats.cell(v) != ""]
+    return bool(present) and all(formats.is_numeric(v) or (isinstance(v, str) and formats.is_number_text(v))
+                                 for v in present)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], cell_class: Sequence[str] | None = None) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    """An HTML table; a column whose values are all numbers (or formatted numbers) aligns right."""
+    numeric = [_numeric([row[i] for row in rows]) for i in range(len(headers))]
+    head = "".join(f"<th{' class=num' if numeric[i] else ''}>{esc(h)}</th>" for i, h in enumerate(headers))
     body = []
     for row in rows:
-        cells = "".join(f"<td{f' class={cell_class[i]!r}' if cell_class and cell_class[i] else ''}>{esc(v)}</td>"
-                        for i, v in enumerate(row))
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        cells = []
+        for i, value in enumerate(row):
+            classes = " ".join(filter(None, ["num" if numeric[i] else "", cell_class[i] if cell_class else ""]))
+            cells.append(f"<td{f' class={classes!r}' if classes else ''}>{esc(value)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table class='segsql-t'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def frame_table(frame: pd.DataFrame) -> str:
+    return table([str(c) for c in frame.columns], frame.values.tolist())
 
 
 def wrap(title: str, banner: str, *parts: str) -> str:
@@ -43,97 +62,109 @@ def wrap(title: str, banner: str, *parts: str) -> str:
             + "".join(parts) + "</div>")
 
 
+def size_line(result: Any) -> str:
+    """`segment NAME: 1,234 account(s) (12.3% of 2,000)`: the preview's headline as text."""
+    about = "" if result.population_exact else "≈"
+    share = (f" ({about}{formats.percent(result.share)} of {about}{formats.count(result.population)})"
+             if result.population else "")
+    return f"segment {result.name}: {formats.count(result.size)} {result.entity}(s){share}"
+
+
+def key_warning(result: Any) -> str:
+    return f"{result.key_problem}: `%segsql run` will refuse it ({KEY_FIX})"
+
+
 def preview(result: Any, page: pd.DataFrame, waterfall: pd.DataFrame | None, sql: str, banner: str,
             offset: int = 0) -> str:
     about = "" if result.population_exact else "≈"
-    share = (f", {about}{percent(result.share)} of {about}{result.population:,} {esc(result.entity)}s"
-             if result.population else "")
-    summary = (f'<p class="size"><b>{result.size:,}</b> {esc(result.entity)}(s){share} · '
-               f"ran in {result.elapsed_ms:.1f} ms on {esc(result.engine)}</p>")
+    share = (f", {about}{formats.percent(result.share)} of {about}{formats.count(result.population)} "
+             f"{esc(result.entity)}s" if result.population else "")
+    summary = (f'<p class="size kpi"><b>{formats.count(result.size)}</b> {esc(result.entity)}(s){share} · '
+               f"ran in {formats.number(result.elapsed_ms, 3)} ms on {esc(result.engine)}</p>")
     masked = f"<p>masked PII columns: {esc(', '.join(result.pii))}</p>" if result.pii else ""
+    if result.key_problem:
+        masked = f"<p class='warn'><b>warning:</b> {esc(key_warning(result))}</p>" + masked
     first, last = (offset + 1, offset + len(page)) if len(page) else (0, 0)
-    shown = f"<p>members {first:,}–{last:,} of {result.size:,}</p>" + table(list(page.columns), page.values.tolist())
+    shown = (f"<p>members {formats.count(first)}–{formats.count(last)} of {formats.count(result.size)}</p>"
+             + frame_table(page))
     steps = ""
     if waterfall is not None and len(waterfall):
-        steps = "<h5>size waterfall</h5>" + table(["condition", "remaining", "removed"],
-                                                   waterfall[["condition", "remaining", "removed"]].values.tolist())
+        rows = [[r.condition, formats.count(r.remaining), formats.count(r.removed)]
+                for r in waterfall.itertuples(index=False)]
+        steps = "<h5>size waterfall</h5>" + table(["condition", "remaining", "removed"], rows)
     code = f"<details><summary>compiled SQL</summary><pre>{html.escape(sql)}</pre></details>"
     return wrap(f"segment {result.name}", banner, summary, masked, steps, shown, code)
 
 
-def comparison(comparison: Any, kinds: dict[str, str], banner: str) -> str:
+def _comparison_rows(frame: pd.DataFrame, kind: str, unit: str) -> list[list[str]]:
+    return [[r.segment, formats.count(r.members), formats.metric(r.value, kind, unit),
+             formats.metric(r.baseline, kind, unit), formats.difference(r.diff, kind, unit),
+             formats.interval(r.ci_low, r.ci_high, kind, unit), formats.p_value(r.p_value),
+             "*" if r.significant is True else "", r.note] for r in frame.itertuples(index=False)]
+
+
+COMPARE_HEADERS = ["segment", "members", "value", "baseline", "diff", "95% CI of diff", "p", "sig.", "note"]
+
+
+def comparison(comparison: Any, kinds: dict[str, tuple[str, str]], banner: str) -> str:
     parts = []
     for metric, frame in comparison.tables.items():
-        kind = kinds.get(metric, "")
-        rows = [[r.segment, r.members, _value(r.value, kind), _value(r.baseline, kind), _value(r.diff, kind),
-                 _interval(r.ci_low, r.ci_high, kind), _p(r.p_value), "*" if r.significant is True else "", r.note]
-                for r in frame.itertuples(index=False)]
+        kind, unit = kinds.get(metric, ("", ""))
         parts.append(f"<h5>{esc(metric)} ({esc(kind)}) vs {esc(comparison.baseline)}</h5>")
-        parts.append(table(["segment", "members", "value", "baseline", "diff", "95% CI", "p", "sig.", "note"], rows))
-        parts.append(diff_chart(frame, kind))
-    return wrap("segment comparison", banner, *parts, "<p>* significant after Benjamini–Hochberg (5%)</p>")
+        parts.append(table(COMPARE_HEADERS, _comparison_rows(frame, kind, unit)))
+    note = ("<p class='note'>* significant after Benjamini–Hochberg (5%) · diff of percentages in percentage "
+            "points (pp) · charts below</p>")
+    return wrap("segment comparison", banner, *parts, note)
 
 
-def _interval(low: Any, high: Any, kind: str) -> str:
-    if low is None or pd.isna(low):
-        return ""
-    return f"[{_value(low, kind)}, {_value(high, kind)}]"
-
-
-def _value(value: Any, kind: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return percent(value) if kind == "proportion" else f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-
-
-def _p(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
-
-
-def diff_chart(frame: pd.DataFrame, kind: str) -> str:
-    """Horizontal bars of (segment − baseline) with 95% CI error bars, as inline SVG."""
-    rows = [r for r in frame.itertuples(index=False) if r.diff is not None and not pd.isna(r.diff)]
-    if not rows:
-        return ""
-    extent = max(*(abs(v) for r in rows for v in (r.diff, r.ci_low, r.ci_high) if v is not None and not pd.isna(v)),
-                 1e-12)
-    width, label, height = 420, 140, 22
-    middle = label + (width - label) / 2
-    scale = (width - label - 10) / 2 / extent
-    shapes = [f'<line x1="{middle}" y1="0" x2="{middle}" y2="{height * len(rows)}" stroke="#999"/>']
-    for index, row in enumerate(rows):
-        y = index * height
-        x0, x1 = sorted((middle, middle + row.diff * scale))
-        colour = "#2e86de" if row.significant is True else "#aab7c4"
-        shapes.append(f'<text x="0" y="{y + 15}" font-size="11">{esc(row.segment)}</text>')
-        bar = max(x1 - x0, 1)
-        shapes.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{bar:.1f}" height="{height - 8}" fill="{colour}"/>')
-        if row.ci_low is not None and not pd.isna(row.ci_low):
-            low, high = middle + row.ci_low * scale, middle + row.ci_high * scale
-            shapes.append(f'<line x1="{low:.1f}" y1="{y + 11}" x2="{high:.1f}" y2="{y + 11}" stroke="#333"/>')
-            shapes.append(f'<line x1="{low:.1f}" y1="{y + 6}" x2="{low:.1f}" y2="{y + 16}" stroke="#333"/>')
-            shapes.append(f'<line x1="{high:.1f}" y1="{y + 6}" x2="{high:.1f}" y2="{y + 16}" stroke="#333"/>')
-    return (f'<svg width="{width}" height="{height * len(rows)}" role="img" '
-            f'aria-label="difference from baseline with 95% CI">{"".join(shapes)}</svg>')
+def comparison_text(comparison: Any, kinds: dict[str, tuple[str, str]]) -> str:
+    """The comparison as text (text/plain): every number the HTML shows, CIs included."""
+    if not comparison.tables:
+        return "(nothing to compare)"
+    lines = []
+    for metric, frame in comparison.tables.items():
+        kind, unit = kinds.get(metric, ("", ""))
+        lines.append(f"{metric} ({kind}) vs {comparison.baseline}")
+        rows = _comparison_rows(frame, kind, unit)
+        widths = [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(COMPARE_HEADERS)]
+        for cells in [COMPARE_HEADERS, *rows]:
+            lines.append("  " + "  ".join(str(c).rjust(w) if i and i < 8 else str(c).ljust(w)
+                                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip())
+    lines.append("* significant after Benjamini–Hochberg (5%); pp = percentage points")
+    return "\n".join(lines)
 
 
 def overlap(frame: pd.DataFrame, banner: str) -> str:
+    """The Jaccard matrix as a table; the diagonal (each segment's size) is not shaded, so the
+    off-diagonal cells use the whole colour range."""
     names = list(dict.fromkeys(frame["left"]))
     cells = {(r.left, r.right): r for r in frame.itertuples(index=False)}
+    off = [float(r.jaccard) for r in cells.values() if r.left != r.right and not pd.isna(r.jaccard)]
+    top = max(off, default=0.0) or 1.0
     head = "<tr><th></th>" + "".join(f"<th>{esc(n)}</th>" for n in names) + "</tr>"
     body = []
     for left in names:
         row = [f"<th>{esc(left)}</th>"]
         for right in names:
             cell = cells[(left, right)]
+            if left == right:
+                row.append(f"<td class='num' style='background:#eef1f5' title='members'>"
+                           f"{formats.count(cell.shared)}<br><small>members</small></td>")
+                continue
             jaccard = 0.0 if cell.jaccard is None or pd.isna(cell.jaccard) else float(cell.jaccard)
-            row.append(f'<td style="background:rgba(46,134,222,{jaccard:.2f})" title="Jaccard {jaccard:.3f}">'
-                       f"{jaccard:.2f}<br><small>{cell.shared:,}</small></td>")
+            shade = jaccard / top
+            row.append(f"<td class='num' style='background:rgba(31,111,235,{shade * 0.85:.2f});"
+                       f"color:{'#fff' if shade > 0.6 else '#111'}' title='Jaccard {jaccard:.3f}'>"
+                       f"{formats.number(jaccard, 2)}<br><small>{formats.count(cell.shared)} shared</small></td>")
         body.append("<tr>" + "".join(row) + "</tr>")
     return wrap("segment overlap (Jaccard, shared members)", banner,
-                f"<table>{head}{''.join(body)}</table>")
+                f"<table class='segsql-t'>{head}{''.join(body)}</table>")
+
+
+def overlap_text(frame: pd.DataFrame) -> str:
+    order = {name: index for index, name in enumerate(dict.fromkeys(frame["left"]))}
+    return "\n".join(f"{r.left} & {r.right}: Jaccard {formats.number(r.jaccard, 3)}, {formats.count(r.shared)} shared"
+                     for r in frame.itertuples(index=False) if order[r.left] < order[r.right])
 
 
 def report(frame: pd.DataFrame, banner: str) -> str:
@@ -146,46 +177,28 @@ def report(frame: pd.DataFrame, banner: str) -> str:
 
 
 def plain_table(frame: pd.DataFrame, limit: int = 20) -> str:
-    return str(frame.head(limit).to_string(index=False))
+    shown = frame.head(limit)
+    return str(shown.map(formats.cell).to_string(index=False)) if len(shown.columns) else "(no columns)"
 
 
 def git_diff(report: Any, banner: str) -> str:
-    """`segsql diff` in a notebook: the per-segment table and each changed segment's SQL diff."""
-    rows = [[s.name, s.status, s.entity or "", "" if s.base_size is None else f"{s.base_size:,}",
-             "" if s.head_size is None else f"{s.head_size:,}", f"{s.added:,}", f"{s.removed:,}",
-             ", ".join(map(str, s.added_sample)), ", ".join(map(str, s.removed_sample))] for s in report.segments]
+    """`segsql diff` in a notebook: changed segments first, then each changed segment's SQL diff."""
+    ordered = report.ordered()
+    rows = [[s.name, s.status, s.entity or "", formats.count(s.base_size), formats.count(s.head_size),
+             formats.count(s.added), formats.count(s.removed), ", ".join(map(str, s.added_sample)),
+             ", ".join(map(str, s.removed_sample))] for s in ordered]
     rendered = table(["segment", "status", "entity", "base size", "new size", "added", "removed", "added e.g.",
                       "removed e.g."], rows)
     details = "".join(f"<details><summary>{esc(s.name)}</summary><pre>{esc(s.sql_diff or s.error or '')}</pre>"
-                      "</details>" for s in report.segments if s.status != "unchanged")
+                      "</details>" for s in ordered if s.status != "unchanged")
     return wrap(f"diff against {report.base} ({report.base_commit})", banner, rendered, details)
 
 
-def cohort_curves(result: Any, value: str, width: int = 560, height: int = 220) -> str:
-    """Retention curves: one line per cohort (value by period since), newest cohorts darkest."""
-    frame = result.frame
-    if not len(frame):
-        return "<p>no cohorts</p>"
-    top = max(float(frame[value].max() or 0), 1.0)
-    periods = max(int(frame["period_index"].max()), 1)
-    cohorts = sorted(frame["cohort"].unique())
-    lines = []
-    for rank, cohort in enumerate(cohorts):
-        rows = frame[frame["cohort"] == cohort].sort_values("period_index")
-        points = " ".join(f"{40 + p / periods * (width - 60):.1f},{height - 25 - (v / top) * (height - 45):.1f}"
-                          for p, v in zip(rows["period_index"], rows[value].fillna(0), strict=True))
-        shade = 0.25 + 0.75 * (rank + 1) / len(cohorts)
-        lines.append(f"<polyline fill='none' stroke='rgba(26,86,219,{shade:.2f})' stroke-width='1.5' "
-                     f"points='{points}'><title>{esc(cohort)}</title></polyline>")
-    return (f"<svg class='cohort-curves' width='{width}' height='{height}' role='img' aria-label='{esc(value)} curves'>"
-            f"<line x1='40' y1='{height - 25}' x2='{width - 20}' y2='{height - 25}' stroke='#aab'/>"
-            f"<text x='2' y='24' font-size='11'>{top:.0%}</text><text x='2' y='{height - 25}' font-size='11'>0%</text>"
-            f"<text x='40' y='{height - 6}' font-size='11'>period 0</text>"
-            f"<text x='{width - 90}' y='{height - 6}' font-size='11'>period {periods}</text>{''.join(lines)}</svg>")
-
-
 def cohorts(result: Any, value: str, banner: str) -> str:
+    """The cohort table (collapsed: the heat map and curves are the charts below it)."""
     from segsql.methods.cohorts import triangle_html
 
-    return wrap(f"cohort {value} by {result.period}", banner, triangle_html(result, value),
-                "<h5>curves</h5>", cohort_curves(result, value))
+    summary = (f"<p class='kpi'><b>{formats.count(result.frame['cohort'].nunique())}</b> cohort(s) by "
+               f"{esc(result.period)}</p>")
+    return wrap(f"cohort {value} by {result.period}", banner, summary,
+                f"<details><summary>table</summary>{triangle_html(result, value)}</details>")

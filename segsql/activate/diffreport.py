@@ -44,6 +44,10 @@ class DiffReport:
                            "segments": [{**asdict(s), "size_change": s.size_change} for s in self.segments]},
                           indent=2)
 
+    def ordered(self) -> list[SegmentDiff]:
+        """Invalid, changed, added and removed segments first (by name), unchanged ones last."""
+        return _sorted(self)
+
     def to_text(self) -> str:
         return text(self)
 

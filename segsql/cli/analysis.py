@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 import click
 
+from segsql import formats
 from segsql.cli.commands import _fail
 from segsql.cli.main import EXIT_FAILURE, cli
 from segsql.cli.options import TABLE_FORMATS, engine_options, open_project, selection_options
-from segsql.cli.render import emit, flag_text, number_formatter, p_value_text
+from segsql.cli.render import difference_formatter, emit, flag_text, number_formatter, p_value_text
 from segsql.errors import UsageError
 
 
@@ -42,8 +42,9 @@ def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: t
         shown = table[["segment", "members", "measured", "value", "baseline", "diff", "ci_low", "ci_high",
                        "p_value", "significant", "test", "note"]]
         number = number_formatter(metric.kind, metric.spec.unit)
+        change = difference_formatter(metric.kind, metric.spec.unit)
         emit(shown, "table", title=f"{name} ({metric.kind}) vs {baseline}: {metric.spec.description[:80]}",
-              formatters={"value": number, "baseline": number, "diff": number, "ci_low": number, "ci_high": number,
+              formatters={"value": number, "baseline": number, "diff": change, "ci_low": change, "ci_high": change,
                           "p_value": p_value_text, "significant": flag_text})
     if comparison.roi is not None:
         emit(comparison.roi, "table", title="ROI = (revenue − cost) ÷ cost")
@@ -72,7 +73,7 @@ def overlap(segments: tuple[str, ...], output_format: str, project_dir: Path, va
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     frame = project.overlap(list(segments))
     emit(frame[frame["left"] < frame["right"]] if output_format == "table" else frame, output_format,
-          formatters={"jaccard": lambda v: "" if v is None or math.isnan(v) else f"{v:.3f}"})
+          formatters={"jaccard": lambda v: formats.number(v, 3)})
 
 
 @cli.command()

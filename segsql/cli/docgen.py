@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from segsql import formats
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -87,7 +89,8 @@ def metrics_reference() -> str:
         if spec.get("where"):
             lines.append(f"- rows: `{' '.join(spec['where'].split())}`")
         lines += [f"- numerator per entity: `{' '.join(spec['numerator'].split())}`",
-                  f"- denominator per entity: `{' '.join(str(spec.get('denominator', '1')).split())}`", ""]
+                  f"- denominator per entity: `{' '.join(str(spec.get('denominator', '1')).split())}`",
+                  f"- shown as: {formats.display_kind(spec['kind'], spec.get('unit', ''))}", ""]
     return "\n".join([*lines, *_tests_section()])
 
 

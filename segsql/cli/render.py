@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from segsql import formats
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -21,10 +23,13 @@ if TYPE_CHECKING:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None) -> None:
     table = Table(title=title, show_lines=False, header_style="bold")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    for index, header in enumerate(headers):
+        shown = [row[index] for row in cells if row[index]]
+        numeric = bool(shown) and all(formats.is_number_text(cell) for cell in shown)
+        table.add_column(header, overflow="fold", justify="right" if numeric else "left")
+    for row in cells:
+        table.add_row(*row)
     console = Console(soft_wrap=False)
     if not console.is_terminal:
         console = Console(soft_wrap=False, width=200)  # files and pipes: don't wrap at 80 columns
@@ -33,7 +38,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title:
 
 def run_summary(result: RunResult) -> None:
     """The table printed after every run: segment, entity, size, share, duration, status."""
-    rows = [[s.name, s.entity, "" if s.rows is None else f"{s.rows:,}", percent(s.share),
+    rows = [[s.name, s.entity, formats.count(s.rows), percent(s.share),
              "" if s.duration_ms is None else f"{s.duration_ms / 1000:.2f} s", s.status]
             for s in result.segments]
     print_table(["segment", "entity", "size", "share", "duration", "status"], rows,
@@ -49,7 +54,7 @@ def run_summary(result: RunResult) -> None:
 
 
 def percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.1%}"
+    return formats.percent(value)
 
 
 @contextmanager
@@ -70,6 +75,11 @@ def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
 
 
 
+# Columns holding numbers of members or rows, in any table printed: shown with separators.
+COUNT_COLUMNS = frozenset({"members", "measured", "baseline_members", "remaining", "removed", "shared", "left_size",
+                           "right_size", "size", "rows", "entered", "exited", "added"})
+
+
 def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
           formatters: dict[str, Any] | None = None) -> None:
     """A table as csv, NDJSON (`--format json`: one object per line) or a terminal table."""
@@ -78,36 +88,31 @@ def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
     elif output_format == "json":
         sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso"))
     else:
-        formatters = formatters or {}
-        rows = [[formatters.get(c, plain)(v) for c, v in zip(frame.columns, row, strict=True)]
+        chosen = {c: (formatters or {}).get(c, formats.count if c in COUNT_COLUMNS else plain) for c in frame.columns}
+        rows = [[chosen[c](v) for c, v in zip(frame.columns, row, strict=True)]
                 for row in frame.itertuples(index=False)]
         print_table(list(frame.columns), rows, title=title)
 
 
 def plain(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return str(value)
+    """A table cell: floats without float noise or exponents, integers (keys) as they are."""
+    if isinstance(value, float) and not math.isnan(value):
+        return formats.number(value) if abs(value) < 1 else formats.cell(value)
+    return formats.cell(value)
 
 
-def number_formatter(kind: str, unit: str) -> Any:
-    def show(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if kind == "proportion" or (kind == "ratio" and unit == "" and abs(float(value)) <= 5):
-            return f"{float(value):.1%}" if kind == "proportion" else f"{float(value):.3f}"
-        if unit == "currency":
-            return f"{float(value):,.2f}"
-        return plain(float(value))
-    return show
+def number_formatter(kind: str, unit: str) -> Callable[[Any], str]:
+    """A metric's values as its kind reads (formats.metric): 7.3%, 139.3%, 10,360, 4.25."""
+    return lambda value: formats.metric(value, kind, unit)
+
+
+def difference_formatter(kind: str, unit: str) -> Callable[[Any], str]:
+    """A difference from the baseline (or a bound of its CI): +2.1 pp, +1,250."""
+    return lambda value: formats.difference(value, kind, unit)
 
 
 def p_value_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
+    return formats.p_value(value)
 
 
 def flag_text(value: Any) -> str:

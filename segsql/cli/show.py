@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from segsql import formats
 from segsql.cli.render import percent, print_table
 from segsql.errors import UsageError
 from segsql.project import Project
@@ -42,12 +43,13 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
                                  f"evaluate the date first: segsql run -s {name} --as-of {project.compiler.as_of}")
         size, population = results.last_run_size(project.compiler, engine, name)
         share = size / population if population else None
-        header = (f"{name}: {size:,} {entity}(s)" + (f", {percent(share)} of {population:,}" if population else ""))
+        header = (f"{name}: {formats.count(size)} {entity}(s)"
+                  + (f", {percent(share)} of {formats.count(population)}" if population else ""))
         rows_shown = 0
         if output_format == "table":
             click.echo(header)
             arrow = mask_table(results.members_arrow(project.compiler, engine, name, limit), pii, salt)
-            print_table(arrow.column_names, [list(row.values()) for row in arrow.to_pylist()])
+            print_table(arrow.column_names, [[formats.cell(v) for v in row.values()] for row in arrow.to_pylist()])
             rows_shown = arrow.num_rows
         else:
             click.echo(header, err=True)

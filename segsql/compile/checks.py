@@ -6,6 +6,7 @@ template line and column the analyst wrote. Rules never execute anything.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import sqlglot
@@ -73,6 +74,21 @@ def check_single_statement(tokens: list[Token]) -> None:
     if len(statements) > 1:
         raise SqlRuleError(f"found {len(statements)} statements; a segment is exactly one SELECT",
                       statements[1][0].start, "remove everything after the first `;`")
+
+
+# Operators sqlglot's parser builds from two tokens (`>>` is GT GT): written apart, as `a > > 1`,
+# the engine rejects them, but the tree (and the SQL printed from it) would hold a bit shift.
+PAIRED_OPERATORS = {(TokenType.GT, TokenType.GT): ">>", (TokenType.LT, TokenType.LT): "<<"}
+
+
+def check_split_operators(tokens: list[Token]) -> None:
+    """Refuse `> >` and `< <`: the SQL printed from the tree must have the tokens the analyst
+    wrote, and these two would silently become the shifts `>>` and `<<`."""
+    for first, second in itertools.pairwise(tokens):
+        fused = PAIRED_OPERATORS.get((first.token_type, second.token_type))
+        if fused and second.start != first.end + 1:
+            raise SqlRuleError(f"`{first.text} {second.text}` is not an operator", second.start,
+                               f"write one `{first.text}` (a comparison), or `{fused}` without a space for a bit shift")
 
 
 def check_nesting(tokens: list[Token], limit: int) -> None:

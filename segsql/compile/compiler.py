@@ -261,6 +261,7 @@ class Compiler:
             tokens = checks.tokenize(rendered.sql, self.dialect)
             checks.check_single_statement(tokens)
             checks.check_nesting(tokens, self.config.limits.nesting_depth)
+            checks.check_split_operators(tokens)
             tree = self._parse(rendered, tokens)
             checks.check_read_only(tree, tokens[0].start, self.dialect, self._udfs, tokens)
             assert isinstance(tree, exp.Query)

@@ -20,6 +20,8 @@ The kind fixes how segments are compared (segsql.stats):
         denominator: "MAX(CASE WHEN month = {{ month_start(1) }} AND mrr > 0 THEN 1 ELSE 0 END)"
         where: "month >= {{ month_start(1) }}"      # optional filter on source rows
         scale: 100                                  # optional display multiplier
+        unit: percent                               # optional: percent, currency or count (how values
+                                                    # read; default: a proportion is a percent)
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class MetricSpec(Strict):
     description: str = ""
     period: str = ""
     scale: float = 1.0
-    unit: str = ""
+    # how values read (segsql.formats): percent (NRR 1.393 -> 139.3%), currency, count; default by kind
+    unit: Literal["", "percent", "currency", "count"] = ""
 
 
 class MetricsFile(Strict):

@@ -23,6 +23,7 @@ The analyst keeps SQL, not a model binary: edit the rule, rerun, the segment sta
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
+from segsql import formats
 from segsql.errors import UsageError
 from segsql.methods.features import feature_frame
 
@@ -55,6 +57,10 @@ class ClusterRule:
     @property
     def sql(self) -> str:
         return self.condition.sql()
+
+    def __repr__(self) -> str:
+        return (f"ClusterRule(cluster {self.cluster + 1}: {formats.count(self.size)} members, held-out precision "
+                f"{_share(self.precision)}, recall {_share(self.recall)}; {self.sql})")
 
     @property
     def constant(self) -> bool:
@@ -96,9 +102,18 @@ class Clustering:
 
     def _repr_html_(self) -> str:
         scores = ", ".join(f"k={k}: {v:.3f}" for k, v in self.silhouettes.items())
-        fit = f"<p>rules {self.fit.text()}</p>" if self.fit else ""
-        return (f"<p>k-means on <b>{self.features}</b>: k = {self.k} (silhouette {scores})</p>{fit}"
-                f"{self.summary().to_html(index=False, float_format=lambda v: f'{v:.3g}')}")
+        fit = f"<p>rules {html.escape(self.fit.text())}</p>" if self.fit else ""
+        return (f"<p>k-means on <b>{html.escape(self.features)}</b>: k = {self.k} (silhouette {scores})</p>{fit}"
+                f"{self.summary().to_html(index=False, float_format=formats.number)}")
+
+    def __repr__(self) -> str:
+        """Short and readable (the rules as SQL text, not their syntax trees)."""
+        silhouette = self.silhouettes.get(self.k)
+        lines = [f"Clustering({self.features}: k = {self.k}, silhouette {_share(silhouette)}"
+                 + (f"; rules {self.fit.text()}" if self.fit else "") + ")"]
+        lines += [f"  cluster {r.cluster + 1}: {formats.count(r.size)} members, precision {_share(r.precision)}, "
+                  f"recall {_share(r.recall)}: {r.sql}" for r in self.rules]
+        return "\n".join(lines)
 
     def problems(self) -> list[str]:
         return [problem for rule in self.rules if (problem := rule.problem())]
@@ -275,3 +290,4 @@ def segment_files(compiler: Compiler, result: Clustering, prefix: str, force: bo
 
 def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
+

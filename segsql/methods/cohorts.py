@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlglot import exp
 
+from segsql import formats
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 
@@ -248,23 +249,48 @@ def _grid(sizes: pd.DataFrame, counts: pd.DataFrame, as_of: dt.date, period: str
     return frame if by_segment else frame.drop(columns=["segment"])
 
 
+VALUE_KINDS = {"retention": formats.PERCENT, "revenue_retention": formats.PERCENT, "active": formats.COUNT,
+               "revenue": formats.CURRENCY}
+RATIO_CAP = 2.0  # shading stops at 200%: a 452% cell is marked, not allowed to pale every other cell
+
+
+def _shade(value: float, kind: str, top: float) -> str:
+    """Cell colours: ratios diverge around 100% (red below, blue above, white at 100%), capped at
+    RATIO_CAP and outlined past it; counts and revenue shade from white up to the column's top."""
+    if kind != formats.PERCENT:
+        strength = min(max(value / top, 0.0), 1.0) if top > 0 else 0.0
+        return f"background:rgba(33,102,172,{0.85 * strength:.2f});color:{'#fff' if strength > 0.6 else '#111'}"
+    capped = min(max(value, 0.0), RATIO_CAP)
+    strength = min(abs(capped - 1.0), 1.0)
+    colour = "33,102,172" if capped >= 1 else "178,24,43"
+    outline = ";outline:2px solid #24292f;outline-offset:-2px;font-weight:bold" if value > RATIO_CAP else ""
+    return (f"background:rgba({colour},{0.85 * strength:.2f});color:{'#fff' if strength > 0.6 else '#111'}"
+            + outline)
+
+
 def triangle_html(result: Cohorts, value: str = "retention") -> str:
-    """A heat-map triangle: cohorts down, periods across, shaded by retention."""
+    """A heat-map triangle: cohorts down, periods across. Ratios on a diverging scale centred at
+    100% and capped at 200% (cells beyond are outlined, their value printed); counts and revenue
+    on a sequential one. Values read as segsql.formats prints them."""
+    kind = VALUE_KINDS.get(value, formats.NUMBER)
     segments = sorted(result.frame["segment"].unique()) if "segment" in result.frame else [None]
     parts = []
     for segment in segments:
         table = result.triangle(value, segment)
         sizes = (result.frame if segment is None else result.frame[result.frame["segment"] == segment]) \
             .groupby("cohort")["cohort_size"].first()
+        top = float(table.max().max()) if table.size else 0.0
         head = "".join(f"<th>{int(c)}</th>" for c in table.columns)
         body = []
         for cohort, row in table.iterrows():
             cells = "".join(
                 "<td></td>" if pd.isna(v) else
-                f"<td style='background:rgba(26,86,219,{min(max(float(v), 0), 1):.2f});"
-                f"color:{'#fff' if v > 0.55 else '#111'}'>{v:.0%}</td>" for v in row)
-            body.append(f"<tr><th>{html.escape(str(cohort))}</th><td>{int(sizes[cohort]):,}</td>{cells}</tr>")
+                f"<td style='{_shade(float(v), kind, top)}' title='{html.escape(str(cohort))}, period {int(p)}'>"
+                f"{html.escape(formats.metric(v, 'mean', kind))}</td>" for p, v in row.items())
+            body.append(f"<tr><th>{html.escape(str(cohort))}</th><td>{formats.count(sizes[cohort])}</td>{cells}</tr>")
         title = f"<h4>{html.escape(segment)}</h4>" if segment else ""
         parts.append(f"{title}<table class='segsql-cohorts'><tr><th>cohort ({result.period})</th><th>size</th>"
                      f"{head}</tr>{''.join(body)}</table>")
-    return "<div class='segsql-cohorts'>" + "".join(parts) + "</div>"
+    legend = ("<p style='font-size:11px;color:#57606a'>red below 100%, blue above; shading stops at 200% "
+              "(outlined cells are above)</p>" if kind == formats.PERCENT else "")
+    return "<div class='segsql-cohorts'>" + "".join(parts) + legend + "</div>"

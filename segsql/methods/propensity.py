@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
+from segsql import formats
 from segsql.compile.splits import Split, assign
 from segsql.config.inputs import parse_as_of
 from segsql.errors import UsageError
@@ -88,8 +89,15 @@ class Propensity:
         note = f"<p><i>{self.note}</i></p>" if self.note else ""
         return (f"<p>{self.model} propensity for <b>{self.outcome}</b> within {self.horizon_days} days, features "
                 f"<b>{self.features}</b> at {self.train_as_of}: holdout AUC <b>{auc}</b>, base rate "
-                f"{self.base_rate:.1%}</p>{note}<h4>lift by decile</h4>{self.lift.to_html(index=False)}"
-                f"<h4>calibration</h4>{self.calibration.to_html(index=False)}")
+                f"{formats.percent(self.base_rate)}</p>{note}<h4>lift by decile</h4>"
+                f"{self.lift.to_html(index=False, float_format=formats.number)}"
+                f"<h4>calibration</h4>{self.calibration.to_html(index=False, float_format=formats.number)}")
+
+    def __repr__(self) -> str:
+        """Short and readable: the model and how good it is, not the frames and the scores."""
+        return (f"Propensity({self.model} for {self.outcome} within {self.horizon_days} days, features "
+                f"{self.features} at {self.train_as_of}: holdout AUC {self.auc_text()}, base rate "
+                f"{formats.percent(self.base_rate)}" + (f"; {self.note}" if self.note else "") + ")")
 
     def score_sql(self, alias: str = "f") -> exp.Expr:
         """The probability as a SQL expression over the features segment's columns."""

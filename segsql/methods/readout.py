@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
+from segsql import formats
 from segsql.compile.catalog import is_numeric
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
@@ -52,13 +53,25 @@ class Readout:
         return self.srm_p_value is not None and self.srm_p_value < SRM_ALPHA
 
     def _repr_html_(self) -> str:
-        srm = "n/a" if self.srm_p_value is None else f"{self.srm_p_value:.4g}"
+        srm = formats.p_value(self.srm_p_value) or "n/a"
         warning = " <b style='color:#a4262c'>sample-ratio mismatch: do not trust this readout</b>" \
             if self.sample_ratio_mismatch else ""
-        return (f"<h4>{self.segment}: groups by {self.column}</h4>{self.sizes.to_html(index=False)}"
+        shown = {"float_format": formats.number, "formatters": {"p_value": formats.p_value}}
+        return (f"<h4>{self.segment}: groups by {self.column}</h4>{self.sizes.to_html(index=False, **shown)}"
                 f"<p>SRM test p = {srm}{warning}</p><h4>against {self.control}</h4>"
-                f"{self.metrics.to_html(index=False, float_format=lambda v: f'{v:.4g}')}"
-                f"<h4>balance of traits</h4>{self.balance.to_html(index=False)}")
+                f"{self.metrics.to_html(index=False, **shown)}"
+                f"<h4>balance of traits</h4>{self.balance.to_html(index=False, **shown)}")
+
+    def __repr__(self) -> str:
+        """Short and readable: groups, the sample-ratio test and each metric against the control."""
+        groups = ", ".join(f"{r.group} {formats.count(r.members)}" for r in self.sizes.itertuples(index=False))
+        verdict = " MISMATCH: do not trust this readout" if self.sample_ratio_mismatch else ""
+        lines = [f"Readout({self.segment} by {self.column}: {groups}; SRM test p = "
+                 f"{formats.p_value(self.srm_p_value) or 'n/a'}{verdict})"]
+        lines += [f"  {r.metric} {r.group} vs {self.control}: {formats.number(r.value)} vs "
+                  f"{formats.number(r.control_value)}, p = {formats.p_value(r.p_value) or 'n/a'}"
+                  + (" *" if r.significant is True else "") for r in self.metrics.itertuples(index=False)]
+        return "\n".join(lines)
 
 
 def split_column(compiler: Compiler, name: str, column: str | None) -> tuple[str, Split | None]:

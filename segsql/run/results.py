@@ -150,6 +150,7 @@ class Preview:
     query: exp.Query
     pii: dict[str, str]
     population_exact: bool = True
+    key_problem: str | None = None  # NULL or duplicate keys: the run will refuse the segment
 
     @property
     def share(self) -> float | None:
@@ -157,17 +158,23 @@ class Preview:
 
 
 def preview(compiler: Compiler, engine: Engine, name: str) -> Preview:
-    """Size (a streaming COUNT in the engine) and share of segment `name`, which is validated."""
+    """Size and share of segment `name` (validated), with the key checks a run makes (NULL and
+    duplicate keys, after config(duplicates='dedupe') if set): counted in one engine query."""
+    from segsql.run.runner import deduplicated, key_counts, key_problem
+
     compiled = compiler.compiled(name)
     key = compiler.config.entities[compiled.entity].key
     query = compiler.tree(name)
+    if compiled.config.duplicates == "dedupe":
+        query = deduplicated(query, key, list(compiled.columns))
     started = time.perf_counter()
-    count = int(engine.fetchall(exp.select(exp.func("count", exp.Star())).from_(query.subquery("result")))[0][0])
+    count, non_null, distinct = (int(v) for v in engine.fetchall(key_counts(query.subquery("result"), key))[0])
     elapsed = (time.perf_counter() - started) * 1000
     total, exact = preview_population(compiler, engine, compiled.entity)
     return Preview(name=name, entity=compiled.entity, key=key, size=count, population=total,
                    columns=list(compiled.columns), sql=compiler.to_sql(name), elapsed_ms=elapsed,
-                   engine=engine.name, query=query, pii=pii_columns(compiler, name), population_exact=exact)
+                   engine=engine.name, query=query, pii=pii_columns(compiler, name), population_exact=exact,
+                   key_problem=key_problem(name, key, count, non_null, distinct))
 
 
 def page(compiler: Compiler, engine: Engine, result: Preview, offset: int, limit: int,

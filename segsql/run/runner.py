@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segsql import formats
 from segsql.engines import storage
 from segsql.engines.records import RunResult, SegmentRun
 from segsql.errors import EngineError, Location, SegsqlError
@@ -141,22 +142,19 @@ def _materialise(compiler: Compiler, engine: Engine, store: RunStore, plan: Segm
     key = compiler.config.entities[plan.entity].key
     query = compiler.tree(plan.name)
     if compiled.config.duplicates == "dedupe":
-        query = _deduplicated(query, key, list(compiled.columns))
+        query = deduplicated(query, key, list(compiled.columns))
     # Stored sorted by key, so a page of members is read without sorting or scanning everything.
     ordered = exp.select("*").from_(query.subquery("result")).order_by(exp.column(key))
     try:
         target = store.write_segment(plan.name, ordered)
-        total, non_null, distinct = engine.fetchall(exp.select(
-            exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
-            exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(target))[0]
+        total, non_null, distinct = engine.fetchall(key_counts(target, key))[0]
     except EngineError as error:
         plan.status, plan.error = "error", scrub(error.message)
         raise EngineError(f"segment `{plan.name}`: {error.message}", Location(compiled.path)) from None
-    problem = _key_problem(plan.name, key, int(total), int(non_null), int(distinct))
+    problem = key_problem(plan.name, key, int(total), int(non_null), int(distinct))
     if problem:
         plan.status, plan.error = "error", problem
-        raise RunError(problem, Location(compiled.path),
-                       "fix the query, or set config(duplicates='dedupe') to keep one row per key")
+        raise RunError(problem, Location(compiled.path), KEY_FIX)
     plan.rows = int(total)
     plan.population = populations.get(plan.entity)
     plan.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -165,16 +163,28 @@ def _materialise(compiler: Compiler, engine: Engine, store: RunStore, plan: Segm
         progress(plan)
 
 
-def _key_problem(name: str, key: str, total: int, non_null: int, distinct: int) -> str | None:
+KEY_FIX = "fix the query, or set config(duplicates='dedupe') to keep one row per key"
+
+
+def key_counts(rows: exp.Expr, key: str) -> exp.Select:
+    """Rows, non-NULL keys and distinct keys of `rows` (a table or subquery), in one query: what
+    the key checks of a run, and of a preview, read."""
+    return exp.select(exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
+                      exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(rows)
+
+
+def key_problem(name: str, key: str, total: int, non_null: int, distinct: int) -> str | None:
+    """Why a run refuses these rows (NULL or duplicate keys), naming the count; None when none."""
     nulls, duplicates = total - non_null, non_null - distinct
     if nulls:
-        return f"segment `{name}` returned {nulls} row(s) with a NULL `{key}`"
+        return f"segment `{name}` returned {formats.count(nulls)} row(s) with a NULL `{key}`"
     if duplicates:
-        return f"segment `{name}` returned {duplicates} duplicate `{key}` value(s); members would count twice"
+        return (f"segment `{name}` returned {formats.count(duplicates)} duplicate `{key}` value(s); "
+                "members would count twice")
     return None
 
 
-def _deduplicated(query: exp.Query, key: str, columns: list[str]) -> exp.Query:
+def deduplicated(query: exp.Query, key: str, columns: list[str]) -> exp.Query:
     """One row per non-NULL key; ties broken by every output column, so reruns agree."""
     rank = exp.Window(this=exp.func("row_number"), partition_by=[exp.column(key)],
                       order=exp.Order(expressions=[exp.Ordered(this=exp.column(c)) for c in columns]))
