@@ -102,6 +102,7 @@ def test_adjusted_difference_matches_an_independent_computation(experiment: tupl
     root, usage = experiment
     result = Project.load(root, as_of=AS_OF).readout("exp", ["spend", "per_day"], cuped=True, start=START)
     assert result.pre_period_as_of == START - dt.timedelta(days=1)
+    assert f"CUPED: each metric adjusted by its value as of {START - dt.timedelta(days=1)}" in result._repr_html_()
     row = result.metrics.set_index("metric").loc["spend"]
     post, pre = per_account(usage, AS_OF), per_account(usage, START - dt.timedelta(days=1))
     joined = post.join(pre.spend.rename("pre"), how="left")

@@ -76,6 +76,7 @@ def test_mean_mde_and_sample_size_match_statsmodels(project: tuple[Project, pd.D
     per_group = zt_ind_solve_power(effect_size=3.0 / sd, nobs1=None, alpha=0.05, power=0.8, ratio=1.0)
     assert row.needed_total == math.ceil(2 * per_group - 1e-6)
     assert row.needed_factor == pytest.approx(row.needed_total / N)
+    assert "power on spend (mean)" in result._repr_html_() and "needs" in result.text()
 
 
 def test_a_split_segment_uses_its_own_shares(project: tuple[Project, pd.DataFrame]) -> None:
