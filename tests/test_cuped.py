@@ -61,35 +61,33 @@ SEGMENT = ("{{ config(entity='account') }}\nSELECT a.account_id, a.plan, "
            "FROM {{ source('accounts') }} AS a")
 
 
-def _days(rng: np.random.Generator, first: dt.date, count: int) -> list[dt.date]:
-    return [first + dt.timedelta(days=int(d)) for d in np.sort(rng.choice(WINDOW, size=count, replace=False))]
-
-
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    """3,000 accounts with a lasting level of usage; 10% joined after the pre-period (no value
-    there); the treatment adds EFFECT to every active day after START."""
+    """3,000 accounts with a lasting level of usage, active on 9-11 days of each 28-day window;
+    10% joined after the pre-period (no value there); the treatment adds EFFECT to every active
+    day after START."""
     root = tmp_path_factory.mktemp("cuped")
     rng = np.random.default_rng(7)
     n = 3000
     level = rng.normal(20, 8, n).clip(1)
-    arms = [assign(key, Split("cuped-1", GROUPS)) for key in range(1, n + 1)]
+    arms = np.array([assign(key, Split("cuped-1", GROUPS)) for key in range(1, n + 1)])
     new = rng.random(n) < 0.1
-    rows = []
-    for index in range(n):
-        key = index + 1
-        for period, first in (("pre", START - dt.timedelta(days=WINDOW)), ("post", AS_OF - dt.timedelta(days=WINDOW - 1))):
-            if period == "pre" and new[index]:
-                continue
-            lift = EFFECT if period == "post" and arms[index] == "treatment" else 0.0
-            for day in _days(rng, first, int(rng.integers(9, 12))):
-                rows.append((key, day, level[index] + lift + rng.normal(0, 4), int(rng.random() < 0.02 * level[index] / 20)))
-    usage = pd.DataFrame(rows, columns=["account_id", "day", "value", "converted"])
+    frames = []
+    for first, lift, keep in ((START - dt.timedelta(days=WINDOW), 0.0, ~new),
+                              (AS_OF - dt.timedelta(days=WINDOW - 1), EFFECT, np.ones(n, dtype=bool))):
+        active = np.argsort(rng.random((n, WINDOW)), axis=1) < rng.integers(9, 12, n)[:, None]  # 9-11 random days
+        active &= keep[:, None]
+        account, offset = np.nonzero(active)
+        frames.append(pd.DataFrame({
+            "account_id": account + 1, "day": [first + dt.timedelta(days=int(d)) for d in offset],
+            "value": level[account] + lift * (arms[account] == "treatment") + rng.normal(0, 4, account.size),
+            "converted": (rng.random(account.size) < 0.02 * level[account] / 20).astype(int)}))
+    usage = pd.concat(frames, ignore_index=True)
     accounts = pd.DataFrame({"account_id": np.arange(1, n + 1), "plan": rng.choice(["a", "b"], n)})
     write_tables(root / "data.duckdb", {"accounts": accounts, "usage": usage})
     write_files(root, {"segsql.yml": CONFIG, "metrics.yml": METRICS, "segments_sql/exp.sql": SEGMENT})
     Project.load(root, as_of=AS_OF).run()
-    usage["arm"] = [arms[key - 1] for key in usage.account_id]
+    usage["arm"] = arms[usage.account_id - 1]
     return root, usage
 
 

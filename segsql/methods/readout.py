@@ -19,9 +19,10 @@ metric's own window (90 days, one month, ...) evaluated at an earlier as_of:
                  before any member was treated (the default to prefer)
   pre_days=N     as_of = the readout's as_of − N days (N at least the experiment's age, or the
                  covariate includes treated days and absorbs part of the effect)
-Rows then show the adjusted diff, lift, CI and p-value (test `CUPED (delta method, Welch t)`), `theta`, the
-`variance_reduction` achieved (1 − adjusted variance ÷ unadjusted delta-method variance) and
-`pre_covered` (members with a pre-period value); value and control_value stay unadjusted.
+Rows then show the adjusted diff, lift, CI and p-value (test `CUPED (delta method, Welch t)`),
+`theta`, the `variance_reduction` achieved (1 − adjusted variance ÷ unadjusted delta-method
+variance) and `pre_covered` (members with a pre-period value); value and control_value stay
+unadjusted.
 Without cuped the readout is the same as before, column for column.
 """
 
@@ -183,7 +184,6 @@ def _adjusted(result: stats.Result, group: cuped.Joint, control: cuped.Joint) ->
     return {"diff": adjusted.diff, "lift": lift, "ci_low": adjusted.ci_low, "ci_high": adjusted.ci_high,
             "p_value": adjusted.p_value, "test": cuped.TEST, "theta": adjusted.theta,
             "variance_reduction": adjusted.variance_reduction, "pre_covered": share}
-
 
 
 def _resampling_values(compiler: Compiler, engine: Engine, groups: exp.Query, metric: Metric, present: list[str],
