@@ -15,12 +15,13 @@ the difference ≤ 0.2, a ratio's denominator mean with CV ≤ 0.1), else the pe
 
 The permutation p-value (1 + k) / (1 + B) is valid for any number of draws B, so B = 999 here
 keeps every test's size and saves nine tenths of the time (and 400 bootstrap draws for the
-intervals, which do not enter the rate).
+intervals, which do not enter the rate; nor does the rate kind's score interval, skipped).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -35,7 +36,7 @@ from segsql.measure.metrics import entity_query
 AS_OF = dt.date(2026, 11, 23)
 COMPARISONS = 2000  # per kind
 BANDS = {"2-9": list(range(2, 10)), "10-30": list(range(10, 31)), "31-60": [31, 35, 40, 45, 50, 60],
-         "61+": [80, 100, 150, 200, 300]}  # segment sizes, each band a quarter of the comparisons
+         "61+": [80, 100, 150, 200, 250]}  # segment sizes, each band a quarter of the comparisons
 KINDS = {"proportion": ["churn_rate", "conversion_rate", "expansion_rate", "feature_adoption", "reachable_users"],
          "mean": ["mrr_per_account"], "ratio": ["nrr", "grr", "ltv", "csat", "csat_average"],
          "rate": ["events_per_active_day"], "sum": ["mrr", "expansion_arr"]}
@@ -72,6 +73,9 @@ def test_false_positive_rate_of_every_kind_at_every_size(demo: tuple[Values, Val
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stats, "PERMUTATIONS", 999)
     monkeypatch.setattr(stats, "BOOTSTRAPS", 400)
+    # the rate's score interval inverts the test by root finding (3/4 of this test's time); it
+    # does not enter the false-positive rate, the score test's p-value does
+    monkeypatch.setattr(stats, "confint_poisson_2indep", lambda *args, **kwargs: (math.nan, math.nan))
     values, _ = demo
     rng = np.random.default_rng(2026)
     outcomes: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
