@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from segsql.measure.testing import TestResult
     from segsql.methods.clustering import Clustering
     from segsql.methods.cohorts import Cohorts
+    from segsql.methods.design import PowerAnalysis
     from segsql.methods.propensity import Propensity
     from segsql.methods.readout import Readout
     from segsql.privacy.erasure import Erasure
@@ -437,14 +438,28 @@ class Project:
             return build_site(self.compiler, engine, folder)
 
     # -- methods -----------------------------------------------------------------------------
-    def readout(self, name: str, metrics: list[str], column: str | None = None,
-                control: str | None = None) -> Readout:
+    def readout(self, name: str, metrics: list[str], column: str | None = None, control: str | None = None,
+                cuped: bool = False, start: dt.date | str | None = None, pre_days: int | None = None) -> Readout:
         """An experiment readout on a segment with a split(): each group against `control` on
-        every metric (lift, 95% CI, p-value, BH), the sample-ratio-mismatch test and trait balance."""
-        from segsql.methods.readout import readout
+        every metric (lift, 95% CI, p-value, BH), the sample-ratio-mismatch test and trait balance.
+        `cuped=True` adjusts each metric by its own pre-period value: the metric as of the day
+        before `start` (the experiment's first day), or `pre_days` before as_of."""
+        from segsql.methods.readout import pre_period_as_of, readout
+
+        pre_period = pre_period_as_of(self.as_of, cuped, start, pre_days)
+        with self.engine() as engine:
+            return readout(self.compiler, engine, self.metrics, name, metrics, column, control, pre_period)
+
+    def power(self, name: str, metric: str, shares: dict[str, float] | None = None, alpha: float = 0.05,
+              power: float = 0.8, effect: float | None = None, lift: float | None = None) -> PowerAnalysis:
+        """Experiment design inside segment `name`: the minimum detectable effect on `metric` per
+        treatment group at `power` and `alpha` (two-sided), from the members' own values of the
+        metric, with the segment's split() shares or `shares` (default 50/50); with `effect`
+        (absolute) or `lift` (relative) also the members needed."""
+        from segsql.methods.design import power as power_analysis
 
         with self.engine() as engine:
-            return readout(self.compiler, engine, self.metrics, name, metrics, column, control)
+            return power_analysis(self.compiler, engine, self.metrics, name, metric, shares, alpha, power, effect, lift)
 
     def cohorts(self, entity: str, source: str, at: str, period: str = "month", key: str | None = None,
                 revenue: str | None = None, start_source: str | None = None, start_at: str | None = None,

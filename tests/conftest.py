@@ -7,6 +7,7 @@ import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -44,6 +45,20 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> None:
             path.write_bytes(content)
         else:
             path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+
+
+def write_tables(database: Path, tables: dict[str, Any]) -> None:
+    """Each pandas frame as a table of the DuckDB file `database` (replacing one of that name)."""
+    import duckdb
+
+    connection = duckdb.connect(str(database))
+    try:
+        for name, frame in tables.items():
+            connection.register("frame", frame)
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
+            connection.unregister("frame")
+    finally:
+        connection.close()
 
 
 @pytest.fixture

@@ -81,8 +81,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, pd.DataFram
     accounts = pd.DataFrame({
         "account_id": np.arange(1, n + 1), "employees": rng.integers(1, 400, n),
         "region": rng.choice(["DACH", "UKI", "NA"], n), "churned": rng.random(n) < 0.2})
-    revenue = pd.DataFrame({"account_id": accounts.account_id, "mrr": rng.lognormal(6, 1, n),
-                            "start_mrr": rng.lognormal(6, 1, n)}).sample(frac=0.9, random_state=1)
+    revenue = pd.DataFrame({"account_id": accounts.account_id, "mrr": rng.lognormal(6, 0.5, n),
+                            "start_mrr": rng.lognormal(6, 0.5, n)}).sample(frac=0.9, random_state=1)
     tickets = pd.DataFrame({"account_id": accounts.account_id, "n": rng.poisson(2, n), "months": rng.integers(1, 4, n)})
     connection = duckdb.connect(str(root / "data.duckdb"))
     for name, frame in (("accounts", accounts), ("revenue", revenue), ("tickets", tickets)):

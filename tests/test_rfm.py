@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.util
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -224,3 +225,37 @@ def test_a_large_tie_group_at_the_best_value_scores_five(tmp_path: Path) -> None
     result = run_rfm(tmp_path, orders, "2026-11-23", "")
     assert set(result.loc[result.days_since_last == result.days_since_last.min(), "r_score"]) == {5}
     assert (result.r_score == 5).sum() == 80
+
+
+@pytest.mark.parametrize(("option", "expected"), [([], lowest), (["--ties", "highest"], together),
+                                                   (["--ties", "split"], split_ntile)])
+def test_rfm_segments_command_writes_the_chosen_tie_rule(tmp_path: Path, option: list[str],
+                                                         expected: Callable[[pd.Series, bool], pd.Series]) -> None:
+    from click.testing import CliRunner
+
+    from segsql.cli.main import cli
+
+    orders = random_orders(seed=5)
+    run_rfm(tmp_path, orders, "2026-06-30", "")  # writes the project and its data
+    (tmp_path / "segments_sql" / "scores.sql").unlink()
+    result = CliRunner().invoke(cli, ["rfm-segments", "--project", str(tmp_path), "--entity", "customer", "--source",
+                                      "orders", "--at", "ordered_at", "--amount", "amount", *option])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "segments_sql" / "rfm" / "rfm_scores.sql").read_text()
+    assert ("ties=" in text) == bool(option)
+    project = Project.load(tmp_path, as_of="2026-06-30")
+    project.run()
+    scores = project.members("rfm_scores").set_index("customer_id").sort_index()
+    assert (scores.f_score == expected(scores.frequency, False)).all()
+    assert (scores.r_score == expected(scores.days_since_last, True)).all()
+    assert (lowest(scores.frequency, False) != together(scores.frequency, False)).any()  # the rules differ here
+
+
+def test_rfm_segments_refuses_an_unknown_tie_rule(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from segsql.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["rfm-segments", "--project", str(tmp_path), "--entity", "customer", "--source",
+                                      "orders", "--at", "ordered_at", "--amount", "amount", "--ties", "first"])
+    assert result.exit_code == 2 and "'first' is not one of 'lowest', 'highest', 'split'" in result.output

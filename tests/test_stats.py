@@ -57,8 +57,10 @@ def test_zero_counts_give_clear_results_not_nan() -> None:
 
 
 def test_welch_t_test_matches_scipy() -> None:
-    a, b = RNG.lognormal(6, 1, 150), RNG.lognormal(5.7, 1.3, 1000)
+    # spread unequal, skew mild (lognormal σ = 0.3): within the conditions of the normal approximation
+    a, b = RNG.lognormal(6, 0.3, 150), RNG.lognormal(5.95, 0.35, 1000)
     result = compare("mean", Sufficient.of(a, ones(150)), Sufficient.of(b, ones(1000)))
+    assert result.test == "Welch's t-test"
     reference = scipy_stats.ttest_ind(a, b, equal_var=False)
     interval = reference.confidence_interval(0.95)
     assert result.p_value == pytest.approx(reference.pvalue, abs=TOL)
@@ -83,9 +85,22 @@ def test_delta_method_matches_an_independent_numpy_computation() -> None:
     diff = end.sum() / start.sum() - base_end.sum() / base_start.sum()
     se = np.sqrt(delta_variance(end, start) + delta_variance(base_end, base_start))
     assert result.diff == pytest.approx(diff, rel=1e-12)
-    assert result.p_value == pytest.approx(2 * scipy_stats.norm.sf(abs(diff) / se), abs=TOL)
-    z = scipy_stats.norm.ppf(0.975)
-    assert (result.ci_low, result.ci_high) == pytest.approx((diff - z * se, diff + z * se), rel=1e-9)
+    # Student's t with Welch–Satterthwaite degrees of freedom from the two delta-method variances
+    v1, v0 = delta_variance(end, start), delta_variance(base_end, base_start)
+    df = (v1 + v0) ** 2 / (v1 ** 2 / 299 + v0 ** 2 / 799)
+    assert result.test == "delta method (Welch t)"
+    assert result.p_value == pytest.approx(2 * scipy_stats.t.sf(abs(diff) / se, df), abs=TOL)
+    t = scipy_stats.t.ppf(0.975, df)
+    assert (result.ci_low, result.ci_high) == pytest.approx((diff - t * se, diff + t * se), rel=1e-9)
+
+
+def test_delta_method_with_unit_denominators_is_welchs_t_test() -> None:
+    a, b = RNG.normal(10, 3, 60), RNG.normal(9, 4, 500)
+    ratio = compare("ratio", Sufficient.of(a, ones(60)), Sufficient.of(b, ones(500)))
+    mean = compare("mean", Sufficient.of(a, ones(60)), Sufficient.of(b, ones(500)))
+    assert mean.test == "Welch's t-test" and ratio.test == "delta method (Welch t)"
+    assert ratio.p_value == pytest.approx(mean.p_value, abs=TOL)
+    assert (ratio.ci_low, ratio.ci_high) == pytest.approx((mean.ci_low, mean.ci_high), rel=1e-9)
 
 
 def test_delta_method_covers_the_bootstrap_roughly() -> None:

@@ -51,16 +51,21 @@ def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: t
 
 
 def _costs(pairs: tuple[str, ...]) -> dict[str, float] | None:
-    costs: dict[str, float] = {}
+    return _numbers(list(pairs), "--cost", "--cost power_users=5000") or None
+
+
+def _numbers(pairs: list[str], option: str, example: str) -> dict[str, float]:
+    """NAME=NUMBER pairs of an option into a mapping (UsageError naming the option)."""
+    numbers: dict[str, float] = {}
     for pair in pairs:
-        name, sep, amount = pair.partition("=")
+        name, sep, number = pair.partition("=")
         try:
-            costs[name.strip()] = float(amount)
+            numbers[name.strip()] = float(number)
         except ValueError:
-            raise UsageError(f"--cost `{pair}` is not SEGMENT=AMOUNT", None, "e.g. --cost power_users=5000") from None
+            sep = ""
         if not sep:
-            raise UsageError(f"--cost `{pair}` is not SEGMENT=AMOUNT", None, "e.g. --cost power_users=5000")
-    return costs or None
+            raise UsageError(f"{option} `{pair}` is not NAME=NUMBER", None, f"e.g. {example}")
+    return numbers
 
 
 @cli.command()
@@ -143,17 +148,24 @@ def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 @click.option("--metrics", "-m", "metric_list", required=True, metavar="M1,M2", help="Metrics from metrics.yml.")
 @click.option("--column", help="The column holding the group (default: the split() column).")
 @click.option("--control", help="The reference group (default: the first group of the split).")
+@click.option("--cuped", is_flag=True, help="Adjust each metric by its own pre-period value per member (CUPED); "
+              "needs --start or --pre-days.")
+@click.option("--start", metavar="DATE", help="The experiment's first day: CUPED's covariate is each metric as of "
+              "the day before.")
+@click.option("--pre-days", "pre_days", type=int, metavar="N",
+              help="CUPED's covariate is each metric as of N days before --as-of (N ≥ the experiment's age).")
 @click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True,
               help="csv/json: the metric rows on stdout (sizes and the sample-ratio test go to stderr).")
 def readout(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
-            metric_list: str, column: str | None, control: str | None, output_format: str,
-            target: str | None = None) -> None:
+            metric_list: str, column: str | None, control: str | None, cuped: bool, start: str | None,
+            pre_days: int | None, output_format: str, target: str | None = None) -> None:
     """Experiment readout for a segment with split(): group sizes with the sample-ratio-mismatch
-    test, each metric per group against the control (lift, 95% CI, p-value), trait balance.
-    Exit 1 on a sample-ratio mismatch."""
+    test, each metric per group against the control (lift, 95% CI, p-value), trait balance;
+    with --cuped the differences adjusted by each member's pre-period value and the variance
+    reduction achieved (docs/methods.md). Exit 1 on a sample-ratio mismatch."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     metrics = [m.strip() for m in metric_list.split(",") if m.strip()]
-    result = project.readout(name, metrics, column, control)
+    result = project.readout(name, metrics, column, control, cuped, start, pre_days)
     srm = "n/a" if result.srm_p_value is None else f"{result.srm_p_value:.4g}"
     verdict = f"sample-ratio mismatch test p = {srm}" + (" -- MISMATCH: do not trust this readout"
                                                           if result.sample_ratio_mismatch else "")
@@ -163,10 +175,56 @@ def readout(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json:
     else:
         emit(result.sizes, "table", title=f"{name}: groups by {result.column}")
         click.echo(verdict)
-        emit(result.metrics.drop(columns=["note"]), "table", title=f"against {result.control}",
-             formatters={"p_value": p_value_text, "significant": flag_text})
+        adjusted = "" if result.pre_period_as_of is None else \
+            f" (CUPED: adjusted by each metric as of {result.pre_period_as_of})"
+        emit(result.metrics.drop(columns=["note"]), "table", title=f"against {result.control}{adjusted}",
+             formatters={"p_value": p_value_text, "significant": flag_text, "variance_reduction": percent_text,
+                         "pre_covered": percent_text})
+        for row in result.metrics.itertuples():
+            if row.note:
+                click.echo(f"note: {row.metric} {row.group}: {row.note}")
         if len(result.balance):
             flags = {column: flag_text for column in result.balance.columns if result.balance[column].dtype == bool}
             emit(result.balance, "table", title="balance of traits", formatters=flags)
     if result.sample_ratio_mismatch:
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.argument("name")
+@engine_options
+@click.option("--metric", "-m", "metric", required=True, metavar="METRIC", help="A metric from metrics.yml.")
+@click.option("--shares", metavar="GROUP=PCT,...", help="Planned group shares, control first (default: the "
+              "segment's split(), else control=50,treatment=50).")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="Two-sided significance level.")
+@click.option("--power", "power_level", type=float, default=0.8, show_default=True, help="Wanted power.")
+@click.option("--effect", type=float, metavar="X", help="Also: members needed to detect this absolute difference.")
+@click.option("--lift", type=float, metavar="X", help="Also: members needed to detect this relative change "
+              "(0.05 = +5%).")
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
+def power(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+          metric: str, shares: str | None, alpha: float, power_level: float, effect: float | None,
+          lift: float | None, output_format: str, target: str | None = None) -> None:
+    """Experiment design for an A/B test inside segment NAME: the minimum detectable effect on a
+    metric per treatment group at --power and --alpha, from the members' own values of the
+    metric (their variance as of --as-of), or with --effect/--lift the members needed
+    (formulas: docs/methods.md)."""
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    result = project.power(name, metric, _shares(shares), alpha, power_level, effect, lift)
+    if output_format != "table":
+        emit(result.rows, output_format)
+        return
+    click.echo(f"{name}: {metric} ({result.kind}) baseline {result.baseline:.4g}, per-member sd {result.sd:.4g}, "
+               f"{result.measured:,} measured of {result.members:,} members; shares from {result.shares_from}")
+    emit(result.rows, "table", title=f"minimum detectable effect, {power_level:.0%} power, alpha {alpha:g} (two-sided)")
+    click.echo(result.text())
+    for note in result.notes:
+        click.echo(f"note: {note}")
+
+
+def _shares(text: str | None) -> dict[str, float] | None:
+    return None if text is None else _numbers(text.split(","), "--shares", "--shares control=50,treatment=50")
+
+
+def percent_text(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.1%}"

@@ -104,7 +104,12 @@ def _tests_section() -> list[str]:
 
 METHOD_PAGES = [
     ("Splits and holdouts: `{{ split(...) }}`", "segsql.compile.splits", "segsql readout NAME --metrics m1,m2"),
-    ("Experiment readout", "segsql.methods.readout", "project.readout(name, metrics)"),
+    ("Experiment readout", "segsql.methods.readout", "project.readout(name, metrics, cuped=True, start='2026-11-01')"),
+    ("CUPED: readouts adjusted by the pre-period", "segsql.measure.cuped",
+     "segsql readout NAME --metrics m1,m2 --cuped --start DATE"),
+    ("Experiment design: power and minimum detectable effect", "segsql.methods.design",
+     "segsql power NAME --metric M [--shares control=50,treatment=50] [--effect X | --lift 0.05]"),
+    ("Power and sample-size formulas", "segsql.measure.power", "project.power(name, metric, alpha=0.05, power=0.8)"),
     ("RFM: `{{ rfm(...) }}`", "segsql.compile.rfm", "segsql rfm-segments --entity E --source S --at COL --amount COL"),
     ("Cohort retention", "segsql.methods.cohorts", "project.cohorts(entity, source, at, period='month', revenue=...)"),
     ("Segment profiles (personas)", "segsql.methods.personas", "project.profile(name)"),
@@ -119,7 +124,8 @@ def methods_reference() -> str:
     import importlib
 
     lines = ["# Analysis methods", "",
-             "Generated from the docstrings in `segsql/methods/` by `make docs`; do not edit. Every method runs",
+             "Generated from the docstrings in `segsql/methods/` (and the statistics in `segsql/measure/` they",
+             "use) by `make docs`; do not edit. Every method runs",
              "in the engine (DuckDB, Postgres, Spark; tests compare their results across the three) and is",
              "shown in `examples/analysis_methods.ipynb`.", ""]
     for title, module_name, usage in METHOD_PAGES:

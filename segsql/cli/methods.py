@@ -22,11 +22,14 @@ from segsql.project import Project
 @click.option("--where", help="A SQL condition on the transactions, e.g. \"status = 'paid'\".")
 @click.option("--convention", type=click.Choice(["classic", "btyd"]), default="classic", show_default=True)
 @click.option("--unit", type=click.Choice(["day", "week"]), default="day", show_default=True)
+@click.option("--ties", type=click.Choice(["lowest", "highest", "split"]), default="lowest", show_default=True,
+              help="Scores of equal values: the lowest of their group (one-time buyers get f = 1), the highest, or "
+                   "split into equal-sized quintiles by key (docs/methods.md, RFM).")
 @click.option("--folder", default="segments_sql/rfm", show_default=True, help="Where to write, in the project.")
 @click.option("--prefix", default="rfm", show_default=True, help="Segment name prefix.")
 @click.option("--force", is_flag=True, help="Overwrite files that exist (they may hold your edits).")
 def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: str, where: str | None,
-                 convention: str, unit: str, folder: str, prefix: str, force: bool) -> None:
+                 convention: str, unit: str, ties: str, folder: str, prefix: str, force: bool) -> None:
     """Write an RFM scores segment and one segment per named RFM segment (champions, loyal, at
     risk, ...) whose rules are plain, editable SQL. Validates them before writing anything."""
     from segsql.compile.rfm import segment_files
@@ -39,7 +42,7 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
     if not NAME_PATTERN.match(prefix):
         raise UsageError(f"--prefix `{prefix}` is not a plain identifier", None, "e.g. --prefix rfm")
     key = project.config.entities[entity].key
-    files = segment_files(entity, key, source, at, amount, where, convention, unit, prefix)
+    files = segment_files(entity, key, source, at, amount, where, convention, unit, prefix, ties)
     target = write_segments(project.compiler, files, folder, force)
     click.echo(f"wrote {len(files)} segment file(s) to {target}; edit their WHERE clauses, "
                f"then `segsql run -s tag:{prefix}`")

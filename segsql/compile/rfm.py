@@ -229,13 +229,17 @@ def _scored(per_entity: exp.Select, spec: RfmSpec) -> exp.Select:
 
 
 def segment_files(entity: str, key: str, source: str, at: str, amount: str, where: str | None = None,
-                  convention: str = "classic", unit: str = "day", prefix: str = "rfm") -> dict[str, str]:
+                  convention: str = "classic", unit: str = "day", prefix: str = "rfm",
+                  ties: str = "lowest") -> dict[str, str]:
     """Segment files: `{prefix}_scores` (every entity with its scores) and one file per named RFM
     segment whose WHERE is the rule, minus the earlier rules, as editable SQL (members equal the
-    rows of the scores with that rfm_segment label until someone edits a rule)."""
+    rows of the scores with that rfm_segment label until someone edits a rule). `ties` is the
+    rfm() tie rule written into the scores segment (`lowest`, the default, is left out)."""
+    check(convention, unit, "total", None, ties)
     tags = list(dict.fromkeys(["value", "rfm" if prefix == "rfm" else prefix]))  # `-s tag:PREFIX` picks these
     options = "".join([f", where={where!r}" if where else "", f", convention={convention!r}" if convention != "classic"
-                       else "", f", unit={unit!r}" if unit != "day" else ""])
+                       else "", f", unit={unit!r}" if unit != "day" else "", f", ties={ties!r}" if ties != "lowest"
+                       else ""])
     files = {f"{prefix}_scores.sql": (
         "{{ config(\n"
         f"    entity={entity!r},\n"

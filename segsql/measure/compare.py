@@ -3,7 +3,8 @@
 Every function sends one query to the engine: member keys come from each segment's typed result
 table, metric values from the metrics' per-entity queries, and only aggregates come back. One
 exception: a mean or ratio comparison outside the normal approximation's conditions (a group with
-fewer than 30 measured entities or no variance, see segsql.measure.stats) needs per-entity
+fewer than 30 measured entities, no variance, skewed values or, for a ratio, a denominator that
+varies too much; see segsql.measure.stats) needs per-entity
 values for its resampling test. compare() then sends one more query for those metrics and groups
 only (the segment and its baseline; for `rest` the population), at most RESAMPLE_LIMIT rows; above
 that the row says "too few to test". The values stay in memory for the test and are not returned.
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 ALL = "__all__"
 RESAMPLE_LIMIT = 100_000  # per-entity values fetched for resampling tests, per metric
-STAT_FIELDS = ("n", "num", "den", "num2", "den2", "numden")
+SUM_FIELDS = ("num", "den", "num2", "den2", "numden", "num3", "num2den", "numden2", "den3")  # Sufficient after n
 
 
 @dataclass
@@ -128,20 +129,33 @@ def sufficient_by_group(compiler: Compiler, engine: Engine, groups: exp.Query,
             exp.column("den").is_(exp.null()).not_(), exp.column("num").is_(exp.null()).not_()))
         query = query.join(measured.subquery(alias), on=exp.column("key", alias).eq(exp.column("key", "g")),
                            join_type="left", copy=False)
-        num, den = exp.column("num", alias), exp.column("den", alias)
-        sums = {"num": num, "den": den, "num2": num * num.copy(), "den2": den * den.copy(), "numden": num * den.copy()}
-        query = query.select(exp.func("count", den.copy()).as_(f"{alias}_n"), append=True, copy=False)
-        query = query.select(*[exp.func("sum", value.copy()).as_(f"{alias}_{label}") for label, value in sums.items()],
+        query = query.select(exp.func("count", exp.column("den", alias)).as_(f"{alias}_n"), append=True, copy=False)
+        query = query.select(*[exp.func("sum", product).as_(f"{alias}_{label}")
+                               for label, product in _powers(exp.column("num", alias), exp.column("den", alias))],
                              append=True, copy=False)
+    width = 1 + len(SUM_FIELDS)
     result: dict[str, dict[str, stats.Sufficient]] = {}
     for row in engine.fetchall(query):
         grp, members = row[0], int(row[1])
         result[grp] = {}
         for index, metric in enumerate(chosen):
-            cells = row[2 + index * 6: 8 + index * 6]
+            cells = row[2 + index * width: 2 + (index + 1) * width]
             result[grp][metric.name] = stats.Sufficient(members, int(cells[0] or 0),
                                                         *(float(v or 0.0) for v in cells[1:]))
     return result
+
+
+def _powers(num: exp.Column, den: exp.Column) -> list[tuple[str, exp.Expr]]:
+    """The products summed per group, in the order of stats.Sufficient's fields after `n`."""
+    def product(*factors: exp.Column) -> exp.Expr:
+        result: exp.Expr = factors[0].copy()
+        for factor in factors[1:]:
+            result = exp.Mul(this=result, expression=factor.copy())
+        return result
+
+    parts = {"num": (num,), "den": (den,), "num2": (num, num), "den2": (den, den), "numden": (num, den),
+             "num3": (num, num, num), "num2den": (num, num, den), "numden2": (num, den, den), "den3": (den, den, den)}
+    return [(label, product(*parts[label])) for label in SUM_FIELDS]
 
 
 Sums = dict[str, dict[str, stats.Sufficient]]

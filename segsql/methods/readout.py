@@ -7,13 +7,28 @@ trusted. Balance: standardised mean difference per numeric trait (|SMD| > 0.1 is
 chi-square test of independence per categorical trait (p < 0.001).
 
 Metrics use the tests of segsql.measure.stats, chosen per row (column `test`): outside the normal
-approximation's conditions (a group with fewer than 30 measured entities or no variance) a mean or
-ratio gets the permutation test, for which one more query fetches the per-entity values of the
-groups involved (at most RESAMPLE_LIMIT rows, else "too few to test").
+approximation's conditions (a group with fewer than 30 measured entities, no variance, values
+too skewed or a ratio's denominator too variable) a mean or ratio gets the permutation test, for
+which one more query fetches the per-entity values of the groups involved (at most
+RESAMPLE_LIMIT rows, else "too few to test").
+
+CUPED (`cuped=True`, `segsql readout --cuped`): each metric's difference is adjusted by the same
+metric in a pre-period (segsql.measure.cuped; one more query per metric). The pre-period is the
+metric's own window (90 days, one month, ...) evaluated at an earlier as_of:
+  start=DATE     as_of = the day before the experiment started: the same-length window, ending
+                 before any member was treated (the default to prefer)
+  pre_days=N     as_of = the readout's as_of − N days (N at least the experiment's age, or the
+                 covariate includes treated days and absorbs part of the effect)
+Rows then show the adjusted diff, lift, CI and p-value (test `CUPED (delta method, Welch t)`),
+`theta`, the `variance_reduction` achieved (1 − adjusted variance ÷ unadjusted delta-method
+variance) and `pre_covered` (members with a pre-period value); value and control_value stay
+unadjusted.
+Without cuped the readout is the same as before, column for column.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +37,10 @@ from sqlglot import exp
 
 from segsql import formats
 from segsql.compile.catalog import is_numeric
+from segsql.config.inputs import parse_as_of
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
-from segsql.measure import stats
+from segsql.measure import cuped, stats
 from segsql.measure.compare import RESAMPLE_LIMIT, as_values, sufficient_by_group, values_by_group
 from segsql.measure.metrics import resolve
 
@@ -47,6 +63,7 @@ class Readout:
     srm_p_value: float | None
     metrics: pd.DataFrame  # metric, group, value, control_value, lift, ci_low, ci_high, p_value, significant
     balance: pd.DataFrame  # trait, kind, group, statistic, flagged
+    pre_period_as_of: dt.date | None = None  # CUPED's covariate date (None: no CUPED)
 
     @property
     def sample_ratio_mismatch(self) -> bool:
@@ -56,9 +73,11 @@ class Readout:
         srm = formats.p_value(self.srm_p_value) or "n/a"
         warning = " <b style='color:#a4262c'>sample-ratio mismatch: do not trust this readout</b>" \
             if self.sample_ratio_mismatch else ""
+        adjusted = "" if self.pre_period_as_of is None else \
+            f" (CUPED: each metric adjusted by its value as of {self.pre_period_as_of})"
         shown = {"float_format": formats.number, "formatters": {"p_value": formats.p_value}}
         return (f"<h4>{self.segment}: groups by {self.column}</h4>{self.sizes.to_html(index=False, **shown)}"
-                f"<p>SRM test p = {srm}{warning}</p><h4>against {self.control}</h4>"
+                f"<p>SRM test p = {srm}{warning}</p><h4>against {self.control}{adjusted}</h4>"
                 f"{self.metrics.to_html(index=False, **shown)}"
                 f"<h4>balance of traits</h4>{self.balance.to_html(index=False, **shown)}")
 
@@ -93,8 +112,34 @@ def split_column(compiler: Compiler, name: str, column: str | None) -> tuple[str
     return found, spec
 
 
+def pre_period_as_of(as_of: dt.date, cuped: bool, start: dt.date | str | None, pre_days: int | None) -> dt.date | None:
+    """CUPED's covariate date: the day before `start`, or `pre_days` before as_of (one of them);
+    None without CUPED."""
+    if not cuped:
+        if start is not None or pre_days is not None:
+            raise UsageError("a start or pre-days sets CUPED's pre-period, and CUPED is off", None,
+                             "add --cuped (Python: cuped=True)")
+        return None
+    if (start is None) == (pre_days is None):
+        raise UsageError("CUPED needs the pre-period: the experiment's start or a number of days back, not "
+                         + ("both" if start is not None else "neither"), None,
+                         "--start YYYY-MM-DD (Python: start=...) or --pre-days N (pre_days=N)")
+    if pre_days is not None:
+        if pre_days < 1:
+            raise UsageError(f"--pre-days must be at least 1, got {pre_days}", None, "e.g. --pre-days 90")
+        return as_of - dt.timedelta(days=pre_days)
+    began = parse_as_of(start)
+    if began > as_of:
+        raise UsageError(f"the experiment start {began} is after the readout's as_of {as_of}", None,
+                         "give the day the split went live, or a later --as-of")
+    return began - dt.timedelta(days=1)
+
+
 def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name: str, metric_names: list[str],
-            column: str | None = None, control: str | None = None) -> Readout:
+            column: str | None = None, control: str | None = None,
+            pre_period: dt.date | None = None) -> Readout:
+    """Each group against `control` on every metric; with `pre_period` (a date) CUPED-adjusted by
+    each metric's value as of that date."""
     column, spec = split_column(compiler, name, column)
     entity = compiler.compiled(name).entity
     key = compiler.config.entities[entity].key
@@ -116,20 +161,42 @@ def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name
         raise UsageError(f"no member is in group `{control}`", None, f"groups: {', '.join(sorted(sums))}")
     sizes, p_value = _srm(sums, names, spec)
     rows = []
+    covariate = None if pre_period is None else compiler.with_options(as_of=pre_period)
     for metric in chosen:
         present = [g for g in names if g != control and g in sums]
         values = _resampling_values(compiler, engine, groups, metric, present, control, sums)
+        joint = {} if covariate is None else cuped.joint_by_group(compiler, covariate, engine, groups, metric)
         for group in present:
             result = stats.compare(metric.kind, sums[group][metric.name], sums[control][metric.name],
                                    values.get(group))
-            rows.append({"metric": metric.name, "group": group, "value": result.value,
-                         "control_value": result.baseline, "lift": result.rel_diff, "diff": result.diff,
-                         "ci_low": result.ci_low, "ci_high": result.ci_high, "p_value": result.p_value,
-                         "test": result.test, "note": result.note})
-    frame = pd.DataFrame(rows, columns=["metric", "group", "value", "control_value", "lift", "diff", "ci_low",
-                                        "ci_high", "p_value", "test", "note"])
+            row = {"metric": metric.name, "group": group, "value": result.value, "control_value": result.baseline,
+                   "lift": result.rel_diff, "diff": result.diff, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                   "p_value": result.p_value, "test": result.test, "note": result.note}
+            if covariate is not None:
+                row.update(_adjusted(result, joint.get(group, cuped.Joint()), joint.get(control, cuped.Joint())))
+            rows.append(row)
+    columns = ["metric", "group", "value", "control_value", "lift", "diff", "ci_low", "ci_high", "p_value", "test",
+               "note", *(CUPED_COLUMNS if covariate is not None else [])]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["significant"] = stats.benjamini_hochberg(list(frame["p_value"])) if len(frame) else []
-    return Readout(name, column, control, sizes, p_value, frame, balance)
+    return Readout(name, column, control, sizes, p_value, frame, balance, pre_period)
+
+
+CUPED_COLUMNS = ["theta", "variance_reduction", "pre_covered"]
+
+
+def _adjusted(result: stats.Result, group: cuped.Joint, control: cuped.Joint) -> dict[str, Any]:
+    """The row's CUPED columns, and its diff, lift, CI, p and test replaced when CUPED applies."""
+    covered = group.covered + control.covered
+    share = covered / (group.n + control.n) if group.n + control.n else None
+    adjusted = cuped.adjust(group, control, result)
+    if adjusted.problem:
+        note = "; ".join(part for part in (result.note, f"CUPED {adjusted.problem}") if part)
+        return {"theta": None, "variance_reduction": None, "pre_covered": share, "note": note}
+    lift = adjusted.diff / result.baseline if adjusted.diff is not None and result.baseline else None
+    return {"diff": adjusted.diff, "lift": lift, "ci_low": adjusted.ci_low, "ci_high": adjusted.ci_high,
+            "p_value": adjusted.p_value, "test": cuped.TEST, "theta": adjusted.theta,
+            "variance_reduction": adjusted.variance_reduction, "pre_covered": share}
 
 
 def _resampling_values(compiler: Compiler, engine: Engine, groups: exp.Query, metric: Metric, present: list[str],
