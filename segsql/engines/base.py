@@ -22,11 +22,12 @@ from segsql.compile.catalog import Columns
 from segsql.compile.literals import get_dialect
 from segsql.compile.portability import for_dialect
 from segsql.config.models import ProjectConfig, Source
-from segsql.engines import storage
+from segsql.engines import storage, timeline
 from segsql.errors import EngineError, hide_quoted_values
+from segsql.version import __version__
 
 if TYPE_CHECKING:
-    from segsql.engines.records import RunResult, SegmentRun
+    from segsql.engines.records import Replaced, RunResult, SegmentRun
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,20 @@ class RunStore(Protocol):
 
     def rollback(self) -> None: ...
 
+    # -- backfill (run/backfill.py): every date of every segment staged, then spliced in at once --
+    def begin_backfill(self, batch: str) -> None:
+        """Start the backfill's transaction (or its staging area)."""
+
+    def stage_members(self, name: str, index: int, members: exp.Query) -> None:
+        """Keep the (snapshot_index, entity_key) rows of `name` at the index-th date."""
+
+    def staged_counts(self) -> dict[tuple[str, int], tuple[int, int, int]]:
+        """(segment, index) -> rows, non-NULL keys, distinct keys of what was staged."""
+
+    def write_backfill(self, splices: list[timeline.Splice], runs: list[RunResult], replaced: Replaced) -> None:
+        """Replace the affected stays by the rebuilt ones, record the runs, drop or mark the
+        records of the runs replaced; visible at commit()."""
+
 
 class SqlRunStore:
     """The storage tables, all writes of a run in one transaction."""
@@ -325,6 +340,56 @@ class SqlRunStore:
 
     def rollback(self) -> None:
         self.engine.rollback()
+
+    def begin_backfill(self, batch: str) -> None:
+        self.batch = batch
+        self.engine.begin()
+        self.engine.execute(storage.create_staged_members(batch))
+
+    def stage_members(self, name: str, index: int, members: exp.Query) -> None:
+        self.engine.execute(storage.stage_members(self.batch, name, members))
+
+    def staged_counts(self) -> dict[tuple[str, int], tuple[int, int, int]]:
+        rows = self.engine.fetchall(storage.staged_counts(storage.staged_members(self.batch)))
+        return {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    def write_backfill(self, splices: list[timeline.Splice], runs: list[RunResult], replaced: Replaced) -> None:
+        staged, history = storage.staged_history(self.batch), storage.table("history")
+        for number, splice in enumerate(splices):
+            members = exp.select("snapshot_index", "entity_key").from_(storage.staged_members(self.batch)).where(
+                exp.column("segment").eq(exp.Literal.string(splice.segment)))
+            query = timeline.rebuilt(splice, members, has_history=True)
+            self.engine.execute(exp.Create(this=staged, kind="TABLE", expression=query) if number == 0 else
+                                exp.insert(query, staged.copy(), columns=timeline.COLUMNS))
+        for splice in splices:
+            self.engine.execute(exp.delete(history.copy(), where=timeline.affected(splice)))
+        self.engine.execute(exp.insert(exp.select(*timeline.COLUMNS).from_(staged.copy()), history.copy(),
+                                       columns=timeline.COLUMNS))
+        for run_id, segment in replaced.dropped:
+            self.engine.execute(storage.delete_run_segment(), [run_id, segment])
+        for run_id, segment in replaced.superseded:
+            self.engine.execute(storage.supersede_run_segment(), [run_id, segment])
+        self.engine.execute(storage.delete_empty_backfill_runs())
+        for run in runs:
+            record = backfill_record(run, __version__)
+            self.engine.execute(storage.insert_finished_run(), list(record.values()))
+            for row in backfill_segment_rows(run):
+                self.engine.execute(storage.insert_run_segment(), row)
+        for table in (staged, storage.staged_members(self.batch)):
+            self.engine.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+
+
+def backfill_record(run: RunResult, version: str) -> dict[str, Any]:
+    """The segsql.runs row of a backfilled run (columns in storage.insert_finished_run's order):
+    started and finished at its stamp, the last microsecond of its as_of day."""
+    at = timeline.stamp(run.as_of)
+    return {"run_id": run.run_id, "started_at": at, "finished_at": at, "status": storage.BACKFILL,
+            "as_of": run.as_of, "selected": json.dumps([plan.name for plan in run.segments]), "error": None,
+            "segsql_version": version}
+
+
+def backfill_segment_rows(run: RunResult) -> list[list[Any]]:
+    return [_segment_row(run, plan) for plan in run.segments]
 
 
 def _as_date(value: Any) -> Any:
