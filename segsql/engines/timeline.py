@@ -129,7 +129,7 @@ def rebuilt(splice: Splice, members: exp.Query, has_history: bool) -> exp.Select
         states.append(exp.select(exp.Literal.number(last + 1).as_("snapshot_index"), "entity_key")
                       .from_("after_window"))
     runs = [*splice.snapshots, *([splice.after_run] if splice.after_run else [])]
-    ctes["snapshot_runs"] = _union([exp.select(
+    ctes["snapshot_runs"] = union_all([exp.select(
         exp.Literal.number(r.index).as_("snapshot_index"), _ts(r.at).as_("at"), exp.Literal.string(r.run_id)
         .as_("run_id"), exp.Literal.string(r.definition_hash).as_("definition_hash"), _date(r.as_of).as_("as_of"))
         for r in runs])
@@ -137,7 +137,7 @@ def rebuilt(splice: Splice, members: exp.Query, has_history: bool) -> exp.Select
     order = exp.Window(this=exp.func("row_number"), partition_by=[exp.column("entity_key")],
                        order=exp.Order(expressions=[exp.Ordered(this=exp.column("snapshot_index"))]))
     grouped = exp.select("entity_key", "snapshot_index", exp.Sub(this=exp.column("snapshot_index"), expression=order)
-                         .as_("island")).from_(_union(states).subquery("s"))
+                         .as_("island")).from_(union_all(states).subquery("s"))
     ctes["islands"] = (exp.select("entity_key", exp.func("min", exp.column("snapshot_index")).as_("first_index"),
                                   exp.func("max", exp.column("snapshot_index")).as_("last_index"))
                        .from_(grouped.subquery("g")).group_by("entity_key", "island"))
@@ -173,7 +173,8 @@ def rebuilt(splice: Splice, members: exp.Query, has_history: bool) -> exp.Select
     return query
 
 
-def _union(parts: list[exp.Query]) -> exp.Query:
+def union_all(parts: list[exp.Query]) -> exp.Query:
+    """UNION ALL of the parts, left to right."""
     query = parts[0]
     for part in parts[1:]:
         query = exp.union(query, part, distinct=False)
