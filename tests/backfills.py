@@ -60,3 +60,27 @@ def assert_backfill_equals_runs(backfilled: Project, ran: Project, names: list[s
     for day in [*dates, dates[0] + dt.timedelta(days=10)]:
         for name in names:
             assert backfilled.members_at(name, day) == ran.members_at(name, day), (name, day)
+
+
+def clear_history(project: Project, names: list[str]) -> None:
+    with project.engine(write=True) as engine:
+        engine.execute(exp.delete(storage.table("history"), where=exp.column("segment").isin(
+            *[exp.Literal.string(n) for n in names])))
+        engine.flush()
+
+
+def assert_backfill_equals_runs_on_one_store(project: Project, names: list[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same comparison on one database (a shared server): backfill, read, clear, run, read."""
+    answers = {}
+    for side in ("backfill", "runs"):
+        clear_history(project, names)
+        if side == "backfill":
+            project.backfill(DATES[0], DATES[-1], "month", select=names)
+        else:
+            run_on_dates(project, DATES, names, monkeypatch)
+        at = {(name, day): project.members_at(name, day) for name in names
+              for day in [*DATES, DATES[0] + dt.timedelta(days=10)]}
+        answers[side] = (stays(project, names), at)
+    assert sum(len(rows) for rows in answers["backfill"][0].values()) > 20
+    assert answers["backfill"] == answers["runs"]
