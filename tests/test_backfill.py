@@ -92,16 +92,21 @@ def test_backfill_before_real_runs_joins_their_timeline(root: Path, tmp_path: Pa
 
 def test_real_history_in_the_window_is_refused_then_replaced_on_request(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = Project.load(root)
-    backfills.run_on_dates(project, [dt.date(2026, 3, 10), dt.date(2026, 4, 10)], ["recent"], monkeypatch)
+    # the run of 04-11 changes nothing (no one signs up on Saturdays): no stay starts or ends then
+    days = [dt.date(2026, 3, 10), dt.date(2026, 4, 10), dt.date(2026, 4, 11)]
+    backfills.run_on_dates(project, days, ["recent"], monkeypatch)
+    assert project.changes("recent")[["entered", "exited"]].values.tolist()[-1] == [0, 0]
     before = managed(root)
     with pytest.raises(BackfillConflictError) as refused:
         project.backfill("2026-03-01", "2026-06-01", "month")
-    assert "`recent` on 2026-03-10, 2026-04-10" in refused.value.message and "--replace" in (refused.value.hint or "")
+    assert "`recent` on 2026-03-10, 2026-04-10, 2026-04-11" in refused.value.message and "--replace" in (refused.value.hint or "")
     assert managed(root) == before
     project.backfill("2026-03-01", "2026-06-01", "month", replace=True)
     day = dt.date(2026, 4, 20)  # after the replaced real run of 2026-04-10: the backfill's 2026-04-01 answers
     assert project.members_at("recent", day) == _recent_members(dt.date(2026, 4, 1))
-    assert project.history_at("recent", day).backfilled
+    assert project.history_at("recent", day).backfilled  # the real runs' rows no longer answer
+    statuses = dict(project.changes("recent")[["as_of", "status"]].astype(str).values.tolist())
+    assert "2026-04-10" not in statuses and statuses["2026-04-01"] == "success (backfill)"
 
 
 def _recent_members(day: dt.date) -> list[str]:
@@ -183,3 +188,22 @@ def test_bad_backfill_arguments_are_usage_errors(root: Path, arguments: list[str
 def test_dates_older_than_the_history_kept_are_refused() -> None:
     with pytest.raises(Exception, match=r"older than the history kept .*nothing before 2026-05-02"):
         check_dates([dt.date(2026, 1, 1)], 6, today=dt.date(2026, 11, 2))
+
+
+def test_the_worked_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "backfill.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block
+    monkeypatch.chdir(tmp_path)
+    runner, outputs = CliRunner(), []
+    for line in block.group(1).splitlines():
+        arguments = shlex.split(line)
+        assert arguments[0] == "segsql"
+        result = runner.invoke(cli, arguments[1:])
+        assert result.exit_code == 0, (line, result.output)
+        outputs.append(result.output)
+    assert "success (backfill)" in outputs[2] and "2026-05-31" in outputs[2]
+    assert "(from the backfilled run backfill-20260531-" in outputs[3] and "as of 2026-05-31)" in outputs[3]

@@ -91,3 +91,14 @@ def test_backfill_on_spark_equals_runs_as_of_each_date(ran: tuple[Project, list[
         assert backfilled.members_at("recent", day) == project.members_at("recent", day)
     assert [r.run_id for r in result.runs] == backfilled.changes("recent")["run_id"].tolist()
     assert not list((tmp_path / "wh" / "segsql" / "backfill").glob("*/*"))  # staging removed
+
+
+def test_spark_connect_is_refused_with_what_to_use_instead(tmp_path: Path) -> None:
+    from segsql import EngineError
+
+    write_files(tmp_path, {"segsql.yml": "connection: {type: spark, conf: {spark.remote: 'sc://127.0.0.1:15002'}}\n"
+                                         "sources:\n  accounts: {path: accounts.parquet}\n"
+                                         "entities:\n  account: {key: account_id, source: accounts}\n"})
+    with pytest.raises(EngineError) as refused, Project.load(tmp_path).connect() as engine:
+        engine.table_exists(exp.to_table("segsql.runs"))  # the first use starts the session
+    assert "Spark Connect" in refused.value.message and "spark://HOST:7077" in (refused.value.hint or "")

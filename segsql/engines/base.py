@@ -41,6 +41,7 @@ class Capabilities:
     create_or_replace_table: bool = True  # CREATE OR REPLACE TABLE ... AS (else DROP + CREATE)
     approx_distinct: bool = True  # APPROX_COUNT_DISTINCT (HyperLogLog) is available
     temporary_views: bool = True
+    temporary_tables: bool = True  # CREATE TEMPORARY TABLE (a backfill's staging)
 
 PARAMETER_MARK = "segsql_bound_value_7d1f"  # a placeholder name no segment uses; counted before it is replaced
 
@@ -342,24 +343,27 @@ class SqlRunStore:
         self.engine.rollback()
 
     def begin_backfill(self, batch: str) -> None:
-        self.batch = batch
+        temporary = self.engine.capabilities.temporary_tables
+        self.staged_keys = storage.staged_members(batch, temporary)
+        self.staged_stays = storage.staged_history(batch, temporary)
         self.engine.begin()
-        self.engine.execute(storage.create_staged_members(batch))
+        self.engine.execute(storage.create_staging(self.staged_keys, temporary))
 
     def stage_members(self, name: str, index: int, members: exp.Query) -> None:
-        self.engine.execute(storage.stage_members(self.batch, name, members))
+        self.engine.execute(storage.stage_members(self.staged_keys, name, members))
 
     def staged_counts(self) -> dict[tuple[str, int], tuple[int, int, int]]:
-        rows = self.engine.fetchall(storage.staged_counts(storage.staged_members(self.batch)))
+        rows = self.engine.fetchall(storage.staged_counts(self.staged_keys.copy()))
         return {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
     def write_backfill(self, splices: list[timeline.Splice], runs: list[RunResult], replaced: Replaced) -> None:
-        staged, history = storage.staged_history(self.batch), storage.table("history")
+        staged, history = self.staged_stays, storage.table("history")
+        temporary = self.engine.capabilities.temporary_tables
         for number, splice in enumerate(splices):
-            members = exp.select("snapshot_index", "entity_key").from_(storage.staged_members(self.batch)).where(
+            members = exp.select("snapshot_index", "entity_key").from_(self.staged_keys.copy()).where(
                 exp.column("segment").eq(exp.Literal.string(splice.segment)))
             query = timeline.rebuilt(splice, members, has_history=True)
-            self.engine.execute(exp.Create(this=staged, kind="TABLE", expression=query) if number == 0 else
+            self.engine.execute(storage.create_staging(staged.copy(), temporary, query) if number == 0 else
                                 exp.insert(query, staged.copy(), columns=timeline.COLUMNS))
         for splice in splices:
             self.engine.execute(exp.delete(history.copy(), where=timeline.affected(splice)))
@@ -375,7 +379,7 @@ class SqlRunStore:
             self.engine.execute(storage.insert_finished_run(), list(record.values()))
             for row in backfill_segment_rows(run):
                 self.engine.execute(storage.insert_run_segment(), row)
-        for table in (staged, storage.staged_members(self.batch)):
+        for table in (staged, self.staged_keys):
             self.engine.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
 
 

@@ -61,6 +61,11 @@ class SparkEngine(Engine):
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
+            if "spark.remote" in self.settings.conf or self.settings.master.startswith("sc://"):
+                raise EngineError("Spark Connect (`spark.remote`, sc://) is not supported yet", None,
+                                  "segsql cancels statements over limits.query_seconds through the SparkContext, "
+                                  "which Spark Connect does not expose; give the cluster's URL instead: "
+                                  "master: spark://HOST:7077")
             builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
                        .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
                        .config("spark.sql.warehouse.dir", str(self.warehouse))

@@ -172,26 +172,33 @@ def open_history(segment: str, entity: str, key: str) -> exp.Expr:
                       columns=["segment", "entity", "entity_key", "valid_from", "run_id", "definition_hash", "as_of"])
 
 
-def staged_members(batch: str) -> exp.Table:
-    """Where a backfill keeps the keys of every segment and date until it commits."""
-    return table(f"backfill_members__{batch}")
+def staged_members(batch: str, temporary: bool = True) -> exp.Table:
+    """Where a backfill keeps the keys of every segment and date until it commits: a temporary
+    table where the engine has them (no WAL, gone with the session), else one in segsql."""
+    name = f"backfill_members__{batch}"
+    return exp.to_table(name) if temporary else table(name)
 
 
-def staged_history(batch: str) -> exp.Table:
-    return table(f"backfill_history__{batch}")
+def staged_history(batch: str, temporary: bool = True) -> exp.Table:
+    name = f"backfill_history__{batch}"
+    return exp.to_table(name) if temporary else table(name)
 
 
-def create_staged_members(batch: str) -> exp.Create:
+def create_staging(target: exp.Table, temporary: bool, query: exp.Query | None = None) -> exp.Create:
+    """CREATE [TEMPORARY] TABLE: the staged members' columns, or AS `query`."""
+    properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
+    if query is not None:
+        return exp.Create(this=target, kind="TABLE", expression=query, properties=properties)
     columns = [exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind))
                for name, kind in (("segment", "VARCHAR"), ("snapshot_index", "INT"), ("entity_key", "VARCHAR"))]
-    return exp.Create(this=exp.Schema(this=staged_members(batch), expressions=columns), kind="TABLE")
+    return exp.Create(this=exp.Schema(this=target, expressions=columns), kind="TABLE", properties=properties)
 
 
-def stage_members(batch: str, segment: str, members: exp.Query) -> exp.Expr:
+def stage_members(target: exp.Table, segment: str, members: exp.Query) -> exp.Expr:
     """The (snapshot_index, entity_key) rows of one segment at one date into the staging table."""
     query = exp.select(exp.Literal.string(segment), exp.column("snapshot_index"), exp.column("entity_key")).from_(
         members.subquery("staged"))
-    return exp.insert(query, staged_members(batch), columns=["segment", "snapshot_index", "entity_key"])
+    return exp.insert(query, target.copy(), columns=["segment", "snapshot_index", "entity_key"])
 
 
 def staged_counts(members: exp.Table | exp.Query) -> exp.Select:

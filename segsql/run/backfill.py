@@ -186,7 +186,9 @@ def _plan_splices(engine: Engine, names: list[str], runs: list[RunResult],
         points = [(_moment(at), str(run)) for at, run in engine.fetchall(timeline.change_points(name))] \
             if has_history else []
         inside = sorted({at for at, _ in points if window[0] <= at <= window[1]})
-        real = sorted({at.date() for at, run in points if window[0] <= at <= window[1] and run not in backfilled})
+        real_runs = _real_runs(engine, name, window) if has_history else {}
+        real = sorted({at.date() for at, run in points if window[0] <= at <= window[1] and run not in backfilled}
+                      | {at.date() for at in real_runs.values()})  # runs that changed nothing count too
         if real and not replace:
             conflicts[name] = real
         before = max((at for at, _ in points if at < window[0]), default=None)
@@ -203,7 +205,7 @@ def _plan_splices(engine: Engine, names: list[str], runs: list[RunResult],
         obsolete.extend((run_id, name) for run_id in backfilled
                         if window[0].date() <= backfilled[run_id] <= window[1].date())
         if replace:
-            superseded.extend((run_id, name) for run_id in _real_runs(engine, name, window))
+            superseded.extend((run_id, name) for run_id in real_runs)
     if conflicts:
         described = "; ".join(f"`{name}` on {', '.join(map(str, days))}" for name, days in conflicts.items())
         raise BackfillConflictError(f"the backfill would interleave with history written by `segsql run`: {described}",
@@ -212,14 +214,15 @@ def _plan_splices(engine: Engine, names: list[str], runs: list[RunResult],
     return splices, Replaced(obsolete, superseded)
 
 
-def _real_runs(engine: Engine, name: str, window: tuple[dt.datetime, dt.datetime]) -> list[str]:
-    """Successful real runs of `name` started inside the window."""
+def _real_runs(engine: Engine, name: str, window: tuple[dt.datetime, dt.datetime]) -> dict[str, dt.datetime]:
+    """Successful real runs of `name` started inside the window, with when they started."""
     query = (exp.select(exp.column("run_id", "r"), exp.column("started_at", "r"))
              .from_(storage.table("run_segments").as_("s"))
              .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
              .where(exp.and_(exp.column("segment", "s").eq(exp.Literal.string(name)),
                              exp.column("status", "r").eq(exp.Literal.string(storage.SUCCESS)))))
-    return [str(run_id) for run_id, at in engine.fetchall(query) if window[0] <= _moment(at) <= window[1]]
+    started = {str(run_id): _moment(at) for run_id, at in engine.fetchall(query)}
+    return {run_id: at for run_id, at in started.items() if window[0] <= at <= window[1]}
 
 
 def _backfill_runs(engine: Engine) -> dict[str, dt.date]:
