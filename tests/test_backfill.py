@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from segsql import Project, SegsqlError
+from segsql import EngineError, Project, SegsqlError
 from segsql.cli import cli
 from segsql.engines import timeline
 from segsql.run.backfill import BackfillConflictError, check_dates, schedule
@@ -146,6 +146,12 @@ def test_a_failed_or_interrupted_backfill_leaves_everything_as_it_was(root: Path
     late = " WHERE {{ days_ago(0) }} >= DATE '2026-06-01'"
     write_files(root, {"segments_sql/recent.sql": RECENT + f"\nUNION ALL SELECT 99{late} UNION ALL SELECT 99{late}"})
     with pytest.raises(RunError, match=r"duplicate `account_id`.*as of 2026-06-15; nothing was backfilled"):
+        Project.load(root).backfill("2026-04-15", "2026-07-15", "month")
+    assert managed(root) == before
+    # an engine error on one date (a cast that fails from June on) names the segment and date
+    boom = "CAST(CASE WHEN {{ days_ago(0) }} >= DATE '2026-06-01' THEN 'x' ELSE '1' END AS INT)"
+    write_files(root, {"segments_sql/recent.sql": RECENT + f" AND {boom} = a.account_id * 0 + 1"})
+    with pytest.raises(EngineError, match=r"segment `recent` as of 2026-06-15: .*nothing was backfilled"):
         Project.load(root).backfill("2026-04-15", "2026-07-15", "month")
     assert managed(root) == before
 

@@ -17,12 +17,11 @@ import duckdb
 import pytest
 
 from segsql import Project
-from segsql.starter.scaffold import create_project
-from tests import engines
-from tests.test_spark import copy_as_parquet, require_spark, spark_config
+from tests.test_spark import require_spark
+from tests.test_spark_history import SEGMENTS, spark_project
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-SEGMENTS = ["enterprise_dach", "power_users"]
+AS_OF = "2026-06-30"
 START_SECONDS = 120  # JVM start-up on a loaded 2-core machine
 
 
@@ -109,26 +108,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def test_segments_run_on_a_standalone_cluster_with_duckdbs_members(cluster: Cluster,
                                                                   tmp_path: Path) -> None:
-    duck_root = tmp_path / "duck"
-    create_project(duck_root)
-    database = engines.build_demo(duck_root)
-    root = copy_as_parquet(duck_root, database, tmp_path / "spark")
-    profile = (f"profiles:\n  cluster:\n    type: spark\n    master: {cluster.url}\n    warehouse: wh-cluster\n"
-               "    conf: {spark.executor.memory: 512m, spark.cores.max: '2', spark.driver.host: 127.0.0.1}\n")
-    (root / "segsql.yml").write_text(spark_config((duck_root / "segsql.yml").read_text()) + profile)
-    command = [sys.executable, "-m", "segsql", "run", "--project", str(root), "--target", "cluster",
-               "--as-of", engines.AS_OF.isoformat(), *[f"--select={name}" for name in SEGMENTS]]
+    spark_project(tmp_path)  # two segments (one refs the other) over a Parquet source
+    profiles = (f"profiles:\n  cluster:\n    type: spark\n    master: {cluster.url}\n    warehouse: wh-cluster\n"
+                "    conf: {spark.executor.memory: 512m, spark.cores.max: '2', spark.driver.host: 127.0.0.1}\n"
+                "  duck: {type: duckdb, path: duck.duckdb}\n")
+    config = tmp_path / "segsql.yml"
+    config.write_text(config.read_text() + profiles)
+    command = [sys.executable, "-m", "segsql", "run", "--project", str(tmp_path), "--target", "cluster",
+               "--as-of", AS_OF]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=cluster.env, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    duck = Project.load(duck_root, as_of=engines.AS_OF)
-    duck.run(SEGMENTS)
-    pointer = json.loads((root / "wh-cluster" / "segsql" / "current.json").read_text())
+    duck = Project.load(tmp_path, as_of=AS_OF, target="duck")
+    duck.run()
+    pointer = json.loads((tmp_path / "wh-cluster" / "segsql" / "current.json").read_text())
     reader, compared = duckdb.connect(), 0
     for name in SEGMENTS:
-        key = pointer[name]["key"]
         on_cluster = {str(r[0]) for r in reader.execute(
-            f"SELECT {key} FROM read_parquet('{pointer[name]['location']}/*.parquet')").fetchall()}
-        on_duckdb = {str(k) for k in duck.members(name)[key]}
+            f"SELECT account_id FROM read_parquet('{pointer[name]['location']}/*.parquet')").fetchall()}
+        on_duckdb = {str(k) for k in duck.members(name)["account_id"]}
         assert on_cluster == on_duckdb, name
         compared += len(on_duckdb)
     reader.close()

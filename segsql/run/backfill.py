@@ -27,7 +27,7 @@ from sqlglot import exp
 
 from segsql.engines import storage, timeline
 from segsql.engines.records import Replaced, RunResult
-from segsql.errors import Location, SegsqlError, UsageError
+from segsql.errors import EngineError, Location, SegsqlError, UsageError
 from segsql.run.runner import RunError, ValidationFailed, _deduplicated, _key_problem, _plan, _populations
 
 if TYPE_CHECKING:
@@ -114,14 +114,14 @@ def backfill(compiler: Compiler, names: list[str], engine: Engine, dates: list[d
                       segments=[_plan(dated, name) for name in names]) for day, dated in zip(dates, compilers,
                                                                                                strict=True)]
     splices, replaced = _plan_splices(engine, names, runs, replace)
-    keys = {name: compiler.config.entities[compiler.compiled(name).entity].key for name in names}
+    keys = {name: compiler.config.entities[compilers[0].compiled(name).entity].key for name in names}
     store.begin_backfill(batch)
     try:
         for number, (run, dated) in enumerate(zip(runs, compilers, strict=True), start=1):
             _evaluate(dated, engine, store, run, number, keys)
             if progress:
                 progress(run.as_of, number, len(runs))
-        _check_keys(compiler, store.staged_counts(), runs, keys)
+        _check_keys(compilers[0], store.staged_counts(), runs, keys)
         for run in runs:
             for plan in run.segments:
                 plan.status = storage.BACKFILLED
@@ -151,7 +151,11 @@ def _evaluate(compiler: Compiler, engine: Engine, store: Any, run: RunResult, nu
         query = compiler.tree(plan.name)
         if compiled.config.duplicates == "dedupe":
             query = _deduplicated(query, keys[plan.name], list(compiled.columns))
-        store.stage_members(plan.name, number, timeline.members_query(query, keys[plan.name], number))
+        try:
+            store.stage_members(plan.name, number, timeline.members_query(query, keys[plan.name], number))
+        except EngineError as error:
+            raise EngineError(f"segment `{plan.name}` as of {run.as_of}: {error.message}; nothing was backfilled",
+                              Location(compiled.path)) from None
         plan.population = populations.get(plan.entity)
         plan.duration_ms = int((time.perf_counter() - began) * 1000)
 
