@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from segsql.methods.propensity import Propensity
     from segsql.methods.readout import Readout
     from segsql.privacy.erasure import Erasure
+    from segsql.run.backfill import BackfillResult, DateProgress
+    from segsql.run.history import Moment
     from segsql.run.runner import Progress
 
 
@@ -280,6 +282,20 @@ class Project:
             result.hooks = hooks.fire(self.compiler, engine, result)
             return result
 
+    def backfill(self, start: dt.date | str, end: dt.date | str, every: str = "month",
+                 select: list[str] | None = None, exclude: list[str] | None = None, replace: bool = False,
+                 progress: DateProgress | None = None) -> BackfillResult:
+        """Replay past dates: evaluate the selected segments as of every date from `start` to
+        `end` (`every` day, week or month) and write their history as if segsql had run on each
+        (stamped at the end of the day, UTC), all in one transaction. Refuses to touch history
+        written by real runs in that window unless `replace`; docs/backfill.md."""
+        from segsql.run.backfill import backfill, schedule
+
+        dates = schedule(parse_as_of(start), parse_as_of(end), every)
+        names = self.select(select, exclude)
+        with self.engine(write=True) as engine:
+            return backfill(self.compiler, names, engine, dates, replace, progress)
+
     def audit_unmask(self, name: str, columns: list[str], via: str) -> None:
         """Record that `name`'s personal columns were shown unmasked (segsql.unmask_audit): by
         whom (the OS user), when, which columns, from where (`cli show`, `notebook`)."""
@@ -330,6 +346,15 @@ class Project:
         moment = when if isinstance(when, dt.date) else parse_as_of(when)
         with self.engine() as engine:
             return history.members_at(self.compiler, engine, name, moment)
+
+    def history_at(self, name: str, when: dt.date | dt.datetime | str) -> Moment:
+        """Who was in `name` at `when`, and which run (real or backfilled) that answer comes from;
+        `covered` is False when `when` is before the segment's first recorded run."""
+        from segsql.run import history
+
+        moment = when if isinstance(when, dt.date) else parse_as_of(when)
+        with self.engine() as engine:
+            return history.at(self.compiler, engine, name, moment)
 
     # -- measuring ---------------------------------------------------------------------------
     @cached_property

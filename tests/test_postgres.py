@@ -240,3 +240,13 @@ def test_split_rfm_cohorts_profiles_clusters_propensity_agree(projects: tuple[Pr
     profiles, clusters and propensity read the same numbers as on DuckDB."""
     duck, pg = projects
     engines.assert_methods_agree(duck, pg)
+
+
+def test_backfill_equals_runs_as_of_each_date(projects: tuple[Project, Project],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third of the starter segments (refs, rollups, methods among them), three month ends: the history a backfill writes on Postgres is the
+    one three runs `--as-of` write (recorded at the same instants), member for member."""
+    from tests import backfills
+
+    _, pg = projects
+    backfills.assert_backfill_equals_runs_on_one_store(pg, pg.select()[::3], monkeypatch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -42,19 +43,24 @@ def spark_config(duck_config: str) -> str:
     return config
 
 
+def copy_as_parquet(duck_root: Path, database: Path, root: Path) -> Path:
+    """The DuckDB project's files in `root`, its demo tables as Parquet in root/data/parquet."""
+    shutil.copytree(duck_root, root, ignore=shutil.ignore_patterns("data"))
+    (root / "data" / "parquet").mkdir(parents=True)
+    connection = duckdb.connect(str(database), read_only=True)
+    for table in engines.TABLES:
+        connection.execute(f"COPY {table} TO '{root / 'data' / 'parquet' / table}.parquet' (FORMAT parquet)")
+    connection.close()
+    return root
+
+
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Project]:
     require_spark()
     duck_root = tmp_path_factory.mktemp("duck") / "p"
     create_project(duck_root)
     database = engines.build_demo(duck_root)
-    spark_root = tmp_path_factory.mktemp("spark") / "p"
-    shutil.copytree(duck_root, spark_root, ignore=shutil.ignore_patterns("data"))
-    (spark_root / "data" / "parquet").mkdir(parents=True)
-    connection = duckdb.connect(str(database), read_only=True)
-    for table in engines.TABLES:
-        connection.execute(f"COPY {table} TO '{spark_root / 'data' / 'parquet' / table}.parquet' (FORMAT parquet)")
-    connection.close()
+    spark_root = copy_as_parquet(duck_root, database, tmp_path_factory.mktemp("spark") / "p")
     (spark_root / "segsql.yml").write_text(spark_config((duck_root / "segsql.yml").read_text()))
     return Project.load(duck_root, as_of=engines.AS_OF), Project.load(spark_root, as_of=engines.AS_OF)
 

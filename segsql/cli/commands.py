@@ -159,6 +159,49 @@ def run_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, a
 
 
 @cli.command()
+@engine_options
+@selection_options
+@click.option("--from", "start", metavar="DATE", required=True, help="First date to replay (YYYY-MM-DD).")
+@click.option("--to", "end", metavar="DATE", required=True,
+              help="Last date (included when it falls on the schedule); must be before today (UTC).")
+@click.option("--every", type=click.Choice(["day", "week", "month"]), default="month", show_default=True,
+              help="Schedule from --from: daily, every 7 days, or the same day each month.")
+@click.option("--replace", is_flag=True,
+              help="Replace history written by `segsql run` between --from and --to (refused otherwise).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def backfill(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
+             select: tuple[str, ...], exclude: tuple[str, ...], start: str, end: str, every: str, replace: bool,
+             quiet: bool, target: str | None = None) -> None:
+    """Replay past dates: evaluate the selected segments as of each date and write the membership
+    history as if segsql had run then (each date stamped at 23:59:59.999999 UTC), all dates in one
+    transaction. Current membership is unchanged. `segsql history NAME --at DATE` reads it back."""
+    from segsql.cli.render import backfill_summary, date_progress
+    from segsql.run.backfill import schedule
+    from segsql.run.runner import ValidationFailed
+
+    if as_of:
+        raise UsageError("backfill evaluates every date of --from/--to; --as-of would change nothing", None,
+                         "leave out --as-of")
+    project = open_project(project_dir, var_pairs, vars_json, as_of, target)
+    dates = schedule(_date_option(start, "--from"), _date_option(end, "--to"), every)
+    try:
+        with date_progress(len(dates), quiet) as progress:
+            result = project.backfill(dates[0], dates[-1], every, list(select), list(exclude), replace, progress)
+    except ValidationFailed as failed:
+        _fail([*failed.errors, failed])
+    backfill_summary(result)
+
+
+def _date_option(value: str, option: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} `{value}` is not a date", None, "use YYYY-MM-DD, e.g. 2026-01-31") from None
+
+
+@cli.command()
 @click.argument("name")
 @engine_options
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
@@ -241,7 +284,8 @@ def test_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
 @click.argument("name")
 @engine_options
 @click.option("--since", metavar="DATE", help="Only runs started on or after this date.")
-@click.option("--at", "at", metavar="DATE", help="List who was a member at the end of this date instead.")
+@click.option("--at", "at", metavar="DATE", help="List who was a member at the end of this date instead "
+              "(from the runs and backfills recorded up to then).")
 @click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True)
 def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
             since: str | None, at: str | None, output_format: str, target: str | None = None) -> None:
@@ -252,13 +296,19 @@ def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json:
 
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     if at:
-        members = project.members_at(name, at)
+        answer = project.history_at(name, _date_option(at, "--at"))
+        if not answer.covered:
+            since = f"its first run is as of {answer.first_run_as_of}" if answer.first_run_as_of else "it has no run"
+            click.echo(click.style("warning: ", fg="yellow") + f"nothing is recorded for {name} at the end of {at}: "
+                       f"{since}; backfill earlier dates with `segsql backfill --select {name} --from ...`", err=True)
         if output_format == "table":
-            click.echo(f"{name} at the end of {at}: {len(members):,} member(s)")
-            for key in members:
+            source = (f" (from the {'backfilled ' if answer.backfilled else ''}run {answer.run_id}, as of "
+                      f"{answer.as_of})" if answer.covered else "")
+            click.echo(f"{name} at the end of {at}: {len(answer.members):,} member(s){source}")
+            for key in answer.members:
                 click.echo(key)
         else:
-            emit(pd.DataFrame({"entity_key": members}), output_format)
+            emit(pd.DataFrame({"entity_key": answer.members}), output_format)
         return
     emit(project.changes(name, since), output_format, title=f"history of {name}")
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from segsql.engines.records import RunResult, SegmentRun
+    from segsql.run.backfill import BackfillResult
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None) -> None:
@@ -73,6 +74,32 @@ def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
 
         yield advance
 
+
+@contextmanager
+def date_progress(total: int, quiet: bool = False) -> Iterator[Callable[[Any, int, int], None] | None]:
+    """A progress bar per date on stderr (backfill); silent with --quiet or when not a terminal."""
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("evaluating dates", total=total)
+
+        def advance(day: Any, number: int, count: int) -> None:
+            bar.update(task, completed=number, description=f"as of {day}")
+
+        yield advance
+
+
+def backfill_summary(result: BackfillResult) -> None:
+    """One row per date: the size of every segment, and what earlier history was replaced."""
+    names = [plan.name for plan in result.runs[0].segments]
+    rows = [[str(run.as_of), *[f"{plan.rows:,}" for plan in run.segments]] for run in result.runs]
+    print_table(["as of", *names], rows)
+    click.echo(f"backfilled {len(result.dates)} date(s) x {len(names)} segment(s) in {result.seconds:.1f} s", err=True)
+    for segment, points in result.replaced.items():
+        click.echo(f"{segment}: replaced the history of {len(points)} earlier run(s) in the window", err=True)
 
 
 # Columns holding numbers of members or rows, in any table printed: shown with separators.

@@ -22,11 +22,12 @@ from segsql.compile.catalog import Columns
 from segsql.compile.literals import get_dialect
 from segsql.compile.portability import for_dialect
 from segsql.config.models import ProjectConfig, Source
-from segsql.engines import storage
+from segsql.engines import storage, timeline
 from segsql.errors import EngineError, hide_quoted_values
+from segsql.version import __version__
 
 if TYPE_CHECKING:
-    from segsql.engines.records import RunResult, SegmentRun
+    from segsql.engines.records import Replaced, RunResult, SegmentRun
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Capabilities:
     create_or_replace_table: bool = True  # CREATE OR REPLACE TABLE ... AS (else DROP + CREATE)
     approx_distinct: bool = True  # APPROX_COUNT_DISTINCT (HyperLogLog) is available
     temporary_views: bool = True
+    temporary_tables: bool = True  # CREATE TEMPORARY TABLE (a backfill's staging)
 
 PARAMETER_MARK = "segsql_bound_value_7d1f"  # a placeholder name no segment uses; counted before it is replaced
 
@@ -254,6 +256,20 @@ class RunStore(Protocol):
 
     def rollback(self) -> None: ...
 
+    # -- backfill (run/backfill.py): every date of every segment staged, then spliced in at once --
+    def begin_backfill(self, batch: str) -> None:
+        """Start the backfill's transaction (or its staging area)."""
+
+    def stage_members(self, name: str, index: int, members: exp.Query) -> None:
+        """Keep the (snapshot_index, entity_key) rows of `name` at the index-th date."""
+
+    def staged_counts(self) -> dict[tuple[str, int], tuple[int, int, int]]:
+        """(segment, index) -> rows, non-NULL keys, distinct keys of what was staged."""
+
+    def write_backfill(self, splices: list[timeline.Splice], runs: list[RunResult], replaced: Replaced) -> None:
+        """Replace the affected stays by the rebuilt ones, record the runs, drop or mark the
+        records of the runs replaced; visible at commit()."""
+
 
 class SqlRunStore:
     """The storage tables, all writes of a run in one transaction."""
@@ -325,6 +341,59 @@ class SqlRunStore:
 
     def rollback(self) -> None:
         self.engine.rollback()
+
+    def begin_backfill(self, batch: str) -> None:
+        temporary = self.engine.capabilities.temporary_tables
+        self.staged_keys = storage.staged_members(batch, temporary)
+        self.staged_stays = storage.staged_history(batch, temporary)
+        self.engine.begin()
+        self.engine.execute(storage.create_staging(self.staged_keys, temporary))
+
+    def stage_members(self, name: str, index: int, members: exp.Query) -> None:
+        self.engine.execute(storage.stage_members(self.staged_keys, name, members))
+
+    def staged_counts(self) -> dict[tuple[str, int], tuple[int, int, int]]:
+        rows = self.engine.fetchall(storage.staged_counts(self.staged_keys.copy()))
+        return {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    def write_backfill(self, splices: list[timeline.Splice], runs: list[RunResult], replaced: Replaced) -> None:
+        staged, history = self.staged_stays, storage.table("history")
+        temporary = self.engine.capabilities.temporary_tables
+        for number, splice in enumerate(splices):
+            members = exp.select("snapshot_index", "entity_key").from_(self.staged_keys.copy()).where(
+                exp.column("segment").eq(exp.Literal.string(splice.segment)))
+            query = timeline.rebuilt(splice, members, has_history=True)
+            self.engine.execute(storage.create_staging(staged.copy(), temporary, query) if number == 0 else
+                                exp.insert(query, staged.copy(), columns=timeline.COLUMNS))
+        for splice in splices:
+            self.engine.execute(exp.delete(history.copy(), where=timeline.affected(splice)))
+        self.engine.execute(exp.insert(exp.select(*timeline.COLUMNS).from_(staged.copy()), history.copy(),
+                                       columns=timeline.COLUMNS))
+        for run_id, segment in replaced.dropped:
+            self.engine.execute(storage.delete_run_segment(), [run_id, segment])
+        for run_id, segment in replaced.superseded:
+            self.engine.execute(storage.supersede_run_segment(), [run_id, segment])
+        self.engine.execute(storage.delete_empty_backfill_runs())
+        for run in runs:
+            record = backfill_record(run, __version__)
+            self.engine.execute(storage.insert_finished_run(), list(record.values()))
+            for row in backfill_segment_rows(run):
+                self.engine.execute(storage.insert_run_segment(), row)
+        for table in (staged, self.staged_keys):
+            self.engine.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+
+
+def backfill_record(run: RunResult, version: str) -> dict[str, Any]:
+    """The segsql.runs row of a backfilled run (columns in storage.insert_finished_run's order):
+    started and finished at its stamp, the last microsecond of its as_of day."""
+    at = timeline.stamp(run.as_of)
+    return {"run_id": run.run_id, "started_at": at, "finished_at": at, "status": storage.BACKFILL,
+            "as_of": run.as_of, "selected": json.dumps([plan.name for plan in run.segments]), "error": None,
+            "segsql_version": version}
+
+
+def backfill_segment_rows(run: RunResult) -> list[list[Any]]:
+    return [_segment_row(run, plan) for plan in run.segments]
 
 
 def _as_date(value: Any) -> Any:

@@ -28,7 +28,8 @@ class DbapiEngine(Engine):
     dialect: ClassVar[str] = "duckdb"  # replaced per instance by the profile's dialect
     capabilities: ClassVar[Capabilities] = Capabilities(
         transactional_ddl=True, reads_files=False, in_process=False, keeps_insertion_order=False,
-        create_or_replace_table=False, approx_distinct=False, temporary_views=False)
+        create_or_replace_table=False, approx_distinct=False, temporary_views=False,
+        temporary_tables=False)
 
     def __init__(self, config: ProjectConfig, root: Path, read_only: bool = False):
         super().__init__(config, root, read_only)

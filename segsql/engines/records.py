@@ -54,3 +54,12 @@ class RunResult:
         return self.status == storage.SUCCESS
 
 
+
+
+@dataclass
+class Replaced:
+    """Run records whose history a backfill replaces, as (run_id, segment): earlier backfills'
+    (`dropped`) and, with --replace, real runs' (`superseded`: kept, with their segment's status
+    set to storage.SUPERSEDED so no history reader counts them)."""
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    superseded: list[tuple[str, str]] = field(default_factory=list)

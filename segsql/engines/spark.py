@@ -26,10 +26,12 @@ from sqlglot import exp
 from segsql.compile.catalog import Columns
 from segsql.compile.target import atomic_write
 from segsql.config.models import ProjectConfig, Source, SparkConnection
-from segsql.engines import storage
-from segsql.engines.base import Capabilities, Engine
+from segsql.engines import storage, timeline
+from segsql.engines.base import Capabilities, Engine, backfill_record, backfill_segment_rows
+from segsql.engines.records import Replaced
 from segsql.engines.storage import months_before
 from segsql.errors import EngineError
+from segsql.version import __version__
 
 HISTORY_KEY = "__history__"  # the pointer entry of the history table (never a segment name: not an identifier start)
 RUNS_SCHEMA = ("run_id STRING, started_at TIMESTAMP, finished_at TIMESTAMP, status STRING, as_of DATE, "
@@ -59,6 +61,11 @@ class SparkEngine(Engine):
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
+            if "spark.remote" in self.settings.conf or self.settings.master.startswith("sc://"):
+                raise EngineError("Spark Connect (`spark.remote`, sc://) is not supported yet", None,
+                                  "segsql cancels statements over limits.query_seconds through the SparkContext, "
+                                  "which Spark Connect does not expose; give the cluster's URL instead: "
+                                  "master: spark://HOST:7077")
             builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
                        .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
                        .config("spark.sql.warehouse.dir", str(self.warehouse))
@@ -253,6 +260,8 @@ class SparkEngine(Engine):
         history = self.pointer().get(HISTORY_KEY)
         if history:
             self._point_history(history["location"])
+        else:  # the session may be shared with another project's engine: not its history
+            spark.sql(exp.Drop(tables=[storage.table("history")], kind="TABLE", exists=True).sql(dialect="spark"))
         self._membership_view()
 
     def pointer(self) -> dict[str, dict[str, Any]]:
@@ -306,6 +315,9 @@ class SparkRunStore:
         self.pending: list[tuple[Path, str]] = []
         self.result: Any = None
         self.history: dict[str, Any] | None = None
+        self.batch = ""
+        self.members: list[tuple[str, int, exp.Table, str]] = []  # a backfill's staged keys
+        self.backfilled: tuple[list[Any], Replaced] | None = None
 
     def ensure_tables(self) -> None:
         self.engine.spark  # noqa: B018 (starts the session and registers the storage tables)
@@ -385,8 +397,100 @@ class SparkRunStore:
         atomic_write(*segments)
         self._write_run(result, {"finished_at": _stamp(), "status": result.status, "error": result.error})
 
+    # -- backfill: staged keys per segment and date, then one new history switched at commit ---
+    def begin_backfill(self, batch: str) -> None:
+        self.ensure_tables()
+        self.batch, self.staged, self.history, self.members, self.backfilled = batch, {}, None, [], None
+
+    def stage_members(self, name: str, index: int, members: exp.Query) -> None:
+        location = str(self.engine.state / "backfill" / self.batch / name / str(index))
+        table = exp.Table(this=exp.to_identifier(f"staged__bf_{self.batch}__{name}__{index}"),
+                          db=exp.to_identifier(storage.SCHEMA))
+        self.engine.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+        self.engine.execute(_external_table(table, location, members))
+        self.members.append((name, index, table, location))
+
+    def _staged(self, name: str | None = None) -> exp.Query:
+        return timeline.union_all([
+            exp.select(*([exp.Literal.string(segment).as_("segment")] if name is None else []),
+                       "snapshot_index", "entity_key").from_(table.copy())
+            for segment, _, table, _ in self.members if name in (None, segment)])
+
+    def staged_counts(self) -> dict[tuple[str, int], tuple[int, int, int]]:
+        rows = self.engine.fetchall(storage.staged_counts(self._staged()))
+        return {(str(r[0]), int(r[1])): (int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    def write_backfill(self, splices: list[timeline.Splice], runs: list[Any], replaced: Replaced) -> None:
+        """The next history: every stay the splices leave alone, plus the rebuilt ones."""
+        has_old = HISTORY_KEY in self.engine.pointer()
+        parts: list[exp.Query] = []
+        if has_old:
+            kept = exp.Not(this=exp.Paren(this=exp.or_(*[timeline.affected(splice) for splice in splices])))
+            parts.append(exp.select(*_HISTORY_COLUMNS).from_(storage.table("history")).where(kept))
+        for number, splice in enumerate(splices):
+            rebuilt = timeline.rebuilt(splice, self._staged(splice.segment), has_old)
+            parts.append(exp.select(*_HISTORY_COLUMNS).from_(rebuilt.subquery(f"rebuilt_{number}")))
+        location = self.engine.state / "history" / f"backfill-{self.batch}"
+        staged = exp.Table(this=exp.to_identifier(f"staged__history__bf_{self.batch}"),
+                           db=exp.to_identifier(storage.SCHEMA))
+        self.engine.execute(exp.Drop(tables=[staged.copy()], kind="TABLE", exists=True))
+        self.engine.execute(_external_table(staged, str(location), timeline.union_all(parts)))
+        self.history = {"location": str(location), "table": staged}
+        self.backfilled = (runs, replaced)
+
+    def _commit_backfill(self, runs: list[Any], replaced: Replaced) -> None:
+        """Switch the history, then write the run records (like a run's, after the pointer)."""
+        self.commit_history()
+        self._drop_members()
+        state = self.engine.state
+        for run_id, segment in [*replaced.dropped, *replaced.superseded]:
+            path = state / "run_segments" / f"{run_id}.json"
+            if not path.exists():
+                continue
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if (run_id, segment) in replaced.dropped:
+                rows = [row for row in rows if row["segment"] != segment]
+            else:
+                rows = [{**row, "status": storage.SUPERSEDED} if row["segment"] == segment else row for row in rows]
+            if rows:
+                atomic_write(path, "".join(json.dumps(row) + "\n" for row in rows))
+            else:  # every segment of that backfilled run was replaced: the run goes
+                path.unlink()
+                (state / "runs" / f"{run_id}.json").unlink(missing_ok=True)
+        names = ["run_id", "segment", "entity", "row_count", "population", "definition_hash", "status",
+                 "duration_ms", "error"]
+        for run in runs:
+            rows = [dict(zip(names, row, strict=True)) for row in backfill_segment_rows(run)]
+            atomic_write(state / "run_segments" / f"{run.run_id}.json", "".join(json.dumps(r) + "\n" for r in rows))
+            record = {k: v.isoformat() if isinstance(v, dt.date) else v
+                      for k, v in backfill_record(run, __version__).items()}
+            atomic_write(state / "runs" / f"{run.run_id}.json", json.dumps(record) + "\n")
+
+    def _drop_members(self) -> None:
+        for _, _, table, _ in self.members:
+            with contextlib.suppress(EngineError):
+                self.engine.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+        shutil.rmtree(self.engine.state / "backfill" / self.batch, ignore_errors=True)
+        self.members = []
+
+    def commit_history(self) -> None:
+        """Point the history table at the staged history (after the pointer file says so)."""
+        pointer = self.engine.pointer()
+        previous = pointer.get(HISTORY_KEY, {}).get("location")
+        assert self.history is not None
+        pointer[HISTORY_KEY] = {"location": self.history["location"]}
+        atomic_write(self.engine.state / "current.json", json.dumps(pointer, indent=1, sort_keys=True) + "\n")
+        self.engine.execute(exp.Drop(tables=[self.history["table"].copy()], kind="TABLE", exists=True))
+        self.engine._point_history(self.history["location"])
+        if previous:
+            shutil.rmtree(previous, ignore_errors=True)
+
     def commit(self) -> None:
         """The commit point: one atomic rename of the pointer file."""
+        if self.backfilled is not None:
+            self._commit_backfill(*self.backfilled)
+            self.backfilled = None
+            return
         pointer = self.engine.pointer()
         previous = {name: pointer.get(name, {}).get("location") for name in [*self.staged, HISTORY_KEY]}
         for name, entry in self.staged.items():
@@ -412,6 +516,9 @@ class SparkRunStore:
         self._write_run(self.result, {"finished_at": _stamp(), "status": storage.SUCCESS, "error": None})
 
     def rollback(self) -> None:
+        if self.members:
+            self._drop_members()
+        self.backfilled = None
         for entry in [*self.staged.values(), *([self.history] if self.history else [])]:
             with contextlib.suppress(EngineError):
                 self.engine.execute(exp.Drop(tables=[entry["table"].copy()], kind="TABLE", exists=True))
@@ -422,57 +529,66 @@ class SparkRunStore:
 def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: dict[str, str], result: Any,
                    now: dt.datetime, has_old: bool, retention_months: int | None) -> exp.Query:
     """The next history: old rows (stays of members who left closed, expired stays dropped) plus
-    a new open stay for every member without one."""
+    a new open stay for every member without one. Only equi-joins on (segment, entity_key), so
+    Spark plans hash or sort-merge joins: no `NOT IN` subquery, which under an OR across segments
+    became a BroadcastNestedLoopJoin costing history size x members on every run."""
     history = storage.table("history")
-    columns = ["segment", "entity", "entity_key", "valid_from", "valid_to", "run_id", "closed_by_run",
-               "definition_hash", "as_of"]
     stamp = exp.cast(exp.Literal.string(now.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
     run_id = exp.Literal.string(result.run_id)
 
-    def keys_of(plan: Any) -> exp.Select:
-        return exp.select(exp.cast(exp.column(keys[plan.entity]), exp.DataType.Type.VARCHAR)).from_(
-            staged[plan.name]["table"].copy())
+    def key_text(plan: Any) -> exp.Expr:
+        return exp.cast(exp.column(keys[plan.entity], "s"), exp.DataType.Type.VARCHAR)
 
     parts: list[exp.Query] = []
     if has_old:
-        leaving = exp.and_(exp.column("valid_to").is_(exp.null()), exp.or_(*[
-            exp.and_(exp.column("segment").eq(exp.Literal.string(p.name)),
-                     exp.column("entity_key").isin(query=keys_of(p)).not_()) for p in plans])) if plans else exp.false()
-        old = exp.select(*[exp.column(c) for c in columns[:4]],
-                         exp.If(this=leaving.copy(), true=stamp.copy(), false=exp.column("valid_to")).as_("valid_to"),
-                         exp.column("run_id"),
-                         exp.If(this=leaving.copy(), true=run_id.copy(), false=exp.column("closed_by_run"))
-                         .as_("closed_by_run"), exp.column("definition_hash"), exp.column("as_of")).from_(history)
+        old = exp.select(*[exp.column(c, "h") for c in _HISTORY_COLUMNS[:4]]).from_(history.as_("h"))
+        if plans:  # members now, per moving segment: an open stay without one is closed
+            now_members = _union_all([exp.select(exp.Literal.string(p.name).as_("segment"),
+                                                 key_text(p).as_("entity_key"))
+                                      .from_(staged[p.name]["table"].copy().as_("s")) for p in plans])
+            old = old.join(now_members.subquery("k"), join_type="left", on=exp.and_(
+                exp.column("segment", "k").eq(exp.column("segment", "h")),
+                exp.column("entity_key", "k").eq(exp.column("entity_key", "h"))))
+            leaving: exp.Expr = exp.and_(
+                exp.column("valid_to", "h").is_(exp.null()),
+                exp.column("segment", "h").isin(*[exp.Literal.string(p.name) for p in plans]),
+                exp.column("entity_key", "k").is_(exp.null()))
+        else:
+            leaving = exp.false()
+        old = old.select(
+            exp.If(this=leaving.copy(), true=stamp.copy(), false=exp.column("valid_to", "h")).as_("valid_to"),
+            exp.column("run_id", "h"),
+            exp.If(this=leaving.copy(), true=run_id.copy(), false=exp.column("closed_by_run", "h"))
+            .as_("closed_by_run"), exp.column("definition_hash", "h"), exp.column("as_of", "h"))
         if retention_months is not None:
             cutoff = exp.cast(exp.Literal.string(months_before(now, retention_months).isoformat(sep=" ")),
                               exp.DataType.Type.TIMESTAMP)
-            old = old.where(exp.or_(exp.column("valid_to").is_(exp.null()),
-                                    exp.GTE(this=exp.column("valid_to"), expression=cutoff)))
+            old = old.where(exp.or_(exp.column("valid_to", "h").is_(exp.null()),
+                                    exp.GTE(this=exp.column("valid_to", "h"), expression=cutoff)))
         parts.append(old)
     for plan in plans:
-        key_text = exp.cast(exp.column(keys[plan.entity]), exp.DataType.Type.VARCHAR)
         opened = exp.select(exp.Literal.string(plan.name).as_("segment"),
-                            exp.Literal.string(plan.entity).as_("entity"), key_text.as_("entity_key"),
+                            exp.Literal.string(plan.entity).as_("entity"), key_text(plan).as_("entity_key"),
                             stamp.copy().as_("valid_from"),
                             exp.cast(exp.null(), exp.DataType.Type.TIMESTAMP).as_("valid_to"),
                             run_id.copy().as_("run_id"),
                             exp.cast(exp.null(), exp.DataType.Type.VARCHAR).as_("closed_by_run"),
                             exp.Literal.string(plan.definition_hash).as_("definition_hash"),
                             exp.cast(exp.Literal.string(result.as_of.isoformat()), exp.DataType.Type.DATE).as_("as_of")
-                            ).from_(staged[plan.name]["table"].copy())
-        if has_old:
+                            ).from_(staged[plan.name]["table"].copy().as_("s"))
+        if has_old:  # members without an open stay: an anti-join on the key
             open_keys = exp.select("entity_key").from_(history.copy()).where(exp.and_(
                 exp.column("segment").eq(exp.Literal.string(plan.name)), exp.column("valid_to").is_(exp.null())))
-            opened = opened.where(key_text.copy().isin(query=open_keys).not_())
+            opened = opened.join(open_keys.subquery("o"), join_type="left anti",
+                                 on=exp.column("entity_key", "o").eq(key_text(plan)))
         parts.append(opened)
     if not parts:  # nothing to write yet: an empty, typed history
-        return exp.select(*[exp.cast(exp.null(), _HISTORY_TYPES[c]).as_(c) for c in columns]).where(exp.false())
-    query = parts[0]
-    for part in parts[1:]:
-        query = exp.union(query, part, distinct=False)
-    return query
+        return exp.select(*[exp.cast(exp.null(), _HISTORY_TYPES[c]).as_(c) for c in _HISTORY_COLUMNS]).where(
+            exp.false())
+    return _union_all(parts)
 
 
+_union_all, _HISTORY_COLUMNS = timeline.union_all, timeline.COLUMNS
 _HISTORY_TYPES = {"segment": exp.DataType.Type.VARCHAR, "entity": exp.DataType.Type.VARCHAR,
                   "entity_key": exp.DataType.Type.VARCHAR, "valid_from": exp.DataType.Type.TIMESTAMP,
                   "valid_to": exp.DataType.Type.TIMESTAMP, "run_id": exp.DataType.Type.VARCHAR,
@@ -481,4 +597,4 @@ _HISTORY_TYPES = {"segment": exp.DataType.Type.VARCHAR, "entity": exp.DataType.T
 
 
 def _stamp() -> str:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+    return storage.now().isoformat()  # the clock of every store's records

@@ -23,6 +23,8 @@ from sqlglot import exp
 SCHEMA = "segsql"
 SEGMENT_TABLE_PREFIX = "segment__"
 RUNNING, SUCCESS, FAILED = "running", "success", "failed"
+BACKFILL, BACKFILLED = "backfill", "success (backfill)"  # runs.status / run_segments.status of a replayed date
+SUPERSEDED = "replaced by a backfill"  # run_segments.status of a real run whose history `backfill --replace` rewrote
 INTERRUPTED = "interrupted: the process stopped before the run finished"
 
 DDL = [
@@ -78,6 +80,13 @@ def placeholder() -> exp.Placeholder:
 
 def insert_run() -> exp.Expr:
     columns = ["run_id", "started_at", "status", "as_of", "selected", "segsql_version"]
+    return exp.insert(exp.Values(expressions=[exp.tuple_(*[placeholder() for _ in columns])]),
+                      table("runs"), columns=columns)
+
+
+def insert_finished_run() -> exp.Expr:
+    """A run recorded whole (a backfilled date): every column of segsql.runs."""
+    columns = ["run_id", "started_at", "finished_at", "status", "as_of", "selected", "error", "segsql_version"]
     return exp.insert(exp.Values(expressions=[exp.tuple_(*[placeholder() for _ in columns])]),
                       table("runs"), columns=columns)
 
@@ -174,6 +183,64 @@ def open_history(segment: str, entity: str, key: str) -> exp.Expr:
         key_text.copy().isin(query=open_keys).not_())
     return exp.insert(query, table("history"),
                       columns=["segment", "entity", "entity_key", "valid_from", "run_id", "definition_hash", "as_of"])
+
+
+def staged_members(batch: str, temporary: bool = True) -> exp.Table:
+    """Where a backfill keeps the keys of every segment and date until it commits: a temporary
+    table where the engine has them (no WAL, gone with the session), else one in segsql."""
+    name = f"backfill_members__{batch}"
+    return exp.to_table(name) if temporary else table(name)
+
+
+def staged_history(batch: str, temporary: bool = True) -> exp.Table:
+    name = f"backfill_history__{batch}"
+    return exp.to_table(name) if temporary else table(name)
+
+
+def create_staging(target: exp.Table, temporary: bool, query: exp.Query | None = None) -> exp.Create:
+    """CREATE [TEMPORARY] TABLE: the staged members' columns, or AS `query`."""
+    properties = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
+    if query is not None:
+        return exp.Create(this=target, kind="TABLE", expression=query, properties=properties)
+    columns = [exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind))
+               for name, kind in (("segment", "VARCHAR"), ("snapshot_index", "INT"), ("entity_key", "VARCHAR"))]
+    return exp.Create(this=exp.Schema(this=target, expressions=columns), kind="TABLE", properties=properties)
+
+
+def stage_members(target: exp.Table, segment: str, members: exp.Query) -> exp.Expr:
+    """The (snapshot_index, entity_key) rows of one segment at one date into the staging table."""
+    query = exp.select(exp.Literal.string(segment), exp.column("snapshot_index"), exp.column("entity_key")).from_(
+        members.subquery("staged"))
+    return exp.insert(query, target.copy(), columns=["segment", "snapshot_index", "entity_key"])
+
+
+def staged_counts(members: exp.Table | exp.Query) -> exp.Select:
+    """Rows, non-NULL keys and distinct keys per (segment, snapshot_index): the run's key checks."""
+    source = members.subquery("m") if isinstance(members, exp.Query) else members
+    return (exp.select("segment", "snapshot_index", exp.func("count", exp.Star()),
+                       exp.func("count", exp.column("entity_key")),
+                       exp.Count(this=exp.Distinct(expressions=[exp.column("entity_key")])))
+            .from_(source).group_by("segment", "snapshot_index"))
+
+
+def delete_run_segment() -> exp.Expr:
+    """(bound: run_id, segment)"""
+    return exp.delete(table("run_segments"), where=exp.and_(exp.column("run_id").eq(placeholder()),
+                                                            exp.column("segment").eq(placeholder())))
+
+
+def supersede_run_segment() -> exp.Expr:
+    """(bound: run_id, segment)"""
+    return exp.update(table("run_segments"), {"status": exp.Literal.string(SUPERSEDED)},
+                      where=exp.and_(exp.column("run_id").eq(placeholder()), exp.column("segment").eq(placeholder())))
+
+
+def delete_empty_backfill_runs() -> exp.Expr:
+    """Backfilled runs none of whose segments is on record any more (all replaced)."""
+    segments = exp.select(exp.Literal.number(1)).from_(table("run_segments").as_("s")).where(
+        exp.column("run_id", "s").eq(exp.column("run_id", "runs")))
+    return exp.delete(table("runs"), where=exp.and_(exp.column("status").eq(exp.Literal.string(BACKFILL)),
+                                                    exp.Exists(this=segments).not_()))
 
 
 def latest_history_as_of(segment: str) -> exp.Select:

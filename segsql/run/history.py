@@ -4,7 +4,8 @@ who was a member at a given moment."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlglot import exp
@@ -55,22 +56,71 @@ def changes(compiler: Compiler, engine: Engine, name: str, since: dt.date | None
     return frame.reset_index(drop=True)
 
 
+def _moment(when: dt.date | dt.datetime) -> tuple[dt.datetime, bool]:
+    """The instant asked about, and whether it is the end of a day (just before its next midnight)."""
+    if isinstance(when, dt.datetime):
+        return when, False
+    return dt.datetime.combine(when + dt.timedelta(days=1), dt.time()), True
+
+
+def _until(column: str, moment: dt.datetime, end_of_day: bool) -> exp.Expr:
+    """`column` at or before the instant (strictly before the next midnight for a date)."""
+    cls = exp.LT if end_of_day else exp.LTE
+    return cls(this=exp.column(column), expression=exp.Placeholder())
+
+
 def members_at(compiler: Compiler, engine: Engine, name: str, when: dt.date | dt.datetime) -> list[str]:
     """Keys (as text) of the members of `name` at `when`. Stays are half-open [valid_from,
     valid_to): at the instant of a run, its result counts. A date means the end of that day
-    (UTC): everything that happened during the day counts."""
+    (UTC): everything that happened during the day counts, including a run backfilled for it."""
     compiler.segment(name)
     _require(engine, name)
-    if isinstance(when, dt.datetime):
-        moment = when
-        started: exp.Expr = exp.LTE(this=exp.column("valid_from"), expression=exp.Placeholder())
-        not_ended: exp.Expr = exp.GT(this=exp.column("valid_to"), expression=exp.Placeholder())
-    else:  # just before the next midnight
-        moment = dt.datetime.combine(when + dt.timedelta(days=1), dt.time())
-        started = exp.LT(this=exp.column("valid_from"), expression=exp.Placeholder())
-        not_ended = exp.GTE(this=exp.column("valid_to"), expression=exp.Placeholder())
+    moment, end_of_day = _moment(when)
+    not_ended = (exp.GTE if end_of_day else exp.GT)(this=exp.column("valid_to"), expression=exp.Placeholder())
     query = (exp.select("entity_key").from_(storage.table("history"))
-             .where(exp.and_(exp.column("segment").eq(exp.Placeholder()), started,
+             .where(exp.and_(exp.column("segment").eq(exp.Placeholder()), _until("valid_from", moment, end_of_day),
                              exp.or_(exp.column("valid_to").is_(exp.null()), not_ended)))
              .order_by("entity_key"))
     return [str(row[0]) for row in engine.fetchall(query, [name, moment, moment])]
+
+
+@dataclass
+class Moment:
+    """The answer of `history --at`: the members, and the run they come from (the latest run of
+    the segment at or before the moment, real or backfilled). `covered` is False when the moment
+    is before the segment's first run: nothing is known then, which is not the same as empty."""
+    members: list[str]
+    run_id: str | None
+    as_of: dt.date | None
+    backfilled: bool
+    first_run_as_of: dt.date | None
+
+    @property
+    def covered(self) -> bool:
+        return self.run_id is not None
+
+
+def at(compiler: Compiler, engine: Engine, name: str, when: dt.date | dt.datetime) -> Moment:
+    """Members of `name` at `when` and the run that answers (see Moment)."""
+    members = members_at(compiler, engine, name, when)
+    moment, end_of_day = _moment(when)
+    runs = (exp.select(exp.column("run_id", "r"), exp.column("as_of", "r"), exp.column("status", "r"),
+                       exp.column("started_at", "r"))
+            .from_(storage.table("run_segments").as_("s"))
+            .join(storage.table("runs").as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
+            .where(exp.and_(exp.column("segment", "s").eq(exp.Placeholder()),
+                            exp.column("status", "s").like(exp.Literal.string("success%"))))
+            .order_by(exp.column("started_at", "r")))
+    rows: list[tuple[Any, ...]] = engine.fetchall(runs, [name])
+    limit = moment.replace(tzinfo=None)
+    earlier = [r for r in rows if (r[3] < limit if end_of_day else r[3] <= limit)]
+    first = _day(rows[0][1]) if rows else None
+    if not earlier:
+        return Moment(members, None, None, False, first)
+    run_id, as_of, status, _ = earlier[-1]
+    return Moment(members, str(run_id), _day(as_of), status == storage.BACKFILL, first)
+
+
+def _day(value: Any) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value if isinstance(value, dt.date) \
+        else dt.date.fromisoformat(str(value)[:10])
