@@ -227,4 +227,4 @@ def _shares(text: str | None) -> dict[str, float] | None:
 
 
 def percent_text(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.1%}"
+    return formats.percent(value)

@@ -28,7 +28,7 @@ from sqlglot import exp
 from segsql.engines import storage, timeline
 from segsql.engines.records import Replaced, RunResult
 from segsql.errors import EngineError, Location, SegsqlError, UsageError
-from segsql.run.runner import RunError, ValidationFailed, _deduplicated, _key_problem, _plan, _populations
+from segsql.run.runner import RunError, ValidationFailed, _plan, _populations, deduplicated, key_problem
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -150,7 +150,7 @@ def _evaluate(compiler: Compiler, engine: Engine, store: Any, run: RunResult, nu
         compiled = compiler.compiled(plan.name)
         query = compiler.tree(plan.name)
         if compiled.config.duplicates == "dedupe":
-            query = _deduplicated(query, keys[plan.name], list(compiled.columns))
+            query = deduplicated(query, keys[plan.name], list(compiled.columns))
         try:
             store.stage_members(plan.name, number, timeline.members_query(query, keys[plan.name], number))
         except EngineError as error:
@@ -166,7 +166,7 @@ def _check_keys(compiler: Compiler, counts: dict[tuple[str, int], tuple[int, int
     for number, run in enumerate(runs, start=1):
         for plan in run.segments:
             total, non_null, distinct = counts.get((plan.name, number), (0, 0, 0))
-            problem = _key_problem(plan.name, keys[plan.name], total, non_null, distinct)
+            problem = key_problem(plan.name, keys[plan.name], total, non_null, distinct)
             if problem:
                 raise RunError(f"{problem} as of {run.as_of}; nothing was backfilled",
                                Location(compiler.compiled(plan.name).path),
