@@ -273,8 +273,8 @@ class Compiler:
             columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
             self._check_protected(rendered, config, all_scopes, catalog)
             self._check_determinism(rendered, all_scopes, refs)
-            self._check_time(rendered, all_scopes, catalog)
-            known_rows = self._known_rows(all_scopes, catalog)
+            self._check_time(rendered, all_scopes, catalog, refs)
+            known_rows = self._known_rows(all_scopes, catalog, refs)
         except checks.RuleError as problem:
             kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
@@ -294,7 +294,7 @@ class Compiler:
                 raise problem
             self.warnings.append(problem)
 
-    def _check_time(self, rendered: Rendered, all_scopes: list[Any], catalog: Catalog) -> None:
+    def _check_time(self, rendered: Rendered, all_scopes: list[Any], catalog: Catalog, refs: list[str]) -> None:
         """What the point-in-time filters cannot cover (compile/pointintime.py): a warning once per
         source and place, or an error with `point_in_time: error`."""
         if self.config.point_in_time == "off":
@@ -302,7 +302,8 @@ class Compiler:
         # "now" for the data is the project's pinned as_of (a project on historical data) or today
         now = self.config.as_of or dt.datetime.now(dt.UTC).date()
         past = self.as_of < now
-        for finding in pointintime.findings(all_scopes, self._source_tables, self.config.sources, catalog, past):
+        tables = self._source_tables.with_refs(refs)
+        for finding in pointintime.findings(all_scopes, tables, self.config.sources, catalog, past):
             problem = ValidationError(finding.message, rendered.template_location(finding.offset), finding.hint)
             if self.config.point_in_time == "error":
                 raise problem
@@ -313,14 +314,28 @@ class Compiler:
             if problem not in self.warnings:
                 self.warnings.append(problem)
 
-    def _known_rows(self, all_scopes: list[Any], catalog: Catalog) -> list[tuple[exp.Table, exp.Expr]]:
+    def _known_rows(self, all_scopes: list[Any], catalog: Catalog,
+                    refs: list[str]) -> list[tuple[exp.Table, exp.Expr]]:
         """What to put in place of each read of a source with time semantics (its known rows)."""
         try:
-            return pointintime.replacements(all_scopes, self._source_tables, self.config.sources, catalog,
-                                            self.as_of)
+            return pointintime.replacements(all_scopes, self._source_tables.with_refs(refs), self.config.sources,
+                                            catalog, self.as_of)
         except pointintime.KnownAtColumnsUnknownError as missing:
             raise checks.RuleError(f"source `{missing}` declares time.known_at, which needs its columns", 0,
                                    "declare its columns in segsql.yml or load the data first") from None
+
+    def read_as_of(self, query: exp.Query) -> exp.Query:
+        """`query` (validated, over source tables) with every read of a source with time semantics
+        replaced by its known rows as of this compiler's date, in place: e.g. a metric whose
+        expression reads another source in a subquery."""
+        try:
+            pairs = pointintime.replacements(checks.scopes(query), self._source_tables, self.config.sources,
+                                             self.catalog, self.as_of)
+        except (pointintime.KnownAtColumnsUnknownError, checks.RuleError) as problem:
+            raise ValidationError(f"cannot read the sources as of {self.as_of}: {problem}", Location("segsql.yml"),
+                                  "declare the columns of sources with time.known_at") from None
+        pointintime.rewrite(pairs)
+        return query
 
     def source_relation(self, name: str, alias: str | None = None) -> exp.Expr:
         """What reads source `name` as of this compiler's date: its table, or a subquery of its

@@ -64,6 +64,8 @@ def _projection(time: SourceTime, columns: Columns | None, as_of: dt.date) -> li
         return None
     assert columns is not None  # ensured by the caller (`KnownAtColumnsUnknownError`)
     later = {column.lower(): known for column, known in time.known_at.items()}
+    # the column saying when a value became known is itself only known from then on
+    later.update({known.lower(): known for known in time.known_at.values()})
     projection: list[exp.Expr] = []
     for column in columns:
         if column in later:
@@ -97,6 +99,10 @@ class SourceTables:
     """Which source a table reference is: table key -> source name."""
 
     by_key: dict[tuple[str, ...], str]
+    refs: frozenset[str] = frozenset()  # segments the query refs (their names are tables too)
+
+    def with_refs(self, refs: list[str]) -> SourceTables:
+        return SourceTables(self.by_key, frozenset(ref.lower() for ref in refs))
 
     def name_of(self, table: exp.Table) -> str | None:
         key = table_key(table)
@@ -110,6 +116,9 @@ def source_tables_in(all_scopes: list[Scope], tables: SourceTables) -> Iterator[
     """Every FROM/JOIN table of the query that is a source (not a CTE or a ref), with its name."""
     for scope in all_scopes:
         for _alias, (node, source) in scope.selected_sources.items():
+            if isinstance(source, exp.Table) and isinstance(node, exp.Table) and not source.db and \
+                    source.name.lower() in tables.refs:
+                continue  # ref('x') reads the segment x, even when a source table is also called x
             if isinstance(source, exp.Table) and isinstance(node, exp.Table):
                 name = tables.name_of(source)
                 if name is not None:

@@ -134,9 +134,10 @@ def last_success_dates(segments: list[str]) -> exp.Select:
 
 
 def last_population(entity: str) -> exp.Select:
-    """The entity's population recorded by the latest successful run (bound: entity)."""
+    """The entity's population recorded by the latest successful run, with that run's as_of
+    (bound: entity)."""
     runs, segments = table("runs"), table("run_segments")
-    return (exp.select(exp.column("population", "s"))
+    return (exp.select(exp.column("population", "s"), exp.column("as_of", "r"))
             .from_(segments.as_("s"))
             .join(runs.as_("r"), on=exp.column("run_id", "r").eq(exp.column("run_id", "s")))
             .where(exp.and_(exp.column("entity", "s").eq(placeholder()),

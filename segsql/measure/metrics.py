@@ -35,6 +35,7 @@ from pydantic import Field
 from sqlglot import exp
 
 from segsql.compile import checks
+from segsql.compile.builtins import table_for_source
 from segsql.config.models import NAME_PATTERN, Strict, validate_model
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, SegsqlError, did_you_mean
@@ -132,10 +133,12 @@ def entity_query(compiler: Compiler, metric: Metric) -> exp.Select:
         exp.column(key_column).as_("key"),
         exp.cast(parts["numerator"], exp.DataType.Type.DOUBLE).as_("num"),
         exp.cast(parts.get("denominator", exp.Literal.number(1)), exp.DataType.Type.DOUBLE).as_("den"),
-    ).from_(compiler.source_relation(spec.source)).group_by(exp.column(key_column))
+    ).from_(table_for_source(spec.source, compiler.config.sources[spec.source].table, compiler.config.dialect)
+            ).group_by(exp.column(key_column))
     if "where" in parts:
         query = query.where(parts["where"])
     _validate(compiler, metric, query)
+    compiler.read_as_of(query)  # every source it reads, also in subqueries, as of the date
     return query
 
 

@@ -57,7 +57,14 @@ def members_as_of(compiler: Compiler, engine: Engine, names: list[str]) -> dict[
     tables = result_tables(compiler, engine, names)
     ran_for = {segment: str(as_of)[:10] for segment, as_of in engine.fetchall(storage.last_success_dates(names))}
     return {name: tables[name] if ran_for.get(name) == compiler.as_of.isoformat()
-            else compiler.tree(name).subquery(name) for name in names}
+            else _live_members(compiler, name) for name in names}
+
+
+def _live_members(compiler: Compiler, name: str) -> exp.Expr:
+    """The segment's member keys evaluated now: one row per non-NULL key, as a run keeps them."""
+    key = exp.column(_key(compiler, name))
+    return (exp.select(key).distinct().from_(compiler.tree(name).subquery("live"))
+            .where(key.copy().is_(exp.null()).not_()).subquery(name))
 
 
 def _key(compiler: Compiler, name: str) -> str:
@@ -115,7 +122,7 @@ def preview_population(compiler: Compiler, engine: Engine, entity: str) -> tuple
     population: the count recorded by the entity's latest run, else a HyperLogLog estimate."""
     if engine.table_exists(storage.table("run_segments")):
         rows = engine.fetchall(storage.last_population(entity), [entity])
-        if rows:
+        if rows and str(rows[0][1])[:10] == compiler.as_of.isoformat():  # a count for this very date
             return int(rows[0][0]), True
     declared = compiler.config.entities[entity]
     if declared.source is None:
