@@ -507,3 +507,21 @@ def test_known_at_hides_the_time_it_became_known_and_refs_are_not_sources(make_p
         assert engine.fetchall(before.compiler.tree("downstream")) == [(1,)]
     with after.engine() as engine:
         assert engine.fetchall(after.compiler.tree("confirmed")) == [(1,)]
+
+
+def test_schema_qualified_columns_of_a_declared_source(make_project: ProjectFactory, tmp_path: Path) -> None:
+    config = events_config("{event: occurred_at}").replace("    table: events\n", "    table: analytics.events\n")
+    config += "connection: {type: duckdb, path: data.duckdb}\n"
+    segment = CFG + ("SELECT DISTINCT analytics.events.account_id FROM {{ source('events') }}\n"
+                     "WHERE analytics.events.kind = 'x'")
+    project = make_project({"qualified": segment}, config=config, as_of=dt.date(2026, 10, 2))
+    connection = duckdb.connect(str(tmp_path / "data.duckdb"))
+    connection.execute("CREATE SCHEMA analytics")
+    connection.execute("CREATE TABLE analytics.events AS SELECT * FROM (VALUES (1, 1, TIMESTAMP '2026-10-02 23:59', "
+                       "'x'), (2, 2, TIMESTAMP '2026-10-03 00:00', 'x')) AS t(event_id, account_id, occurred_at, kind)")
+    connection.close()
+    assert project.validate() == []
+    with project.engine() as engine:
+        assert engine.fetchall(project.compiler.tree("qualified")) == [(1,)]
+    assert "CAST('2026-10-03 00:00:00' AS TIMESTAMP)" in project.compile("qualified")  # typed cut
+    assert "CAST('2026-10-03 00:00:00' AS DATETIME)" in project.compile("qualified", "bigquery")

@@ -255,7 +255,7 @@ class Compiler:
         return ValidationError(message, line_location(rendered.state.path, source, call.line, call), hint)
 
     def _parse_and_check(self, rendered: Rendered, config: SegmentConfig, refs: list[str]
-                         ) -> tuple[exp.Query, Columns, list[tuple[exp.Table, exp.Expr]]]:
+                         ) -> tuple[exp.Query, Columns, list[pointintime.Replacement]]:
         entity = self.config.entities[config.entity]
         try:
             tokens = checks.tokenize(rendered.sql, self.dialect)
@@ -315,7 +315,7 @@ class Compiler:
                 self.warnings.append(problem)
 
     def _known_rows(self, all_scopes: list[Any], catalog: Catalog,
-                    refs: list[str]) -> list[tuple[exp.Table, exp.Expr]]:
+                    refs: list[str]) -> list[pointintime.Replacement]:
         """What to put in place of each read of a source with time semantics (its known rows)."""
         try:
             return pointintime.replacements(all_scopes, self._source_tables.with_refs(refs), self.config.sources,

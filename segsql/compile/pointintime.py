@@ -30,35 +30,44 @@ LOWER = (exp.GT, exp.GTE)
 UPPER = (exp.LT, exp.LTE)
 
 
-def known_before(as_of: dt.date) -> exp.Expr:
-    """The first instant not known as of `as_of`: midnight (UTC) after it, as a DATE literal."""
-    day = as_of + dt.timedelta(days=1)
-    return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.Type.DATE)
+@dataclass(frozen=True)
+class Cut:
+    """The end of `as_of` (the next midnight, UTC) as a literal of each time column's type:
+    a TIMESTAMP for timestamp columns (BigQuery compares no TIMESTAMP with a DATE), else a DATE."""
 
+    as_of: dt.date
+    columns: Columns | None = None
 
-def _before(column: str, as_of: dt.date) -> exp.Expr:
-    return exp.column(column) < known_before(as_of)
+    def bound(self, column: str) -> exp.Expr:
+        day = self.as_of + dt.timedelta(days=1)
+        kind = (self.columns or {}).get(column.lower()) or ""
+        if "TIMESTAMP" in kind.upper() or "DATETIME" in kind.upper():
+            return exp.cast(exp.Literal.string(f"{day.isoformat()} 00:00:00"), exp.DataType.Type.TIMESTAMP)
+        return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.Type.DATE)
+
+    def before(self, column: str) -> exp.Expr:
+        return exp.column(column) < self.bound(column)
 
 
 def _null_or(column: str, condition: exp.Expr) -> exp.Expr:
     return exp.or_(exp.column(column).is_(exp.null()), condition)
 
 
-def known_rows(time: SourceTime, table: exp.Table, as_of: dt.date) -> exp.Expr:
-    """The condition selecting the rows of `table` known as of `as_of`."""
+def known_rows(time: SourceTime, table: exp.Table, cut: Cut) -> exp.Expr:
+    """The condition selecting the rows of `table` known at `cut`."""
     if time.event is not None:
-        return _null_or(time.event, _before(time.event, as_of))
+        return _null_or(time.event, cut.before(time.event))
     if time.snapshot is not None:
         last = exp.select(exp.func("max", exp.column(time.snapshot))).from_(table.copy()).where(
-            _before(time.snapshot, as_of))
+            cut.before(time.snapshot))
         return exp.EQ(this=exp.column(time.snapshot), expression=exp.Subquery(this=last))
     assert time.valid_from is not None and time.valid_to is not None
-    started = _null_or(time.valid_from, _before(time.valid_from, as_of))
-    not_ended = _null_or(time.valid_to, exp.column(time.valid_to) >= known_before(as_of))
+    started = _null_or(time.valid_from, cut.before(time.valid_from))
+    not_ended = _null_or(time.valid_to, exp.column(time.valid_to) >= cut.bound(time.valid_to))
     return exp.and_(started, not_ended)
 
 
-def _projection(time: SourceTime, columns: Columns | None, as_of: dt.date) -> list[exp.Expr] | None:
+def _projection(time: SourceTime, columns: Columns | None, cut: Cut) -> list[exp.Expr] | None:
     """SELECT * unless some columns become known later: then each column, those NULL until known."""
     if not time.known_at:
         return None
@@ -69,7 +78,7 @@ def _projection(time: SourceTime, columns: Columns | None, as_of: dt.date) -> li
     projection: list[exp.Expr] = []
     for column in columns:
         if column in later:
-            value = exp.Case(ifs=[exp.If(this=_before(later[column], as_of), true=exp.column(column))])
+            value = exp.Case(ifs=[exp.If(this=cut.before(later[column]), true=exp.column(column))])
             projection.append(exp.alias_(value, column))
         else:
             projection.append(exp.column(column))
@@ -88,9 +97,10 @@ def relation(table: exp.Table, source: Source, as_of: dt.date, columns: Columns 
         return table
     if source.time.known_at and columns is None:
         raise KnownAtColumnsUnknownError(alias)
-    projection = _projection(source.time, columns, as_of)
+    cut = Cut(as_of, columns)
+    projection = _projection(source.time, columns, cut)
     inner = exp.select(*(projection or [exp.Star()])).from_(table.copy()).where(
-        known_rows(source.time, table, as_of))
+        known_rows(source.time, table, cut))
     return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
@@ -128,24 +138,41 @@ def source_tables_in(all_scopes: list[Scope], tables: SourceTables) -> Iterator[
 MARK = "segsql_known_rows"  # meta flag on the subqueries `rewrite` puts in; `unwrap` undoes them
 
 
+@dataclass
+class Replacement:
+    """A source read to replace by its known rows, and the columns that name it with its schema
+    (`analytics.events.col`), which must name the subquery's alias instead."""
+
+    node: exp.Table
+    relation: exp.Expr
+    qualified: list[exp.Column]
+
+
 def replacements(all_scopes: list[Scope], tables: SourceTables, sources: dict[str, Source], catalog: Catalog,
-                 as_of: dt.date) -> list[tuple[exp.Table, exp.Expr]]:
-    """(table node, what reads its known rows) for every read of a source with time semantics."""
-    found: list[tuple[exp.Table, exp.Expr]] = []
-    for node, name in list(source_tables_in(all_scopes, tables)):
-        source = sources[name]
-        if source.time is None:
-            continue
-        entry = catalog.find(node)
-        found.append((node, relation(node.copy(), source, as_of, entry[1] if entry else None, node.alias_or_name)))
+                 as_of: dt.date) -> list[Replacement]:
+    """What reads the known rows of each source with time semantics, for every read of one."""
+    found: list[Replacement] = []
+    for scope in all_scopes:
+        for node, name in list(source_tables_in([scope], tables)):
+            source = sources[name]
+            if source.time is None:
+                continue
+            entry = catalog.find(node)
+            relation_ = relation(node.copy(), source, as_of, entry[1] if entry else None, node.alias_or_name)
+            qualified = [column for column in scope.columns
+                         if column.args.get("db") is not None and column.table == node.alias_or_name]
+            found.append(Replacement(node, relation_, qualified))
     return found
 
 
-def rewrite(pairs: list[tuple[exp.Table, exp.Expr]]) -> None:
+def rewrite(pairs: list[Replacement]) -> None:
     """Put each replacement in place of its table (in the tree the nodes belong to), marked."""
-    for node, replacement in pairs:
-        replacement.meta[MARK] = True
-        node.replace(replacement)
+    for replacement in pairs:
+        replacement.relation.meta[MARK] = True
+        replacement.node.replace(replacement.relation)
+        for column in replacement.qualified:
+            column.set("db", None)
+            column.set("catalog", None)
 
 
 def unwrap(tree: exp.Expr) -> exp.Expr:

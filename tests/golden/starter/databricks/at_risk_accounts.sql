@@ -32,7 +32,7 @@ WHERE
         *
       FROM events AS before_
       WHERE
-        occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+        occurred_at IS NULL OR occurred_at < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
     ) AS before_
     WHERE
       before_.account_id = a.account_id
@@ -50,7 +50,7 @@ WHERE
         *
       FROM events AS recent
       WHERE
-        occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+        occurred_at IS NULL OR occurred_at < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
     ) AS recent
     WHERE
       recent.account_id = a.account_id

@@ -14,7 +14,7 @@ JOIN (
     *
   FROM tickets AS t
   WHERE
-    opened_at IS NULL OR opened_at < CAST('2026-11-24' AS DATE)
+    opened_at IS NULL OR opened_at < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
 ) AS t
   ON t.user_id = u.user_id
 WHERE

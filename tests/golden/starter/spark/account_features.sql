@@ -49,7 +49,7 @@ LEFT JOIN (
       *
     FROM events AS e
     WHERE
-      occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+      occurred_at IS NULL OR occurred_at < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
   ) AS e
   WHERE
     e.event_type = 'login'
@@ -70,7 +70,7 @@ LEFT JOIN (
       *
     FROM tickets AS tk
     WHERE
-      opened_at IS NULL OR opened_at < CAST('2026-11-24' AS DATE)
+      opened_at IS NULL OR opened_at < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
   ) AS tk
   WHERE
     (

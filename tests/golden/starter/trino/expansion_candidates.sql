@@ -19,7 +19,7 @@ JOIN (
     *
   FROM events AS e
   WHERE
-    occurred_at IS NULL OR occurred_at < CAST('2026-11-24' AS DATE)
+    occurred_at IS NULL OR occurred_at < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
 ) AS e
   ON e.account_id = a.account_id
 WHERE
