@@ -525,3 +525,17 @@ def test_schema_qualified_columns_of_a_declared_source(make_project: ProjectFact
         assert engine.fetchall(project.compiler.tree("qualified")) == [(1,)]
     assert "CAST('2026-10-03 00:00:00' AS TIMESTAMP)" in project.compile("qualified")  # typed cut
     assert "CAST('2026-10-03 00:00:00' AS DATETIME)" in project.compile("qualified", "bigquery")
+
+
+def test_lint_sees_through_casts_and_stars(make_project: ProjectFactory) -> None:
+    cast = CFG + ("SELECT e.account_id FROM {{ source('events') }} AS e\n"
+                  "WHERE CAST(e.occurred_at AS DATE) >= {{ days_ago(30) }}\nGROUP BY e.account_id")
+    project = make_project({"recent": cast}, config=events_config())
+    project.validate()
+    assert [w.line for w in project.warnings if "no upper bound" in w.message] == [3]
+    star = CFG + "SELECT * FROM {{ source('events') }} AS e"
+    config = events_config("{event: occurred_at, current: [kind]}")
+    past = make_project({"recent": star}, config=config, as_of=dt.date.fromisoformat(str(AS_OF)) - dt.timedelta(days=3))
+    past.validate()
+    [warning] = past.warnings
+    assert "outputs kind of events" in warning.message and warning.line == 2

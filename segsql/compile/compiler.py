@@ -307,7 +307,7 @@ class Compiler:
             problem = ValidationError(finding.message, rendered.template_location(finding.offset), finding.hint)
             if self.config.point_in_time == "error":
                 raise problem
-            if finding.message.startswith(f"source `{finding.source}` declares no time"):
+            if finding.kind == "undeclared":
                 if finding.source in self._undeclared_warned:
                     continue
                 self._undeclared_warned.add(finding.source)

@@ -195,6 +195,7 @@ class Finding:
     message: str
     offset: int
     hint: str
+    kind: str = "undeclared"  # undeclared | window | current
 
 
 def findings(all_scopes: list[Scope], tables: SourceTables, sources: dict[str, Source], catalog: Catalog,
@@ -251,10 +252,11 @@ def _bounds(condition: exp.Expr) -> Iterator[tuple[exp.Column, str, exp.Expr]]:
     """(column, 'lower'|'upper'|'both', comparison) for comparisons of a column with a constant."""
     for node in condition.find_all(exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.Between):
         if isinstance(node, exp.Between):
-            if isinstance(node.this, exp.Column) and not _has_columns(node.args["low"], node.args["high"]):
-                yield node.this, "both", node
+            bare = _bare(node.this)
+            if isinstance(bare, exp.Column) and not _has_columns(node.args["low"], node.args["high"]):
+                yield bare, "both", node
             continue
-        left, right = node.this, node.expression
+        left, right = _bare(node.this), _bare(node.expression)
         if isinstance(left, exp.Column) and not _has_columns(right):
             column, flipped = left, False
         elif isinstance(right, exp.Column) and not _has_columns(left):
@@ -267,6 +269,16 @@ def _bounds(condition: exp.Expr) -> Iterator[tuple[exp.Column, str, exp.Expr]]:
             yield column, "lower", node
         else:
             yield column, "upper", node
+
+
+DAY_OF = (exp.Cast, exp.TryCast, exp.TsOrDsToDate, exp.Date, exp.DateTrunc, exp.TimestampTrunc)
+
+
+def _bare(node: exp.Expr) -> exp.Expr:
+    """The column under CAST(col AS DATE), DATE(col) or DATE_TRUNC(unit, col): the same bound."""
+    while isinstance(node, DAY_OF) and isinstance(node.this, exp.Expr):
+        node = node.this
+    return node
 
 
 def _has_columns(*nodes: exp.Expr) -> bool:
@@ -299,7 +311,7 @@ def _open_windows(scope: Scope, tables: SourceTables, sources: dict[str, Source]
             yield Finding(key[0], f"`{column.sql()}` has a lower bound but no upper bound: as of a past date the "
                           "window includes rows from after that date", offset_of(node),
                           f"use last_n_days('{column.sql()}', N) or between_days(...), which end at as_of, or "
-                          f"declare sources.{key[0]}.time in segsql.yml")
+                          f"declare sources.{key[0]}.time in segsql.yml", "window")
 
 
 def _current_reads(scope: Scope, tables: SourceTables, sources: dict[str, Source],
@@ -312,4 +324,27 @@ def _current_reads(scope: Scope, tables: SourceTables, sources: dict[str, Source
         if time and column.name.lower() in {c.lower() for c in time.current}:
             yield Finding(name, f"`{column.sql()}` holds the latest value of {name}.{column.name}, not its value "
                           "at the evaluation date", offset_of(column),
-                          "read it from a source with history instead: an event time or valid_from/valid_to")
+                          "read it from a source with history instead: an event time or valid_from/valid_to", "current")
+    yield from _current_in_stars(scope, tables, sources)
+
+
+def _current_in_stars(scope: Scope, tables: SourceTables, sources: dict[str, Source]) -> Iterator[Finding]:
+    """`SELECT *` (or `t.*`) over a source outputs its `current` columns too."""
+    expression = scope.expression
+    if not isinstance(expression, exp.Select):
+        return
+    for projection in expression.expressions:
+        star = projection if isinstance(projection, exp.Star) else None
+        qualifier = projection.table if isinstance(projection, exp.Column) and \
+            isinstance(projection.this, exp.Star) else None
+        if star is None and qualifier is None:
+            continue
+        for alias, (_node, source) in scope.selected_sources.items():
+            if qualifier not in (None, alias) or not isinstance(source, exp.Table):
+                continue
+            name = tables.name_of(source)
+            time = sources[name].time if name else None
+            if name and time and time.current:
+                yield Finding(name, f"`{projection.sql()}` outputs {', '.join(time.current)} of {name}, which hold "
+                              "the latest value, not the value at the evaluation date", offset_of(projection),
+                              "list the columns you need instead of *", "current")
