@@ -467,13 +467,15 @@ class Project:
                 cuped: bool = False, start: dt.date | str | None = None, pre_days: int | None = None) -> Readout:
         """An experiment readout on a segment with a split(): each group against `control` on
         every metric (lift, 95% CI, p-value, BH), the sample-ratio-mismatch test and trait balance.
-        `cuped=True` adjusts each metric by its own pre-period value: the metric as of the day
-        before `start` (the experiment's first day), or `pre_days` before as_of."""
-        from segsql.methods.readout import pre_period_as_of, readout
+        `start` (the experiment's first day): the groups are the members assigned on that day
+        (point-in-time), not the last run's. `cuped=True` adjusts each metric by its own pre-period
+        value: the metric as of the day before `start`, or `pre_days` before as_of."""
+        from segsql.methods.readout import experiment_start, pre_period_as_of, readout
 
         pre_period = pre_period_as_of(self.as_of, cuped, start, pre_days)
+        started = experiment_start(self.as_of, start)
         with self.engine() as engine:
-            return readout(self.compiler, engine, self.metrics, name, metrics, column, control, pre_period)
+            return readout(self.compiler, engine, self.metrics, name, metrics, column, control, pre_period, started)
 
     def power(self, name: str, metric: str, shares: dict[str, float] | None = None, alpha: float = 0.05,
               power: float = 0.8, effect: float | None = None, lift: float | None = None) -> PowerAnalysis:

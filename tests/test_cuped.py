@@ -201,7 +201,7 @@ def test_conversion_of_few_converters_keeps_its_exact_test(experiment: tuple[Pat
     (dict(cuped=True, start=START, pre_days=10), "not both"),
     (dict(cuped=True, start=AS_OF + dt.timedelta(days=1)), "is after the readout's as_of"),
     (dict(cuped=True, pre_days=0), "at least 1"),
-    (dict(start=START), "CUPED is off"),
+    (dict(pre_days=10), "CUPED is off"),  # a start alone sets who was assigned (test_point_in_time)
 ])
 def test_a_pre_period_that_cannot_be_used_is_an_error(experiment: tuple[Path, pd.DataFrame],
                                                       options: dict[str, object], message: str) -> None:

@@ -539,3 +539,18 @@ def test_lint_sees_through_casts_and_stars(make_project: ProjectFactory) -> None
     past.validate()
     [warning] = past.warnings
     assert "outputs kind of events" in warning.message and warning.line == 2
+
+
+def test_readout_groups_are_the_members_assigned_when_the_experiment_started(
+        demo: tuple[Path, dict[dt.date, Path]], tmp_path: Path) -> None:
+    root, _ = demo
+    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")
+    project = project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+    project.run(select=["onboarding_experiment"])
+    started = dt.date(2026, 10, 1)
+    latest = project.readout("onboarding_experiment", ["feature_adoption"])
+    at_start = project.readout("onboarding_experiment", ["feature_adoption"], start=started)
+    expected = len(membership(project, started)["onboarding_experiment"])
+    assert int(at_start.sizes.members.sum()) == expected < int(latest.sizes.members.sum())
+    with pytest.raises(Exception, match="after the readout's as_of"):
+        project.readout("onboarding_experiment", ["feature_adoption"], start=dt.date(2027, 1, 1))

@@ -150,8 +150,8 @@ def metrics_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
 @click.option("--control", help="The reference group (default: the first group of the split).")
 @click.option("--cuped", is_flag=True, help="Adjust each metric by its own pre-period value per member (CUPED); "
               "needs --start or --pre-days.")
-@click.option("--start", metavar="DATE", help="The experiment's first day: CUPED's covariate is each metric as of "
-              "the day before.")
+@click.option("--start", metavar="DATE", help="The experiment's first day: the groups are the members assigned "
+              "that day (not the last run's); with --cuped the covariate is each metric as of the day before.")
 @click.option("--pre-days", "pre_days", type=int, metavar="N",
               help="CUPED's covariate is each metric as of N days before --as-of (N ≥ the experiment's age).")
 @click.option("--format", "output_format", type=TABLE_FORMATS, default="table", show_default=True,

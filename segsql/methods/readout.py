@@ -1,6 +1,11 @@
 """Experiment readouts on a split segment: metrics per group against the control (lift, 95% CI,
 p-value, Benjamini–Hochberg), a sample-ratio-mismatch test and the balance of traits.
 
+Groups: the members of the segment's last run, or, given the experiment's first day (`start`),
+the members the split assigned that day: the segment evaluated as of it, with the point-in-time
+reads of docs/point-in-time.md, so members who qualified only later are not counted as treated.
+Metrics are measured as of the readout's as_of.
+
 SRM: chi-square goodness of fit of the group sizes against the split's declared shares; p below
 0.001 (the usual threshold) means assignment or logging is broken and the readout is not to be
 trusted. Balance: standardised mean difference per numeric trait (|SMD| > 0.1 is imbalance) and a
@@ -116,8 +121,8 @@ def pre_period_as_of(as_of: dt.date, cuped: bool, start: dt.date | str | None, p
     """CUPED's covariate date: the day before `start`, or `pre_days` before as_of (one of them);
     None without CUPED."""
     if not cuped:
-        if start is not None or pre_days is not None:
-            raise UsageError("a start or pre-days sets CUPED's pre-period, and CUPED is off", None,
+        if pre_days is not None:
+            raise UsageError("--pre-days sets CUPED's pre-period, and CUPED is off", None,
                              "add --cuped (Python: cuped=True)")
         return None
     if (start is None) == (pre_days is None):
@@ -135,11 +140,41 @@ def pre_period_as_of(as_of: dt.date, cuped: bool, start: dt.date | str | None, p
     return began - dt.timedelta(days=1)
 
 
+def experiment_start(as_of: dt.date, start: dt.date | str | None) -> dt.date | None:
+    """The experiment's first day, checked against the readout's date (None: not given)."""
+    if start is None:
+        return None
+    began = parse_as_of(start)
+    if began > as_of:
+        raise UsageError(f"the experiment start {began} is after the readout's as_of {as_of}", None,
+                         "give the day the split went live, or a later --as-of")
+    return began
+
+
+def _assigned(compiler: Compiler, engine: Engine, name: str, started: dt.date | None, key: str) -> exp.Expr:
+    """Where the groups' members are: the last run's results, or with `started` the members the
+    segment had on that day (evaluated as of it, point-in-time), one row per non-NULL key."""
+    if started is None:
+        table = storage.segment_table(name)
+        if not engine.table_exists(table):
+            raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
+        return table
+    on_start = compiler.with_options(as_of=started).tree(name)
+    ranked = exp.Window(this=exp.RowNumber(), partition_by=[exp.column(key)],
+                        order=exp.Order(expressions=[exp.Ordered(this=exp.column(c))
+                                                     for c in compiler.compiled(name).columns]))
+    numbered = exp.select("*", ranked.as_("__segsql_rank")).from_(on_start.subquery("s")).where(
+        exp.column(key).is_(exp.null()).not_())
+    return exp.select(*[exp.column(c) for c in compiler.compiled(name).columns]).from_(
+        numbered.subquery("n")).where(exp.column("__segsql_rank").eq(1)).subquery("assigned")
+
+
 def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name: str, metric_names: list[str],
             column: str | None = None, control: str | None = None,
-            pre_period: dt.date | None = None) -> Readout:
+            pre_period: dt.date | None = None, started: dt.date | None = None) -> Readout:
     """Each group against `control` on every metric; with `pre_period` (a date) CUPED-adjusted by
-    each metric's value as of that date."""
+    each metric's value as of that date; with `started` (the experiment's first day) the groups
+    are the members assigned on that day, not those of the last run."""
     column, spec = split_column(compiler, name, column)
     entity = compiler.compiled(name).entity
     key = compiler.config.entities[entity].key
@@ -147,14 +182,12 @@ def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name
     for metric in chosen:
         if metric.entity != entity:
             raise UsageError(f"metric `{metric.name}` is about {metric.entity}s, `{name}` holds {entity}s", None)
-    table = storage.segment_table(name)
-    groups = exp.select(exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).as_("grp"),
-                        exp.column(key).as_("key")).from_(table)
     engine.prepare_sources()
-    if not engine.table_exists(table):
-        raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
+    table = _assigned(compiler, engine, name, started, key)
+    groups = exp.select(exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).as_("grp"),
+                        exp.column(key).as_("key")).from_(table.copy())
     sums = sufficient_by_group(compiler, engine, groups, chosen)
-    balance = _balance(compiler, engine, name, column, key)
+    balance = _balance(compiler, engine, name, column, key, table)
     names = list(spec.expected_shares()) if spec else sorted(sums)
     control = control or names[0]
     if control not in sums:
@@ -225,14 +258,13 @@ def _srm(sums: dict[str, Any], names: list[str], spec: Split | None) -> tuple[pd
     return sizes, float(result.pvalue)
 
 
-def _balance(compiler: Compiler, engine: Any, name: str, column: str, key: str) -> pd.DataFrame:
+def _balance(compiler: Compiler, engine: Any, name: str, column: str, key: str, table: exp.Expr) -> pd.DataFrame:
     """Per trait (output column other than key and group): SMD against the first group, or a
     chi-square test for text traits."""
     from scipy.stats import chi2_contingency
 
     compiled = compiler.compiled(name)
     traits = {c: t for c, t in compiled.columns.items() if c not in (column, key.lower())}
-    table = storage.segment_table(name)
     rows: list[dict[str, Any]] = []
     for trait, kind in traits.items():
         if is_numeric(kind):
