@@ -123,6 +123,12 @@ def project_on(root: Path, copy_to: Path, connection: str) -> Project:
     return Project.load(copy_to, as_of=engines.AS_OF)
 
 
+def writable_copy(root: Path, tmp_path: Path) -> Project:
+    """The demo project on its own copy of the data, for tests that write runs."""
+    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")
+    return project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+
+
 def test_property_on_duckdb(demo: tuple[Path, dict[dt.date, Path]], tmp_path: Path) -> None:
     root, copies = demo
     full = Project.load(root, as_of=engines.AS_OF)
@@ -451,8 +457,7 @@ def test_worked_example_in_the_docs(tmp_path: Path) -> None:
 def test_cohorts_by_segment_use_membership_when_the_cohort_formed(demo: tuple[Path, dict[dt.date, Path]],
                                                                   tmp_path: Path) -> None:
     root, _ = demo
-    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")  # this test writes runs
-    project = project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+    project = writable_copy(root, tmp_path)
     project.run(select=["high_mrr_accounts"])
     survivors = project.cohorts("account", "mrr_monthly", "month", segments=["high_mrr_accounts"],
                                 membership="current").frame
@@ -474,8 +479,7 @@ def test_cohorts_by_segment_use_membership_when_the_cohort_formed(demo: tuple[Pa
 def test_compare_as_of_a_past_date_measures_the_members_of_that_date(demo: tuple[Path, dict[dt.date, Path]],
                                                                      tmp_path: Path) -> None:
     root, _ = demo
-    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")
-    project = project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+    project = writable_copy(root, tmp_path)
     project.run(select=["active_customers"])
     day = dt.date(2026, 10, 1)
     then = project.with_options(as_of=day).compare(["active_customers"], ["mrr"])
@@ -544,8 +548,7 @@ def test_lint_sees_through_casts_and_stars(make_project: ProjectFactory) -> None
 def test_readout_groups_are_the_members_assigned_when_the_experiment_started(
         demo: tuple[Path, dict[dt.date, Path]], tmp_path: Path) -> None:
     root, _ = demo
-    shutil.copy(root / "data" / "demo.duckdb", tmp_path / "own.duckdb")
-    project = project_on(root, tmp_path / "p", f"connection:\n  type: duckdb\n  path: {tmp_path / 'own.duckdb'}\n")
+    project = writable_copy(root, tmp_path)
     project.run(select=["onboarding_experiment"])
     started = dt.date(2026, 10, 1)
     latest = project.readout("onboarding_experiment", ["feature_adoption"])

@@ -126,13 +126,13 @@ def source_tables_in(all_scopes: list[Scope], tables: SourceTables) -> Iterator[
     """Every FROM/JOIN table of the query that is a source (not a CTE or a ref), with its name."""
     for scope in all_scopes:
         for _alias, (node, source) in scope.selected_sources.items():
-            if isinstance(source, exp.Table) and isinstance(node, exp.Table) and not source.db and \
-                    source.name.lower() in tables.refs:
+            if not (isinstance(source, exp.Table) and isinstance(node, exp.Table)):
+                continue  # a CTE or subquery
+            if not source.db and source.name.lower() in tables.refs:
                 continue  # ref('x') reads the segment x, even when a source table is also called x
-            if isinstance(source, exp.Table) and isinstance(node, exp.Table):
-                name = tables.name_of(source)
-                if name is not None:
-                    yield node, name
+            name = tables.name_of(source)
+            if name is not None:
+                yield node, name
 
 
 MARK = "segsql_known_rows"  # meta flag on the subqueries `rewrite` puts in; `unwrap` undoes them
@@ -153,7 +153,7 @@ def replacements(all_scopes: list[Scope], tables: SourceTables, sources: dict[st
     """What reads the known rows of each source with time semantics, for every read of one."""
     found: list[Replacement] = []
     for scope in all_scopes:
-        for node, name in list(source_tables_in([scope], tables)):
+        for node, name in source_tables_in([scope], tables):
             source = sources[name]
             if source.time is None:
                 continue

@@ -48,6 +48,7 @@ from segsql.errors import UsageError, did_you_mean
 from segsql.measure import cuped, stats
 from segsql.measure.compare import RESAMPLE_LIMIT, as_values, sufficient_by_group, values_by_group
 from segsql.measure.metrics import resolve
+from segsql.run.runner import deduplicated
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -160,13 +161,7 @@ def _assigned(compiler: Compiler, engine: Engine, name: str, started: dt.date | 
             raise UsageError(f"segment `{name}` has no results yet", None, f"run `segsql run --select {name}` first")
         return table
     on_start = compiler.with_options(as_of=started).tree(name)
-    ranked = exp.Window(this=exp.RowNumber(), partition_by=[exp.column(key)],
-                        order=exp.Order(expressions=[exp.Ordered(this=exp.column(c))
-                                                     for c in compiler.compiled(name).columns]))
-    numbered = exp.select("*", ranked.as_("__segsql_rank")).from_(on_start.subquery("s")).where(
-        exp.column(key).is_(exp.null()).not_())
-    return exp.select(*[exp.column(c) for c in compiler.compiled(name).columns]).from_(
-        numbered.subquery("n")).where(exp.column("__segsql_rank").eq(1)).subquery("assigned")
+    return deduplicated(on_start, key, list(compiler.compiled(name).columns)).subquery("assigned")
 
 
 def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name: str, metric_names: list[str],
