@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from segsql import Project, TemplateError
 from tests.conftest import ProjectFactory
 
@@ -61,3 +63,14 @@ def test_bad_segment_names_and_duplicates(make_project: ProjectFactory) -> None:
 
 def test_reserved_marker_characters_are_refused(make_project: ProjectFactory) -> None:
     assert "reserved" in single_error(make_project, CFG + "SELECT '\ue000' AS account_id").message
+
+
+def test_a_missing_source_file_names_the_key_to_fix(tmp_path: Path) -> None:
+    from segsql import EngineError
+    from tests.conftest import write_files
+
+    write_files(tmp_path, {"segsql.yml": "sources:\n  customer: {path: data/missing.parquet, static: true}\n"
+                           "entities:\n  customer: {key: c_custkey, source: customer}\n"})
+    project = Project.load(tmp_path)
+    with pytest.raises(EngineError, match=r"fix sources\.customer\.path in segsql\.yml"), project.engine() as engine:
+        engine.prepare_sources()

@@ -454,7 +454,7 @@ class Compiler:
                         self.warnings.append(SegsqlError(
                             f"source `{name}` was not found in the connection and declares no columns; "
                             "its columns are not checked", Location("segsql.yml"),
-                            "load the data, or list its columns under sources.{name}.columns"))
+                            f"load the data, or list its columns under sources.{name}.columns"))
                 key = table_key(_table_of(source, name, self.dialect))
                 catalog.add(key, columns, f"source {name}")
         except EngineError as error:

@@ -196,7 +196,7 @@ class DuckDBEngine(Engine):
             path = self.file_path(source)
             if not path.exists():
                 raise EngineError(f"source `{name}`: file {path} does not exist", None,
-                                  "fix sources.{name}.path in segsql.yml")
+                                  f"fix sources.{name}.path in segsql.yml")
             reader = "read_parquet" if source.file_format == "parquet" else "read_csv"
             query = exp.select("*").from_(exp.Table(this=exp.func(reader, exp.Literal.string(str(path)))))
             view = exp.Create(this=exp.to_table(name), kind="VIEW", expression=query,

@@ -115,7 +115,7 @@ class SparkEngine(Engine):
                 path = self._file(source)
                 if not path.exists():
                     raise EngineError(f"source `{name}`: file {path} does not exist", None,
-                                      "fix sources.{name}.path in segsql.yml")
+                                      f"fix sources.{name}.path in segsql.yml")
                 self._reader(source, path).createOrReplaceTempView(name)
 
     # -- execution ------------------------------------------------------------------------------
