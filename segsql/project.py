@@ -164,7 +164,27 @@ class Project:
         that does not compile for its dialect (validate --target X checks what X will run)."""
         names = self.select(select, ordered=False)
         errors = self.compiler.validate(names)
+        self._warn_about_collation(names)
         return [*self._unreadable_sources(), *errors, *self._engine_errors(names, errors)]
+
+    def _warn_about_collation(self, names: list[str]) -> None:
+        """Text orders in the segments, when the target's collation is not byte order (asked
+        of the connection when it is reachable; compile/collation.py)."""
+        if self.config.collation != "warn" or not any(self._text_orders(name) for name in names):
+            return
+        with self._engine_if_reachable() as engine:
+            order = engine.text_collation() if engine is not None else None
+            if order is None or engine is None:
+                return
+            for warning in self.compiler.collation_warnings(names, engine.name, order):
+                if warning not in self.compiler.warnings:
+                    self.compiler.warnings.append(warning)
+
+    def _text_orders(self, name: str) -> bool:
+        try:
+            return bool(self.compiler.compiled(name).text_orders)
+        except SegsqlError:
+            return False
 
     def _engine_errors(self, names: list[str], errors: list[SegsqlError]) -> list[SegsqlError]:
         from segsql.engines import engine_dialect

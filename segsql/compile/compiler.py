@@ -20,7 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, UnsupportedError
 from sqlglot.optimizer.qualify import qualify
 
-from segsql.compile import checks, determinism, pointintime, portability
+from segsql.compile import checks, collation, determinism, pointintime, portability
 from segsql.compile.budget import Budget, RenderLimits
 from segsql.compile.builtins import BUILTINS, table_for_source
 from segsql.compile.catalog import Catalog, Columns, table_key
@@ -71,6 +71,7 @@ class CompiledSegment:
     rendered_sql: str
     upstream: list[str] = field(default_factory=list)  # every ref, transitively, in DAG order
     splits: list[Any] = field(default_factory=list)  # split() calls: salt and groups
+    text_orders: list[tuple[str, Location]] = field(default_factory=list)  # compile/collation.py sites
 
     @property
     def entity(self) -> str:
@@ -140,6 +141,22 @@ class Compiler:
             except SegsqlError as error:
                 errors.append(error)
         return errors
+
+    def collation_warnings(self, names: list[str], target: str, order: str) -> list[SegsqlError]:
+        """Where the named (valid) segments order text, on a `target` whose text order is the
+        collation `order` rather than byte order; none with `collation: binary` or `off`."""
+        if self.config.collation != "warn":
+            return []
+        found: list[SegsqlError] = []
+        for name in names:
+            try:
+                text_orders = self.compiled(name).text_orders
+            except SegsqlError:
+                continue
+            for description, location in text_orders:
+                message, hint = collation.warning(description, target, order)
+                found.append(ValidationError(message, location, hint))
+        return found
 
     # -- rendering -------------------------------------------------------------------------
     @property
@@ -241,13 +258,17 @@ class Compiler:
                                     f"fix {self.segment(ref).shown_path} first") from None
             upstream.extend(u for u in [*dependency.upstream, ref] if u not in upstream)
         config = SegmentConfig.model_validate(state.config)
-        tree, columns, known_rows = self._parse_and_check(rendered, config, refs)
+        tree, columns, known_rows, text_sites = self._parse_and_check(rendered, config, refs)
+        text_orders = [(site.description, rendered.template_location(site.offset)) for site in text_sites]
         _drop_positions(tree)
         pointintime.rewrite(known_rows)
+        if self.config.collation == "binary":
+            collation.mark_byte_order(text_sites)
         return CompiledSegment(
             name=name, path=state.path, config=config, tree=tree, refs=refs,
             sources=sorted(state.sources), params=dict(state.params), vars=dict(state.vars),
             columns=columns, rendered_sql=rendered.sql, upstream=upstream, splits=list(state.splits),
+            text_orders=text_orders,
         )
 
     def _at_call(self, rendered: Rendered, call: CallSite, message: str, hint: str) -> SegsqlError:
@@ -255,7 +276,7 @@ class Compiler:
         return ValidationError(message, line_location(rendered.state.path, source, call.line, call), hint)
 
     def _parse_and_check(self, rendered: Rendered, config: SegmentConfig, refs: list[str]
-                         ) -> tuple[exp.Query, Columns, list[pointintime.Replacement]]:
+                         ) -> tuple[exp.Query, Columns, list[pointintime.Replacement], list[collation.Site]]:
         entity = self.config.entities[config.entity]
         try:
             tokens = checks.tokenize(rendered.sql, self.dialect)
@@ -275,13 +296,14 @@ class Compiler:
             self._check_determinism(rendered, all_scopes, refs)
             self._check_time(rendered, all_scopes, catalog, refs)
             known_rows = self._known_rows(all_scopes, catalog, refs)
+            text_sites = [] if self.config.collation == "off" else collation.sites(all_scopes, catalog, self.dialect)
         except checks.RuleError as problem:
             kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
         except RecursionError:  # nesting without parentheses (e.g. CASE in CASE) can still be too deep
             raise SqlError("the SQL is nested too deeply to analyse", Location(rendered.state.path, 1, 1),
                            "flatten the expression (CTEs, IN lists)") from None
-        return tree, columns, known_rows
+        return tree, columns, known_rows, text_sites
 
     def _check_determinism(self, rendered: Rendered, all_scopes: list[Any], refs: list[str]) -> None:
         """Ties and self-changing values (compile/determinism.py): warnings, or errors with

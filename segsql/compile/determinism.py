@@ -43,7 +43,7 @@ def findings(all_scopes: list[Scope], unique_keys: dict[str, set[Key]]) -> list[
     for scope in all_scopes:
         keys = _scope_keys(scope, unique_keys)
         for node in scope.expression.find_all(exp.Window):
-            if _in_scope(node, scope) and _tie_sensitive(node) and not _total(node, scope, keys):
+            if in_scope(node, scope) and _tie_sensitive(node) and not _total(node, scope, keys):
                 found.append(Finding(f"{_name(node)} orders rows that can tie, so members may differ between "
                                      "reruns and engines", offset_of(node), _tie_hint(scope, keys)))
         found.extend(_limit_findings(scope, keys))
@@ -72,7 +72,7 @@ def _one_row(query: exp.Expr) -> bool:
 def _local_findings(scope: Scope) -> list[Finding]:
     found = []
     for node in scope.expression.find_all(exp.Func):
-        if not _in_scope(node, scope):
+        if not in_scope(node, scope):
             continue
         if isinstance(node, PICK_ONE) and not isinstance(node.parent, exp.Window):
             found.append(Finding(f"{node.sql_name()} picks one of several rows; which one is up to the engine",
@@ -96,7 +96,7 @@ def _offset(node: exp.Expr) -> int:
     return 0
 
 
-def _in_scope(node: exp.Expr, scope: Scope) -> bool:
+def in_scope(node: exp.Expr, scope: Scope) -> bool:
     """`node` belongs to this scope, not to a subquery nested in it."""
     parent = node.parent
     while parent is not None and parent is not scope.expression:
@@ -106,7 +106,7 @@ def _in_scope(node: exp.Expr, scope: Scope) -> bool:
     return True
 
 
-def _function(window: exp.Window) -> exp.Expr:
+def window_function(window: exp.Window) -> exp.Expr:
     inner: exp.Expr = window.this
     if isinstance(inner, exp.IgnoreNulls | exp.RespectNulls):
         unwrapped: exp.Expr = inner.this
@@ -115,7 +115,7 @@ def _function(window: exp.Window) -> exp.Expr:
 
 
 def _tie_sensitive(window: exp.Window) -> bool:
-    function = _function(window)
+    function = window_function(window)
     if window.args.get("order") is None and not isinstance(function, exp.RowNumber | exp.Ntile):
         return False  # an aggregate over the whole partition does not depend on order
     if isinstance(function, (*TIE_SENSITIVE, exp.First, exp.Last)):
@@ -128,7 +128,7 @@ def _tie_sensitive(window: exp.Window) -> bool:
 
 
 def _name(node: exp.Expr) -> str:
-    inner = _function(node) if isinstance(node, exp.Window) else node
+    inner = window_function(node) if isinstance(node, exp.Window) else node
     if isinstance(inner, exp.Anonymous):
         return f"{str(inner.this).upper()}()"
     return f"{inner.sql_name()}()" if isinstance(inner, exp.Func) else inner.key.upper()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from segsql.compile import collation
 from segsql.errors import SegsqlError
 
 
@@ -57,6 +58,7 @@ class UnrewritableQualifyError(SegsqlError):
 def for_dialect(tree: exp.Expr, dialect: str) -> exp.Expr:
     """`tree` as `dialect` can run it (a rewritten copy when needed, else `tree` itself). A
     QUALIFY whose rewrite could change its meaning raises UnrewritableQualifyError."""
+    tree = collation.for_dialect(tree, dialect)
     if dialect in QUALIFY_DIALECTS or tree.find(exp.Qualify) is None:
         return tree
     rewritten = tree.copy()

@@ -328,6 +328,17 @@ class ProjectConfig(Strict):
     def _pit_off_is_false_in_yaml(cls, value: Any) -> Any:
         return "off" if value is False else value
 
+    collation: Literal["warn", "binary", "off"] = Field(
+        default="warn", description="text comparisons and orders (`name >= 'A'`, MIN(name), ORDER BY name "
+        "in a window or before LIMIT) on a target whose collation is not byte order (a Postgres database "
+        "created with an ICU or en_US locale): `warn` at validate, `binary` compiles them with the "
+        "target's byte-order collation (COLLATE \"C\") so members match DuckDB and Spark, `off`")
+
+    @field_validator("collation", mode="before")
+    @classmethod
+    def _collation_off_is_false_in_yaml(cls, value: Any) -> Any:
+        return "off" if value is False else value
+
     udfs: list[str] = Field(default_factory=list, description="trusted functions segments may call beyond the "
                             "built-in allowlist (your warehouse's UDFs)")
 

@@ -66,6 +66,11 @@ class Engine(ABC):
     def close(self) -> None:
         """Release the connection."""
 
+    def text_collation(self) -> str | None:
+        """How this connection orders text when it is not byte order (e.g. "`en-US` (ICU) of
+        database shop"), else None; engines that cannot tell say None (compile/collation.py)."""
+        return None
+
     def __enter__(self) -> Engine:
         return self
 

@@ -77,6 +77,12 @@ class DuckDBEngine(Engine):
         path = Path(source.path)
         return path if path.is_absolute() else self.root / path
 
+    def text_collation(self) -> str | None:
+        """DuckDB compares text by bytes unless `default_collation` is set (e.g. nocase)."""
+        setting = self.fetchall(exp.select(exp.func("current_setting", exp.Literal.string("default_collation"))))
+        value = str(setting[0][0] or "") if setting else ""
+        return f"`{value}` (DuckDB default_collation)" if value else None
+
     def describe_source(self, name: str, source: Source) -> Columns | None:
         if source.path is not None:
             return self._describe_file(source)

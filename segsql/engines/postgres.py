@@ -12,12 +12,20 @@ from typing import Any, ClassVar
 
 import psycopg
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
 from segsql.compile.catalog import Columns
 from segsql.config.models import PostgresConnection, ProjectConfig, Source
 from segsql.engines.base import Capabilities, Engine
 from segsql.errors import EngineError
+
+# The database's default collation; `daticulocale` (15, 16) and `datlocale` (17+) read through
+# to_jsonb so one query works on every version.
+DATABASE_LOCALE = sqlglot.parse_one(
+    "SELECT d.datcollate, d.datlocprovider, TO_JSONB(d) ->> 'daticulocale', TO_JSONB(d) ->> 'datlocale' "
+    "FROM pg_database AS d WHERE d.datname = CURRENT_DATABASE()", read="postgres")
+BYTE_ORDER_LOCALES = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
 
 
 class PostgresEngine(Engine):
@@ -70,6 +78,20 @@ class PostgresEngine(Engine):
         return self._connection
 
     # -- catalog -----------------------------------------------------------------------------
+    def text_collation(self) -> str | None:
+        """The database's default collation unless it is byte order (C/POSIX, or C.UTF-8 of the
+        builtin provider). Column-level COLLATE clauses are not looked at."""
+        rows = self.fetchall(DATABASE_LOCALE)
+        if not rows:
+            return None
+        collate, provider, icu, builtin = rows[0]
+        locale = icu or builtin or collate
+        if provider == "i":
+            return f"`{locale}` (ICU) of database {self.settings.dbname}"
+        if locale in BYTE_ORDER_LOCALES:
+            return None
+        return f"`{locale}` of database {self.settings.dbname}"
+
     def describe_source(self, name: str, source: Source) -> Columns | None:
         if source.table is None:
             return None

@@ -82,6 +82,11 @@ class SparkEngine(Engine):
         return self._spark
 
     # -- catalog and sources --------------------------------------------------------------------
+    def text_collation(self) -> str | None:
+        """Spark compares text by bytes (UTF8_BINARY) unless the session default says otherwise."""
+        value = self.spark.conf.get("spark.sql.session.collation.default", "UTF8_BINARY") or "UTF8_BINARY"
+        return None if value.upper() == "UTF8_BINARY" else f"`{value}` (spark.sql.session.collation.default)"
+
     def describe_source(self, name: str, source: Source) -> Columns | None:
         try:
             if source.path is not None:
