@@ -168,23 +168,24 @@ class Project:
         return [*self._unreadable_sources(), *errors, *self._engine_errors(names, errors)]
 
     def _warn_about_collation(self, names: list[str]) -> None:
-        """Text orders in the segments, when the target's collation is not byte order (asked
-        of the connection when it is reachable; compile/collation.py)."""
-        if self.config.collation != "warn" or not any(self._text_orders(name) for name in names):
+        """Text orders and case mappings in the segments, when the target orders text other than
+        by bytes or maps only ASCII letters' case (asked of the connection when it is reachable;
+        compile/collation.py)."""
+        if self.config.collation == "off" or not any(self._reads_text(name) for name in names):
             return
         with self._engine_if_reachable() as engine:
-            order = engine.text_collation() if engine is not None else None
-            if order is None or engine is None:
+            if engine is None:
                 return
-            for warning in self.compiler.collation_warnings(names, engine.name, order):
-                if warning not in self.compiler.warnings:
-                    self.compiler.warnings.append(warning)
+            found = self.compiler.collation_warnings(names, engine.name, engine.text_collation(),
+                                                     engine.text_case_mapping())
+            self.compiler.warnings.extend(w for w in found if w not in self.compiler.warnings)
 
-    def _text_orders(self, name: str) -> bool:
+    def _reads_text(self, name: str) -> bool:
         try:
-            return bool(self.compiler.compiled(name).text_orders)
+            segment = self.compiler.compiled(name)
         except SegsqlError:
             return False
+        return bool(segment.text_orders or segment.case_maps)
 
     def _engine_errors(self, names: list[str], errors: list[SegsqlError]) -> list[SegsqlError]:
         from segsql.engines import engine_dialect

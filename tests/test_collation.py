@@ -56,6 +56,19 @@ def test_comparisons_that_do_not_order_text_are_not_flagged(make_project: Projec
     assert text_orders(make_project, body) == []
 
 
+@pytest.mark.parametrize("body, expected", [
+    (f"SELECT a.account_id {ACCOUNTS} WHERE LOWER(a.name) = 'ärger'", ["`LOWER(a.name)`"]),
+    (f"SELECT a.account_id {ACCOUNTS} WHERE a.name ILIKE 'z%'", ["`a.name ILIKE 'z%'`"]),
+    (f"SELECT a.account_id {ACCOUNTS} WHERE UPPER('x') = 'X' AND LOWER(CAST(a.arr AS VARCHAR)) = '1'",
+     ["`LOWER(CAST(a.arr AS TEXT))`"]),
+    (f"SELECT a.account_id {ACCOUNTS} WHERE a.name = 'x'", []),
+])
+def test_case_mappings_are_found(make_project: ProjectFactory, body: str, expected: list[str]) -> None:
+    project = make_project({"seg": CFG + body}, config=BASE_CONFIG + "point_in_time: off\n")
+    assert project.validate() == []
+    assert [description for description, _ in project.compiler.compiled("seg").case_maps] == expected
+
+
 def test_collation_off_records_nothing(make_project: ProjectFactory) -> None:
     project = make_project({"seg": CFG + f"SELECT a.account_id {ACCOUNTS} WHERE a.name >= 'A'"},
                            config=BASE_CONFIG + "point_in_time: off\ncollation: off\n")
@@ -93,6 +106,7 @@ NAMES = ["apple", "Apple", "banana", "Banana", "zebra", "Zebra", "Ärger", "ärg
          "123", "éclair", "Éclair", "", "naïve", "Naive", "omega", "Omega"]
 SEGMENT = (CFG + "SELECT a.account_id\nFROM {{ source('accounts') }} AS a\n"
            "WHERE a.name >= 'a' AND a.name < 'n'\n")
+LOWER_SEGMENT = CFG + "SELECT a.account_id\nFROM {{ source('accounts') }} AS a\nWHERE LOWER(a.name) = 'ärger'\n"
 
 
 def _names_database(database: Path) -> Path:
@@ -131,14 +145,15 @@ def _project(root: Path, server: PostgresServer, collation: str) -> Path:
     config = ("connection: {type: duckdb, path: data/names.duckdb}\nprofiles:\n" + profiles +
               "sources:\n  accounts: {table: accounts, static: true}\n"
               "entities:\n  account: {key: account_id, source: accounts}\n" + f"collation: {collation}\n")
-    write_files(root, {"segsql.yml": config, "segments_sql/a_to_m.sql": SEGMENT})
+    write_files(root, {"segsql.yml": config, "segments_sql/a_to_m.sql": SEGMENT,
+                       "segments_sql/lower_match.sql": LOWER_SEGMENT})
     return root
 
 
-def _members(root: Path, target: str | None) -> set[int]:
+def _members(root: Path, target: str | None, name: str = "a_to_m") -> set[int]:
     project = Project.load(root, as_of=AS_OF, target=target)
     project.run()
-    return {int(key) for key in project.members("a_to_m").account_id}
+    return {int(key) for key in project.members(name).account_id}
 
 
 @pytest.mark.slow
@@ -152,10 +167,19 @@ def test_an_icu_database_keeps_other_members_and_validate_says_so(icu_server: Po
     on_icu = _members(root, "icu")
     assert on_icu != on_duckdb and {2, 4} <= on_icu - on_duckdb  # 'Apple', 'Banana' sort among the lower case
 
+    # the C database (LC_CTYPE C) lowercases ASCII letters only: 'Ärger' stays 'Ärger'
+    assert _members(root, None, "lower_match") == {7, 8} and _members(root, "icu", "lower_match") == {7, 8}
+    assert _members(root, "c", "lower_match") == {8}
+
     for target, warned in (("icu", True), ("c", False), (None, False)):
         result = CliRunner().invoke(cli, ["validate", "--project", str(root), *(["--target", target] if target else [])])
         assert result.exit_code == 0, result.output
-        lines = [line for line in result.output.splitlines() if "collation" in line]
+        lines = [line for line in result.output.splitlines() if "orders text by" in line]
+        case_lines = [line for line in result.output.splitlines() if "maps letter case" in line]
+        assert len(case_lines) == (1 if target == "c" else 0), result.output
+        if case_lines:
+            assert case_lines[0].startswith("warning: segments_sql/lower_match.sql:4:7: `LOWER(a.name)` maps letter "
+                                            "case by the postgres LC_CTYPE `C` of database segsql_test"), case_lines
         if warned:
             assert len(lines) == 2, result.output
             assert lines[0].startswith("warning: segments_sql/a_to_m.sql:4:7: `a.name >= 'a'` orders text by the "
@@ -172,5 +196,5 @@ def test_binary_gives_duckdbs_members_on_the_icu_database(icu_server: PostgresSe
     root = _project(tmp_path / "binary", icu_server, "binary")
     assert _members(root, "icu") == _members(root, None) == _members(root, "c")
     result = CliRunner().invoke(cli, ["validate", "--project", str(root), "--target", "icu"])
-    assert result.exit_code == 0 and "collation" not in result.output, result.output
+    assert result.exit_code == 0 and "orders text by" not in result.output, result.output
     assert os.environ["SEGSQL_TEST_PGPASSWORD"] == PASSWORD

@@ -25,6 +25,7 @@ from segsql.compile.determinism import in_scope
 TEXT_WORDS = ("CHAR", "TEXT", "STRING", "NAME")  # VARCHAR, NVARCHAR, BPCHAR contain CHAR
 TEXT_FUNCTIONS = (exp.Lower, exp.Upper, exp.Concat, exp.DPipe, exp.Substring, exp.Trim, exp.Initcap,
                   exp.Left, exp.Right, exp.Pad, exp.RegexpReplace, exp.ConcatWs)
+CASE_FUNCTIONS = (exp.Lower, exp.Upper, exp.Initcap)
 COMPARISONS = (exp.GT, exp.GTE, exp.LT, exp.LTE)
 ORDERED_PICKS = (exp.Min, exp.Max, exp.Greatest, exp.Least, exp.ArgMin, exp.ArgMax)
 # What forces byte order on a target whose default may be linguistic (only Postgres lets a
@@ -59,6 +60,20 @@ def sites(all_scopes: list[Scope], catalog: Catalog, dialect: str = "duckdb") ->
             operands = _text_operands(node, scope, typing)
             if operands:
                 found.append(Site(_describe(node, dialect), offset_of(node), operands))
+    return found
+
+
+def case_sites(all_scopes: list[Scope], catalog: Catalog, dialect: str = "duckdb") -> list[Site]:
+    """LOWER/UPPER/INITCAP of text and ILIKE: a Postgres database with LC_CTYPE `C` maps only
+    ASCII letters (LOWER('ÄRGER') is 'Ärger' there, 'ärger' on DuckDB and Spark)."""
+    typing = _Types(catalog)
+    found: list[Site] = []
+    for scope in all_scopes:
+        for node in scope.expression.walk():
+            if not in_scope(node, scope) or not isinstance(node, (*CASE_FUNCTIONS, exp.ILike)):
+                continue
+            if typing.kind(node.this, scope) == "text" and not isinstance(node.this, exp.Literal):
+                found.append(Site(_describe(node, dialect), offset_of(node), (node.this,)))
     return found
 
 
@@ -186,6 +201,13 @@ def warning(description: str, target: str, order: str) -> tuple[str, str]:
             "Spark do: members can differ between engines",
             'set `collation: binary` in segsql.yml to compile it with COLLATE "C" on this target, or use a '
             "C-collation database (CREATE DATABASE ... LC_COLLATE 'C')")
+
+
+def case_warning(description: str, target: str, mapping: str) -> tuple[str, str]:
+    """(message, hint) for a case mapping on a target that maps only some letters."""
+    return (f"{description} maps letter case by the {target} {mapping}, which changes ASCII letters only "
+            "(DuckDB and Spark map every letter): members can differ for names like 'Ärger'",
+            "create the database with an ICU or UTF-8 locale for LC_CTYPE, or compare without changing case")
 
 
 def _describe(node: exp.Expr, dialect: str) -> str:

@@ -72,6 +72,7 @@ class CompiledSegment:
     upstream: list[str] = field(default_factory=list)  # every ref, transitively, in DAG order
     splits: list[Any] = field(default_factory=list)  # split() calls: salt and groups
     text_orders: list[tuple[str, Location]] = field(default_factory=list)  # compile/collation.py sites
+    case_maps: list[tuple[str, Location]] = field(default_factory=list)  # LOWER/UPPER/ILIKE of text
 
     @property
     def entity(self) -> str:
@@ -142,20 +143,27 @@ class Compiler:
                 errors.append(error)
         return errors
 
-    def collation_warnings(self, names: list[str], target: str, order: str) -> list[SegsqlError]:
-        """Where the named (valid) segments order text, on a `target` whose text order is the
-        collation `order` rather than byte order; none with `collation: binary` or `off`."""
-        if self.config.collation != "warn":
+    def collation_warnings(self, names: list[str], target: str, order: str | None,
+                           case_mapping: str | None) -> list[SegsqlError]:
+        """Where the named (valid) segments order text on a `target` whose text `order` is a
+        collation rather than byte order (none with `collation: binary`, which compiles byte
+        order), and change letter case where its `case_mapping` maps ASCII letters only."""
+        if self.config.collation == "off":
             return []
         found: list[SegsqlError] = []
         for name in names:
             try:
-                text_orders = self.compiled(name).text_orders
+                segment = self.compiled(name)
             except SegsqlError:
                 continue
-            for description, location in text_orders:
-                message, hint = collation.warning(description, target, order)
-                found.append(ValidationError(message, location, hint))
+            if order is not None and self.config.collation == "warn":
+                for description, location in segment.text_orders:
+                    message, hint = collation.warning(description, target, order)
+                    found.append(ValidationError(message, location, hint))
+            if case_mapping is not None:
+                for description, location in segment.case_maps:
+                    message, hint = collation.case_warning(description, target, case_mapping)
+                    found.append(ValidationError(message, location, hint))
         return found
 
     # -- rendering -------------------------------------------------------------------------
@@ -258,8 +266,9 @@ class Compiler:
                                     f"fix {self.segment(ref).shown_path} first") from None
             upstream.extend(u for u in [*dependency.upstream, ref] if u not in upstream)
         config = SegmentConfig.model_validate(state.config)
-        tree, columns, known_rows, text_sites = self._parse_and_check(rendered, config, refs)
+        tree, columns, known_rows, (text_sites, case_sites) = self._parse_and_check(rendered, config, refs)
         text_orders = [(site.description, rendered.template_location(site.offset)) for site in text_sites]
+        case_maps = [(site.description, rendered.template_location(site.offset)) for site in case_sites]
         _drop_positions(tree)
         pointintime.rewrite(known_rows)
         if self.config.collation == "binary":
@@ -268,7 +277,7 @@ class Compiler:
             name=name, path=state.path, config=config, tree=tree, refs=refs,
             sources=sorted(state.sources), params=dict(state.params), vars=dict(state.vars),
             columns=columns, rendered_sql=rendered.sql, upstream=upstream, splits=list(state.splits),
-            text_orders=text_orders,
+            text_orders=text_orders, case_maps=case_maps,
         )
 
     def _at_call(self, rendered: Rendered, call: CallSite, message: str, hint: str) -> SegsqlError:
@@ -276,7 +285,8 @@ class Compiler:
         return ValidationError(message, line_location(rendered.state.path, source, call.line, call), hint)
 
     def _parse_and_check(self, rendered: Rendered, config: SegmentConfig, refs: list[str]
-                         ) -> tuple[exp.Query, Columns, list[pointintime.Replacement], list[collation.Site]]:
+                         ) -> tuple[exp.Query, Columns, list[pointintime.Replacement],
+                                    tuple[list[collation.Site], list[collation.Site]]]:
         entity = self.config.entities[config.entity]
         try:
             tokens = checks.tokenize(rendered.sql, self.dialect)
@@ -297,13 +307,15 @@ class Compiler:
             self._check_time(rendered, all_scopes, catalog, refs)
             known_rows = self._known_rows(all_scopes, catalog, refs)
             text_sites = [] if self.config.collation == "off" else collation.sites(all_scopes, catalog, self.dialect)
+            case_sites = [] if self.config.collation == "off" else collation.case_sites(all_scopes, catalog,
+                                                                                          self.dialect)
         except checks.RuleError as problem:
             kind = SqlError if isinstance(problem, checks.SqlRuleError) else ValidationError
             raise kind(problem.message, rendered.template_location(problem.offset), problem.hint) from None
         except RecursionError:  # nesting without parentheses (e.g. CASE in CASE) can still be too deep
             raise SqlError("the SQL is nested too deeply to analyse", Location(rendered.state.path, 1, 1),
                            "flatten the expression (CTEs, IN lists)") from None
-        return tree, columns, known_rows, text_sites
+        return tree, columns, known_rows, (text_sites, case_sites)
 
     def _check_determinism(self, rendered: Rendered, all_scopes: list[Any], refs: list[str]) -> None:
         """Ties and self-changing values (compile/determinism.py): warnings, or errors with

@@ -29,6 +29,10 @@ RULES = [
     Unportable("ASOF JOIN", _asof_join,
                frozenset({"duckdb", "snowflake"}),
                "rewrite it as a join on the nearest earlier row (e.g. a window with ROW_NUMBER)"),
+    # Postgres has it from version 16 only; the value it picks is arbitrary anyway (determinism.py)
+    Unportable("ANY_VALUE", lambda node: isinstance(node, exp.AnyValue),
+               frozenset({"duckdb", "spark", "databricks", "bigquery", "trino", "snowflake", "redshift"}),
+               "use MIN or MAX, which pick the same value on every engine"),
     Unportable("struct literals", lambda node: isinstance(node, exp.Struct),
                frozenset({"duckdb", "spark", "databricks", "bigquery", "trino", "snowflake"}),
                "return the fields as separate columns"),

@@ -71,6 +71,11 @@ class Engine(ABC):
         database shop"), else None; engines that cannot tell say None (compile/collation.py)."""
         return None
 
+    def text_case_mapping(self) -> str | None:
+        """How this connection maps letter case when LOWER/UPPER change ASCII letters only (e.g.
+        "LC_CTYPE `C` of database shop"), else None (every letter, or cannot tell)."""
+        return None
+
     def __enter__(self) -> Engine:
         return self
 

@@ -23,7 +23,7 @@ from segsql.errors import EngineError
 # The database's default collation; `daticulocale` (15, 16) and `datlocale` (17+) read through
 # to_jsonb so one query works on every version.
 DATABASE_LOCALE = sqlglot.parse_one(
-    "SELECT d.datcollate, d.datlocprovider, TO_JSONB(d) ->> 'daticulocale', TO_JSONB(d) ->> 'datlocale' "
+    "SELECT d.datcollate, d.datlocprovider, d.datctype, TO_JSONB(d) ->> 'daticulocale', TO_JSONB(d) ->> 'datlocale' "
     "FROM pg_database AS d WHERE d.datname = CURRENT_DATABASE()", read="postgres")
 BYTE_ORDER_LOCALES = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
 
@@ -84,13 +84,24 @@ class PostgresEngine(Engine):
         rows = self.fetchall(DATABASE_LOCALE)
         if not rows:
             return None
-        collate, provider, icu, builtin = rows[0]
+        collate, provider, _ctype, icu, builtin = rows[0]
         locale = icu or builtin or collate
         if provider == "i":
             return f"`{locale}` (ICU) of database {self.settings.dbname}"
         if locale in BYTE_ORDER_LOCALES:
             return None
         return f"`{locale}` of database {self.settings.dbname}"
+
+    def text_case_mapping(self) -> str | None:
+        """LC_CTYPE C/POSIX of the libc provider maps ASCII letters only (ICU and the builtin
+        C.UTF-8 map every letter)."""
+        rows = self.fetchall(DATABASE_LOCALE)
+        if not rows:
+            return None
+        _collate, provider, ctype, *_ = rows[0]
+        if provider == "c" and ctype in ("C", "POSIX"):
+            return f"LC_CTYPE `{ctype}` of database {self.settings.dbname}"
+        return None
 
     def describe_source(self, name: str, source: Source) -> Columns | None:
         if source.table is None:
