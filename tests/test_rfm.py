@@ -177,7 +177,8 @@ def test_bad_rfm_arguments_point_at_the_call(tmp_path: Path) -> None:
     for arguments, message in [(", convention='clv'", "convention must be one of"),
                                (", cuts={'r': [3, 1, 2, 4], 'f': [1, 2, 3, 4], 'm': [1, 2, 3, 4]}", "ascending"),
                                (", where='status ='", "not a SQL condition"),
-                               (", frequency='weeks'", "frequency must be")]:
+                               (", frequency='weeks'", "frequency must be"),
+                               (", as_key='c.custkey; DROP'", "as_key `c.custkey; DROP` is not a column name")]:
         write_files(tmp_path, {"segsql.yml": CONFIG, "segments_sql/scores.sql":
                                "{{ config(entity='customer') }}\n{{ rfm('orders', at='ordered_at', amount='amount'"
                                + arguments + ") }}"})

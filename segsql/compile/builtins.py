@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -419,7 +420,7 @@ def split(column: str, groups: Any, salt: str | None = None) -> SqlText:
 
 def rfm(source: str, at: str, amount: str, key: str | None = None, convention: str = "classic",
         unit: str = "day", monetary: str = "total", cuts: Any = None, where: str | None = None,
-        ties: str = "lowest", frequency: str = "transactions") -> SqlText:
+        ties: str = "lowest", frequency: str = "transactions", as_key: str | None = None) -> SqlText:
     """Recency, frequency and monetary value per entity from a transactions source, with 1..5
     scores and a named RFM segment: `{{ rfm('invoices', at='issued_at', amount='amount') }}` prints
     a full query (key, first_purchase, last_purchase, days_since_last, recency, frequency,
@@ -429,7 +430,8 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
     group (one-time buyers get f = 1), `ties='highest'` the highest, `ties='split'` gives
     equal-sized quintiles (ties broken by key); `frequency='days'` counts purchase days;
     `where="status = 'paid'"`. `key` defaults to
-    the segment's entity key. Definitions: docs/methods.md."""
+    the segment's entity key; `as_key` names the key column of the output (`key='o_custkey',
+    as_key='c_custkey'` for an entity keyed by c_custkey). Definitions: docs/methods.md."""
     state = current_state()
     call = CallSite.here("rfm", str(source))
     if source not in state.session.config.sources:
@@ -447,9 +449,12 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
         raise HelperError(f"rfm(): `where` is not a SQL condition: {str(error).splitlines()[0]}", call) from None
     for column in (at, amount, key):
         _column(column, "rfm")
+    if as_key is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(as_key)):
+        raise HelperError(f"rfm(): as_key `{as_key}` is not a column name", call,
+                          "name the output key column with letters, digits and _, e.g. as_key='c_custkey'")
     state.sources.add(source)
     spec = rfm_sql.RfmSpec(source_table(source), str(key), str(at), str(amount), state.session.as_of, convention, unit,
-                   monetary, parsed_cuts, condition, ties, frequency)
+                   monetary, parsed_cuts, condition, ties, frequency, None if as_key is None else str(as_key))
     return _sql(rfm_sql.query(spec))
 
 

@@ -74,6 +74,7 @@ class RfmSpec:
     where: exp.Expr | None = None
     ties: str = "lowest"
     frequency: str = "transactions"
+    as_key: str | None = None  # the output column of the key (default: `key`)
 
 
 def check(convention: str, unit: str, monetary: str, cuts: Any, ties: str = "lowest",
@@ -223,7 +224,7 @@ def _scored(per_entity: exp.Select, spec: RfmSpec) -> exp.Select:
     rfm_score = exp.Add(this=exp.Add(this=exp.Mul(this=exp.column("r_score"), expression=exp.Literal.number(100)),
                                      expression=exp.Mul(this=exp.column("f_score"), expression=exp.Literal.number(10))),
                         expression=exp.column("m_score"))
-    return exp.select(exp.column("k").as_(spec.key), *[exp.column(c) for c in columns],
+    return exp.select(exp.column("k").as_(spec.as_key or spec.key), *[exp.column(c) for c in columns],
                       "r_score", "f_score", "m_score", rfm_score.as_("rfm_score"), label.as_("rfm_segment")
                       ).from_(scored.subquery("s"))
 
