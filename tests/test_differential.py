@@ -250,6 +250,24 @@ def test_each_warned_segment_has_two_legitimate_answers_on_this_data(tmp_path: P
     assert same == []
 
 
+def test_break_ties_picks_the_smallest_key_on_the_tree(tmp_path: Path, project_root: Path) -> None:
+    """`break_ties: true` appends the key as the last ORDER BY term: no warning, and the members of
+    the ascending tie-break (ANY_VALUE, which no order fixes, still warns)."""
+    root = tmp_path / "b"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "diff.duckdb").write_bytes((project_root / "data" / "diff.duckdb").read_bytes())
+    bodies = {name: body for name, body in _bodies().items() if name in ORDER_DEPENDENT}
+    bodies.update({f"{name}__a": _witnesses(name)[0] for name in ORDER_DEPENDENT})
+    _write_project(root, bodies, "profiles:\n" + SPARK_PROFILE)
+    (root / "segsql.yml").write_text((root / "segsql.yml").read_text() + "break_ties: true\n")
+    project = Project.load(root, as_of=AS_OF)
+    assert project.validate() == []
+    assert {Path(str(w.path)).stem for w in project.warnings} == {"any_priority"}
+    assert "ORDER BY c.balance NULLS FIRST, c.c_id" in project.compiler.to_sql("ntile_ties", pretty=False)
+    members = _members(project)
+    assert all(members[name] == members[f"{name}__a"] for name in ORDER_DEPENDENT if name != "any_priority")
+
+
 def test_deterministic_segments_agree_on_every_engine_and_rerun(project_root: Path) -> None:
     require_spark()
     runs: dict[str, list[dict[str, frozenset[str]]]] = {}

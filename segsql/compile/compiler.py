@@ -319,10 +319,13 @@ class Compiler:
 
     def _check_determinism(self, rendered: Rendered, all_scopes: list[Any], refs: list[str]) -> None:
         """Ties and self-changing values (compile/determinism.py): warnings, or errors with
-        `determinism: error` in segsql.yml."""
-        if self.config.determinism == "off":
+        `determinism: error` in segsql.yml; with `break_ties: true` ties are broken on the tree
+        by the key columns instead, where they are known."""
+        if self.config.determinism == "off" and not self.config.break_ties:
             return
         for finding in determinism.findings(all_scopes, self._unique_keys(refs)):
+            if (self.config.break_ties and determinism.break_ties(finding)) or self.config.determinism == "off":
+                continue
             problem = ValidationError(finding.message, rendered.template_location(finding.offset), finding.hint)
             if self.config.determinism == "error":
                 raise problem

@@ -34,6 +34,8 @@ class Finding:
     message: str
     offset: int
     hint: str
+    owner: exp.Expr | None = None  # the window or query whose ORDER BY is not total
+    tie_breakers: tuple[exp.Expr, ...] = ()  # terms that make it total (empty: none known)
 
 
 def findings(all_scopes: list[Scope], unique_keys: dict[str, set[Key]]) -> list[Finding]:
@@ -45,7 +47,8 @@ def findings(all_scopes: list[Scope], unique_keys: dict[str, set[Key]]) -> list[
         for node in scope.expression.find_all(exp.Window):
             if in_scope(node, scope) and _tie_sensitive(node) and not _total(node, scope, keys):
                 found.append(Finding(f"{_name(node)} orders rows that can tie, so members may differ between "
-                                     "reruns and engines", offset_of(node), _tie_hint(scope, keys)))
+                                     "reruns and engines", offset_of(node), _tie_hint(scope, keys), node,
+                                     _tie_breakers(scope, keys)))
         found.extend(_limit_findings(scope, keys))
         found.extend(_local_findings(scope))
     return found
@@ -60,7 +63,40 @@ def _limit_findings(scope: Scope, keys: dict[str, set[Key]]) -> list[Finding]:
     if order is not None and isinstance(query, exp.Select) and _covers(_columns(order.expressions), scope, keys):
         return []
     return [Finding("LIMIT/OFFSET without a total ORDER BY keeps an arbitrary subset of tied rows",
-                    offset_of(cut), _tie_hint(scope, keys))]
+                    offset_of(cut), _tie_hint(scope, keys), query,
+                    _tie_breakers(scope, keys) if isinstance(query, exp.Select) else ())]
+
+
+def break_ties(finding: Finding) -> bool:
+    """Append the finding's tie-breakers as the last ORDER BY terms of its window or query, in
+    place (`break_ties: true`); False when none are known."""
+    if finding.owner is None or not finding.tie_breakers:
+        return False
+    order = finding.owner.args.get("order")
+    terms = [exp.Ordered(this=term.copy(), nulls_first=False) for term in finding.tie_breakers]
+    if order is None:
+        finding.owner.set("order", exp.Order(expressions=terms))
+    else:
+        order.set("expressions", [*order.expressions, *terms])
+    return True
+
+
+def _tie_breakers(scope: Scope, keys: dict[str, set[Key]]) -> tuple[exp.Expr, ...]:
+    """Terms that make any order of this scope's rows total: every GROUP BY item, else a key of
+    every source not joined on its whole key; () when a source has no known key."""
+    select = scope.expression
+    if isinstance(select, exp.Select) and select.args.get("group") is not None:
+        return tuple(_group_expressions(select))
+    looked_up = _looked_up(scope, keys)
+    terms: list[exp.Expr] = []
+    for alias in sorted(scope.selected_sources):
+        if alias.lower() in looked_up:
+            continue
+        options = keys.get(alias.lower(), set())
+        if not options:
+            return ()
+        terms.extend(exp.column(column, table=alias) for column in sorted(min(options, key=sorted)))
+    return tuple(terms)
 
 
 def _one_row(query: exp.Expr) -> bool:

@@ -314,6 +314,11 @@ class ProjectConfig(Strict):
     determinism: Literal["warn", "error", "off"] = Field(
         default="warn", description="constructs that can give other members on a rerun or another engine "
         "(ties in ROW_NUMBER/NTILE/LIMIT, ANY_VALUE, random(), now()): a warning, an error, or not checked")
+    break_ties: bool = Field(
+        default=False, description="append the key columns (or the GROUP BY items) as the last ORDER BY terms "
+        "of a ranking window or LIMIT whose order can tie, instead of warning: the same members on every "
+        "engine and rerun, ties broken by the smallest key")
+
     @field_validator("determinism", mode="before")
     @classmethod
     def _off_is_false_in_yaml(cls, value: Any) -> Any:
