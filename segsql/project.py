@@ -223,6 +223,13 @@ class Project:
 
         return write_target(self.compiler, names, dialects, workers)
 
+    def write_dbt_models(self, names: list[str], out: Path | None = None) -> list[Path]:
+        """Write `names` as dbt models (one .sql each, plus a schema .yml) into `out`, default
+        the dbt project's models/segments/ (docs/dbt.md)."""
+        from segsql.compile.dbtmodels import dbt_models_folder, write_dbt_models
+
+        return write_dbt_models(self.compiler, names, out or dbt_models_folder(self.compiler))
+
     # -- connections -----------------------------------------------------------------------
     def connect(self, read_only: bool = False) -> Engine:
         """A new connection to the project's engine (the caller closes it)."""

@@ -39,12 +39,19 @@ def init(directory: Path, force: bool, empty: bool) -> None:
 @project_options
 @selection_options
 @target_option
+@click.option("--format", "output_format", type=click.Choice(["sql", "dbt"]), default="sql", show_default=True,
+              help="`dbt`: write each segment as a dbt model (NAME.sql + _segsql_segments.yml) into --out.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for --format dbt (default: models/segments/ of the dbt project in segsql.yml).")
 def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
              as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...],
-             targets: tuple[str, ...]) -> None:
+             targets: tuple[str, ...], output_format: str = "sql", out: Path | None = None) -> None:
     """Render, validate and write compiled SQL to target/compiled/ plus target/manifest.json."""
     project = open_project(project_dir, var_pairs, vars_json, as_of)
     names = project.select(list(select), list(exclude), ordered=False)
+    if output_format == "dbt":
+        _compile_dbt(project, names, out)
+        return
     dialects = [project.config.dialect, *[d for d in (_dialect_of(project, t) for t in targets)
                                           if d != project.config.dialect]]
     report = project.write_target(names, list(dict.fromkeys(dialects)))
@@ -52,6 +59,14 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
         _fail(report.errors)
     click.echo(f"compiled {len(names)} segment(s) for {', '.join(dict.fromkeys(dialects))} "
                f"({report.reused} unchanged) into {project.root / 'target'}")
+
+
+def _compile_dbt(project: Project, names: list[str], out: Path | None) -> None:
+    errors = project.validate(names)
+    if errors:
+        _fail(errors)
+    written = project.write_dbt_models(names, out)
+    click.echo(f"wrote {len(names)} dbt model(s) and {written[-1].name} into {written[-1].parent}")
 
 
 @cli.command()

@@ -36,7 +36,7 @@ class Lineage:
         found = {}
         for output, origins in self.outputs.items():
             for origin in origins:
-                source, _, column = origin.partition(".")
+                source, _, column = origin.rpartition(".")  # a dbt source name has a dot: dbt:stripe.invoices
                 category = _tag(compiler, source, column, sensitive=False)
                 if category is not None:
                     found[output] = category

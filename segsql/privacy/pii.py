@@ -11,7 +11,7 @@ from sqlglot import exp
 from segsql.compile.builtins import table_for_source
 from segsql.compile.lineage import segment_lineage
 from segsql.config.yamlfile import read_yaml_file
-from segsql.errors import SegsqlError
+from segsql.errors import Location, SegsqlError
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -88,9 +88,19 @@ def untagged_columns(compiler: Compiler, engine: Engine | None, sample_rows: int
     samples = {} if engine is None else _samples(compiler, engine, sample_rows)
     located = read_yaml_file(compiler.root / "segsql.yml", "segsql.yml")
     return [SegsqlError(f"source `{source}` column `{column}` is not tagged as personal data, but {why}",
-                        located.locate(("sources", source)),
-                        f"tag it under sources.{source}.pii ({column}: {kind}) or sensitive:")
+                        *_where_to_tag(compiler, located, source, column, kind))
             for source, column, why, kind in untagged_pii(compiler, samples)]
+
+
+def _where_to_tag(compiler: Compiler, located: Any, source: str, column: str, kind: str) -> tuple[Location, str]:
+    """A dbt node is tagged in the dbt project (column `meta`), any other source in segsql.yml."""
+    artifacts = compiler.config.dbt_artifacts
+    node = artifacts.by_segsql_name().get(source) if artifacts is not None else None
+    if node is not None:
+        return (Location(node.path or str(artifacts.manifest_path)),
+                f"add `meta: {{pii: {kind}}}` to column `{column}` of {node.resource_type} `{node.name}` "
+                "in the dbt project, then `dbt docs generate`")
+    return located.locate(("sources", source)), f"tag it under sources.{source}.pii ({column}: {kind}) or sensitive:"
 
 
 def _samples(compiler: Compiler, engine: Engine, rows: int) -> dict[str, dict[str, list[Any]]]:
