@@ -452,13 +452,15 @@ class Project:
         with self.engine(write=True) as engine:
             return export(self.compiler, engine, name, to, path, columns, changes_only, purpose)
 
-    def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5) -> DiffReport:
+    def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5,
+             dbt_state: Path | None = None) -> DiffReport:
         """What the working tree changes against git revision `base` (default: the merge base
-        with main): members added/removed per segment on the same data, sizes, compiled SQL diff."""
+        with main): members added/removed per segment on the same data, sizes, compiled SQL diff,
+        and the changed dbt columns segments read (base artifacts from git or `dbt_state`)."""
         from segsql.activate.gitdiff import diff
 
         with self.engine() as engine:
-            return diff(self.compiler, engine, base, select, samples)
+            return diff(self.compiler, engine, base, select, samples, dbt_state)
 
     def build_docs(self, out: Path | None = None) -> Path:
         """The static HTML catalog in `out` (default target/docs); returns the index page. Size

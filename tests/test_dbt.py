@@ -276,3 +276,34 @@ def test_dbt_without_a_dbt_project_says_how_to_add_one(make_project) -> None:  #
     errors = project.validate(["s"])
     assert len(errors) == 1 and isinstance(errors[0], SegsqlError)
     assert "dbt() needs a dbt project" in errors[0].message and "dbt:" in (errors[0].hint or "")
+
+
+@pytest.mark.slow
+def test_diff_reports_segments_reading_a_changed_dbt_column(dbt_built: Path, tmp_path: Path) -> None:
+    base = own_copy(dbt_built, tmp_path)
+    segsql_project(base, "segments", "../warehouse.duckdb")
+    state = tmp_path / "prod_state"
+    shutil.copytree(base / "analytics" / "target", state)
+    (base / ".gitignore").write_text("*.duckdb\n*.wal\nprod_state/\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A", "-f", "."], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*git, *args], cwd=base, check=True, capture_output=True, timeout=60)
+    # the dbt model changes a column's type (as `dbt build` + `dbt docs generate` after editing it would record)
+    catalog_path = base / "analytics" / "target" / "catalog.json"
+    catalog = json.loads(catalog_path.read_text())
+    catalog["nodes"]["model.shop.customer_ltv"]["columns"]["lifetime_value"]["type"] = "DECIMAL(18,2)"
+    catalog_path.write_text(json.dumps(catalog))
+    project = Project.load(base / "segments", as_of=AS_OF)
+    report = project.diff("HEAD")
+    change = "dbt:customer_ltv.lifetime_value: DOUBLE -> DECIMAL(18,2)"
+    assert report.dbt_changes == {"dbt:customer_ltv": {"lifetime_value": "DOUBLE -> DECIMAL(18,2)"}}
+    assert {s.name: s.dbt_columns for s in report.segments} == {"dach_high_value": [change], "dach_paying": [change]}
+    assert change in report.to_text() and "`dach_paying`" in report.to_markdown()
+    # artifacts that are not in git at the base: compared with --dbt-state, else a note says why not
+    subprocess.run([*git, "rm", "-q", "--cached", "-r", "analytics/target"], cwd=base, check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run([*git, "commit", "-q", "-m", "untrack artifacts"], cwd=base, check=True, capture_output=True,
+                   timeout=60)
+    assert "not in git" in project.diff("HEAD").dbt_note
+    assert project.diff("HEAD", dbt_state=state).dbt_changes == report.dbt_changes
+    project.close()

@@ -134,20 +134,20 @@ def _properties(compiler: Compiler, name: str) -> dict[str, Any]:
     segment = compiler.compiled(name)
     key = compiler.config.entities[segment.entity].key.lower()
     try:
-        origins = segment_lineage(compiler, name).outputs
+        lineage = segment_lineage(compiler, name)
+        descriptions, pii = lineage.descriptions(compiler), lineage.pii_output(compiler)
     except (SqlglotError, KeyError, ValueError):  # lineage cannot follow every query: descriptions are optional
-        origins = {}
+        descriptions, pii = {}, {}
     columns = []
     for column in segment.columns:
         entry: dict[str, Any] = {"name": column}
-        description, pii = _origin(compiler, origins.get(column, []))
         if column == key:
             entry["description"] = f"The {segment.entity} key: one row per member."
             entry["data_tests"] = ["unique", "not_null"]
-        elif description:
-            entry["description"] = description
-        if pii:
-            entry["meta"] = {"pii": pii}
+        elif column in descriptions:
+            entry["description"] = descriptions[column]
+        if column in pii:
+            entry["meta"] = {"pii": pii[column]}
         columns.append(entry)
     generated = {"entity": segment.entity, "file": segment.path}
     if segment.config.owner:
@@ -157,22 +157,6 @@ def _properties(compiler: Compiler, name: str) -> dict[str, Any]:
     if segment.config.tags:
         properties["config"] = {"tags": list(segment.config.tags)}
     return {**properties, "columns": columns}
-
-
-def _origin(compiler: Compiler, origins: list[str]) -> tuple[str, str | None]:
-    """The description and PII category of the first source column an output comes from."""
-    description, pii = "", None
-    for origin in origins:
-        source_name, _, column = origin.rpartition(".")
-        source = compiler.config.sources.get(source_name)
-        if source is None:
-            continue
-        pii = pii or {k.lower(): v for k, v in source.pii.items()}.get(column)
-        artifacts = compiler.config.dbt_artifacts
-        node = artifacts.by_segsql_name().get(source_name) if artifacts is not None else None
-        if node is not None and not description and column in node.columns:
-            description = node.columns[column].description
-    return description, pii
 
 
 def dbt_models_folder(compiler: Compiler) -> Path:

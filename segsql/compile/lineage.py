@@ -44,6 +44,24 @@ class Lineage:
         return found
 
 
+    def descriptions(self, compiler: Compiler) -> dict[str, str]:
+        """Output column -> the description of the dbt column it comes from (its first origin
+        that the dbt project describes)."""
+        artifacts = compiler.config.dbt_artifacts
+        if artifacts is None:
+            return {}
+        nodes = artifacts.by_segsql_name()
+        found = {}
+        for output, origins in self.outputs.items():
+            for origin in origins:
+                source, _, column = origin.rpartition(".")
+                described = nodes[source].columns.get(column) if source in nodes else None
+                if described is not None and described.description:
+                    found[output] = described.description
+                    break
+        return found
+
+
 def _tag(compiler: Compiler, source: str, column: str, sensitive: bool = True) -> str | None:
     declared = compiler.config.sources.get(source)
     if declared is None:

@@ -229,6 +229,23 @@ def source_fields(node: DbtNode, dialect: str) -> dict[str, Any]:
     }
 
 
+def column_changes(base: DbtArtifacts, head: DbtArtifacts) -> dict[str, dict[str, str]]:
+    """`dbt:x` -> column -> what changed between two manifests/catalogs: `removed`, `added`,
+    or `TYPE -> TYPE`. Nodes only in one of them are left out (segments reading a node that
+    is gone fail to validate, which the diff reports)."""
+    before, after = base.by_segsql_name(), head.by_segsql_name()
+    changes: dict[str, dict[str, str]] = {}
+    for name in sorted(set(before) & set(after)):
+        old, new = before[name].columns, after[name].columns
+        found = {column: "removed" for column in old if column not in new}
+        found.update({column: "added" for column in new if column not in old})
+        found.update({column: f"{old[column].type} -> {new[column].type}" for column in old
+                      if column in new and old[column].type != new[column].type})
+        if found:
+            changes[name] = dict(sorted(found.items()))
+    return changes
+
+
 def unknown_node(name: str, artifacts: DbtArtifacts, function: str) -> str:
     """The hint for a name the manifest does not have."""
     known = [n.removeprefix(PREFIX) for n in artifacts.by_segsql_name()]

@@ -359,8 +359,10 @@ class ProjectConfig(Strict):
         return self._dbt
 
 
-def load_project_config(root: Path) -> ProjectConfig:
-    """Read `root/segsql.yml` into a validated ProjectConfig, errors located at the key."""
+def load_project_config(root: Path, dbt_artifacts: tuple[Path, Path] | None = None) -> ProjectConfig:
+    """Read `root/segsql.yml` into a validated ProjectConfig, errors located at the key.
+    `dbt_artifacts` (manifest.json, catalog.json) replaces the files `dbt:` names, e.g. the
+    artifacts of another revision for `segsql diff`."""
     path = root / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(
@@ -372,12 +374,13 @@ def load_project_config(root: Path) -> ProjectConfig:
         raise ConfigError("segsql.yml must be a mapping of keys", located.locate(()))
     config: ProjectConfig = validate_model(ProjectConfig, located.data, located)
     if config.dbt is not None:  # before the checks: entities and consent may name dbt nodes
-        config = with_dbt_sources(config, root, located)
+        config = with_dbt_sources(config, root, located, dbt_artifacts)
     _check_references(config, located)
     return config
 
 
-def with_dbt_sources(config: ProjectConfig, root: Path, located: LocatedYaml) -> ProjectConfig:
+def with_dbt_sources(config: ProjectConfig, root: Path, located: LocatedYaml,
+                     paths: tuple[Path, Path] | None = None) -> ProjectConfig:
     """`config` plus a source per node of its dbt project (`dbt:NAME`, `dbt:SOURCE.TABLE`); a
     node's `meta: {segsql: {...}}` adds source keys such as `static: true` or `time:`."""
     from segsql.config import dbt  # reads JSON artifacts: only projects that use dbt load it
@@ -385,8 +388,8 @@ def with_dbt_sources(config: ProjectConfig, root: Path, located: LocatedYaml) ->
     assert config.dbt is not None
     where = located.locate(("dbt",))
     settings = config.dbt
-    manifest, catalog = dbt.artifact_paths(root, settings.project_dir, settings.target_path, settings.manifest,
-                                           settings.catalog)
+    manifest, catalog = paths or dbt.artifact_paths(root, settings.project_dir, settings.target_path,
+                                                    settings.manifest, settings.catalog)
     artifacts = dbt.read_artifacts(manifest, catalog, where, settings.target, settings.project_dir)
     sources = dict(config.sources)
     for name, node in artifacts.by_segsql_name().items():
