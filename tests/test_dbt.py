@@ -148,6 +148,9 @@ def test_validates_offline_against_dbts_catalog(dbt_built: Path) -> None:
     assert project.config.sources["dbt:stripe.invoices"].table == "warehouse.stripe.invoices"
     assert project.config.sources["dbt:stg_customers"].pii == {"email": "pii", "first_name": "name"}
     assert project.config.sources["dbt:customer_ltv"].static  # meta: {segsql: {static: true}} in schema.yml
+    assert project.config.sources["dbt:raw_orders"].static  # a seed
+    snapshot = project.config.sources["dbt:customers_snapshot"].time
+    assert snapshot is not None and (snapshot.valid_from, snapshot.valid_to) == ("dbt_valid_from", "dbt_valid_to")
     assert "warehouse.main.customer_ltv" in project.compile("dach_high_value")
     from segsql.privacy.pii import pii_columns
 
@@ -306,4 +309,57 @@ def test_diff_reports_segments_reading_a_changed_dbt_column(dbt_built: Path, tmp
                    timeout=60)
     assert "not in git" in project.diff("HEAD").dbt_note
     assert project.diff("HEAD", dbt_state=state).dbt_changes == report.dbt_changes
+    project.close()
+
+
+def doc_blocks(language: str) -> list[str]:
+    text = (REPO / "docs" / "dbt.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+@pytest.mark.slow
+def test_docs_dbt_md_steps_work_as_written(dbt_built: Path) -> None:
+    """The three lines of segsql.yml and the segment of docs/dbt.md, as written there."""
+    (three_lines,) = doc_blocks("yaml")
+    assert len(three_lines.strip().splitlines()) == 3
+    (segment,) = doc_blocks("sql")
+    root = dbt_built / "from_the_docs"
+    write_files(root, {"segsql.yml": three_lines + "entities:\n  customer: {key: customer_id, source: 'dbt:customer_ltv'}\n",
+                       "segments_sql/dach_high_value.sql": segment})
+    project = Project.load(root, as_of=AS_OF)
+    assert project.validate() == []
+    assert project.select(["dbt:customer_ltv"]) == ["dach_high_value"]
+    commands = [line for block in doc_blocks("sh") for line in block.splitlines()]
+    assert "segsql compile --format dbt --out ../analytics/models/segments/" in commands
+
+
+@pytest.mark.slow
+def test_docs_site_and_list_show_the_dbt_nodes_upstream(dbt_built: Path, tmp_path: Path, runner) -> None:  # type: ignore[no-untyped-def]
+    from segsql.cli import cli
+
+    project = segsql_project(dbt_built, "site", "no_such_folder/w.duckdb")
+    page = (project.build_docs(tmp_path / "site").parent / "segments" / "dach_paying.html").read_text()
+    for node in ("dbt:raw_customers", "dbt:stg_customers", "dbt:customer_ltv", "dbt:stripe.invoices"):
+        assert f"data-node='{node}'" in page
+    assert "data-edge='dbt:stg_customers-&gt;dbt:customer_ltv'" in page  # dbt's own DAG, not only what segments read
+    assert "Sum of all order amounts." in page  # the dbt column description of lifetime_value
+    listed = runner.invoke(cli, ["list", "--project", str(project.root), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.output)}
+    assert rows["dach_paying"]["dbt"] == ["dbt:stripe.invoices"] and rows["dach_paying"]["refs"] == ["dach_high_value"]
+
+
+@pytest.mark.slow
+def test_a_dbt_snapshot_is_read_as_of_the_evaluation_date(dbt_built: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    base = own_copy(dbt_built, tmp_path)
+    current = "{{ config(entity='customer') }}\nselect customer_id from {{ dbt('customers_snapshot') }}\n"
+    project = segsql_project(base, "segments", "../warehouse.duckdb", {"segments_sql/snapshot_now.sql": current})
+    built = dt.datetime.now(dt.UTC).date()  # the snapshot's versions are valid from when dbt built it
+    for as_of, expected in ((built + dt.timedelta(days=1), 10), (built - dt.timedelta(days=30), 0)):
+        dated = project.with_options(as_of=as_of)
+        dated.run(["snapshot_now"])
+        assert dated.size("snapshot_now") == expected, as_of
+        dated.close()
     project.close()

@@ -219,7 +219,7 @@ def source_fields(node: DbtNode, dialect: str) -> dict[str, Any]:
                       catalog=exp.to_identifier(node.database) if node.database and node.schema else None)
     columns = {name: column.type for name, column in node.columns.items()} or None
     described = [column for column in node.columns.values() if column.type is not None]
-    return {
+    fields: dict[str, Any] = {
         "table": table.sql(dialect=dialect),
         "columns": columns if described else None,
         "description": node.description or f"dbt {node.resource_type} {node.unique_id}",
@@ -227,6 +227,11 @@ def source_fields(node: DbtNode, dialect: str) -> dict[str, Any]:
         "sensitive": {name: column.sensitive for name, column in node.columns.items() if column.sensitive},
         "static": node.resource_type == "seed",
     }
+    if node.resource_type == "snapshot" and {"dbt_valid_from", "dbt_valid_to"} <= set(node.columns):
+        # a dbt snapshot is slowly changing: a version is valid from dbt_valid_from until (excluding)
+        # dbt_valid_to, NULL while current, which is what segsql's valid_from/valid_to mean
+        fields["time"] = {"valid_from": "dbt_valid_from", "valid_to": "dbt_valid_to"}
+    return fields
 
 
 def column_changes(base: DbtArtifacts, head: DbtArtifacts) -> dict[str, dict[str, str]]:
