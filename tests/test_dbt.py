@@ -155,6 +155,13 @@ def test_validates_offline_against_dbts_catalog(dbt_built: Path) -> None:
     from segsql.privacy.pii import pii_columns
 
     assert pii_columns(project.compiler, "dach_high_value") == {"email": "pii"}
+    # untagged personal data: dbt nodes segments read are scanned (customer_ltv's email is tagged), others not
+    assert [str(w) for w in project.privacy_warnings()] == []
+    extra = {"segments_sql/raw.sql": "{{ config(entity='customer') }}\nselect customer_id from {{ dbt('raw_customers') }}\n"}
+    warnings = segsql_project(dbt_built, "offline_raw", "no_such_folder/warehouse.duckdb", extra).privacy_warnings()
+    assert sorted(w.message.split("`")[3] for w in warnings) == ["email", "first_name"]
+    assert {w.location.path if w.location else None for w in warnings} == {"../analytics/seeds/raw_customers.csv"}
+    assert all("meta: {pii:" in (w.hint or "") for w in warnings)  # tagged in the dbt project, not segsql.yml
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -
     """(source, column, why, category) for columns that look personal but are not tagged under
     `pii:` or `sensitive:`: by name, or by sampled values that look like emails or phone numbers."""
     found = []
-    for source_name, source in sorted(compiler.config.sources.items()):
+    for source_name, source in sorted(scanned_sources(compiler).items()):
         tagged = {c.lower() for c in (*source.pii, *source.sensitive)}
         columns = {c.lower() for c in (source.columns or {})} | set(samples.get(source_name, {}))
         for column in sorted(columns - tagged):
@@ -80,6 +80,21 @@ def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -
             elif values and all(PHONE.match(v) and sum(ch.isdigit() for ch in v) >= 7 for v in values):
                 found.append((source_name, column, "its values look like phone numbers", "phone"))
     return found
+
+
+def scanned_sources(compiler: Compiler) -> dict[str, Any]:
+    """The sources the untagged-PII scan looks at: every source of segsql.yml, and the dbt nodes
+    segments read (a dbt project can have thousands of nodes; those no segment reads are the
+    dbt project's concern)."""
+    sources = compiler.config.sources
+    read: set[str] = set()
+    if compiler.config.dbt_artifacts is not None:
+        for name in compiler.segments:
+            try:
+                read |= compiler.rendered(name).state.sources
+            except SegsqlError:
+                continue
+    return {name: source for name, source in sources.items() if not name.startswith("dbt:") or name in read}
 
 
 def untagged_columns(compiler: Compiler, engine: Engine | None, sample_rows: int) -> list[SegsqlError]:
@@ -109,7 +124,7 @@ def _samples(compiler: Compiler, engine: Engine, rows: int) -> dict[str, dict[st
         engine.prepare_sources()
     except SegsqlError:
         return samples
-    for name, source in compiler.config.sources.items():
+    for name, source in scanned_sources(compiler).items():
         table = table_for_source(name, source.table, compiler.config.dialect)
         try:
             arrow = engine.fetch_arrow(exp.select("*").from_(table).limit(rows))
