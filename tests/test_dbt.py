@@ -231,7 +231,9 @@ def test_generated_dbt_models_build_with_the_same_members(dbt_built: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_a_file_segsql_did_not_write_is_never_overwritten(dbt_built: Path, tmp_path: Path) -> None:
+def test_a_file_segsql_did_not_write_is_never_overwritten(dbt_built: Path, tmp_path: Path, runner) -> None:  # type: ignore[no-untyped-def]
+    from segsql.cli import cli
+
     project = segsql_project(dbt_built, "overwrite", "no_such_folder/w.duckdb")
     out = tmp_path / "models"
     write_files(out, {"dach_paying.sql": "select 1 as hand_written\n"})
@@ -239,6 +241,16 @@ def test_a_file_segsql_did_not_write_is_never_overwritten(dbt_built: Path, tmp_p
         project.write_dbt_models(project.select(), out)
     assert (out / "dach_paying.sql").read_text() == "select 1 as hand_written\n"
     assert not (out / "dach_high_value.sql").exists()  # nothing is written when one file is refused
+    command = ["compile", "--project", str(project.root), "--format", "dbt", "--out"]
+    refused = runner.invoke(cli, [*command, str(out)])
+    assert refused.exit_code == 2 and "not written by segsql" in refused.output
+    written = runner.invoke(cli, [*command, str(tmp_path / "fresh"), "--select", "dach_paying"])
+    assert written.exit_code == 0, written.output
+    assert "wrote 2 dbt model(s)" in written.output  # with the segment it refs: its model's ref needs that model
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == [
+        "_segsql_segments.yml", "dach_high_value.sql", "dach_paying.sql"]
+    again = runner.invoke(cli, [*command, str(tmp_path / "fresh")])  # its own files are rewritten
+    assert again.exit_code == 0, again.output
 
 
 @pytest.mark.slow

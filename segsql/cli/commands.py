@@ -66,7 +66,7 @@ def _compile_dbt(project: Project, names: list[str], out: Path | None) -> None:
     if errors:
         _fail(errors)
     written = project.write_dbt_models(names, out)
-    click.echo(f"wrote {len(names)} dbt model(s) and {written[-1].name} into {written[-1].parent}")
+    click.echo(f"wrote {len(written) - 1} dbt model(s) and {written[-1].name} into {written[-1].parent}")
 
 
 @cli.command()

@@ -52,7 +52,9 @@ class DbtModel:
 
 
 def dbt_models(compiler: Compiler, names: list[str]) -> list[DbtModel]:
-    """The dbt model of each segment in `names` (every one must be valid)."""
+    """The dbt model of each segment in `names` and of the segments they ref (a generated model's
+    `{{ ref() }}` needs that model); every one must be valid."""
+    names = list(dict.fromkeys(u for name in names for u in [*compiler.compiled(name).upstream, name]))
     artifacts = compiler.config.dbt_artifacts
     dbt_names = {node.name.lower() for node in artifacts.nodes.values()} if artifacts is not None else set()
     # (models segsql generated are not among the nodes: config.dbt leaves them out)
