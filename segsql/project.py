@@ -244,6 +244,13 @@ class Project:
 
         return write_target(self.compiler, names, dialects, workers)
 
+    def write_dbt_models(self, names: list[str], out: Path | None = None) -> list[Path]:
+        """Write `names` as dbt models (one .sql each, plus a schema .yml) into `out`, default
+        the dbt project's models/segments/ (docs/dbt.md)."""
+        from segsql.compile.dbtmodels import dbt_models_folder, write_dbt_models
+
+        return write_dbt_models(self.compiler, names, out or dbt_models_folder(self.compiler))
+
     # -- connections -----------------------------------------------------------------------
     def connect(self, read_only: bool = False) -> Engine:
         """A new connection to the project's engine (the caller closes it)."""
@@ -466,13 +473,15 @@ class Project:
         with self.engine(write=True) as engine:
             return export(self.compiler, engine, name, to, path, columns, changes_only, purpose)
 
-    def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5) -> DiffReport:
+    def diff(self, base: str | None = None, select: list[str] | None = None, samples: int = 5,
+             dbt_state: Path | None = None) -> DiffReport:
         """What the working tree changes against git revision `base` (default: the merge base
-        with main): members added/removed per segment on the same data, sizes, compiled SQL diff."""
+        with main): members added/removed per segment on the same data, sizes, compiled SQL diff,
+        and the changed dbt columns segments read (base artifacts from git or `dbt_state`)."""
         from segsql.activate.gitdiff import diff
 
         with self.engine() as engine:
-            return diff(self.compiler, engine, base, select, samples)
+            return diff(self.compiler, engine, base, select, samples, dbt_state)
 
     def build_docs(self, out: Path | None = None) -> Path:
         """The static HTML catalog in `out` (default target/docs); returns the index page. Size

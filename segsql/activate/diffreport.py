@@ -21,6 +21,7 @@ class SegmentDiff:
     removed_sample: list[Any] = field(default_factory=list)
     sql_diff: str = ""
     error: str | None = None
+    dbt_columns: list[str] = field(default_factory=list)  # changed dbt columns it reads: "dbt:x.col: removed"
 
     @property
     def size_change(self) -> int | None:
@@ -34,6 +35,8 @@ class DiffReport:
     base: str  # the revision as given
     base_commit: str
     segments: list[SegmentDiff]
+    dbt_changes: dict[str, dict[str, str]] = field(default_factory=dict)  # dbt:x -> column -> change
+    dbt_note: str = ""  # why dbt changes could not be compared, when they could not
 
     @property
     def invalid(self) -> list[SegmentDiff]:
@@ -41,8 +44,8 @@ class DiffReport:
 
     def to_json(self) -> str:
         return json.dumps({"base": self.base, "base_commit": self.base_commit,
-                           "segments": [{**asdict(s), "size_change": s.size_change} for s in self.segments]},
-                          indent=2)
+                           "segments": [{**asdict(s), "size_change": s.size_change} for s in self.segments],
+                           "dbt_changes": self.dbt_changes, "dbt_note": self.dbt_note}, indent=2)
 
     def ordered(self) -> list[SegmentDiff]:
         """Invalid, changed, added and removed segments first (by name), unchanged ones last."""
@@ -84,9 +87,23 @@ def _headline(report: DiffReport) -> str:
             f"{len(report.segments)} segment(s) differ")
 
 
+def _dbt_lines(report: DiffReport) -> list[str]:
+    """The dbt columns that changed between the revisions' artifacts (and who reads them)."""
+    lines = [f"{node}.{column}: {change}" for node, columns in report.dbt_changes.items()
+             for column, change in columns.items()]
+    if report.dbt_note:
+        lines.append(report.dbt_note)
+    return lines
+
+
 def text(report: DiffReport) -> str:
     lines = [_headline(report)]
+    if report.dbt_changes or report.dbt_note:
+        lines += ["", "dbt columns changed:" if report.dbt_changes else "dbt:",
+                  *("  " + line for line in _dbt_lines(report))]
     for segment in _sorted(report):
+        if segment.status == "unchanged" and segment.dbt_columns:
+            lines.append(f"\n{segment.name} (same SQL) reads changed dbt columns: {', '.join(segment.dbt_columns)}")
         if segment.status == "unchanged":
             continue
         if segment.status == "invalid":
@@ -99,6 +116,8 @@ def text(report: DiffReport) -> str:
             lines.append(f"  added e.g.:   {', '.join(map(str, segment.added_sample))}")
         if segment.removed_sample:
             lines.append(f"  removed e.g.: {', '.join(map(str, segment.removed_sample))}")
+        if segment.dbt_columns:
+            lines.append(f"  reads changed dbt columns: {', '.join(segment.dbt_columns)}")
         if segment.sql_diff:
             lines.extend("  " + line for line in segment.sql_diff.rstrip("\n").splitlines())
     unchanged = [s.name for s in _sorted(report) if s.status == "unchanged"]
@@ -121,6 +140,11 @@ def markdown(report: DiffReport) -> str:
             continue
         lines.append(f"| `{segment.name}` | {segment.status} | {segment.entity or ''} | {_size(segment.base_size)} | "
                      f"{_size(segment.head_size)} | {_change(segment)} | {segment.added:,} | {segment.removed:,} |")
+    if report.dbt_changes or report.dbt_note:
+        lines += ["", "**dbt columns changed:**" if report.dbt_changes else "**dbt:**", "",
+                  *(f"- `{_cell(line)}`" for line in _dbt_lines(report))]
+        readers = [s for s in _sorted(report) if s.dbt_columns]
+        lines += [f"- read by `{s.name}`: {', '.join(f'`{c}`' for c in s.dbt_columns)}" for s in readers]
     for segment in _sorted(report):
         if segment.status == "invalid":
             lines += ["", f"**`{segment.name}` does not validate:** `{_cell(segment.error or '')}`"]

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from segsql.activate.diffreport import DiffReport, SegmentDiff
 from segsql.compile.compiler import Compiler
 from segsql.compile.files import SegmentFiles
+from segsql.compile.lineage import segment_lineage
 from segsql.compile.selection import select_segments
+from segsql.config.dbt import column_changes
 from segsql.config.models import load_project_config
 from segsql.errors import SegsqlError, UsageError
 
@@ -33,20 +36,72 @@ DEFAULT_BRANCHES = ("main", "origin/main", "master", "origin/master")
 
 
 def diff(compiler: Compiler, engine: Engine, base: str | None = None, select: list[str] | None = None,
-         samples: int = 5) -> DiffReport:
+         samples: int = 5, dbt_state: Path | None = None) -> DiffReport:
     """Compare the segments at git revision `base` with the working tree on the same data (both
-    evaluated through `engine`)."""
+    evaluated through `engine`). With a dbt project, the base reads the dbt artifacts of that
+    revision (from git, or `dbt_state`: a folder with its manifest.json and catalog.json), and
+    segments reading dbt columns that changed between the two are reported."""
     repo = _git_root(compiler.root)
     prefix = _git(repo, "rev-parse", "--show-prefix", cwd=compiler.root).strip()
     revision = base or _merge_base(repo)
     commit = _resolve(repo, revision)
     with tempfile.TemporaryDirectory(prefix="segsql-diff-") as folder:
-        base_compiler = _compiler_at(compiler, repo, commit, prefix, Path(folder))
+        dbt_paths, note = _base_dbt_artifacts(compiler, repo, commit, revision, Path(folder), dbt_state)
+        base_compiler = _compiler_at(compiler, repo, commit, prefix, Path(folder), dbt_paths)
         names = sorted(set(select_segments(compiler, select, [], ordered=False) if select else compiler.segments)
                        | (set(base_compiler.segments) if base_compiler and not select else set()))
         engine.prepare_sources()
         segments = [_segment(compiler, base_compiler, engine, name, samples) for name in names]
-    return DiffReport(revision, commit[:12], segments)
+    changes = {}
+    if base_compiler is not None and not note and compiler.config.dbt_artifacts is not None \
+            and base_compiler.config.dbt_artifacts is not None:
+        changes = column_changes(base_compiler.config.dbt_artifacts, compiler.config.dbt_artifacts)
+        for segment in segments:
+            segment.dbt_columns = _changed_reads(compiler, segment.name, changes)
+    return DiffReport(revision, commit[:12], segments, changes, note)
+
+
+def _base_dbt_artifacts(head: Compiler, repo: Path, commit: str, revision: str, folder: Path,
+                        dbt_state: Path | None) -> tuple[tuple[Path, Path] | None, str]:
+    """The manifest.json and catalog.json the base revision reads, and a note when they are the
+    working tree's (not in git at that revision and no --dbt-state), so nothing is compared."""
+    artifacts = head.config.dbt_artifacts
+    if artifacts is None:
+        return None, ""
+    if dbt_state is not None:
+        paths = (dbt_state / "manifest.json", dbt_state / "catalog.json")
+        missing = [str(path) for path in paths if not path.is_file()]
+        if missing:
+            raise UsageError(f"--dbt-state: {', '.join(missing)} does not exist", None,
+                             "give the folder holding the base's manifest.json and catalog.json (dbt's target/)")
+        return paths, ""
+    extracted = []
+    for path in (artifacts.manifest_path, artifacts.catalog_path):
+        try:
+            relative = path.resolve().relative_to(repo.resolve()).as_posix()
+        except ValueError:
+            relative = ""
+        if not relative or not _git(repo, "ls-tree", "--name-only", commit, "--", relative).strip():
+            return ((artifacts.manifest_path, artifacts.catalog_path),
+                    f"the dbt artifacts of {revision} are not in git, so dbt changes are not compared "
+                    "(pass --dbt-state DIR: a folder with that revision's manifest.json and catalog.json)")
+        target = folder / ".segsql-dbt-base" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_git(repo, "show", f"{commit}:{relative}"), encoding="utf-8")
+        extracted.append(target)
+    return (extracted[0], extracted[1]), ""
+
+
+def _changed_reads(compiler: Compiler, name: str, changes: dict[str, dict[str, str]]) -> list[str]:
+    """"dbt:x.column: change" for each changed dbt column segment `name` reads (refs included)."""
+    if not changes or name not in compiler.segments:
+        return []
+    try:
+        reads = segment_lineage(compiler, name).reads
+    except (SegsqlError, SqlglotError, KeyError, ValueError):
+        return []  # invalid (reported as such) or beyond lineage
+    return [f"{source}.{column}: {changes[source][column]}" for source, columns in reads.items()
+            if source in changes for column in columns if column in changes[source]]
 
 
 def _git(repo: Path, *args: str, cwd: Path | None = None) -> str:
@@ -85,7 +140,8 @@ def _resolve(repo: Path, revision: str) -> str:
                          "use a commit, branch or tag, e.g. --base main or --base HEAD~1") from None
 
 
-def _compiler_at(head: Compiler, repo: Path, commit: str, prefix: str, folder: Path) -> Compiler | None:
+def _compiler_at(head: Compiler, repo: Path, commit: str, prefix: str, folder: Path,
+                 dbt_paths: tuple[Path, Path] | None = None) -> Compiler | None:
     """The segments as they were at `commit`, with the head's connection, options and catalog
     source (so both versions read the same data); None if the project did not exist then."""
     listing = _git(repo, "ls-tree", "--name-only", commit, "--", f"{prefix}segsql.yml")
@@ -96,7 +152,7 @@ def _compiler_at(head: Compiler, repo: Path, commit: str, prefix: str, folder: P
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
     root = folder / prefix
-    config = load_project_config(root).model_copy(update={"connection": head.config.connection})
+    config = load_project_config(root, dbt_paths).model_copy(update={"connection": head.config.connection})
     files = SegmentFiles.discover(root, config.limits.segment_bytes)
     return Compiler(files, config, dict(head.overrides), head.as_of, connect=head.connect)
 

@@ -39,12 +39,19 @@ def init(directory: Path, force: bool, empty: bool) -> None:
 @project_options
 @selection_options
 @target_option
+@click.option("--format", "output_format", type=click.Choice(["sql", "dbt"]), default="sql", show_default=True,
+              help="`dbt`: write each segment as a dbt model (NAME.sql + _segsql_segments.yml) into --out.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for --format dbt (default: models/segments/ of the dbt project in segsql.yml).")
 def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
              as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...],
-             targets: tuple[str, ...]) -> None:
+             targets: tuple[str, ...], output_format: str = "sql", out: Path | None = None) -> None:
     """Render, validate and write compiled SQL to target/compiled/ plus target/manifest.json."""
     project = open_project(project_dir, var_pairs, vars_json, as_of)
     names = project.select(list(select), list(exclude), ordered=False)
+    if output_format == "dbt":
+        _compile_dbt(project, names, out)
+        return
     dialects = [project.config.dialect, *[d for d in (_dialect_of(project, t) for t in targets)
                                           if d != project.config.dialect]]
     report = project.write_target(names, list(dict.fromkeys(dialects)))
@@ -52,6 +59,14 @@ def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | Non
         _fail(report.errors)
     click.echo(f"compiled {len(names)} segment(s) for {', '.join(dict.fromkeys(dialects))} "
                f"({report.reused} unchanged) into {project.root / 'target'}")
+
+
+def _compile_dbt(project: Project, names: list[str], out: Path | None) -> None:
+    errors = project.validate(names)
+    if errors:
+        _fail(errors)
+    written = project.write_dbt_models(names, out)
+    click.echo(f"wrote {len(written) - 1} dbt model(s) and {written[-1].name} into {written[-1].parent}")
 
 
 @cli.command()
@@ -95,17 +110,17 @@ def _print_personal_data(project: Project, names: list[str]) -> None:
               show_default=True)
 def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
           select: tuple[str, ...], exclude: tuple[str, ...], output_format: str, target: str | None = None) -> None:
-    """List segments with entity, tags, refs and description (broken ones marked)."""
+    """List segments with entity, tags, refs (segments and dbt nodes read) and description (broken ones marked)."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     rows: list[dict[str, Any]] = []
     for name in project.select(list(select), list(exclude)):
         try:
             segment = project.compiled(name)
             rows.append({"name": name, "entity": segment.entity, "tags": segment.config.tags,
-                         "refs": segment.refs, "path": segment.path,
-                         "description": segment.config.description, "status": "ok"})
+                         "refs": segment.refs, "dbt": [s for s in segment.sources if s.startswith("dbt:")],
+                         "path": segment.path, "description": segment.config.description, "status": "ok"})
         except SegsqlError as error:
-            rows.append({"name": name, "entity": None, "tags": [], "refs": [],
+            rows.append({"name": name, "entity": None, "tags": [], "refs": [], "dbt": [],
                          "path": project.segments[name].shown_path, "description": "",
                          "status": f"error: {error.message}"})
     if output_format == "json":
@@ -114,7 +129,7 @@ def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
     from segsql.cli.render import print_table
 
     print_table(["name", "entity", "tags", "refs", "description", "status"],
-                [[r["name"], r["entity"] or "", ",".join(r["tags"]), ",".join(r["refs"]),
+                [[r["name"], r["entity"] or "", ",".join(r["tags"]), ",".join([*r["refs"], *r["dbt"]]),
                   r["description"], r["status"]] for r in rows])
 
 
@@ -375,15 +390,17 @@ def export(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: 
               show_default=True, help="markdown suits a pull-request comment.")
 @click.option("--samples", type=click.IntRange(min=0, max=1000), default=5, show_default=True,
               help="Example keys shown per segment for added and removed members.")
+@click.option("--dbt-state", "dbt_state", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder with the base revision's dbt manifest.json and catalog.json (when they are not in git).")
 def diff(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
          select: tuple[str, ...], exclude: tuple[str, ...], base: str | None, output_format: str, samples: int,
-         target: str | None = None) -> None:
+         target: str | None = None, dbt_state: Path | None = None) -> None:
     """What would this change do? Runs the segments at a git revision and in the working tree on
     the same data (read only) and reports members added and removed, size change and SQL diff.
     Exit 1 if a segment of the working tree does not validate."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
     chosen = project.select(list(select), list(exclude), ordered=False) if select or exclude else None
-    report = project.diff(base, chosen, samples)
+    report = project.diff(base, chosen, samples, dbt_state)
     rendered = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[output_format]()
     click.echo(rendered, nl=not rendered.endswith("\n"))
     if report.invalid:

@@ -20,6 +20,8 @@ from segsql.compile import rfm as rfm_sql
 from segsql.compile import splits
 from segsql.compile.literals import SqlText, get_dialect, to_literal
 from segsql.compile.templating import CallSite, HelperError, current_state
+from segsql.config.dbt import PREFIX as DBT_PREFIX
+from segsql.config.dbt import unknown_node
 from segsql.config.models import SegmentConfig
 from segsql.errors import ConfigError, did_you_mean
 
@@ -73,6 +75,36 @@ def source_table(name: str) -> exp.Table:
     """The table node a source name stands for (files are exposed by the engine as a view)."""
     session = current_state().session
     return table_for_source(name, session.config.sources[name].table, session.dialect)
+
+
+def dbt(name: str) -> SqlText:
+    """The relation a dbt model, seed or snapshot was built as, from the project's dbt artifacts
+    (`dbt:` in segsql.yml, docs/dbt.md): `FROM {{ dbt('customer_ltv') }} AS c`. Its columns come
+    from dbt's catalog.json, so validate needs no connection; `--select dbt:customer_ltv` picks
+    the segments that read it."""
+    return _dbt_node(f"{DBT_PREFIX}{name}", str(name), "dbt")
+
+
+def dbt_source(source_name: str, table: str) -> SqlText:
+    """A table of a dbt source (`sources:` of the dbt project), as dbt resolves it:
+    `FROM {{ dbt_source('stripe', 'invoices') }} AS i`."""
+    return _dbt_node(f"{DBT_PREFIX}{source_name}.{table}", str(source_name), "dbt_source")
+
+
+def _dbt_node(key: str, argument: str, function: str) -> SqlText:
+    """The table of the source `key` (`dbt:...`) that with_dbt_sources made for a dbt node."""
+    state = current_state()
+    call = CallSite.here(function, argument)
+    artifacts = state.session.config.dbt_artifacts
+    if artifacts is None:
+        raise HelperError(f"{function}() needs a dbt project", call,
+                          "add `dbt: {project_dir: ../your_dbt_project}` to segsql.yml (docs/dbt.md)")
+    if key not in state.session.config.sources:
+        raise HelperError(f"unknown dbt {'source table' if function == 'dbt_source' else 'node'} "
+                          f"`{key.removeprefix(DBT_PREFIX)}`", call, unknown_node(key.removeprefix(DBT_PREFIX),
+                                                                                    artifacts, function))
+    state.sources.add(key)
+    return _sql(source_table(key))
 
 
 @lru_cache(maxsize=4096)
@@ -245,7 +277,7 @@ def _as_of() -> dt.date:
 def _count(n: Any, function: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise HelperError(f"{function}() needs a whole number of days ≥ 0, got {n!r}", CallSite.here(function))
-    return n
+    return int(n)
 
 
 def days_ago(n: int) -> SqlText:
@@ -463,7 +495,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "days_ago": days_ago, "months_ago": months_ago, "month_start": month_start,
     "last_n_days": last_n_days,
     "between_days": between_days, "union": union, "intersect": intersect, "exclude": exclude,
-    "rollup": rollup, "split": split, "rfm": rfm,
+    "rollup": rollup, "split": split, "rfm": rfm, "dbt": dbt, "dbt_source": dbt_source,
 }
 
 

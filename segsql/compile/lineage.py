@@ -36,10 +36,28 @@ class Lineage:
         found = {}
         for output, origins in self.outputs.items():
             for origin in origins:
-                source, _, column = origin.partition(".")
+                source, _, column = origin.rpartition(".")  # a dbt source name has a dot: dbt:stripe.invoices
                 category = _tag(compiler, source, column, sensitive=False)
                 if category is not None:
                     found[output] = category
+                    break
+        return found
+
+
+    def descriptions(self, compiler: Compiler) -> dict[str, str]:
+        """Output column -> the description of the dbt column it comes from (its first origin
+        that the dbt project describes)."""
+        artifacts = compiler.config.dbt_artifacts
+        if artifacts is None:
+            return {}
+        nodes = artifacts.by_segsql_name()
+        found = {}
+        for output, origins in self.outputs.items():
+            for origin in origins:
+                source, _, column = origin.rpartition(".")
+                described = nodes[source].columns.get(column) if source in nodes else None
+                if described is not None and described.description:
+                    found[output] = described.description
                     break
         return found
 

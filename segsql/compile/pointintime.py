@@ -198,6 +198,14 @@ class Finding:
     kind: str = "undeclared"  # undeclared | window | current
 
 
+def _declare_time_hint(name: str) -> str:
+    if name.startswith("dbt:"):  # a dbt node: declared in the dbt project (docs/dbt.md)
+        return ("add `meta: {segsql: {static: true}}` or `meta: {segsql: {time: {event: COLUMN}}}` to the dbt node, "
+                "then `dbt docs generate` (docs/dbt.md)")
+    return (f"declare sources.{name}.time (event, valid_from/valid_to or snapshot) or "
+            "`static: true` in segsql.yml (docs/point-in-time.md)")
+
+
 def findings(all_scopes: list[Scope], tables: SourceTables, sources: dict[str, Source], catalog: Catalog,
              past: bool) -> list[Finding]:
     """Undeclared sources read, open-ended date windows on them, and `current` columns read when
@@ -207,8 +215,7 @@ def findings(all_scopes: list[Scope], tables: SourceTables, sources: dict[str, S
         if sources[name].timeless:
             found.append(Finding(name, f"source `{name}` declares no time semantics, so as of a past date this "
                                  "segment may read rows from after that date", offset_of(node),
-                                 f"declare sources.{name}.time (event, valid_from/valid_to or snapshot) or "
-                                 f"`static: true` in segsql.yml (docs/point-in-time.md)"))
+                                 _declare_time_hint(name)))
     for scope in all_scopes:
         found.extend(_open_windows(scope, tables, sources, catalog))
         if past:

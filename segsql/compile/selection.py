@@ -1,5 +1,7 @@
 """dbt-style selection: `name`, `tag:x`, `path:dir`, `+name` (with upstream), `name+`
-(with downstream); several selectors are a union; results come in dependency order."""
+(with downstream), `dbt:model` / `dbt:source.table` (every segment downstream of that dbt node:
+reading it, or reading a segment that does); several selectors are a union; results come in
+dependency order."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def _match(compiler: Compiler, selector: str) -> set[str]:
         found = {n for n, s in compiler.segments.items()
                  if s.shown_path == prefix or s.shown_path.startswith(prefix + "/")
                  or s.shown_path.removeprefix("segments_sql/").startswith(prefix)}
+    elif core.startswith("dbt:"):
+        found = _reading_dbt_node(compiler, core, selector)
     elif core in compiler.segments:
         found = {core}
     else:
@@ -54,6 +58,24 @@ def _match(compiler: Compiler, selector: str) -> set[str]:
             if set(_upstream(compiler, name)) & found:
                 result.add(name)
     return result
+
+
+def _reading_dbt_node(compiler: Compiler, node: str, selector: str) -> set[str]:
+    """Segments that read dbt node `node` (`dbt:x`) directly or through their refs."""
+    known = {name.lower(): name for name in compiler.config.sources if name.startswith("dbt:")}
+    if node.lower() not in known:
+        hint = did_you_mean(node, list(known.values())) if known else "add `dbt:` to segsql.yml (docs/dbt.md)"
+        raise SelectionError(f"--select `{selector}`: no dbt node `{node.removeprefix('dbt:')}`", None, hint)
+    wanted = known[node.lower()]
+    direct = {name for name in compiler.segments if wanted in _sources(compiler, name)}
+    return direct | {name for name in compiler.segments if set(_upstream(compiler, name)) & direct}
+
+
+def _sources(compiler: Compiler, name: str) -> set[str]:
+    try:
+        return set(compiler.rendered(name).state.sources)
+    except SegsqlError:
+        return set()
 
 
 def _tags(compiler: Compiler, name: str) -> list[str]:

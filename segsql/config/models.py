@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, did_you_mean
@@ -301,6 +301,25 @@ class Limits(Strict):
     query_seconds: float = Field(default=600.0, gt=0, description="statement timeout of segment queries")
 
 
+class DbtConfig(Strict):
+    """A dbt project whose models, seeds, snapshots and sources segments read (docs/dbt.md):
+    its `target/manifest.json` and `target/catalog.json`, read as JSON (dbt is not imported)."""
+
+    project_dir: str | None = Field(default=None, description="the dbt project folder (holding dbt_project.yml), "
+                                    "relative to this project")
+    target: str | None = Field(default=None, description="the dbt target the artifacts were generated for; "
+                               "checked against what the artifacts record")
+    target_path: str = Field(default="target", description="dbt's artifact folder inside project_dir")
+    manifest: str | None = Field(default=None, description="path of manifest.json (instead of project_dir)")
+    catalog: str | None = Field(default=None, description="path of catalog.json (instead of project_dir)")
+
+    @model_validator(mode="after")
+    def _where(self) -> DbtConfig:
+        if self.project_dir is None and (self.manifest is None or self.catalog is None):
+            raise ValueError("give `project_dir`, or both `manifest` and `catalog`")
+        return self
+
+
 class ProjectConfig(Strict):
     """The whole of segsql.yml."""
 
@@ -355,10 +374,20 @@ class ProjectConfig(Strict):
 
     udfs: list[str] = Field(default_factory=list, description="trusted functions segments may call beyond the "
                             "built-in allowlist (your warehouse's UDFs)")
+    dbt: DbtConfig | None = Field(default=None, description="a dbt project whose nodes segments read with dbt() and "
+                                  "dbt_source() (docs/dbt.md)")
+    _dbt: Any = PrivateAttr(default=None)  # config.dbt.DbtArtifacts, set by with_dbt_sources
+
+    @property
+    def dbt_artifacts(self) -> Any:
+        """The dbt nodes read from the artifacts (`segsql.config.dbt.DbtArtifacts`), or None."""
+        return self._dbt
 
 
-def load_project_config(root: Path) -> ProjectConfig:
-    """Read `root/segsql.yml` into a validated ProjectConfig, errors located at the key."""
+def load_project_config(root: Path, dbt_artifacts: tuple[Path, Path] | None = None) -> ProjectConfig:
+    """Read `root/segsql.yml` into a validated ProjectConfig, errors located at the key.
+    `dbt_artifacts` (manifest.json, catalog.json) replaces the files `dbt:` names, e.g. the
+    artifacts of another revision for `segsql diff`."""
     path = root / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(
@@ -369,14 +398,41 @@ def load_project_config(root: Path) -> ProjectConfig:
     if not isinstance(located.data, dict):
         raise ConfigError("segsql.yml must be a mapping of keys", located.locate(()))
     config: ProjectConfig = validate_model(ProjectConfig, located.data, located)
+    if config.dbt is not None:  # before the checks: entities and consent may name dbt nodes
+        config = with_dbt_sources(config, root, located, dbt_artifacts)
     _check_references(config, located)
     return config
 
 
+def with_dbt_sources(config: ProjectConfig, root: Path, located: LocatedYaml,
+                     paths: tuple[Path, Path] | None = None) -> ProjectConfig:
+    """`config` plus a source per node of its dbt project (`dbt:NAME`, `dbt:SOURCE.TABLE`); a
+    node's `meta: {segsql: {...}}` adds source keys such as `static: true` or `time:`."""
+    from segsql.config import dbt  # reads JSON artifacts: only projects that use dbt load it
+
+    assert config.dbt is not None
+    where = located.locate(("dbt",))
+    settings = config.dbt
+    manifest, catalog = paths or dbt.artifact_paths(root, settings.project_dir, settings.target_path,
+                                                    settings.manifest, settings.catalog)
+    artifacts = dbt.read_artifacts(manifest, catalog, where, settings.target, settings.project_dir)
+    sources = dict(config.sources)
+    for name, node in artifacts.by_segsql_name().items():
+        extra = node.meta.get("segsql") or {}
+        if not isinstance(extra, dict):
+            raise ConfigError(f"dbt node `{node.unique_id}`: meta.segsql must be a mapping", where,
+                              f"fix it in {node.path}")
+        fields = {**dbt.source_fields(node, config.dialect), **extra}
+        sources[name] = validate_model(Source, fields, None, Location(node.path or str(manifest)))
+    combined = config.model_copy(update={"sources": sources})
+    combined._dbt = artifacts
+    return combined
+
+
 def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
     """Names must be identifiers and every entity must point at things that exist."""
-    for kind, names in (("sources", config.sources), ("entities", config.entities)):
-        for name in names:
+    for kind in ("sources", "entities"):
+        for name in located.data.get(kind) or {}:  # as written in segsql.yml (dbt nodes are named `dbt:x`)
             if not NAME_PATTERN.match(name):
                 raise ConfigError(f"{kind[:-1]} name `{name}` must be a plain identifier",
                                   located.locate((kind, name)), "use letters, digits and _")
@@ -425,6 +481,8 @@ def _check_column_types(config: ProjectConfig, located: LocatedYaml) -> None:
     from sqlglot import exp
 
     for source_name, source in config.sources.items():
+        if source_name.startswith("dbt:"):
+            continue  # types from dbt's catalog.json are the warehouse's own
         for column, kind in (source.columns or {}).items():
             if kind is None:
                 continue

@@ -40,7 +40,8 @@ vertical-align:top}th{background:#eef1f6}pre{background:#fff;border:1px solid #d
 .tag{display:inline-block;background:#e4ecfb;border-radius:8px;padding:0 6px;margin-right:4px;font-size:12px}
 .pii{color:#a4262c;font-weight:600}.muted{color:#6b7280}.err{color:#a4262c}
 svg text{font:12px system-ui,sans-serif}svg .node rect{fill:#fff;stroke:#5b6b8c}
-svg .node.source rect{fill:#eef1f6}svg .node.current rect{fill:#dbe8ff;stroke:#1a56db;stroke-width:2}
+svg .node.source rect{fill:#eef1f6}svg .node.dbt rect{fill:#fdf0e8;stroke:#c8643b}
+svg .node.current rect{fill:#dbe8ff;stroke:#1a56db;stroke-width:2}
 svg .edge{fill:none;stroke:#8792a8;stroke-width:1.4}
 #filter{padding:4px 8px;width:280px;margin-bottom:8px}
 """
@@ -69,6 +70,7 @@ class SegmentDoc:
     reads: dict[str, list[str]] = field(default_factory=dict)
     pii_read: dict[str, str] = field(default_factory=dict)
     pii_output: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)  # output column -> its dbt column's description
     columns: dict[str, str | None] = field(default_factory=dict)
     unit_tests: list[str] = field(default_factory=list)
     data_tests: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +134,7 @@ def _document(compiler: Compiler, name: str) -> SegmentDoc:
     doc.refs, doc.sources, doc.columns = compiled.refs, compiled.sources, dict(compiled.columns)
     lineage = segment_lineage(compiler, name)
     doc.reads, doc.pii_read, doc.pii_output = lineage.reads, lineage.pii_read(compiler), lineage.pii_output(compiler)
+    doc.descriptions = lineage.descriptions(compiler)
     try:
         doc.unit_tests = unit_test_names(compiler, name)
     except SegsqlError as error:
@@ -205,7 +208,7 @@ def _index(compiler: Compiler, docs: list[SegmentDoc]) -> str:
         rows.append(f"<tr><td><a href='segments/{_e(doc.name)}.html'>{_e(doc.name)}</a> {status}</td>"
                     f"<td>{_e(doc.entity)}</td><td>{_tags(doc.tags)}</td><td>{_e(doc.owner)}</td>"
                     f"<td>{_e(doc.description)}</td><td style='text-align:right'>{size}</td><td>{pii}</td></tr>")
-    graph = lineage_svg(_graph(docs, {d.name for d in docs}, None), link_prefix="segments/")
+    graph = lineage_svg(_graph(docs, {d.name for d in docs}, None, _dbt_inputs(compiler)), link_prefix="segments/")
     body = (f"<p class=muted>{len(docs)} segment(s) in project <b>{_e(compiler.config.name)}</b>, "
             f"generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>"
             "<input id=filter placeholder='filter segments'>"
@@ -215,21 +218,47 @@ def _index(compiler: Compiler, docs: list[SegmentDoc]) -> str:
     return _page(f"{compiler.config.name}: segments", body, "index.html")
 
 
-def _graph(docs: list[SegmentDoc], names: set[str], current: str | None) -> dict[str, Any]:
-    """Nodes (segments and the sources they read) and edges for the lineage SVG."""
+def _graph(docs: list[SegmentDoc], names: set[str], current: str | None,
+           dbt_inputs: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Nodes (segments, the sources they read and, for dbt nodes, the dbt nodes upstream of
+    them) and edges for the lineage SVG."""
     by_name = {doc.name: doc for doc in docs}
     nodes: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
+    dbt_inputs = dbt_inputs or {}
     for name in sorted(names):
         doc = by_name.get(name)
         if doc is None:
             continue
         nodes[name] = "current" if name == current else "segment"
         for source in doc.sources:
-            nodes.setdefault(f"source:{source}", "source")
+            nodes.setdefault(f"source:{source}", "dbt" if source in dbt_inputs else "source")
             edges.append((f"source:{source}", name))
+            _add_dbt_upstream(source, dbt_inputs, nodes, edges)
         edges.extend((ref, name) for ref in doc.refs if ref in names)
-    return {"nodes": nodes, "edges": edges}
+    return {"nodes": nodes, "edges": list(dict.fromkeys(edges))}
+
+
+def _add_dbt_upstream(node: str, dbt_inputs: dict[str, list[str]], nodes: dict[str, str],
+                      edges: list[tuple[str, str]]) -> None:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        for parent in dbt_inputs.get(current, []):
+            edges.append((f"source:{parent}", f"source:{current}"))
+            if f"source:{parent}" not in nodes:
+                nodes[f"source:{parent}"] = "dbt"
+                stack.append(parent)
+
+
+def _dbt_inputs(compiler: Compiler) -> dict[str, list[str]]:
+    """dbt node (`dbt:x`) -> the dbt nodes it is built from, from the project's manifest."""
+    artifacts = compiler.config.dbt_artifacts
+    if artifacts is None:
+        return {}
+    nodes = artifacts.by_segsql_name()
+    names = {node.unique_id: name for name, node in nodes.items()}
+    return {name: sorted(names[u] for u in node.depends_on if u in names) for name, node in nodes.items()}
 
 
 def _segment_page(compiler: Compiler, doc: SegmentDoc, docs: list[SegmentDoc], downstream: dict[str, list[str]]) -> str:
@@ -239,13 +268,13 @@ def _segment_page(compiler: Compiler, doc: SegmentDoc, docs: list[SegmentDoc], d
         return _page(f"segment {doc.name}", body, "../index.html")
     upstream = {ref for ref in _closure(doc.name, {d.name: d.refs for d in docs})}
     below = _closure(doc.name, downstream)
-    graph = lineage_svg(_graph(docs, upstream | below | {doc.name}, doc.name), link_prefix="")
+    graph = lineage_svg(_graph(docs, upstream | below | {doc.name}, doc.name, _dbt_inputs(compiler)), link_prefix="")
     facts = [("entity", _e(doc.entity)), ("owner", _e(doc.owner) or "<span class=muted>none</span>"),
              ("tags", _tags(doc.tags)), ("file", _e(doc.path)),
              ("upstream refs", ", ".join(_link(r) for r in doc.refs) or "none"),
              ("downstream", ", ".join(_link(r) for r in sorted(downstream.get(doc.name, []))) or "none")]
-    columns = "".join(f"<tr><td>{_e(c)}</td><td>{_e(t or '')}</td><td>{_pii(doc.pii_output.get(c))}</td></tr>"
-                      for c, t in doc.columns.items())
+    columns = "".join(f"<tr><td>{_e(c)}</td><td>{_e(t or '')}</td><td>{_pii(doc.pii_output.get(c))}</td>"
+                      f"<td>{_e(doc.descriptions.get(c, ''))}</td></tr>" for c, t in doc.columns.items())
     reads = "".join(
         f"<tr><td>{_e(source)}</td><td>" + ", ".join(
             f"{_e(c)} {_pii(doc.pii_read.get(f'{source}.{c}'))}" for c in cols) + "</td></tr>"
@@ -257,7 +286,8 @@ def _segment_page(compiler: Compiler, doc: SegmentDoc, docs: list[SegmentDoc], d
     body = (f"<p>{_e(doc.description)}</p><table>"
             + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts) + "</table>"
             f"<h2>Lineage</h2>{graph}"
-            "<h2>Output columns</h2><table><tr><th>column</th><th>type</th><th>personal data</th></tr>"
+            "<h2>Output columns</h2><table><tr><th>column</th><th>type</th><th>personal data</th>"
+            "<th>description</th></tr>"
             f"{columns}</table>"
             f"<h2>Source columns read</h2><table><tr><th>source</th><th>columns</th></tr>{reads}</table>"
             f"<h2>Size</h2>{last}{sizes}"

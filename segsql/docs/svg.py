@@ -19,7 +19,8 @@ def _layers(nodes: dict[str, str], edges: list[tuple[str, str]]) -> dict[str, in
     def depth(name: str, seen: frozenset[str]) -> int:
         if name not in layer:
             before = [depth(i, seen | {name}) for i in inputs[name] if i not in seen]
-            layer[name] = 0 if nodes[name] == "source" else 1 + max(before, default=0)
+            kind = nodes[name]  # a dbt node sits one right of the dbt nodes it is built from
+            layer[name] = 0 if kind == "source" else 1 + max(before, default=-1 if kind == "dbt" else 0)
         return layer[name]
 
     for name in nodes:
@@ -59,9 +60,10 @@ def lineage_svg(graph: dict[str, Any], link_prefix: str) -> str:
         x, y = position[name]
         text = html.escape(_label(name))
         shown = text if len(text) <= 26 else text[:25] + "…"
+        mark = "◇ " if kind in ("source", "dbt") else ""
         box = (f"<rect x='{x}' y='{y}' width='{NODE_W}' height='{NODE_H}' rx='5'/>"
-               f"<text x='{x + 8}' y='{y + 18}'>{'◇ ' if kind == 'source' else ''}{shown}</text><title>{text}</title>")
-        if kind != "source":
+               f"<text x='{x + 8}' y='{y + 18}'>{mark}{shown}</text><title>{text}</title>")
+        if kind not in ("source", "dbt"):
             box = f"<a href='{html.escape(link_prefix + name, quote=True)}.html'>{box}</a>"
         parts.append(f"<g class='node {kind}' data-node='{html.escape(_label(name), quote=True)}'>{box}</g>")
     parts.append("</svg>")

@@ -11,7 +11,7 @@ from sqlglot import exp
 from segsql.compile.builtins import table_for_source
 from segsql.compile.lineage import segment_lineage
 from segsql.config.yamlfile import read_yaml_file
-from segsql.errors import SegsqlError
+from segsql.errors import Location, SegsqlError
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -65,7 +65,7 @@ def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -
     """(source, column, why, category) for columns that look personal but are not tagged under
     `pii:` or `sensitive:`: by name, or by sampled values that look like emails or phone numbers."""
     found = []
-    for source_name, source in sorted(compiler.config.sources.items()):
+    for source_name, source in sorted(scanned_sources(compiler).items()):
         tagged = {c.lower() for c in (*source.pii, *source.sensitive)}
         columns = {c.lower() for c in (source.columns or {})} | set(samples.get(source_name, {}))
         for column in sorted(columns - tagged):
@@ -82,15 +82,40 @@ def untagged_pii(compiler: Compiler, samples: dict[str, dict[str, list[Any]]]) -
     return found
 
 
+def scanned_sources(compiler: Compiler) -> dict[str, Any]:
+    """The sources the untagged-PII scan looks at: every source of segsql.yml, and the dbt nodes
+    segments read (a dbt project can have thousands of nodes; those no segment reads are the
+    dbt project's concern)."""
+    sources = compiler.config.sources
+    read: set[str] = set()
+    if compiler.config.dbt_artifacts is not None:
+        for name in compiler.segments:
+            try:
+                read |= compiler.rendered(name).state.sources
+            except SegsqlError:
+                continue
+    return {name: source for name, source in sources.items() if not name.startswith("dbt:") or name in read}
+
+
 def untagged_columns(compiler: Compiler, engine: Engine | None, sample_rows: int) -> list[SegsqlError]:
     """Warnings, at the source's line in segsql.yml, for columns that look like personal data but
     carry no `pii:`/`sensitive:` tag (values sampled from `engine` when there is one)."""
     samples = {} if engine is None else _samples(compiler, engine, sample_rows)
     located = read_yaml_file(compiler.root / "segsql.yml", "segsql.yml")
     return [SegsqlError(f"source `{source}` column `{column}` is not tagged as personal data, but {why}",
-                        located.locate(("sources", source)),
-                        f"tag it under sources.{source}.pii ({column}: {kind}) or sensitive:")
+                        *_where_to_tag(compiler, located, source, column, kind))
             for source, column, why, kind in untagged_pii(compiler, samples)]
+
+
+def _where_to_tag(compiler: Compiler, located: Any, source: str, column: str, kind: str) -> tuple[Location, str]:
+    """A dbt node is tagged in the dbt project (column `meta`), any other source in segsql.yml."""
+    artifacts = compiler.config.dbt_artifacts
+    node = artifacts.by_segsql_name().get(source) if artifacts is not None else None
+    if node is not None:
+        return (Location(node.path or str(artifacts.manifest_path)),
+                f"add `meta: {{pii: {kind}}}` to column `{column}` of {node.resource_type} `{node.name}` "
+                "in the dbt project, then `dbt docs generate`")
+    return located.locate(("sources", source)), f"tag it under sources.{source}.pii ({column}: {kind}) or sensitive:"
 
 
 def _samples(compiler: Compiler, engine: Engine, rows: int) -> dict[str, dict[str, list[Any]]]:
@@ -99,7 +124,7 @@ def _samples(compiler: Compiler, engine: Engine, rows: int) -> dict[str, dict[st
         engine.prepare_sources()
     except SegsqlError:
         return samples
-    for name, source in compiler.config.sources.items():
+    for name, source in scanned_sources(compiler).items():
         table = table_for_source(name, source.table, compiler.config.dialect)
         try:
             arrow = engine.fetch_arrow(exp.select("*").from_(table).limit(rows))
