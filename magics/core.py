@@ -57,6 +57,21 @@ def clean_errors(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def fresh(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Each magic sees the segment files as they are now (edited, added or deleted outside the
+    notebook) and leaves an embedded database file free for the notebook's other cells."""
+
+    @functools.wraps(function)
+    def wrapper(self: SegsqlMagics, *args: Any, **kwargs: Any) -> Any:
+        self.session.refresh()
+        try:
+            return function(self, *args, **kwargs)
+        finally:
+            self.session.release()
+
+    return wrapper
+
+
 @magics_class
 class SegsqlMagics(Magics):
     def __init__(self, shell: Any):
@@ -72,6 +87,7 @@ class SegsqlMagics(Magics):
     # -- %segsql ---------------------------------------------------------------------------
     @line_magic
     @clean_errors
+    @fresh
     def segsql(self, line: str) -> Any:
         """%segsql [status] | project PATH | connect VARIABLE|PROFILE|PATH | list | set KEY=VALUE ... |
         as_of DATE | run [--select ...] | close"""
@@ -146,8 +162,6 @@ class SegsqlMagics(Magics):
 
     def _run(self, rest: str) -> View:
         options = arguments.parse(arguments.run_command, rest)
-        if self.session.project is not None:
-            self.session.project.rescan()  # files may have been saved or changed in git
         project = self._project_with(options)
         self.session.close()  # the run writes; the preview connection is read-only
         result = project.run(list(options["select"]) or None, list(options["exclude"]) or None)
@@ -168,6 +182,7 @@ class SegsqlMagics(Magics):
     # -- %%segment -------------------------------------------------------------------------
     @cell_magic
     @clean_errors
+    @fresh
     def segment(self, line: str, cell: str) -> Any:
         """%%segment [VARIABLE <<] NAME [--entity E] [--save [--force]] [--preview N] [--no-run]
         [--target DIALECT] [--param NAME=VARIABLE] [--var K=V] [--as-of DATE] [--unmask]"""
@@ -214,8 +229,7 @@ class SegsqlMagics(Magics):
         self.session.check_save(path, text, force)
         atomic_write(path, text)
         self.session.record_save(path, text)
-        if self.session.project is not None:
-            self.session.project.rescan()
+        self.session.refresh()  # the saved file is part of the project now
         log.info("saved %s", path)
         print(f"saved {path.relative_to(project.root)}")
 
@@ -229,8 +243,11 @@ class SegsqlMagics(Magics):
         result = results.preview(project.compiler, engine, name)
 
         def pager(offset: int, limit: int) -> Any:
-            # The session's connection of the moment: `%segsql run` may have replaced it.
-            return results.page(project.compiler, self.session.engine(), result, offset, limit, unmask).to_pandas()
+            # The session's connection of the moment (`%segsql run` may have replaced it), let go after.
+            try:
+                return results.page(project.compiler, self.session.engine(), result, offset, limit, unmask).to_pandas()
+            finally:
+                self.session.release()
 
         try:
             waterfall = project.waterfall(name, engine=engine, size=result.size)
@@ -244,6 +261,7 @@ class SegsqlMagics(Magics):
     # -- comparisons -----------------------------------------------------------------------
     @line_magic
     @clean_errors
+    @fresh
     def segment_compare(self, line: str) -> Any:
         """%segment_compare A B ... --metrics m1,m2 [--baseline rest|all|SEGMENT]"""
         options = arguments.parse(arguments.compare_command, line)
@@ -256,6 +274,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_overlap(self, line: str) -> Any:
         """%segment_overlap A B C ..."""
         options = arguments.parse(arguments.overlap_command, line)
@@ -265,6 +284,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_report(self, line: str) -> Any:
         """%segment_report [--select ...]: substantial, distinct, measurable, accessible, stable."""
         options = arguments.parse(arguments.report_command, line)
@@ -275,6 +295,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_diff(self, line: str) -> Any:
         """%segment_diff [--base REV] [--select ...]: members added/removed per segment by the
         working tree's changes against a git revision (segsql diff)."""
@@ -287,6 +308,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_cohorts(self, line: str) -> Any:
         """%segment_cohorts [VARIABLE <<] ENTITY SOURCE AT [--period month] [--revenue COL] [--segments A,B]
         [--value retention|revenue_retention|active|revenue]: the cohort heat map and retention curves;

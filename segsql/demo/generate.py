@@ -17,9 +17,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+
+from segsql.engines.duckdb import connect_file
 
 ACCOUNTS_PER_SCALE = 2000
 EVENT_DAYS = 90
@@ -328,7 +329,7 @@ ORDER BY a.account_id, v.valid_from
 def _write(database: Path, tables: dict) -> None:  # type: ignore[type-arg]
     """Replace the demo tables in one transaction (readers never see half a dataset)."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    connection = duckdb.connect(str(database))
+    connection = connect_file(str(database))  # a lock held elsewhere: who holds it, how to free it
     try:
         connection.execute("BEGIN TRANSACTION")
         for name, columns in tables.items():
