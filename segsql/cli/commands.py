@@ -91,7 +91,7 @@ def _print_personal_data(project: Project, names: list[str]) -> None:
 @cli.command(name="list")
 @engine_options
 @selection_options
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "jsonl"]), default="table",
               show_default=True)
 def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
           select: tuple[str, ...], exclude: tuple[str, ...], output_format: str, target: str | None = None) -> None:
@@ -110,6 +110,10 @@ def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
                          "status": f"error: {error.message}"})
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2))
+        return
+    if output_format == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row))
         return
     from segsql.cli.render import print_table
 
@@ -207,7 +211,7 @@ def _date_option(value: str, option: str) -> Any:
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many members to show (the LIMIT runs in the engine).")
 @click.option("--all", "show_all", is_flag=True, help="Stream every member instead of a sample.")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table",
               show_default=True)
 @click.option("--unmask", is_flag=True, help="Print declared PII columns in clear (logged).")
 def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,

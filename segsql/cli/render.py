@@ -109,10 +109,13 @@ COUNT_COLUMNS = frozenset({"members", "measured", "baseline_members", "remaining
 
 def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
           formatters: dict[str, Any] | None = None) -> None:
-    """A table as csv, NDJSON (`--format json`: one object per line) or a terminal table."""
+    """A table as csv, JSON (one array of objects), JSON lines (one object per line) or a
+    terminal table: the shapes the main --help documents."""
     if output_format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif output_format == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    elif output_format == "jsonl":
         sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso"))
     else:
         chosen = {c: (formatters or {}).get(c, formats.count if c in COUNT_COLUMNS else plain) for c in frame.columns}
