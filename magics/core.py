@@ -8,10 +8,11 @@ UsageErrors: one clean message (file/cell line and column), no traceback, the ce
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import keyword
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from segsql import SegsqlError, UsageError, formats
 from segsql.compile.target import atomic_write
 from segsql.config.inputs import parse_as_of, parse_vars
 from segsql.config.models import for_profile
-from segsql.errors import missing_dependency
+from segsql.errors import EngineError, missing_dependency
 from segsql.privacy.masking import scrub
 from segsql.privacy.pii import pii_columns
 from segsql.run import results
@@ -240,12 +241,15 @@ class SegsqlMagics(Magics):
             log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(columns))
             self.session.audit_unmask(project, name, columns)
         engine = self.session.engine()
-        result = results.preview(project.compiler, engine, name)
+        with _at_the_cell_line(project, name):
+            result = results.preview(project.compiler, engine, name)
 
         def pager(offset: int, limit: int) -> Any:
             # The session's connection of the moment (`%segsql run` may have replaced it), let go after.
             try:
-                return results.page(project.compiler, self.session.engine(), result, offset, limit, unmask).to_pandas()
+                with _at_the_cell_line(project, name):
+                    return results.page(project.compiler, self.session.engine(), result, offset, limit,
+                                        unmask).to_pandas()
             finally:
                 self.session.release()
 
@@ -334,6 +338,19 @@ class SegsqlMagics(Magics):
                           charts.retention_curves(frame, value, result.period, segment)]
         text = render.plain_table(result.triangle(value).map(formats.cell).reset_index(), 60)
         return StaticView(render.cohorts(result, value, self.session.banner()), text, drawn)
+
+
+@contextlib.contextmanager
+def _at_the_cell_line(project: Any, name: str) -> Iterator[None]:
+    """An engine error that points at part of the statement (DuckDB's `LINE n` and carets) is
+    reported at that part's line and column in the cell (or file), found through the source map."""
+    try:
+        yield
+    except EngineError as error:
+        location = project.compiler.locate(name, *error.pointed_at) if error.pointed_at else None
+        if location is None:
+            raise
+        raise EngineError(error.message, location, error.hint) from None
 
 
 class _Template:

@@ -16,8 +16,9 @@ from segsql.engines.base import Engine
 
 @dataclass
 class NotebookSession:
-    """State of the magics in one kernel. Holds one read-only connection for previews (temp
-    tables live there); `%segsql close` releases it so a `segsql run` elsewhere can write."""
+    """State of the magics in one kernel: the connection previews run on (read-only; a DuckDB
+    file is released after every magic, a server connection kept, `%segsql close` drops either)
+    and the fingerprints of the segment files, checked before every magic."""
 
     project: Project | None = None
     overrides: dict[str, Any] = field(default_factory=dict)

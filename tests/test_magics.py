@@ -373,3 +373,16 @@ def test_a_database_another_process_holds_names_it_and_the_way_out(shell: Intera
         assert "Traceback" not in done.output
     finally:
         holder.communicate("", timeout=30)
+
+
+@pytest.mark.parametrize(("where", "column"), [
+    ("a.signup_date > 5", 7),  # Binder Error: Cannot compare values of type DATE and INTEGER_LITERAL
+    ("a.employees > 1 AND CAST(a.name AS INT) > 5", 27),  # Conversion Error: Could not convert string
+])
+def test_runtime_engine_errors_point_at_the_cell_line(shell: InteractiveShell, where: str, column: int) -> None:
+    """Validation passes; DuckDB refuses it when it runs, giving LINE 1 and carets in the SQL
+    segsql generated: reported at the cell's own line (the magic's line is line 1)."""
+    result = run(shell, f"%%segment late --entity account\nSELECT a.account_id\nFROM {{{{ source('accounts') }}}} AS a\n"
+                        f"WHERE {where}")
+    assert not result.success and type(result.error_in_exec).__name__ == "UsageError"
+    assert str(result.error_in_exec).startswith(f"cell late:4:{column}: DuckDB: "), result.error_in_exec

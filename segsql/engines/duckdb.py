@@ -120,7 +120,7 @@ class DuckDBEngine(Engine):
             with self.deadline():
                 return self.connection.sql(self.sql(statement), params=list(params)).to_arrow_table()
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+            raise self.timeout_error() or self.statement_error(error, statement) from None
 
     def relation(self, statement: exp.Expr) -> duckdb.DuckDBPyRelation:
         """A lazy DuckDB relation over a query (no rows fetched until asked)."""
@@ -137,7 +137,7 @@ class DuckDBEngine(Engine):
             while rows := result.fetchmany(batch_size):
                 yield names, rows
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+            raise self.timeout_error() or self.statement_error(error, statement) from None
         finally:
             self._running = None
             cursor.close()
@@ -147,7 +147,7 @@ class DuckDBEngine(Engine):
             with self.deadline():
                 return self.connection.execute(self.sql(statement), list(params))
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+            raise self.timeout_error() or self.statement_error(error, statement) from None
 
     def compact(self) -> bool:
         """Copy the database into a new file and swap it in: DuckDB keeps deleted rows' bytes in
