@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import itertools
 import keyword
 import logging
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from . import arguments
 from .session import NotebookSession
 from .widgets import charts
 from .widgets import html as render
-from .widgets.views import CompareView, PreviewView, StaticView, View
+from .widgets.views import CompareView, PreviewView, StaticView, StepsShown, View
 
 log = logging.getLogger("segsql.magics")
 CELL_PATH = "cell"
@@ -165,7 +166,13 @@ class SegsqlMagics(Magics):
         options = arguments.parse(arguments.run_command, rest)
         project = self._project_with(options)
         self.session.close()  # the run writes; the preview connection is read-only
-        result = project.run(list(options["select"]) or None, list(options["exclude"]) or None)
+        names = project.select(list(options["select"]) or None, list(options["exclude"]) or None)
+        shown, ran = StepsShown("running segments"), itertools.count(1)
+        try:
+            result = project.run(names, progress=lambda segment: shown(
+                f"{segment.name} ({formats.count(segment.rows)} members)", next(ran), len(names)))
+        finally:
+            shown.done()
         rows = [[s.name, s.entity, formats.count(s.rows), formats.percent(s.share), s.status] for s in result.segments]
         body = render.table(["segment", "entity", "size", "share", "status"], rows)
         text = "\n".join(f"{s.name}: {formats.count(s.rows)} ({s.status})" for s in result.segments)

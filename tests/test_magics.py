@@ -386,3 +386,11 @@ def test_runtime_engine_errors_point_at_the_cell_line(shell: InteractiveShell, w
                         f"WHERE {where}")
     assert not result.success and type(result.error_in_exec).__name__ == "UsageError"
     assert str(result.error_in_exec).startswith(f"cell late:4:{column}: DuckDB: "), result.error_in_exec
+
+
+def test_a_run_shows_its_progress_in_place_and_clears_it(shell: InteractiveShell) -> None:
+    shown = published(shell, lambda: shell.run_line_magic("segsql", "run -s enterprise_dach -s high_mrr_accounts"))
+    texts = [data["text/plain"] for data, _ in shown]
+    assert texts[0].startswith("running segments █") and "1/2 · " in texts[0] and texts[0].endswith(" members)")
+    assert "2/2 · " in texts[1] and texts[-1] == ""  # updated in place, then emptied: the saved notebook keeps the run
+    assert all(options["update"] for _, options in shown[1:])

@@ -237,10 +237,11 @@ def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: st
 def demo(directory: Path, scale: float, seed: int, as_of: str | None) -> None:
     """Create (or refresh) a demo project in DIRECTORY: synthetic B2B SaaS data in DuckDB, the
     starter segments, then run them all and print the summary."""
-    from segsql.cli.render import run_progress, run_summary
+    from segsql.cli.render import run_progress, run_summary, step_progress
     from segsql.demo.project import prepare_demo
 
-    project, stats = prepare_demo(directory, scale=scale, seed=seed, as_of=as_of)
+    with step_progress("demo data") as progress:
+        project, stats = prepare_demo(directory, scale=scale, seed=seed, as_of=as_of, progress=progress)
     click.echo(f"demo data: {stats.accounts:,} accounts, {stats.users:,} users, {stats.events:,} events "
                f"in {project.root / 'data' / 'demo.duckdb'}", err=True)
     names = project.select()
