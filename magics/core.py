@@ -8,10 +8,12 @@ UsageErrors: one clean message (file/cell line and column), no traceback, the ce
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
+import itertools
 import keyword
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from segsql import SegsqlError, UsageError, formats
 from segsql.compile.target import atomic_write
 from segsql.config.inputs import parse_as_of, parse_vars
 from segsql.config.models import for_profile
-from segsql.errors import missing_dependency
+from segsql.errors import EngineError, missing_dependency
 from segsql.privacy.masking import scrub
 from segsql.privacy.pii import pii_columns
 from segsql.run import results
@@ -31,7 +33,7 @@ from . import arguments
 from .session import NotebookSession
 from .widgets import charts
 from .widgets import html as render
-from .widgets.views import CompareView, PreviewView, StaticView, View
+from .widgets.views import CompareView, PreviewView, StaticView, StepsShown, View
 
 log = logging.getLogger("segsql.magics")
 CELL_PATH = "cell"
@@ -57,6 +59,21 @@ def clean_errors(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def fresh(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Each magic sees the segment files as they are now (edited, added or deleted outside the
+    notebook) and leaves an embedded database file free for the notebook's other cells."""
+
+    @functools.wraps(function)
+    def wrapper(self: SegsqlMagics, *args: Any, **kwargs: Any) -> Any:
+        self.session.refresh()
+        try:
+            return function(self, *args, **kwargs)
+        finally:
+            self.session.release()
+
+    return wrapper
+
+
 @magics_class
 class SegsqlMagics(Magics):
     def __init__(self, shell: Any):
@@ -72,6 +89,7 @@ class SegsqlMagics(Magics):
     # -- %segsql ---------------------------------------------------------------------------
     @line_magic
     @clean_errors
+    @fresh
     def segsql(self, line: str) -> Any:
         """%segsql [status] | project PATH | connect VARIABLE|PROFILE|PATH | list | set KEY=VALUE ... |
         as_of DATE | run [--select ...] | close"""
@@ -146,11 +164,15 @@ class SegsqlMagics(Magics):
 
     def _run(self, rest: str) -> View:
         options = arguments.parse(arguments.run_command, rest)
-        if self.session.project is not None:
-            self.session.project.rescan()  # files may have been saved or changed in git
         project = self._project_with(options)
         self.session.close()  # the run writes; the preview connection is read-only
-        result = project.run(list(options["select"]) or None, list(options["exclude"]) or None)
+        names = project.select(list(options["select"]) or None, list(options["exclude"]) or None)
+        shown, ran = StepsShown("running segments"), itertools.count(1)
+        try:
+            result = project.run(names, progress=lambda segment: shown(
+                f"{segment.name} ({formats.count(segment.rows)} members)", next(ran), len(names)))
+        finally:
+            shown.done()
         rows = [[s.name, s.entity, formats.count(s.rows), formats.percent(s.share), s.status] for s in result.segments]
         body = render.table(["segment", "entity", "size", "share", "status"], rows)
         text = "\n".join(f"{s.name}: {formats.count(s.rows)} ({s.status})" for s in result.segments)
@@ -168,6 +190,7 @@ class SegsqlMagics(Magics):
     # -- %%segment -------------------------------------------------------------------------
     @cell_magic
     @clean_errors
+    @fresh
     def segment(self, line: str, cell: str) -> Any:
         """%%segment [VARIABLE <<] NAME [--entity E] [--save [--force]] [--preview N] [--no-run]
         [--target DIALECT] [--param NAME=VARIABLE] [--var K=V] [--as-of DATE] [--unmask]"""
@@ -214,8 +237,7 @@ class SegsqlMagics(Magics):
         self.session.check_save(path, text, force)
         atomic_write(path, text)
         self.session.record_save(path, text)
-        if self.session.project is not None:
-            self.session.project.rescan()
+        self.session.refresh()  # the saved file is part of the project now
         log.info("saved %s", path)
         print(f"saved {path.relative_to(project.root)}")
 
@@ -226,11 +248,17 @@ class SegsqlMagics(Magics):
             log.warning("unmasked preview of %s requested (columns %s)", name, ", ".join(columns))
             self.session.audit_unmask(project, name, columns)
         engine = self.session.engine()
-        result = results.preview(project.compiler, engine, name)
+        with _at_the_cell_line(project, name):
+            result = results.preview(project.compiler, engine, name)
 
         def pager(offset: int, limit: int) -> Any:
-            # The session's connection of the moment: `%segsql run` may have replaced it.
-            return results.page(project.compiler, self.session.engine(), result, offset, limit, unmask).to_pandas()
+            # The session's connection of the moment (`%segsql run` may have replaced it), let go after.
+            try:
+                with _at_the_cell_line(project, name):
+                    return results.page(project.compiler, self.session.engine(), result, offset, limit,
+                                        unmask).to_pandas()
+            finally:
+                self.session.release()
 
         try:
             waterfall = project.waterfall(name, engine=engine, size=result.size)
@@ -244,6 +272,7 @@ class SegsqlMagics(Magics):
     # -- comparisons -----------------------------------------------------------------------
     @line_magic
     @clean_errors
+    @fresh
     def segment_compare(self, line: str) -> Any:
         """%segment_compare A B ... --metrics m1,m2 [--baseline rest|all|SEGMENT]"""
         options = arguments.parse(arguments.compare_command, line)
@@ -256,6 +285,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_overlap(self, line: str) -> Any:
         """%segment_overlap A B C ..."""
         options = arguments.parse(arguments.overlap_command, line)
@@ -265,6 +295,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_report(self, line: str) -> Any:
         """%segment_report [--select ...]: substantial, distinct, measurable, accessible, stable."""
         options = arguments.parse(arguments.report_command, line)
@@ -275,6 +306,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_diff(self, line: str) -> Any:
         """%segment_diff [--base REV] [--select ...]: members added/removed per segment by the
         working tree's changes against a git revision (segsql diff)."""
@@ -287,6 +319,7 @@ class SegsqlMagics(Magics):
 
     @line_magic
     @clean_errors
+    @fresh
     def segment_cohorts(self, line: str) -> Any:
         """%segment_cohorts [VARIABLE <<] ENTITY SOURCE AT [--period month] [--revenue COL] [--segments A,B]
         [--value retention|revenue_retention|active|revenue]: the cohort heat map and retention curves;
@@ -312,6 +345,19 @@ class SegsqlMagics(Magics):
                           charts.retention_curves(frame, value, result.period, segment)]
         text = render.plain_table(result.triangle(value).map(formats.cell).reset_index(), 60)
         return StaticView(render.cohorts(result, value, self.session.banner()), text, drawn)
+
+
+@contextlib.contextmanager
+def _at_the_cell_line(project: Any, name: str) -> Iterator[None]:
+    """An engine error that points at part of the statement (DuckDB's `LINE n` and carets) is
+    reported at that part's line and column in the cell (or file), found through the source map."""
+    try:
+        yield
+    except EngineError as error:
+        location = project.compiler.locate(name, *error.pointed_at) if error.pointed_at else None
+        if location is None:
+            raise
+        raise EngineError(error.message, location, error.hint) from None
 
 
 class _Template:

@@ -1,4 +1,5 @@
-"""What a notebook has open: the project, the connection previews run on, overrides, saves."""
+"""What a notebook has open: the project, the connection previews run on, overrides, saves, and
+what the segment files looked like (so an edit outside the notebook is seen by the next magic)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from segsql.engines.base import Engine
 
 @dataclass
 class NotebookSession:
-    """State of the magics in one kernel. Holds one read-only connection for previews (temp
-    tables live there); `%segsql close` releases it so a `segsql run` elsewhere can write."""
+    """State of the magics in one kernel: the connection previews run on (read-only; a DuckDB
+    file is released after every magic, a server connection kept, `%segsql close` drops either)
+    and the fingerprints of the segment files, checked before every magic."""
 
     project: Project | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -24,11 +26,35 @@ class NotebookSession:
     saved: dict[Path, str] = field(default_factory=dict)  # file -> hash of what this session wrote
     _engine: Engine | None = None
     _connection_label: str = ""
+    _files: dict[Path, tuple[int, int, str]] = field(default_factory=dict)  # file -> (mtime_ns, size, sha)
 
     def open_project(self, path: str) -> Project:
         self.close()
         self.project = Project.load(path, vars=self.overrides, as_of=self.as_of)
+        self._files = _fingerprint(self.project.root, {})
         return self.project
+
+    def refresh(self) -> bool:
+        """Before each magic: reload the segment files and macros when one was added, deleted or
+        edited since the last magic (mtime and size say which to hash; the hash decides, so a
+        touched but unchanged file keeps the caches). True when something changed."""
+        if self.project is None:
+            return False
+        seen = _fingerprint(self.project.root, self._files)
+        changed = {path: sha for path, (_, _, sha) in seen.items()} != \
+            {path: sha for path, (_, _, sha) in self._files.items()}
+        self._files = seen
+        if changed:
+            self.project.rescan()
+        return changed
+
+    def release(self) -> None:
+        """After each magic: an embedded database file (DuckDB) is let go, so the notebook's own
+        Python cells (prepare_demo, Project.run), a `segsql run` in a terminal or another kernel
+        can open it for writing. A server connection stays open; a lent one is never closed here."""
+        if self._engine is not None and self._engine.capabilities.in_process \
+                and not getattr(self._engine, "borrowed", False):
+            self.close()
 
     def current(self) -> Project:
         if self.project is None:
@@ -91,6 +117,26 @@ class NotebookSession:
 
     def record_save(self, path: Path, text: str) -> None:
         self.saved[path] = _sha(text)
+
+
+def _fingerprint(root: Path, before: dict[Path, tuple[int, int, str]]) -> dict[Path, tuple[int, int, str]]:
+    """(mtime_ns, size, sha256) of every segment file and macro; a file whose mtime and size are
+    unchanged keeps its earlier hash (not read again)."""
+    from segsql.compile.files import MACROS_DIR, SEGMENTS_DIR
+
+    found: dict[Path, tuple[int, int, str]] = {}
+    for folder in (root / SEGMENTS_DIR, root / MACROS_DIR):
+        for path in sorted(folder.rglob("*.sql")) if folder.is_dir() else []:
+            try:
+                status = path.stat()
+                known = before.get(path)
+                if known is not None and known[:2] == (status.st_mtime_ns, status.st_size):
+                    found[path] = known
+                else:
+                    found[path] = (status.st_mtime_ns, status.st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+            except OSError:  # deleted (or unreadable) while listing: reported when compiled, if still there
+                continue
+    return found
 
 
 def _describe_connection(project: Project) -> str:

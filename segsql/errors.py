@@ -78,7 +78,11 @@ class SelectionError(SegsqlError):
 
 
 class EngineError(SegsqlError):
-    """The engine could not connect, read its catalog or run a statement."""
+    """The engine could not connect, read its catalog or run a statement. `pointed_at` is the
+    part of the statement the engine pointed at, when it gave a position (LINE n with carets):
+    (the text before it on that line, the part itself)."""
+
+    pointed_at: tuple[str, str] | None = None
 
 
 class UsageError(SegsqlError):

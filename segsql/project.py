@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from segsql.measure.compare import Comparison, Priority
     from segsql.measure.metrics import Metric
     from segsql.measure.testing import TestResult
-    from segsql.methods.clustering import Clustering
+    from segsql.methods.clustering import Clustering, StepProgress
     from segsql.methods.cohorts import Cohorts
     from segsql.methods.design import PowerAnalysis
     from segsql.methods.propensity import Propensity
@@ -540,20 +540,22 @@ class Project:
             return profile(self.compiler, engine, name, traits, top)
 
     def cluster(self, features: str, ks: list[int] | None = None, k: int | None = None, max_depth: int = 2,
-                seed: int = 0) -> Clustering:
+                seed: int = 0, progress: StepProgress | None = None) -> Clustering:
         """k-means on the numeric columns of segment `features` (k chosen by silhouette from `ks`),
         each cluster explained by a short SQL rule with its precision and recall."""
         from segsql.methods.clustering import cluster
 
         with self.engine() as engine:
-            return cluster(self.compiler, engine, features, ks, k, max_depth, seed)
+            return cluster(self.compiler, engine, features, ks, k, max_depth, seed, progress)
 
     def propensity(self, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
-                   model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
+                   model: str = "logistic", holdout: float = 0.3, seed: int = 0,
+                   progress: StepProgress | None = None) -> Propensity:
         """Fit a propensity model: features of segment `features` at `train_as_of`, label =
         membership of segment `outcome` at train_as_of + horizon_days; holdout AUC, calibration,
         lift by decile; for the logistic model a SQL score expression (`result.score_sql()`)."""
         from segsql.methods.propensity import fit
 
         with self.engine() as engine:
-            return fit(self.compiler, engine, features, outcome, train_as_of, horizon_days, model, holdout, seed)
+            return fit(self.compiler, engine, features, outcome, train_as_of, horizon_days, model, holdout, seed,
+                       progress)

@@ -163,7 +163,7 @@ def test_history_at_between_backfilled_dates_from_the_cli(root: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "2026-04-01" in done.output
     between = runner.invoke(cli, ["history", "recent", "--project", str(root), "--at", "2026-04-20", "--format",
-                                  "json"])
+                                  "jsonl"])
     assert between.exit_code == 0, between.output
     assert [line.split('"')[3] for line in between.output.splitlines()] == _recent_members(dt.date(2026, 4, 1))
     table = runner.invoke(cli, ["history", "recent", "--project", str(root), "--at", "2026-04-20"])

@@ -82,8 +82,12 @@ def test_written_cluster_segments_are_the_first_matching_rule(root: Path, runner
     outcome = runner.invoke(cli, ["clusters", "features", "--project", str(root), "--k", "5", "--write", "--force"])
     assert outcome.exit_code == 0, outcome.output
     assert "wrote 5 segment file(s)" in outcome.output and "first match in cluster order" in outcome.output
+    assert "k-means with k" not in outcome.output  # not a terminal: no progress bar in the output
     project = Project.load(root)
-    result = project.cluster("features", k=5)
+    steps: list[tuple[str, int, int]] = []
+    result = project.cluster("features", k=5, progress=lambda *step: steps.append(step))
+    assert [(number, count) for _, number, count in steps] == [(1, 3), (2, 3), (3, 3)]
+    assert steps[1][0] == "k-means with k = 5" and steps[2][0] == "rules for 5 clusters"
     project.run()
     data = duckdb.connect(str(root / "data.duckdb"), read_only=True).sql("SELECT * FROM customers").df()
     data = data.set_index("customer_id")

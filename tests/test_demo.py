@@ -81,5 +81,26 @@ def test_demo_command_runs_the_starter_library(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "success" in result.stdout and "power_users" in result.stdout
     assert "600 accounts" in result.stderr
+    assert "written to demo.duckdb" not in result.stderr and "\x1b[" not in result.stderr  # not a terminal: no bar
     again = CliRunner().invoke(cli, ["demo", str(tmp_path / "d"), "--scale", "0.3", "--as-of", str(TODAY)])
     assert again.exit_code == 0, again.stderr
+
+
+def test_generation_reports_each_step(tmp_path: Path) -> None:
+    steps: list[tuple[str, int, int]] = []
+    generate(tmp_path / "small.duckdb", scale=0.01, seed=1, today=TODAY, progress=lambda *step: steps.append(step))
+    assert [(number, count) for _, number, count in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert steps[0][0] == "accounts and revenue" and steps[-1][0] == "written to small.duckdb"
+
+
+def test_the_demo_command_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from segsql.cli import cli
+
+    # TTY_COMPATIBLE=1: rich treats stderr as a terminal (what a person at a shell has)
+    result = CliRunner(env={"TTY_COMPATIBLE": "1"}).invoke(cli, ["demo", str(tmp_path / "d"), "--scale", "0.01",
+                                                                 "--as-of", str(TODAY)])
+    assert result.exit_code == 0, result.stderr
+    assert "demo data: written to demo.duckdb" in result.stderr and "4/4" in result.stderr
+    assert "written to" not in result.stdout  # the bar is on stderr; stdout keeps the run summary

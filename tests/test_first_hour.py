@@ -140,7 +140,7 @@ def test_readout_flags_like_compare_and_history_and_readout_have_formats(tmp_pat
     Project.load(root).run()
     table = invoke("readout", "exp", "--project", str(root), "--metrics", "conversion")
     assert "True" not in table.output and "False" not in table.output
-    as_json = invoke("readout", "exp", "--project", str(root), "--metrics", "conversion", "--format", "json")
+    as_json = invoke("readout", "exp", "--project", str(root), "--metrics", "conversion", "--format", "jsonl")
     rows = [json.loads(line) for line in as_json.stdout.splitlines() if line.startswith("{")]
     assert rows and {"group", "lift", "p_value", "significant"} <= set(rows[0]) and METRICS
     history_root = tmp_path / "hist"
@@ -150,7 +150,7 @@ def test_readout_flags_like_compare_and_history_and_readout_have_formats(tmp_pat
     csv = invoke("history", "active", "--project", str(history_root), "--format", "csv")
     assert csv.exit_code == 0 and csv.output.splitlines()[0].startswith("run_id,")
     today = dt.date.today().isoformat()  # history is kept by when runs happened
-    at = invoke("history", "active", "--project", str(history_root), "--at", today, "--format", "json")
+    at = invoke("history", "active", "--project", str(history_root), "--at", today, "--format", "jsonl")
     assert [json.loads(line)["entity_key"] for line in at.output.splitlines()] == ["1", "2"]
 
 

@@ -34,23 +34,27 @@ def git(root: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
+def committed_repo(root: Path, segments: dict[str, str], accounts: int = 500) -> Path:
+    """A project of `accounts` accounts and these segments, committed on `main` (data/ ignored)."""
     (root / "data").mkdir(parents=True)
     connection = duckdb.connect(str(root / "data" / "data.duckdb"))
     connection.execute("CREATE TABLE accounts AS SELECT range AS account_id, (range * 37) % 100 AS score, "
-                       "range % 3 = 0 AS flagged FROM range(1, 501)")
+                       f"range % 3 = 0 AS flagged FROM range(1, {accounts + 1})")
     connection.close()
     write_files(root, {"segsql.yml": CONFIG, ".gitignore": "data/\ntarget/\n",
-                       "segments_sql/engaged.sql": segment("WHERE a.score >= 50"),
-                       "segments_sql/steady.sql": segment("WHERE a.flagged"),
-                       "segments_sql/legacy.sql": segment("WHERE a.score < 5"),
-                       "segments_sql/top.sql": "{{ config(entity='account') }}\n"
-                                               "SELECT e.account_id FROM {{ ref('engaged') }} AS e WHERE e.score > 90"})
+                       **{f"segments_sql/{name}.sql": text for name, text in segments.items()}})
     git(root, "init", "-q", "-b", "main")
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = committed_repo(tmp_path / "repo", {
+        "engaged": segment("WHERE a.score >= 50"), "steady": segment("WHERE a.flagged"),
+        "legacy": segment("WHERE a.score < 5"),
+        "top": "{{ config(entity='account') }}\nSELECT e.account_id FROM {{ ref('engaged') }} AS e WHERE e.score > 90"})
     git(root, "checkout", "-q", "-b", "feature")
     (root / "segments_sql" / "engaged.sql").write_text(segment("WHERE a.score >= 40 AND NOT a.flagged"))
     (root / "segments_sql" / "legacy.sql").unlink()

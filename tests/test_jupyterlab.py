@@ -1,8 +1,11 @@
-"""The example notebook run in JupyterLab in headless Chromium: the widgets render the numbers."""
+"""The example notebook run in JupyterLab 4 and Notebook 7 in headless Chromium: the outputs and
+widgets render the numbers, and every magic's output is saved as a screenshot (test-artifacts/,
+kept by CI)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -10,11 +13,13 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.browser import browser_page, evaluate, require_chromium, screenshot
+from tests.browser import ARTIFACTS, browser_page, evaluate, require_chromium, screenshot
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -32,17 +37,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`python -m jupyterlab` or `python -m notebook` (7) on a free port, serving a folder with the
+    story notebook; yields (base URL, folder). Stopped (bounded waits) when the block ends."""
     require_chromium()
-    root = tmp_path_factory.mktemp("lab")
+    root = tmp_path_factory.mktemp(app)
     shutil.copy(REPO / "examples" / "segment_story.ipynb", root / "segment_story.ipynb")
+    # no "get notified about Jupyter news?" toast over the screenshots (and no request for it)
+    notification = root / ".settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text('{"fetchNews": "false", "checkForUpdates": false}')
     port = free_port()
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "JUPYTER_CONFIG_DIR": str(root / ".config"),
            "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"), "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces")}
+    expose = "--LabApp.expose_app_in_browser=True" if app == "jupyterlab" else \
+        "--JupyterNotebookApp.expose_app_in_browser=True"
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", expose,
          "--ServerApp.port_retries=0", *(["--allow-root"] if os.geteuid() == 0 else [])],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -54,10 +67,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
                 break
             except OSError:
                 if process.poll() is not None:
-                    pytest.fail(f"jupyterlab exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+                    pytest.fail(f"{app} exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
                 time.sleep(0.5)
         else:
-            pytest.fail("jupyterlab did not start within 60 s")
+            pytest.fail(f"{app} did not start within 60 s")
         yield base, root
     finally:
         process.terminate()
@@ -70,17 +83,40 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
             process.stderr.close()
 
 
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    with jupyter_server("jupyterlab", tmp_path_factory) as served:
+        yield served
+
+
+def run_all_cells(page: Any, url: str) -> None:
+    """Open the notebook, wait for its kernel, run every cell and wait until the last output is in."""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.serviceManager", timeout=60_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)  # queue cells only once the kernel is up
+    # resolves when every cell has run (it hung for 11 minutes once, unbounded)
+    evaluate(page, "() => window.jupyterapp.commands.execute('notebook:run-all-cells')", 300_000)
+    page.wait_for_selector(".jp-RenderedHTMLCommon :text('segment validation report')", timeout=240_000)
+
+
+def screenshot_each_magic(page: Any, prefix: str) -> list[Path]:
+    """One PNG per code cell that runs a magic (its source and outputs), in notebook order."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 3000})  # a tall cell fits: no header drawn over it
+    saved = []
+    for index, cell in enumerate(page.locator(".jp-CodeCell").filter(has_text=re.compile("%segsql|%segment")).all()):
+        cell.scroll_into_view_if_needed()
+        path = ARTIFACTS / f"{prefix}-magic-{index:02d}.png"
+        cell.screenshot(path=str(path))
+        saved.append(path)
+    return saved
+
+
 def test_widgets_render_sizes_and_kpis_in_jupyterlab(lab: tuple[str, Path]) -> None:
     base, root = lab
     with browser_page() as page:
-        page.goto(f"{base}/lab/tree/segment_story.ipynb?token={TOKEN}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.serviceManager", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus", timeout=60_000)
-        page.wait_for_function(KERNEL_IDLE, timeout=120_000)  # queue cells only once the kernel is up
-        # resolves when every cell has run (it hung for 11 minutes once, unbounded)
-        evaluate(page, "() => window.jupyterapp.commands.execute('notebook:run-all-cells')", 300_000)
-        page.wait_for_selector(".jp-RenderedHTMLCommon :text('segment validation report')", timeout=240_000)
+        run_all_cells(page, f"{base}/lab/tree/segment_story.ipynb?token={TOKEN}")
         # textContent, not innerText: JupyterLab 4 does not lay out cells scrolled out of view.
         preview = page.locator(".jp-RenderedHTMLCommon", has_text="segment dach_power_accounts").first
         preview_text = preview.text_content() or ""
@@ -106,7 +142,30 @@ def test_widgets_render_sizes_and_kpis_in_jupyterlab(lab: tuple[str, Path]) -> N
         page.wait_for_selector(".widget-label:has-text('members 6–')", timeout=30_000)
         page.wait_for_selector(".jp-RenderedHTMLCommon :text('members 6–')", timeout=30_000)
         screenshot(page, "jupyterlab-after-interaction")
+        magics = screenshot_each_magic(page, "jupyterlab")
     assert "account(s)" in preview_text and "of 1,000" in preview_text
     assert "high_mrr_accounts" in compare_text and "significant after Benjamini" in compare_text
     assert charts_drawn == 4  # one per metric
     assert (root / "segsql-demo-notebook" / "segments_sql" / "dach_power_accounts.sql").exists()
+    assert len(magics) == MAGIC_CELLS and all(path.stat().st_size > 5_000 for path in magics)
+
+
+# Code cells of segment_story.ipynb that run a magic: %load_ext/%segsql project, as_of, run,
+# %%segment (twice), run --select, %segment_compare, _overlap, _report.
+MAGIC_CELLS = 9
+
+
+def test_outputs_render_in_notebook_7(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with jupyter_server("notebook", tmp_path_factory) as (base, _), browser_page() as page:
+        run_all_cells(page, f"{base}/notebooks/segment_story.ipynb?token={TOKEN}")
+        preview = page.locator(".jp-RenderedHTMLCommon", has_text="segment dach_power_accounts").first
+        preview_text = preview.text_content() or ""
+        compare_text = page.locator(".jp-RenderedHTMLCommon", has_text="churn_rate (proportion) vs rest").first \
+            .text_content() or ""
+        charts = page.locator(".jp-Cell", has_text="%segment_compare").locator(".vega-embed, img")
+        charts.first.wait_for(timeout=60_000)
+        screenshot(page, "notebook7-story")
+        magics = screenshot_each_magic(page, "notebook7")
+    assert "account(s)" in preview_text and "of 1,000" in preview_text
+    assert "high_mrr_accounts" in compare_text and "significant after Benjamini" in compare_text
+    assert len(magics) == MAGIC_CELLS and all(path.stat().st_size > 5_000 for path in magics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import getpass
 import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,8 +218,8 @@ def test_compare_overlap_report_and_run(shell: InteractiveShell) -> None:
 def test_preview_warns_about_the_keys_a_run_refuses(shell: InteractiveShell, demo: Path) -> None:
     users = "SELECT u.account_id FROM {{ source('users') }} AS u"
     view = run(shell, f"%%segment per_user --entity account\n{users}").result
-    rows, accounts = duckdb.connect(str(demo / "data" / "demo.duckdb"), read_only=True).execute(
-        "SELECT count(*), count(DISTINCT account_id) FROM users").fetchall()[0]
+    with duckdb.connect(str(demo / "data" / "demo.duckdb"), read_only=True) as connection:  # closed: later tests write
+        rows, accounts = connection.execute("SELECT count(*), count(DISTINCT account_id) FROM users").fetchall()[0]
     warning = (f"segment `per_user` returned {rows - accounts:,} duplicate `account_id` value(s); members would "
                "count twice: `%segsql run` will refuse it")
     assert rows > accounts and view.result.size == rows
@@ -256,6 +257,7 @@ def test_connect_to_a_notebook_connection_and_a_profile(shell: InteractiveShell,
     view = run(shell, f"%%segment big_dach --entity account\n{CELL}").result
     assert view.result.size > 0
     shell.run_line_magic("segsql", "close")
+    shell.user_ns.pop("con").close()  # the notebook's own connection: later tests write the file
     result = run(shell, "%segsql connect nosuchprofile_or_file.duckdb")
     assert result.success  # a path: the project now points at that DuckDB file
     assert "nosuchprofile_or_file.duckdb" in shell.run_line_magic("segsql", "")._repr_mimebundle_()["text/plain"]
@@ -276,3 +278,119 @@ def test_cohort_magic_shows_triangle_and_curves(shell: InteractiveShell) -> None
     assert "%" not in revenue.charts()[0].text and "%</td>" not in revenue.html()  # money, not a percentage
     failed = shell.run_cell("%segment_cohorts account mrr_monthly month --period quarter", store_history=False)
     assert not failed.success and "quarter" in str(failed.error_in_exec)
+
+
+def _diff_statuses(shell: InteractiveShell) -> dict[str, str]:
+    """segment -> status, read from %segment_diff's text (`NAME (changed, account): ...`, `unchanged: A, B`)."""
+    text = shell.run_line_magic("segment_diff", "--base main")._repr_mimebundle_()["text/plain"]
+    statuses = dict(re.findall(r"^(\w+) \((\w+), ", text, flags=re.M))
+    for line in re.findall(r"^unchanged: (.*)$", text, flags=re.M):
+        statuses.update({name: "unchanged" for name in line.split(", ")})
+    return statuses
+
+
+def test_files_edited_added_or_deleted_between_magics_are_seen(tmp_path: Path) -> None:
+    from tests.test_gitdiff import committed_repo, segment
+
+    root = committed_repo(tmp_path / "repo", {"engaged": segment("WHERE a.score >= 50"),
+                                              "legacy": segment("WHERE a.score < 5")}, accounts=300)
+    segments = root / "segments_sql"
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "segsql")
+        shell.run_line_magic("segsql", f"project {root}")
+        listed = lambda: shell.run_line_magic("segsql", "list")._repr_mimebundle_()["text/plain"]  # noqa: E731
+        assert "engaged" in listed() and _diff_statuses(shell) == {"engaged": "unchanged", "legacy": "unchanged"}
+        (segments / "engaged.sql").write_text(segment("WHERE a.score >= 40"))  # edited outside the notebook
+        assert _diff_statuses(shell)["engaged"] == "changed"
+        (segments / "fresh.sql").write_text(segment("WHERE a.score = 7"))
+        (segments / "legacy.sql").unlink()
+        assert "fresh" in listed() and "legacy" not in listed()
+        assert _diff_statuses(shell) == {"engaged": "changed", "fresh": "added", "legacy": "removed"}
+        ran = shell.run_line_magic("segsql", "run")._repr_mimebundle_()["text/plain"]
+        assert "fresh" in ran and "legacy" not in ran
+        report = shell.run_line_magic("segment_report", "")._repr_mimebundle_()["text/plain"]
+        assert "fresh" in report and "legacy" not in report  # no error about the deleted file
+        (segments / "fresh.sql").write_text("{{ config(entity='account') }}\nSELECT a.nope FROM {{ source('accounts') }} AS a")
+        assert "error: unknown column `nope`" in listed()
+        session = shell.magics_manager.registry["SegsqlMagics"].session
+        (segments / "engaged.sql").touch()  # a newer mtime, the same text: nothing to reload
+        assert session.refresh() is False
+    finally:
+        shell.run_line_magic("unload_ext", "segsql")
+        InteractiveShell.clear_instance()
+
+
+def test_the_demo_can_be_rebuilt_after_previews_in_the_same_kernel(shell: InteractiveShell, demo: Path) -> None:
+    """"Run All" twice: cell 1 (prepare_demo) writes the database the previews read."""
+    assert run(shell, f"%%segment big_dach --entity account --preview 5\n{CELL}").success
+    rebuilt = run(shell, f"from segsql.demo.project import prepare_demo\n"
+                         f"prepare_demo(__import__('pathlib').Path({str(demo)!r}), scale=0.3, seed=5, as_of={AS_OF!r})")
+    assert rebuilt.success, rebuilt.error_in_exec
+    view = run(shell, f"%%segment big_dach --entity account --preview 5\n{CELL}").result
+    view.turn(1)  # paging reopens the file, and lets go of it again
+    assert view.offset == 5 and run(shell, "__import__('segsql').Project.load(" + repr(str(demo)) + ").run()").success
+
+
+def test_a_database_a_notebook_holds_names_the_way_out(shell: InteractiveShell, demo: Path) -> None:
+    database = demo / "data" / "demo.duckdb"
+    shell.user_ns["mine"] = duckdb.connect(str(database), read_only=True)  # the user's own connection
+    shell.run_line_magic("segsql", "connect mine")
+    try:
+        failed = run(shell, f"from segsql.demo.project import prepare_demo\nprepare_demo(__import__('pathlib').Path("
+                            f"{str(demo)!r}), scale=0.3, seed=5, as_of={AS_OF!r})")
+        assert type(failed.error_in_exec).__name__ == "EngineError"
+        assert "already open in this process with other settings (read-only)" in str(failed.error_in_exec)
+        assert "`%segsql close`" in str(failed.error_in_exec)
+    finally:
+        shell.run_line_magic("segsql", "close")
+        shell.user_ns.pop("mine").close()
+        shell.run_line_magic("segsql", f"project {demo}")
+
+
+LOCK_HOLDER = "import duckdb, sys\nconnection = duckdb.connect(sys.argv[1])\nprint('ready', flush=True)\nsys.stdin.read()"
+
+
+def test_a_database_another_process_holds_names_it_and_the_way_out(shell: InteractiveShell, demo: Path) -> None:
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from segsql.cli.main import cli
+
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(demo / "data" / "demo.duckdb")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        expected = f"is in use by another process (PID {holder.pid}, "
+        failed = run(shell, f"%%segment big_dach --entity account\n{CELL}")
+        assert type(failed.error_in_exec).__name__ == "UsageError" and expected in str(failed.error_in_exec)
+        assert "run `%segsql close` there" in str(failed.error_in_exec)
+        done = CliRunner().invoke(cli, ["run", "--project", str(demo)])
+        assert done.exit_code == 1 and expected in done.output and "%segsql close" in done.output
+        assert "-readonly" not in done.output + str(failed.error_in_exec)  # DuckDB's hint about its own CLI
+        assert "Traceback" not in done.output
+    finally:
+        holder.communicate("", timeout=30)
+
+
+@pytest.mark.parametrize(("where", "column"), [
+    ("a.signup_date > 5", 7),  # Binder Error: Cannot compare values of type DATE and INTEGER_LITERAL
+    ("a.employees > 1 AND CAST(a.name AS INT) > 5", 27),  # Conversion Error: Could not convert string
+])
+def test_runtime_engine_errors_point_at_the_cell_line(shell: InteractiveShell, where: str, column: int) -> None:
+    """Validation passes; DuckDB refuses it when it runs, giving LINE 1 and carets in the SQL
+    segsql generated: reported at the cell's own line (the magic's line is line 1)."""
+    result = run(shell, f"%%segment late --entity account\nSELECT a.account_id\nFROM {{{{ source('accounts') }}}} AS a\n"
+                        f"WHERE {where}")
+    assert not result.success and type(result.error_in_exec).__name__ == "UsageError"
+    assert str(result.error_in_exec).startswith(f"cell late:4:{column}: DuckDB: "), result.error_in_exec
+
+
+def test_a_run_shows_its_progress_in_place_and_clears_it(shell: InteractiveShell) -> None:
+    shown = published(shell, lambda: shell.run_line_magic("segsql", "run -s enterprise_dach -s high_mrr_accounts"))
+    texts = [data["text/plain"] for data, _ in shown]
+    assert texts[0].startswith("running segments █") and "1/2 · " in texts[0] and texts[0].endswith(" members)")
+    assert "2/2 · " in texts[1] and texts[-1] == ""  # updated in place, then emptied: the saved notebook keeps the run
+    assert all(options["update"] for _, options in shown[1:])

@@ -180,3 +180,18 @@ def test_methods_notebook_shows_each_method(executed: dict) -> None:
     assert "holdout AUC" in churn and "lift by decile" in churn
     sql = by_source["print(churn.score_sql().sql(dialect='postgres')[:300])"].outputs[0]["text"]
     assert "EXP(" in sql and "COALESCE(f." in sql
+
+
+def test_run_all_twice_in_one_kernel(tmp_path: Path) -> None:
+    """"Run All" again in the same kernel: the demo is rebuilt under the open session (it once
+    failed in cell 1 with DuckDB's ConnectionException: the preview held the file read-only)."""
+    shutil.copy(EXAMPLES / "segment_story.ipynb", tmp_path / "segment_story.ipynb")
+    notebook = nbformat.read(tmp_path / "segment_story.ipynb", as_version=4)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with client.setup_kernel():
+        for _ in range(2):
+            for index, cell in enumerate(notebook.cells):
+                cell.outputs = []
+                client.execute_cell(cell, index)  # raises CellExecutionError on an error output
+    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors and "account(s)" in html_of(notebook.cells[7].outputs)

@@ -110,8 +110,13 @@ def test_sql_score_equals_the_model_in_the_engine(root: Path, runner: Any) -> No
                                   "--write", "churn_risk", "--top", "0.1", "--as-of", str(AS_OF)])
     assert outcome.exit_code == 0, outcome.output
     assert "holdout AUC" in outcome.output and "lift by decile" in outcome.output
+    assert "model fitted on" not in outcome.output  # not a terminal: no progress bar in the output
     project = Project.load(root, as_of=AS_OF)
-    result = project.propensity("account_features", "churned_recently", TRAIN, 90)
+    steps: list[tuple[str, int, int]] = []
+    result = project.propensity("account_features", "churned_recently", TRAIN, 90,
+                                progress=lambda *step: steps.append(step))
+    assert [(number, count) for _, number, count in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert steps[1][0].startswith("logistic model fitted on ") and steps[3][0].endswith(f"as of {AS_OF}")
     project.run()
     members = project.members("churn_risk").set_index("account_id")
     assert result.scores is not None

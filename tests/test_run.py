@@ -161,7 +161,7 @@ def test_show_streams_and_limits(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == ["account_id,arr", "10,100.0", "11,110.0"]
     assert "big: 11 account(s), 55.0% of 20" in result.stderr
-    result = CliRunner().invoke(cli, ["show", "big", "--project", str(tmp_path), "--format", "json", "--all"])
+    result = CliRunner().invoke(cli, ["show", "big", "--project", str(tmp_path), "--format", "jsonl", "--all"])
     assert len(result.stdout.splitlines()) == 11
     result = CliRunner().invoke(cli, ["show", "small", "--project", str(tmp_path)])
     assert result.exit_code == 2 and "unknown segment" in result.stderr

@@ -46,3 +46,20 @@ def test_line_index_round_trip() -> None:
     index = LineIndex("ab\ncde\n\nf")
     for offset in range(9):
         assert index.offset(*index.position(offset)) == offset
+
+
+def test_the_part_an_engine_points_at_is_found_in_the_rendered_sql() -> None:
+    import doctest
+
+    from segsql.compile import sourcemap
+    from segsql.engines import base
+
+    line = "LINE 1: ...account_id FROM accounts AS a WHERE a.d > 5 AND a.d > 5)"
+    message = ("Binder Error: Cannot compare values of type DATE and type INTEGER_LITERAL\n\n"
+               f"{line}\n{' ' * line.rindex('a.d')}^^^^^^^")
+    before, part = base.pointed_at(message) or ("", "")
+    assert part == "a.d > 5" and before.endswith("WHERE a.d > 5 AND ")  # the second of two equal parts
+    sql = "SELECT a.account_id\nFROM accounts AS a\nWHERE a.d > 5\n  AND a.d > 5"
+    assert sourcemap.find_pointed(sql, before, part) == sql.rindex("a.d > 5")
+    assert sourcemap.find_pointed(sql, "", "b.x") is None and base.pointed_at("IO Error: no position") is None
+    assert doctest.testmod(sourcemap).failed == 0 and doctest.testmod(base).failed == 0

@@ -168,3 +168,31 @@ class StaticView(View):
     def __init__(self, html: str, text: str, charts: list[charting.Chart] | None = None):
         drawn = list(charts or [])
         super().__init__(lambda: html, lambda: text, lambda: drawn)
+
+
+class StepsShown:
+    """A long operation's progress as one text output updated in place (a bar of block
+    characters, text/plain and text/html: no widget, so any front end shows it), emptied when
+    done so the saved notebook keeps only the result. Called as (step done, number, how many)."""
+
+    WIDTH = 30
+
+    def __init__(self, title: str):
+        self.title = title
+        self._handle: Any = None
+
+    def __call__(self, label: str, number: int, count: int) -> None:
+        from IPython import display as ipython_display
+
+        display: Callable[..., Any] = ipython_display.display  # IPython's own is untyped
+        filled = round(self.WIDTH * number / max(count, 1))
+        text = f"{self.title} {'█' * filled}{'░' * (self.WIDTH - filled)} {number}/{count} · {label}"
+        bundle = {"text/plain": text, "text/html": f"<pre class='segsql-progress'>{render.esc(text)}</pre>"}
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def done(self) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)

@@ -106,7 +106,7 @@ def _print_personal_data(project: Project, names: list[str]) -> None:
 @cli.command(name="list")
 @engine_options
 @selection_options
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "jsonl"]), default="table",
               show_default=True)
 def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None,
           select: tuple[str, ...], exclude: tuple[str, ...], output_format: str, target: str | None = None) -> None:
@@ -125,6 +125,10 @@ def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
                          "status": f"error: {error.message}"})
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2))
+        return
+    if output_format == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row))
         return
     from segsql.cli.render import print_table
 
@@ -222,7 +226,7 @@ def _date_option(value: str, option: str) -> Any:
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many members to show (the LIMIT runs in the engine).")
 @click.option("--all", "show_all", is_flag=True, help="Stream every member instead of a sample.")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+@click.option("--format", "output_format", type=TABLE_FORMATS, default="table",
               show_default=True)
 @click.option("--unmask", is_flag=True, help="Print declared PII columns in clear (logged).")
 def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
@@ -248,10 +252,11 @@ def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: st
 def demo(directory: Path, scale: float, seed: int, as_of: str | None) -> None:
     """Create (or refresh) a demo project in DIRECTORY: synthetic B2B SaaS data in DuckDB, the
     starter segments, then run them all and print the summary."""
-    from segsql.cli.render import run_progress, run_summary
+    from segsql.cli.render import run_progress, run_summary, step_progress
     from segsql.demo.project import prepare_demo
 
-    project, stats = prepare_demo(directory, scale=scale, seed=seed, as_of=as_of)
+    with step_progress("demo data") as progress:
+        project, stats = prepare_demo(directory, scale=scale, seed=seed, as_of=as_of, progress=progress)
     click.echo(f"demo data: {stats.accounts:,} accounts, {stats.users:,} users, {stats.events:,} events "
                f"in {project.root / 'data' / 'demo.duckdb'}", err=True)
     names = project.select()

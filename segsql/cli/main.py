@@ -57,7 +57,19 @@ def report_error(error: SegsqlError) -> None:
 @click.version_option(package_name="segsql")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """segsql: customer segments as Jinja-templated SQL, validated before they run."""
+    """segsql: customer segments as Jinja-templated SQL, validated before they run.
+
+    \b
+    Machine-readable output (--format), the same shape in every command:
+      json   one JSON document: an array of objects, one per row (list, show,
+             compare, overlap, waterfall, prioritize, validate-segments,
+             metrics, readout, power, history); diff, which returns a report,
+             prints one object {"base", "base_commit", "segments": [...]}
+      jsonl  one JSON object per line (NDJSON), for row streams: the same
+             objects as json, e.g. `segsql show NAME --all --format jsonl`
+      csv    a header and one line per row
+    Dates are ISO 8601 strings, missing values null; messages go to stderr.
+    """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     logging.getLogger("sqlglot").setLevel(logging.ERROR)

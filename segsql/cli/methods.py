@@ -9,6 +9,7 @@ import click
 
 from segsql.cli.main import cli
 from segsql.cli.options import project_dir_option
+from segsql.cli.render import step_progress
 from segsql.errors import UsageError
 from segsql.project import Project
 
@@ -86,7 +87,8 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
 
     project = Project.load(project_dir, as_of=as_of)
     ks, k = _k_range(k_text)
-    result = project.cluster(features, ks=ks, k=k, max_depth=depth, seed=seed)
+    with step_progress("clusters") as progress:
+        result = project.cluster(features, ks=ks, k=k, max_depth=depth, seed=seed, progress=progress)
     click.echo("silhouette by k: " + ", ".join(f"{c}: {v:.3f}" for c, v in result.silhouettes.items())
                + f" -> k = {result.k}")
     summary = result.summary()[["cluster", "size", "precision", "recall", "rule"]].round(3).astype(object)
@@ -127,7 +129,8 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
     from segsql.methods.writing import write_segments
 
     project = Project.load(project_dir, as_of=as_of)
-    result = project.propensity(features, outcome, train_as_of, horizon, model)
+    with step_progress("propensity") as progress:
+        result = project.propensity(features, outcome, train_as_of, horizon, model, progress=progress)
     click.echo(f"{model} model, features {features} at {result.train_as_of}, outcome {outcome} within {horizon} "
                f"days: holdout AUC {result.auc_text()}, base rate {result.base_rate:.1%}")
     if result.note:

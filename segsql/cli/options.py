@@ -68,4 +68,6 @@ def open_project(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str |
     return Project.load(project_dir, vars=parse_vars(list(var_pairs), vars_json), as_of=as_of, target=target)
 
 
-TABLE_FORMATS = click.Choice(["table", "csv", "json"])  # --format of every command that prints a table
+# --format of every command that prints a table: json is one document (an array of objects),
+# jsonl one object per line (the main --help states it, docs/cli.md with it).
+TABLE_FORMATS = click.Choice(["table", "csv", "json", "jsonl"])

@@ -76,20 +76,29 @@ def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
 
 
 @contextmanager
-def date_progress(total: int, quiet: bool = False) -> Iterator[Callable[[Any, int, int], None] | None]:
-    """A progress bar per date on stderr (backfill); silent with --quiet or when not a terminal."""
+def step_progress(title: str, quiet: bool = False) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on stderr for a long operation's steps (demo data, clusters, propensity,
+    backfill dates): the callback takes (step done, its number, how many). Nothing at all with
+    --quiet or when stderr is not a terminal (CI logs, pipes): the callback is then None."""
     console = Console(stderr=True)
     if quiet or not console.is_terminal:
         yield None
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("evaluating dates", total=total)
+        task = bar.add_task(title, total=None)
 
-        def advance(day: Any, number: int, count: int) -> None:
-            bar.update(task, completed=number, description=f"as of {day}")
+        def advance(label: str, number: int, count: int) -> None:
+            bar.update(task, completed=number, total=count, description=f"{title}: {label}")
 
         yield advance
+
+
+@contextmanager
+def date_progress(total: int, quiet: bool = False) -> Iterator[Callable[[Any, int, int], None] | None]:
+    """A progress bar per date on stderr (backfill); silent with --quiet or when not a terminal."""
+    with step_progress("backfill", quiet) as advance:
+        yield None if advance is None else (lambda day, number, count: advance(f"as of {day}", number, count))
 
 
 def backfill_summary(result: BackfillResult) -> None:
@@ -109,10 +118,13 @@ COUNT_COLUMNS = frozenset({"members", "measured", "baseline_members", "remaining
 
 def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
           formatters: dict[str, Any] | None = None) -> None:
-    """A table as csv, NDJSON (`--format json`: one object per line) or a terminal table."""
+    """A table as csv, JSON (one array of objects), JSON lines (one object per line) or a
+    terminal table: the shapes the main --help documents."""
     if output_format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif output_format == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    elif output_format == "jsonl":
         sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso"))
     else:
         chosen = {c: (formatters or {}).get(c, formats.count if c in COUNT_COLUMNS else plain) for c in frame.columns}

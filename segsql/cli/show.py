@@ -60,6 +60,8 @@ def show_segment(project: Project, name: str, limit: int | None, output_format: 
 
 def _write_rows(project: Project, engine: Any, name: str, limit: int | None, output_format: str,
                 pii: dict[str, str]) -> int:
+    """Members as csv, one JSON array or JSON lines, streamed batch by batch (--all may not fit
+    in memory): the array is written a row at a time too."""
     from segsql.privacy.masking import mask
 
     query = results.members_query(project.compiler, engine, name, limit)
@@ -74,10 +76,16 @@ def _write_rows(project: Project, engine: Any, name: str, limit: int | None, out
                 writer = csv.writer(sys.stdout, lineterminator="\n")
                 writer.writerow(columns)
             writer.writerows(rows)
-        else:
-            for row in rows:
-                sys.stdout.write(json.dumps(dict(zip(columns, row, strict=True)), default=_json_value) + "\n")
-        written += len(rows)
+        for row in rows if output_format != "csv" else ():
+            if output_format == "json":
+                sys.stdout.write(",\n" if written else "[")
+            sys.stdout.write(json.dumps(dict(zip(columns, row, strict=True)), default=_json_value))
+            if output_format == "jsonl":
+                sys.stdout.write("\n")
+            written += 1
+        written += len(rows) if output_format == "csv" else 0
+    if output_format == "json":
+        sys.stdout.write("]\n" if written else "[]\n")
     return written
 
 

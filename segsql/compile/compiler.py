@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, UnsupportedError
+from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, SqlglotError, UnsupportedError
 from sqlglot.optimizer.qualify import qualify
 
 from segsql.compile import checks, collation, determinism, pointintime, portability
@@ -26,6 +26,7 @@ from segsql.compile.builtins import BUILTINS, table_for_source
 from segsql.compile.catalog import Catalog, Columns, table_key
 from segsql.compile.files import Segment, load_macros
 from segsql.compile.literals import get_dialect
+from segsql.compile.sourcemap import find_pointed
 from segsql.compile.templating import (
     CallSite,
     HelperError,
@@ -192,6 +193,18 @@ class Compiler:
         if isinstance(result, SegsqlError):
             raise result
         return result
+
+    def locate(self, name: str, before: str, part: str) -> Location | None:
+        """Where in segment `name`'s template the text an engine pointed at is (an EngineError's
+        `pointed_at`): found in the rendered SQL, else the first column of it the tree has."""
+        rendered = self.rendered(name)
+        offset = find_pointed(rendered.sql, before, part)
+        if offset is None:
+            named = {column.sql().lower() for column in _columns_in(part)}
+            columns = [c for c in self.compiled(name).tree.find_all(exp.Column) if c.sql().lower() in named]
+            starts = [c.this.meta["start"] for c in columns if "start" in c.this.meta]
+            offset = min(starts) if starts else None
+        return None if offset is None else rendered.template_location(offset)
 
     def _budget(self) -> Budget:
         limits = self.config.limits
@@ -583,3 +596,11 @@ def readable_parse_error(message: str) -> str:
 
 def _table_of(source: Any, name: str, dialect_name: str) -> exp.Table:
     return table_for_source(name, source.table, dialect_name)
+
+
+def _columns_in(text: str) -> list[exp.Column]:
+    """The column references in a fragment of SQL an engine quoted (none if it does not parse)."""
+    try:
+        return list(sqlglot.parse_one(text).find_all(exp.Column))
+    except SqlglotError:
+        return []

@@ -146,3 +146,26 @@ class LineIndex:
     def offset(self, line: int, col: int) -> int:
         line = max(1, min(line, len(self.starts)))
         return self.starts[line - 1] + max(col, 1) - 1
+
+
+def find_pointed(sql: str, before: str, part: str) -> int | None:
+    """Offset in `sql` of the text an engine pointed at (`part`, preceded by `before` on the
+    engine's line), or None. The engine ran SQL that segsql regenerated (one line, refs inlined),
+    so spacing differs: whitespace is compared collapsed, and the longest tail of `before` that
+    still occurs in `sql` picks the right one of several occurrences of `part`.
+
+    >>> find_pointed("SELECT a.d\\nFROM a\\nWHERE a.d   > 5", "WHERE ", "a.d > 5")  # line 3, after "WHERE "
+    24
+    """
+    spaced = [(m.start(), m.group(0)) for m in re.finditer(r"\s+|\S", sql)]
+    squeezed = "".join(" " if text[0].isspace() else text for _, text in spaced).lower()
+    wanted_part = " ".join(part.split()).lower()
+    context = re.sub(r"\s+", " ", before).lower()
+    if not wanted_part:
+        return None
+    for cut in range(len(context) + 1):
+        tail = context[cut:]
+        found = squeezed.find(tail + wanted_part)
+        if found >= 0:
+            return spaced[found + len(tail)][0]
+    return None

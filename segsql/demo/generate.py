@@ -14,12 +14,14 @@ marketing consent on about half of the users.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+
+from segsql.engines.duckdb import connect_file
 
 ACCOUNTS_PER_SCALE = 2000
 EVENT_DAYS = 90
@@ -57,13 +59,28 @@ class DemoStats:
     today: dt.date
 
 
-def generate(database: Path, scale: float = 1.0, seed: int = 42, today: dt.date | None = None) -> DemoStats:
-    """Write the demo tables into `database` (replacing them) and return their sizes."""
+# A long step's progress: (the step just done, its 1-based number, how many steps in all).
+StepProgress = Callable[[str, int, int], None]
+STEPS = 4  # accounts and revenue, users, activity tables, written
+
+
+def generate(database: Path, scale: float = 1.0, seed: int = 42, today: dt.date | None = None,
+             progress: StepProgress | None = None) -> DemoStats:
+    """Write the demo tables into `database` (replacing them) and return their sizes; `progress`
+    is called after each of the STEPS steps (`segsql demo --scale 30` takes minutes)."""
+    done = iter(range(1, STEPS + 1))
+
+    def step(label: str) -> None:
+        if progress is not None:
+            progress(label, next(done), STEPS)
+
     today = today or dt.date.today()
     rng = np.random.default_rng(seed)
     n = max(50, int(ACCOUNTS_PER_SCALE * scale))
     accounts, mrr = _accounts_and_revenue(rng, n, today)
+    step("accounts and revenue")
     users = _users(rng, accounts, today)
+    step("users")
     tables = {
         "accounts": accounts, "mrr_monthly": mrr, "users": users,
         "events": _events(rng, users, accounts, today),
@@ -72,7 +89,9 @@ def generate(database: Path, scale: float = 1.0, seed: int = 42, today: dt.date 
     }
     accounts.pop("_trial_converted_at")
     accounts.pop("_trial_started_at")
+    step("events, invoices, tickets, trials, touches")
     _write(database, tables)
+    step(f"written to {database.name}")
     return DemoStats(len(accounts["account_id"]), len(users["user_id"]), len(tables["events"]["event_id"]), today)
 
 
@@ -328,7 +347,7 @@ ORDER BY a.account_id, v.valid_from
 def _write(database: Path, tables: dict) -> None:  # type: ignore[type-arg]
     """Replace the demo tables in one transaction (readers never see half a dataset)."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    connection = duckdb.connect(str(database))
+    connection = connect_file(str(database))  # a lock held elsewhere: who holds it, how to free it
     try:
         connection.execute("BEGIN TRANSACTION")
         for name, columns in tables.items():

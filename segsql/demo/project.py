@@ -8,20 +8,21 @@ from pathlib import Path
 
 from segsql.config.inputs import parse_as_of
 from segsql.config.models import CONFIG_FILE
-from segsql.demo.generate import DemoStats, generate
+from segsql.demo.generate import DemoStats, StepProgress, generate
 from segsql.project import Project
 from segsql.starter.scaffold import create_project
 
 DATABASE = Path("data") / "demo.duckdb"
 
 
-def prepare_demo(directory: Path, scale: float = 1.0, seed: int = 42,
-                 as_of: str | dt.date | None = None) -> tuple[Project, DemoStats]:
-    """Create the project if needed, (re)generate its data, and load it with `as_of`."""
+def prepare_demo(directory: Path, scale: float = 1.0, seed: int = 42, as_of: str | dt.date | None = None,
+                 progress: StepProgress | None = None) -> tuple[Project, DemoStats]:
+    """Create the project if needed, (re)generate its data (`progress` after each step), and
+    load it with `as_of`."""
     today = parse_as_of(as_of)
     if not (directory / CONFIG_FILE).exists():
         create_project(directory)
-    stats = generate(directory / DATABASE, scale=scale, seed=seed, today=today)
+    stats = generate(directory / DATABASE, scale=scale, seed=seed, today=today, progress=progress)
     _pin_as_of(directory / CONFIG_FILE, today)
     return Project.load(directory, as_of=today), stats
 

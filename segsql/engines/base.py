@@ -6,6 +6,7 @@ transactions or UPDATE (Spark on Parquet) provide their own store (engines/spark
 from __future__ import annotations
 
 import json
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -202,6 +203,19 @@ class Engine(ABC):
         text = str(error).strip()
         first = text.splitlines()[0] if text else type(error).__name__
         return hide_quoted_values(first, self._known_names(statement))
+
+    def statement_error(self, error: Exception, statement: exp.Expr | str | None = None) -> EngineError:
+        """An error running `statement`: the driver's first line (values hidden), and the part of
+        the statement it points at when it gives a position (DuckDB and Postgres print
+        `LINE n: <text>` and carets under the offending part): Compiler.locate maps that back to
+        the template's line."""
+        engine_error = EngineError(f"{self.engine_label}: {self.error_text(error, statement)}")
+        engine_error.pointed_at = pointed_at(str(error))
+        return engine_error
+
+    @property
+    def engine_label(self) -> str:
+        return {"duckdb": "DuckDB", "postgres": "Postgres"}.get(self.name, self.name)
 
     def _known_names(self, statement: exp.Expr | str | None) -> set[str]:
         known = {storage.SCHEMA}
@@ -416,3 +430,28 @@ def _segment_row(result: RunResult, plan: SegmentRun) -> list[Any]:
     status = "success (point-in-time)" if plan.point_in_time and plan.status == storage.SUCCESS else plan.status
     return [result.run_id, plan.name, plan.entity, plan.rows, plan.population, plan.definition_hash,
             status, plan.duration_ms, plan.error]
+
+
+CARETS = re.compile(r"^LINE \d+: (?P<text>.*)\n(?P<pad> *)(?P<carets>\^+)", re.M)
+
+
+def pointed_at(message: str) -> tuple[str, str] | None:
+    """(text before, text under the carets) of a `LINE n: ...` / `   ^^^` error (one caret: the
+    token starting there), or None when the message gives no position.
+
+    >>> pointed_at("Binder Error: ...\\n\\nLINE 3: WHERE a.d > 5) SELECT 1\\n              ^^^^^^^")
+    ('WHERE ', 'a.d > 5')
+    """
+    match = CARETS.search(message)
+    if match is None:
+        return None
+    start = len(match.group("pad")) - (match.start("text") - match.start(0))  # the carets align under "LINE n: "
+    text = match.group("text")
+    if not 0 <= start < len(text):
+        return None
+    if len(match.group("carets")) > 1:
+        part = text[start:start + len(match.group("carets"))]
+    else:
+        token = re.match(r"[\w.\"]+|\S", text[start:])
+        part = token.group(0) if token else ""
+    return (text[:start].removeprefix("..."), part) if part.strip() else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,11 +67,7 @@ class DuckDBEngine(Engine):
         read_only = self.read_only and self.database != ":memory:"
         if read_only and not Path(self.database).exists():
             return duckdb.connect(":memory:")  # nothing to read yet: an empty catalog
-        try:
-            return duckdb.connect(self.database, read_only=read_only)
-        except duckdb.Error as error:
-            raise EngineError(f"cannot open DuckDB database {self.database}: {error}", None,
-                              "check `connection.path` in segsql.yml; its folder must exist") from None
+        return connect_file(self.database, read_only)
 
     def file_path(self, source: Source) -> Path:
         assert source.path is not None
@@ -129,7 +126,7 @@ class DuckDBEngine(Engine):
             with self.deadline():
                 return self.connection.sql(self.sql(statement), params=list(params)).to_arrow_table()
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+            raise self.timeout_error() or self.statement_error(error, statement) from None
 
     def relation(self, statement: exp.Expr) -> duckdb.DuckDBPyRelation:
         """A lazy DuckDB relation over a query (no rows fetched until asked)."""
@@ -146,7 +143,7 @@ class DuckDBEngine(Engine):
             while rows := result.fetchmany(batch_size):
                 yield names, rows
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+            raise self.timeout_error() or self.statement_error(error, statement) from None
         finally:
             self._running = None
             cursor.close()
@@ -156,7 +153,7 @@ class DuckDBEngine(Engine):
             with self.deadline():
                 return self.connection.execute(self.sql(statement), list(params))
         except duckdb.Error as error:
-            raise self.timeout_error() or EngineError(f"DuckDB: {self.error_text(error, statement)}") from None
+            raise self.timeout_error() or self.statement_error(error, statement) from None
 
     def compact(self) -> bool:
         """Copy the database into a new file and swap it in: DuckDB keeps deleted rows' bytes in
@@ -223,6 +220,38 @@ class DuckDBEngine(Engine):
         if self._connection is not None and not self._borrowed:
             self._connection.close()
         self._connection = None
+
+
+def connect_file(database: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB database file; a file another connection holds is an EngineError saying
+    who holds it and how to let go (DuckDB's own text suggests its CLI's -readonly flag).
+
+    >>> connect_file("/nonexistent/folder/x.duckdb")  # doctest: +SKIP
+    EngineError: cannot open DuckDB database /nonexistent/folder/x.duckdb: ...
+    """
+    try:
+        return duckdb.connect(database, read_only=read_only)
+    except duckdb.IOException as error:
+        holder = LOCK_HOLDER.search(str(error))
+        if holder is None:
+            raise EngineError(f"cannot open DuckDB database {database}: {error}", None,
+                              "check `connection.path` in segsql.yml; its folder must exist") from None
+        program, pid = holder.groups()
+        raise EngineError(f"DuckDB database {database} is in use by another process (PID {pid}, {program})", None,
+                          RELEASE_HINT) from None
+    except duckdb.ConnectionException:  # this process has it open with other settings (read-only or not)
+        raise EngineError(f"DuckDB database {database} is already open in this process with other settings "
+                          f"({'read-write' if read_only else 'read-only'})", None,
+                          "close that connection first: `%segsql close` in a notebook, or `.close()` on a "
+                          "duckdb connection of your own") from None
+    except duckdb.Error as error:
+        raise EngineError(f"cannot open DuckDB database {database}: {error}", None,
+                          "check `connection.path` in segsql.yml; its folder must exist") from None
+
+
+LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+RELEASE_HINT = ("if it is a notebook, run `%segsql close` there (or stop its kernel); if it is a `segsql` command, "
+                "wait for it to finish; then try again")
 
 
 def _identifier(name: str) -> str:

@@ -24,6 +24,7 @@ The analyst keeps SQL, not a model binary: edit the rule, rerun, the segment sta
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -135,8 +136,14 @@ def require_sklearn() -> Any:
     return sklearn
 
 
+# A long step's progress: (the step just done, its 1-based number, how many steps in all).
+StepProgress = Callable[[str, int, int], None]
+
+
 def cluster(compiler: Compiler, engine: Engine, features: str, ks: list[int] | None = None, k: int | None = None,
-            max_depth: int = 2, seed: int = 0) -> Clustering:
+            max_depth: int = 2, seed: int = 0, progress: StepProgress | None = None) -> Clustering:
+    """k-means for each k of `ks` (one step each for `progress`, after reading the features),
+    the best by silhouette, each of its clusters explained by a rule (one step more)."""
     require_sklearn()
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -156,10 +163,15 @@ def cluster(compiler: Compiler, engine: Engine, features: str, ks: list[int] | N
     models = {}
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(scaled), size=min(len(scaled), SILHOUETTE_SAMPLE), replace=False)
-    for count in candidates:
+    steps = len(candidates) + 2
+    if progress is not None:
+        progress(f"read {len(frame):,} rows of {features}", 1, steps)
+    for number, count in enumerate(candidates, start=2):
         model = KMeans(n_clusters=count, n_init=10, random_state=seed).fit(scaled)
         models[count] = model
         scores[count] = float(silhouette_score(scaled[sample], model.labels_[sample]))
+        if progress is not None:
+            progress(f"k-means with k = {count}", number, steps)
     best = max(scores, key=lambda c: (scores[c], -c))
     labels = pd.Series(models[best].labels_, index=frame.index, name="cluster")
     result = Clustering(features, best, scores, labels=labels)
@@ -170,6 +182,8 @@ def cluster(compiler: Compiler, engine: Engine, features: str, ks: list[int] | N
         result.rules.append(rule)
     result.fit = _measure(result.rules, raw[held_out], labels[held_out].to_numpy())
     result.held_out = frame.index[held_out]
+    if progress is not None:
+        progress(f"rules for {best} clusters", steps, steps)
     return result
 
 

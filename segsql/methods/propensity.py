@@ -33,7 +33,7 @@ from segsql import formats
 from segsql.compile.splits import Split, assign
 from segsql.config.inputs import parse_as_of
 from segsql.errors import UsageError
-from segsql.methods.clustering import require_sklearn
+from segsql.methods.clustering import StepProgress, require_sklearn
 from segsql.methods.features import feature_frame
 
 if TYPE_CHECKING:
@@ -113,8 +113,17 @@ class Propensity:
                        expression=exp.Paren(this=exp.Add(this=exp.Literal.number("1.0"), expression=exponent)))
 
 
+FIT_STEPS = 4  # features and outcome at the training date, model fitted, holdout measured, scored today
+
+
 def fit(compiler: Compiler, engine: Engine, features: str, outcome: str, train_as_of: dt.date | str, horizon_days: int,
-        model: str = "logistic", holdout: float = 0.3, seed: int = 0) -> Propensity:
+        model: str = "logistic", holdout: float = 0.3, seed: int = 0, progress: StepProgress | None = None
+        ) -> Propensity:
+    """Fit and measure the model; `progress` is called after each of the FIT_STEPS steps."""
+    def step(label: str, number: int) -> None:
+        if progress is not None:
+            progress(label, number, FIT_STEPS)
+
     require_sklearn()
     if model not in MODELS:
         raise UsageError(f"unknown model `{model}`", None, f"choose one of {', '.join(MODELS)}")
@@ -131,11 +140,13 @@ def fit(compiler: Compiler, engine: Engine, features: str, outcome: str, train_a
     if labels.sum() == 0 or labels.sum() == len(labels):
         raise UsageError(f"the outcome `{outcome}` is {'never' if labels.sum() == 0 else 'always'} observed for "
                          f"the entities of `{features}` at {train_at}", None, "check the dates and the horizon")
+    step(f"features of {features} at {train_at}, outcome {outcome} at {outcome_at}", 1)
     split = Split(HOLDOUT_SALT, (("holdout", holdout * 100), ("train", 100 - holdout * 100)))
     in_holdout = np.array([assign(k, split) == "holdout" for k in frame.index])
     medians = frame[~in_holdout].median()
     filled = frame.fillna(medians)
     estimator = _estimator(model, seed).fit(filled[~in_holdout].values, labels[~in_holdout])
+    step(f"{model} model fitted on {int((~in_holdout).sum()):,} rows", 2)
     predicted = estimator.predict_proba(filled[in_holdout].values)[:, 1]
     result = _report(features, outcome, train_at, horizon_days, model, labels[in_holdout], predicted, columns)
     result.medians = {c: float(medians[c]) for c in columns}
@@ -146,8 +157,10 @@ def fit(compiler: Compiler, engine: Engine, features: str, outcome: str, train_a
         result.intercept = float(logistic.intercept_[0] - np.sum(weights * scaler.mean_))
     else:
         result.note = "gradient boosting scores in Python only: no SQL expression, no segment file"
+    step("holdout measured", 3)
     now, _, _ = feature_frame(compiler, engine, features)
     result.scores = pd.Series(estimator.predict_proba(now.fillna(medians).values)[:, 1], index=now.index, name="score")
+    step(f"{len(now):,} {features} rows scored as of {compiler.as_of}", 4)
     return result
 
 

@@ -1,0 +1,73 @@
+"""The notebook charts' specs say what the issue asked for (#19): a heat map centred at 100% and
+capped, curves against a 100% line, an overlap heat map whose diagonal is out of the colour
+scale, difference bars with CI whiskers, a zero line and a legend for significance."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from segsql.magics.widgets import charts
+
+
+def layers(chart: charts.Chart) -> list[dict[str, Any]]:
+    return list(chart.spec.get("layer", [chart.spec]))
+
+
+def cohorts(columns: int = 31) -> pd.DataFrame:
+    """12 cohorts x `columns` periods of revenue retention; one cohort reaches 452%."""
+    rows = []
+    for number in range(12):
+        cohort = dt.date(2024, 1 + number % 12, 1)
+        for period in range(columns):
+            value = 4.52 if (number, period) == (4, 6) else 1.0 - 0.02 * period
+            rows.append({"cohort": cohort, "period_index": period, "cohort_size": 40 + number,
+                         "revenue_retention": value})
+    return pd.DataFrame(rows)
+
+
+def test_cohort_heat_map_diverges_at_100_percent_and_names_the_capped_outlier() -> None:
+    chart = charts.cohort_heatmap(cohorts(), "revenue_retention", "month")
+    scale = layers(chart)[0]["encoding"]["color"]["scale"]
+    assert scale["domain"] == [0, 1, charts.RETENTION_CAP] and scale["range"] == charts.DIVERGING
+    assert scale["clamp"] is True and charts.DIVERGING[1] == "#f7f7f7"  # 100% is white, not a shade of 231%
+    assert "1 cell(s) above 200%, marked • (highest 452.0%: cohort 2024-05-01, month 6)" in chart.text
+    assert chart.size[0] <= charts.WIDTH + 200  # 31 periods fit: no horizontal scrolling
+
+
+def test_retention_curves_have_a_100_percent_line_and_clip_the_outlier() -> None:
+    chart = charts.retention_curves(cohorts(8), "revenue_retention", "month")
+    rules = [layer for layer in layers(chart) if layer["mark"]["type"] == "rule"]
+    assert len(rules) == 1 and rules[0]["mark"]["strokeDash"]
+    assert layers(chart)[0]["encoding"]["y"]["scale"]["domain"] == [0, charts.RETENTION_CAP]
+    assert "1 cohort(s) go above 200% and are cut off (highest 452.0%" in chart.text
+
+
+def test_overlap_diagonal_is_out_of_the_colour_scale() -> None:
+    names = ["a", "b", "c"]
+    shared = {("a", "b"): 10, ("a", "c"): 2, ("b", "c"): 1}
+    rows = []
+    for left in names:
+        for right in names:
+            same = left == right
+            count = 100 if same else shared.get((left, right), shared.get((right, left), 0))
+            rows.append({"left": left, "right": right, "shared": count, "jaccard": 1.0 if same else count / 190})
+    chart = charts.overlap(pd.DataFrame(rows))
+    cells, diagonal = layers(chart)[0], layers(chart)[1]
+    assert cells["transform"] == [{"filter": "!datum.same"}] and diagonal["transform"] == [{"filter": "datum.same"}]
+    assert cells["encoding"]["color"]["scale"]["domain"] == [0, 10 / 190]  # the highest pair, not the diagonal's 1
+    assert "color" not in diagonal["encoding"]
+
+
+def test_difference_bars_have_whiskers_a_zero_line_and_a_significance_legend() -> None:
+    frame = pd.DataFrame({"segment": ["a", "b"], "diff": [0.03, -0.01], "ci_low": [0.01, -0.04],
+                          "ci_high": [0.05, 0.02], "significant": [True, False], "value": [0.2, 0.16],
+                          "members": [120, 80], "p_value": [0.001, 0.4]})
+    chart = charts.difference(frame, "churn_rate", "proportion", "", "rest")
+    assert chart is not None
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers(chart)]
+    assert "bar" in marks and "errorbar" in marks and "rule" in marks
+    legend = layers(chart)[0]["encoding"]["color"]
+    assert legend["title"] == "after Benjamini–Hochberg at 5%"
+    assert chart.png.startswith(b"\x89PNG") and "churn_rate: difference from rest" in chart.text
