@@ -389,15 +389,16 @@ def _arrow(columns: dict) -> pa.Table:  # type: ignore[type-arg]
 
 
 # `accounts` as it was over time (SCD-2, valid_to exclusive, NULL = current), derived from the
-# same draws: a trial until the first paid month, one version per month of MRR (plan and ARR of
-# that month), then churned (from the day after the last paid day) or lost (trial ended unpaid).
-# Its versions valid today equal `accounts` row for row (tests/test_point_in_time.py).
+# same draws: a trial until it converts (or, without a trial, from signup), one version per month
+# of MRR (plan and ARR of that month), then churned (from the day after the last paid day) or
+# lost (trial ended unpaid). Its versions valid today equal `accounts` row for row
+# (tests/test_point_in_time.py).
 ACCOUNT_HISTORY = """
 CREATE OR REPLACE TABLE account_history AS
 WITH paid AS (
-    SELECT m.account_id, greatest(m.month, a.signup_date) AS valid_from, 'customer' AS status,
-           m.plan_tier, round(m.mrr * 12, 2) AS arr, CAST(NULL AS DATE) AS churned_at
-    FROM mrr_monthly AS m JOIN accounts AS a USING (account_id)
+    SELECT m.account_id, greatest(m.month, a.signup_date, coalesce(t.converted_at, a.signup_date)) AS valid_from,
+           'customer' AS status, m.plan_tier, round(m.mrr * 12, 2) AS arr, CAST(NULL AS DATE) AS churned_at
+    FROM mrr_monthly AS m JOIN accounts AS a USING (account_id) LEFT JOIN trials AS t USING (account_id)
 ), first_paid AS (
     SELECT account_id, min(valid_from) AS first_from, arg_min(plan_tier, valid_from) AS first_tier
     FROM paid GROUP BY account_id
