@@ -1,6 +1,6 @@
 """Generate a realistic, deterministic B2B SaaS dataset into a DuckDB database.
 
-Scale 1 is 2,000 accounts (~11k users, ~0.37M events and ~6k tickets over the last 365 days,
+Scale 1 is 2,000 accounts (~11k users, ~0.37M events and ~5k tickets over the last 365 days,
 30 months of revenue); events grow linearly with scale (scale 30 gives ≥ 10M events).
 Everything is drawn from one numpy Generator seeded with `seed`, so the same seed, scale and
 `today` give the same data.
