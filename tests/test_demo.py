@@ -104,3 +104,32 @@ def test_the_demo_command_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "demo data: written to demo.duckdb" in result.stderr and "4/4" in result.stderr
     assert "written to" not in result.stdout  # the bar is on stderr; stdout keeps the run summary
+
+
+def test_churn_is_preceded_by_what_the_data_shows(demo: duckdb.DuckDBPyConnection) -> None:
+    """Accounts disengage before they cancel (#18): logins per account fall month by month towards
+    the last paid month, fewer of their users log in at all, and their tickets score lower."""
+    logins = dict(demo.execute("""SELECT datediff('month', date_trunc('month', e.occurred_at),
+            date_trunc('month', a.churned_at)) AS months_before, count(*) / count(DISTINCT a.account_id)
+        FROM events AS e JOIN accounts AS a USING (account_id)
+        WHERE a.status = 'churned' AND e.event_type = 'login' AND a.churned_at >= DATE '2026-04-30'
+        GROUP BY 1""").fetchall())
+    assert logins[0] < logins[1] < logins[3] < logins[5]
+    assert logins[0] < 0.6 * logins[5]
+    # seats in use: share of an account's users with a login in a month, last paid month vs customers now
+    seats = demo.execute("""SELECT avg(active::DOUBLE / users) FILTER (WHERE status = 'churned'),
+            avg(active::DOUBLE / users) FILTER (WHERE status = 'customer')
+        FROM (SELECT a.account_id, a.status, count(DISTINCT u.user_id) AS users,
+                     count(DISTINCT e.user_id) AS active
+              FROM accounts AS a JOIN users AS u ON u.account_id = a.account_id
+                AND u.signup_date <= coalesce(a.churned_at, DATE '2026-11-23') - 30
+              LEFT JOIN events AS e ON e.user_id = u.user_id AND e.event_type = 'login'
+                AND CAST(e.occurred_at AS DATE) > coalesce(a.churned_at, DATE '2026-11-23') - 30
+                AND CAST(e.occurred_at AS DATE) <= coalesce(a.churned_at, DATE '2026-11-23')
+              WHERE a.status IN ('churned', 'customer') AND coalesce(a.churned_at, DATE '2026-11-23') > DATE '2026-01-31'
+              GROUP BY 1, 2)""").fetchone()
+    assert seats[0] < 0.7 * seats[1]
+    csat = demo.execute("""SELECT avg(t.csat) FILTER (WHERE a.status = 'churned' AND t.opened_at > a.churned_at - 90),
+            avg(t.csat) FILTER (WHERE a.status = 'customer')
+        FROM tickets AS t JOIN accounts AS a USING (account_id)""").fetchone()
+    assert csat[0] < csat[1] - 0.4

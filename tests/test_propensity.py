@@ -16,7 +16,7 @@ import pytest
 from segsql import Project
 from segsql.cli.main import cli
 from segsql.errors import UsageError
-from tests.conftest import write_files
+from tests.conftest import REPO, write_files
 
 CONFIG = """\
 connection: {type: duckdb, path: data.duckdb}
@@ -213,3 +213,60 @@ def test_a_real_signal_is_not_labelled_chance(root: Path) -> None:
     result = Project.load(root, as_of=AS_OF).propensity("account_features", "churned_recently", TRAIN, 90)
     assert result.auc_ci is not None and result.auc_ci[0] > 0.5 and not result.no_better_than_chance
     assert result.holdout_positives + result.holdout_negatives == result.calibration.entities.sum()
+
+
+# -- the demo: churn the data shows before it happens (README's example) --------------------------
+DEMO_AS_OF = "2026-11-30"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from segsql.demo.project import prepare_demo
+
+    root = tmp_path_factory.mktemp("demo") / "segsql-demo"
+    prepare_demo(root, as_of=DEMO_AS_OF)[0].close()  # what `segsql demo --as-of 2026-11-30` builds
+    return root
+
+
+def readme_propensity_example() -> tuple[list[str], str]:
+    """The README's `segsql propensity` command (arguments after `segsql`) and the line it shows."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```bash\n(segsql propensity [^\n]*)\n```\n```text\n([^\n]*)\n```", readme)
+    assert found, "README: a bash block with `segsql propensity ...` followed by a text block of its first line"
+    return shlex.split(found.group(1))[1:], found.group(2)
+
+
+def test_the_demo_churn_model_is_better_than_chance_as_the_readme_says(demo: Path, runner: Any) -> None:
+    # the demo of #18 had 90 days of events: features at 2026-07-01 saw none (AUC 0.48-0.56)
+    arguments, printed = readme_propensity_example()
+    arguments[arguments.index("--project") + 1] = str(demo)
+    outcome = runner.invoke(cli, arguments)
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.splitlines()[0] == printed
+    result = Project.load(demo).propensity("account_features", "churned_recently", "2026-07-01", 90)
+    assert result.auc_ci is not None and result.auc_ci[0] > 0.5 and not result.no_better_than_chance
+    assert result.holdout_positives >= 15  # an interval from enough cases, not from a handful
+    assert round(float(result.lift.iloc[0]["lift"]), 1) == 4.8  # "lift 4.8" in the README
+
+
+RANDOM_OUTCOME = """{{ config(entity='account') }}
+SELECT a.account_id FROM {{ source('accounts') }} AS a
+WHERE {{ split('a.account_id', {'picked': 10, 'rest': 90}, salt='SALT') }} = 'picked'
+"""
+
+
+def test_targets_without_signal_on_the_demo_are_still_chance(demo: Path) -> None:
+    # 10% of accounts by a salted hash, five salts: nothing in the features can know them. A 95%
+    # interval misses 0.5 one time in twenty by chance, so one of five may; here none does.
+    write_files(demo, {f"segments_sql/random_{i}.sql": RANDOM_OUTCOME.replace("SALT", f"no-signal-{i}")
+                       for i in range(5)})
+    project = Project.load(demo)
+    labelled = []
+    for index in range(5):
+        result = project.propensity("account_features", f"random_{index}", "2026-07-01", 90)
+        assert result.holdout_positives >= 15 and result.auc_ci is not None
+        labelled.append(result.no_better_than_chance and "no better than chance" in result.auc_text())
+    assert sum(labelled) >= 4, labelled

@@ -145,6 +145,9 @@ def test_rare_events_use_the_exact_conditional_poisson_test() -> None:
     # the same test by hand: conditional on 43 events, the segment's share is binomial(43, 10/810)
     assert result.p_value == pytest.approx(scipy_stats.binomtest(3, 43, 10 / 810).pvalue, abs=1e-9)
     assert result.ci_low is None and "exact test" in result.note
+    # sums as the engine's values give them (floats): the same test, not a TypeError from scipy
+    floats = compare("rate", Sufficient.of(np.array([1.0, 2.0, 0.0]), np.array([4.0, 3.0, 3.0])), base)
+    assert floats.p_value == pytest.approx(expected, abs=1e-9)
 
 
 def test_a_sum_over_members_without_rows_is_zero() -> None:

@@ -1,6 +1,6 @@
 {{ config(
     entity='account',
-    description='Numeric features of every customer account at as_of, for clustering and propensity models: MRR, users, logins in the last 30 days, support tickets in the last 90 days, tenure.',
+    description='Numeric features of every customer account at as_of (paying: not trials, lost trials or churned accounts), for clustering and propensity models: MRR, users, logins in the last 30 days, support tickets in the last 90 days, tenure.',
     owner='analytics',
     tags=['features'],
     tests={'min_size': 1, 'expect': ['users >= 0', 'tenure_days >= 0']},
@@ -28,5 +28,6 @@ LEFT JOIN (
   WHERE {{ last_n_days('tk.opened_at', 90) }}
   GROUP BY tk.account_id
 ) AS t ON t.account_id = a.account_id
-WHERE a.signup_date <= {{ days_ago(0) }}
+WHERE a.status = 'customer'
+  AND a.signup_date <= {{ days_ago(0) }}
   AND (a.churned_at IS NULL OR a.churned_at > {{ days_ago(0) }})

@@ -1,14 +1,18 @@
 """Generate a realistic, deterministic B2B SaaS dataset into a DuckDB database.
 
-Scale 1 is 2,000 accounts (~14k users, ~0.7M events over 90 days); events grow linearly with
-scale (scale 15 gives ≥ 10M events). Everything is drawn from one numpy Generator seeded
-with `seed`, so the same seed, scale and `today` give the same data.
+Scale 1 is 2,000 accounts (~11k users, ~0.37M events and ~5k tickets over the last 365 days,
+30 months of revenue); events grow linearly with scale (scale 30 gives ≥ 10M events).
+Everything is drawn from one numpy Generator seeded with `seed`, so the same seed, scale and
+`today` give the same data.
 
 Shapes that matter for segmentation: heavy-tailed company size and revenue (log-normal), churn
 higher for smaller plans, monthly expansion and contraction (so NRR/GRR are computable),
 trials that convert or not, weekday and signup seasonality, users with very different activity
 levels, integrations used by some accounts, support tickets with topic-dependent CSAT, and
-marketing consent on about half of the users.
+marketing consent on about half of the users. Churn has causes that the data shows before it
+happens (HEALTH_* below): accounts disengage first (fewer logins, less feature use, seats left
+unused, more tickets with lower CSAT) and cancel months later, so features at a past date
+predict churn after it (the README's propensity example).
 """
 
 from __future__ import annotations
@@ -24,8 +28,21 @@ import pyarrow as pa
 from segsql.engines.duckdb import connect_file
 
 ACCOUNTS_PER_SCALE = 2000
-EVENT_DAYS = 90
+EVENT_DAYS = 365  # product events and tickets: a year, so a model trained months back sees behaviour
 HISTORY_MONTHS = 30
+# Why accounts churn. Each account has a health per month (latent): a lasting part (product fit)
+# plus a part carried over from month to month (AR(1)). Each month a customer in poor health is
+# more likely to start disengaging (the tier's churn rate at average health, x e^(-k·health));
+# from then on its health drops by HEALTH_DECLINE, and it cancels at a later month end with
+# chance CANCEL_WHEN_DISENGAGED per month. Health is what the data shows: logins, feature use,
+# seats in use, tickets and CSAT; so the months before a cancellation look different.
+HEALTH_FIT_SD = 0.5
+HEALTH_PERSISTENCE = 0.75
+HEALTH_SHOCK_SD = 0.45
+HEALTH_VARIANCE = HEALTH_FIT_SD ** 2 + HEALTH_SHOCK_SD ** 2 / (1 - HEALTH_PERSISTENCE ** 2)
+DISENGAGE_PER_HEALTH = 1.2
+HEALTH_DECLINE = 2.0
+CANCEL_WHEN_DISENGAGED = 0.4
 
 INDUSTRIES = (["software", "finance", "retail", "manufacturing", "health", "education", "media", "logistics"],
               [0.26, 0.12, 0.12, 0.12, 0.10, 0.09, 0.10, 0.09])
@@ -36,7 +53,7 @@ COUNTRIES = [("DE", "DACH", .20), ("AT", "DACH", .04), ("CH", "DACH", .05), ("GB
              ("CA", "North America", .03), ("AU", "APAC", .03)]
 TIERS = ["starter", "growth", "business", "enterprise"]
 TIER_MRR_MEDIAN = np.array([79.0, 450.0, 1800.0, 9000.0])
-TIER_MONTHLY_CHURN = np.array([0.045, 0.025, 0.014, 0.007])
+TIER_MONTHLY_CHURN = np.array([0.07, 0.04, 0.022, 0.011])  # at average health
 FEATURES = ["dashboards", "reports", "automation", "api", "export", "alerts", "sso"]
 INTEGRATIONS = ["salesforce", "slack", "hubspot", "jira", "zendesk"]
 TOPICS = (["billing", "onboarding", "bug", "feature_request", "integration", "performance", "account_access"],
@@ -110,14 +127,7 @@ def _accounts_and_revenue(rng: np.random.Generator, n: int, today: dt.date) -> t
     employees = np.clip(np.round(rng.lognormal(np.log(60), 1.5, n)), 1, 200_000).astype(np.int32)
     band = np.select([employees < 50, employees < 200, employees < 1000], ["1-49", "50-199", "200-999"], "1000+")
     tier_index = np.clip(np.digitize(np.log10(employees) + rng.normal(0, 0.35, n), [1.6, 2.3, 2.9]), 0, 3)
-    # Signups over the history window, more in Q1 and September/October (seasonality).
-    month_weights = np.array([1.3, 1.2, 1.2, 1.0, 0.9, 0.8, 0.7, 0.8, 1.2, 1.2, 1.0, 0.7])
-    age_days = rng.integers(0, HISTORY_MONTHS * 30, n * 3)
-    candidate = _days(today, age_days)
-    keep = rng.random(n * 3) < month_weights[candidate.astype("datetime64[M]").astype(int) % 12] / 1.3
-    signup = candidate[keep][:n]
-    if len(signup) < n:  # vanishingly unlikely; pad deterministically
-        signup = np.concatenate([signup, candidate[: n - len(signup)]])
+    signup = _signups(rng, n, today)
     had_trial = rng.random(n) < 0.7
     converts = ~had_trial | (rng.random(n) < np.array([0.45, 0.55, 0.65, 0.75])[tier_index])
     trial_end = signup + np.timedelta64(14, "D")
@@ -130,13 +140,15 @@ def _accounts_and_revenue(rng: np.random.Generator, n: int, today: dt.date) -> t
     churned_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     tier_now = tier_index.copy()
     first_month = paid_from.astype("datetime64[M]")
-    for month in months:
+    health = _Health(rng, n, len(months))
+    for index, month in enumerate(months):
         starting = converts & (first_month == month) & ~active & np.isnat(churned_at)
         active |= starting
-        if month > months[0]:
+        if index:
             draw = rng.random(n)
-            churn = active & ~starting & (draw < TIER_MONTHLY_CHURN[tier_now])
-            expand = active & ~starting & ~churn & (draw > 0.93)
+            churn = active & ~starting & health.disengaged & (draw < CANCEL_WHEN_DISENGAGED)
+            health.disengage(index, active & ~starting & ~churn, tier_now)
+            expand = active & ~starting & ~health.disengaged & (draw > 0.93)
             contract = active & ~starting & ~churn & (draw > 0.90) & (draw <= 0.93)
             current = np.where(expand, np.round(current * rng.uniform(1.1, 1.6, n), 2), current)
             current = np.where(contract, np.round(current * rng.uniform(0.6, 0.95, n), 2), current)
@@ -145,6 +157,7 @@ def _accounts_and_revenue(rng: np.random.Generator, n: int, today: dt.date) -> t
             # churned_at is the last paid day: the end of the month before MRR drops to zero
             churned_at = np.where(churn, month.astype("datetime64[D]") - np.timedelta64(1, "D"), churned_at)
             active &= ~churn
+        health.close_month(index)
         idx = np.nonzero(active)[0]
         rows_account.append(ids[idx])
         rows_month.append(np.full(len(idx), month.astype("datetime64[D]")))
@@ -154,8 +167,7 @@ def _accounts_and_revenue(rng: np.random.Generator, n: int, today: dt.date) -> t
     status = np.where(active, "customer", np.where(~np.isnat(churned_at), "churned",
                                                    np.where(in_trial, "trial", "lost")))
     current_mrr = np.where(active, current, 0.0)
-    names = np.char.add(np.char.add(np.char.add(rng.choice(WORDS, n), " "), rng.choice(WORDS, n)),
-                        np.char.add(" ", rng.choice(SUFFIXES, n)))
+    names = _company_names(rng, n)
     accounts = {
         "account_id": ids, "name": names, "industry": industry,
         "employees": employees, "employee_band": band,
@@ -166,10 +178,51 @@ def _accounts_and_revenue(rng: np.random.Generator, n: int, today: dt.date) -> t
         "_trial_started_at": np.where(had_trial, signup, np.datetime64("NaT")),
         "_trial_converted_at": np.where(had_trial & converts & (trial_end <= np.datetime64(today, "D")),
                                         trial_end, np.datetime64("NaT")),
+        "_health": health.by_month,  # per account and month, from HISTORY_MONTHS before today's month
     }
     mrr = {"account_id": np.concatenate(rows_account), "month": np.concatenate(rows_month),
            "mrr": np.concatenate(rows_mrr), "plan_tier": np.concatenate(rows_tier)}
     return accounts, mrr
+
+
+def _signups(rng: np.random.Generator, n: int, today: dt.date) -> np.ndarray:
+    """Signup days over the history window, more in Q1 and September/October (seasonality)."""
+    month_weights = np.array([1.3, 1.2, 1.2, 1.0, 0.9, 0.8, 0.7, 0.8, 1.2, 1.2, 1.0, 0.7])
+    age_days = rng.integers(0, HISTORY_MONTHS * 30, n * 3)
+    candidate = _days(today, age_days)
+    keep = rng.random(n * 3) < month_weights[candidate.astype("datetime64[M]").astype(int) % 12] / 1.3
+    signup: np.ndarray = candidate[keep][:n]
+    if len(signup) < n:  # vanishingly unlikely; pad deterministically
+        signup = np.concatenate([signup, candidate[: n - len(signup)]])
+    return signup
+
+
+def _company_names(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.char.add(np.char.add(np.char.add(rng.choice(WORDS, n), " "), rng.choice(WORDS, n)),
+                       np.char.add(" ", rng.choice(SUFFIXES, n)))
+
+
+class _Health:
+    """Each account's health month by month (see HEALTH_* above), and whether it is disengaging."""
+
+    def __init__(self, rng: np.random.Generator, n: int, months: int) -> None:
+        self._rng = rng
+        self._fit = rng.normal(0, HEALTH_FIT_SD, n)
+        self._swing = rng.normal(0, HEALTH_SHOCK_SD / np.sqrt(1 - HEALTH_PERSISTENCE ** 2), n)  # stationary
+        self.disengaged = np.zeros(n, dtype=bool)
+        self.by_month = np.empty((n, months), dtype=np.float32)
+
+    def disengage(self, index: int, customers: np.ndarray, tier: np.ndarray) -> None:
+        """Customers start disengaging in month `index` with a chance that grows as last month's
+        health falls: the tier's churn rate on average (E[e^(-k·h)] = e^(k²·var/2), h normal)."""
+        scale = TIER_MONTHLY_CHURN[tier] / np.exp(DISENGAGE_PER_HEALTH ** 2 * HEALTH_VARIANCE / 2)
+        hazard = scale * np.exp(-DISENGAGE_PER_HEALTH * self.by_month[:, index - 1])
+        self.disengaged |= customers & (self._rng.random(len(tier)) < hazard)
+
+    def close_month(self, index: int) -> None:
+        if index:
+            self._swing = HEALTH_PERSISTENCE * self._swing + self._rng.normal(0, HEALTH_SHOCK_SD, len(self._swing))
+        self.by_month[:, index] = self._fit + self._swing - HEALTH_DECLINE * self.disengaged
 
 
 def _users(rng: np.random.Generator, accounts: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
@@ -180,7 +233,9 @@ def _users(rng: np.random.Generator, accounts: dict, today: dt.date) -> dict:  #
     roles = np.where(position == 0, "admin", rng.choice(["member", "analyst", "viewer", "admin"], n,
                                                         p=[0.55, 0.2, 0.17, 0.08]))
     account_index = account_id - 1
-    signup = accounts["signup_date"][account_index] + rng.integers(0, 120, n).astype("timedelta64[D]")
+    # the first user (the admin) signs the account up; colleagues follow over four months
+    joined = np.where(position == 0, 0, rng.integers(0, 120, n))
+    signup = accounts["signup_date"][account_index] + joined.astype("timedelta64[D]")
     signup = np.minimum(signup, np.datetime64(today, "D"))
     first = rng.choice(FIRST, n)
     last = rng.choice(LAST, n)
@@ -191,7 +246,7 @@ def _users(rng: np.random.Generator, accounts: dict, today: dt.date) -> dict:  #
                                     np.char.add(np.char.lower(accounts["name"][account_index].astype(str)).astype(str)
                                                 .astype("U40"), ".example")))
     email = np.char.replace(email, " ", "-")
-    activity = rng.beta(0.9, 2.2, n)  # most users light, a few very active
+    activity = rng.beta(0.6, 2.2, n)  # most users light, a few very active
     status = accounts["status"][account_index]
     gone = np.isin(status, ["churned", "lost"])
     last_seen_offset = np.where(gone, rng.integers(60, 400, n), np.floor(rng.exponential(3 / (activity + 0.05))))
@@ -202,52 +257,80 @@ def _users(rng: np.random.Generator, accounts: dict, today: dt.date) -> dict:  #
         "full_name": np.char.add(np.char.add(first, " "), last), "role": roles,
         "country": accounts["country"][account_index], "signup_date": signup,
         "last_seen_at": last_seen, "marketing_consent": rng.random(n) < 0.55,
-        "_activity": activity,
+        "_activity": activity, "_health": accounts["_health"][account_index],
+        "_until": _last_day_of_use(accounts)[account_index],
     }
 
 
+def _last_day_of_use(accounts: dict) -> np.ndarray:  # type: ignore[type-arg]
+    """Per account, the last day its users used the product: the last paid day of a churned
+    account, the end of the trial of a lost one, NaT while it is a customer or in a trial."""
+    status = accounts["status"]
+    trial_end = accounts["signup_date"] + np.timedelta64(14, "D")
+    return np.where(status == "churned", accounts["churned_at"],
+                    np.where(status == "lost", trial_end, np.datetime64("NaT"))).astype("datetime64[D]")
+
+
+def _month_index(today: dt.date, days: np.ndarray) -> np.ndarray:
+    """Column of `_health` for each day (its months start HISTORY_MONTHS before today's month)."""
+    first = np.datetime64(today, "M") - HISTORY_MONTHS
+    return (days.astype("datetime64[M]") - first).astype(np.int64)
+
+
+def _seat_use(health: np.ndarray) -> np.ndarray:
+    """Chance that a user of an account of this health uses the product at all in a month:
+    0.86 at average health, 0.57 one unit below, 0.23 two below (low seat utilisation)."""
+    return 1 / (1 + np.exp(-(1.8 + 1.5 * health)))
+
+
 def _events(rng: np.random.Generator, users: dict, accounts: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
-    account_index = users["account_id"] - 1
-    live = accounts["status"][account_index] != "lost"
-    churn_day = accounts["churned_at"][account_index]
-    days = np.arange(EVENT_DAYS)
-    weekday = (np.datetime64(today, "D") - days.astype("timedelta64[D]")).astype("datetime64[D]").astype(int) % 7
-    weekday_factor = np.where(np.isin(weekday, [2, 3]), 0.3, 1.0)  # 1970-01-01 was a Thursday: 2,3 = Sat,Sun
-    user_index = np.repeat(np.arange(len(users["user_id"])), EVENT_DAYS)
-    day_offset = np.tile(days, len(users["user_id"]))
-    p = users["_activity"][user_index] * weekday_factor[day_offset] * live[user_index]
-    event_day = _days(today, day_offset)
-    alive = np.isnat(churn_day[user_index]) | (event_day <= churn_day[user_index])
-    active = (rng.random(len(p)) < p) & alive
-    user_index, event_day = user_index[active], event_day[active]
-    count = 1 + rng.poisson(1.6, len(user_index))
+    """One login per active user-day, then feature and integration events. A user is active on a
+    day with chance activity x weekday x the account's engagement that month, only in months the
+    user uses a seat, from the user's signup to the account's last day of use."""
+    health = users["_health"]
+    uses_seat = rng.random(health.shape) < _seat_use(health)
+    chance = (users["_activity"][:, None] * np.exp(0.45 * health) * uses_seat).astype(np.float32)
+    start, until = users["signup_date"], users["_until"]
+    end = np.where(np.isnat(until), np.datetime64(today, "D"), until)
+    day_list = _days(today, np.arange(EVENT_DAYS - 1, -1, -1))  # oldest first: event ids in time order
+    weekend = np.isin(day_list.astype(int) % 7, [2, 3])  # 1970-01-01 was a Thursday: 2,3 = Sat,Sun
+    months = _month_index(today, day_list)
+    by_month = np.ascontiguousarray(chance.T)
+    picked: list[np.ndarray] = []
+    for day, month, quiet in zip(day_list, months, weekend, strict=True):
+        p = by_month[month] * (0.3 if quiet else 1.0)
+        picked.append(np.flatnonzero((rng.random(len(p)) < p) & (start <= day) & (day <= end)))
+    user_index = np.concatenate(picked)
+    event_day = np.repeat(day_list, [len(part) for part in picked])
+    # healthier accounts do more per session: feature use declines with health, like logins
+    month = np.repeat(months, [len(part) for part in picked])
+    count = 1 + rng.poisson(0.4 * np.exp(0.3 * health[user_index, month]))
     user_index = np.repeat(user_index, count)
     timestamps = np.repeat(event_day, count).astype("datetime64[s]") + \
         rng.integers(6 * 3600, 22 * 3600, len(user_index)).astype("timedelta64[s]")
     first_of_day = np.concatenate([[True], np.diff(np.repeat(np.arange(len(count)), count)) != 0])
     has_integration = rng.random(len(accounts["account_id"])) < 0.35
     favourite = rng.integers(0, len(INTEGRATIONS), len(accounts["account_id"]))
-    kind = np.where(first_of_day, "login", np.where(
-        has_integration[users["account_id"][user_index] - 1] & (rng.random(len(user_index)) < 0.25),
-        "integration_used", "feature_used"))
-    integration = _where_else_none(kind == "integration_used",
-                                   np.array(INTEGRATIONS)[favourite[users["account_id"][user_index] - 1]])
-    feature = _where_else_none(kind == "feature_used",
-                               rng.choice(FEATURES, len(user_index), p=[.28, .22, .15, .1, .12, .08, .05]))
     n = len(user_index)
+    account_index = users["account_id"][user_index] - 1
+    integrates = ~first_of_day & has_integration[account_index] & (rng.random(n) < 0.25)
+    uses_feature = ~first_of_day & ~integrates
+    feature = rng.choice(len(FEATURES), n, p=[.28, .22, .15, .1, .12, .08, .05])
     return {
         "event_id": np.arange(1, n + 1, dtype=np.int64), "user_id": users["user_id"][user_index],
-        "account_id": users["account_id"][user_index], "occurred_at": timestamps, "event_type": kind,
-        "feature": feature, "integration": integration,
-        "platform": rng.choice(["web", "mobile", "desktop"], n, p=[0.7, 0.2, 0.1]),
+        "account_id": users["account_id"][user_index], "occurred_at": timestamps,
+        "event_type": _labels(["feature_used", "login", "integration_used"], first_of_day + 2 * integrates),
+        "feature": _labels([None, *FEATURES], np.where(uses_feature, feature + 1, 0)),
+        "integration": _labels([None, *INTEGRATIONS], np.where(integrates, favourite[account_index] + 1, 0)),
+        "platform": _labels(["web", "mobile", "desktop"], rng.choice(3, n, p=[0.7, 0.2, 0.1])),
     }
 
 
-def _where_else_none(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """`values` where `mask` holds, NULL elsewhere (an object array, for Arrow strings)."""
-    out = np.full(len(mask), None, dtype=object)
-    out[mask] = values[mask]
-    return out
+def _labels(names: list[str | None], codes: np.ndarray) -> np.ndarray:
+    """names[code] per row as an object array (shared str objects, None = NULL): a fraction of
+    the time and memory of fixed-width numpy strings for a million rows of a few labels."""
+    labels: np.ndarray = np.array(names, dtype=object)[codes]
+    return labels
 
 
 def _invoices(rng: np.random.Generator, mrr: dict) -> dict:  # type: ignore[type-arg]
@@ -258,15 +341,29 @@ def _invoices(rng: np.random.Generator, mrr: dict) -> dict:  # type: ignore[type
 
 
 def _tickets(rng: np.random.Generator, users: dict, today: dt.date) -> dict:  # type: ignore[type-arg]
-    per_user = rng.poisson(0.25 + users["_activity"], len(users["user_id"]))
-    user_index = np.repeat(np.arange(len(users["user_id"])), per_user)
+    """Tickets over the last EVENT_DAYS while the user's account uses the product: more from
+    active users and from accounts in poor health, whose CSAT is lower too."""
+    months = _month_index(today, _days(today, np.arange(EVENT_DAYS)))
+    columns = np.arange(months.min(), months.max() + 1)
+    health = users["_health"][:, columns]
+    # 0.6 + 2 x activity a year at average health (E[e^(-0.6·h)] = e^(0.18·var)), e^0.6 more per unit lower
+    per_month = (0.6 + 2 * users["_activity"])[:, None] / 12 * np.exp(-0.6 * health - 0.18 * HEALTH_VARIANCE)
+    count = rng.poisson(per_month).ravel()
+    cell = np.repeat(np.arange(len(count)), count)
+    user_index, column = cell // len(columns), cell % len(columns)
+    month_start = np.datetime64(today, "M") - HISTORY_MONTHS + columns[column]
+    length = ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(np.int64)
+    day = month_start.astype("datetime64[D]") + (rng.random(len(cell)) * length).astype("timedelta64[D]")
+    until = users["_until"][user_index]
+    keep = (day > np.datetime64(today, "D") - EVENT_DAYS) & (day <= np.datetime64(today, "D")) & \
+        (day >= users["signup_date"][user_index]) & (np.isnat(until) | (day <= until))
+    user_index, day, mood = user_index[keep], day[keep], health[user_index[keep], column[keep]]
     n = len(user_index)
     topic = rng.choice(TOPICS[0], n, p=TOPICS[1])
     mean_score = np.select([topic == "bug", topic == "billing", topic == "performance"], [3.2, 3.5, 3.3], 4.2)
-    score = np.clip(np.round(rng.normal(mean_score, 0.9)), 1, 5).astype(np.int32)
+    score = np.clip(np.round(rng.normal(mean_score + 0.5 * mood, 0.9)), 1, 5).astype(np.int32)
     answered = rng.random(n) < 0.6
-    opened = _days(today, rng.integers(0, 365, n)).astype("datetime64[s]") + \
-        rng.integers(8 * 3600, 18 * 3600, n).astype("timedelta64[s]")
+    opened = day.astype("datetime64[s]") + rng.integers(8 * 3600, 18 * 3600, n).astype("timedelta64[s]")
     return {"ticket_id": np.arange(1, n + 1, dtype=np.int64), "account_id": users["account_id"][user_index],
             "user_id": users["user_id"][user_index], "opened_at": opened, "topic": topic,
             "csat": pa.array(score, mask=~answered)}
@@ -303,23 +400,24 @@ def _arrow(columns: dict) -> pa.Table:  # type: ignore[type-arg]
             # plain TIMESTAMP (microseconds), as every warehouse has; dates stay dates
             stamps = values if values.dtype == np.dtype("datetime64[D]") else values.astype("datetime64[us]")
             arrays[name] = pa.array(stamps, mask=np.isnat(stamps))
-        elif values.dtype.kind in "UO":
-            arrays[name] = pa.array(values.tolist(), type=pa.string())
+        elif values.dtype.kind in "UO":  # from the array itself: a list of a million strings is slow
+            arrays[name] = pa.array(values, type=pa.string())
         else:
             arrays[name] = pa.array(values)
     return pa.table(arrays)
 
 
 # `accounts` as it was over time (SCD-2, valid_to exclusive, NULL = current), derived from the
-# same draws: a trial until the first paid month, one version per month of MRR (plan and ARR of
-# that month), then churned (from the day after the last paid day) or lost (trial ended unpaid).
-# Its versions valid today equal `accounts` row for row (tests/test_point_in_time.py).
+# same draws: a trial until it converts (or, without a trial, from signup), one version per month
+# of MRR (plan and ARR of that month), then churned (from the day after the last paid day) or
+# lost (trial ended unpaid). Its versions valid today equal `accounts` row for row
+# (tests/test_point_in_time.py).
 ACCOUNT_HISTORY = """
 CREATE OR REPLACE TABLE account_history AS
 WITH paid AS (
-    SELECT m.account_id, greatest(m.month, a.signup_date) AS valid_from, 'customer' AS status,
-           m.plan_tier, round(m.mrr * 12, 2) AS arr, CAST(NULL AS DATE) AS churned_at
-    FROM mrr_monthly AS m JOIN accounts AS a USING (account_id)
+    SELECT m.account_id, greatest(m.month, a.signup_date, coalesce(t.converted_at, a.signup_date)) AS valid_from,
+           'customer' AS status, m.plan_tier, round(m.mrr * 12, 2) AS arr, CAST(NULL AS DATE) AS churned_at
+    FROM mrr_monthly AS m JOIN accounts AS a USING (account_id) LEFT JOIN trials AS t USING (account_id)
 ), first_paid AS (
     SELECT account_id, min(valid_from) AS first_from, arg_min(plan_tier, valid_from) AS first_tier
     FROM paid GROUP BY account_id

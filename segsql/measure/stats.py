@@ -440,8 +440,9 @@ def _rate(group: Sufficient, baseline: Sufficient) -> Outcome:
         raise ValueError("a rate's numerator must count events (whole numbers)")
     events, exposure = group.num + baseline.num, group.den + baseline.den
     if min(events * group.den, events * baseline.den) < MIN_EXPECTED * exposure:
-        exact = test_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="exact-cond",
-                                    compare="ratio")
+        # whole numbers (checked above) as ints: the exact test's binomial refuses 3.0 (sums arrive as floats)
+        exact = test_poisson_2indep(round(group.num), group.den, round(baseline.num), baseline.den,
+                                    method="exact-cond", compare="ratio")
         note = f"expected events below {MIN_EXPECTED}: exact test, no interval"
         return None, None, _finite(exact.pvalue), "exact conditional Poisson test", note
     test = test_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score", compare="diff")

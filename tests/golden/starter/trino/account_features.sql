@@ -86,7 +86,8 @@ LEFT JOIN (
 ) AS t
   ON t.account_id = a.account_id
 WHERE
-  a.signup_date <= CAST('2026-11-23' AS DATE)
+  a.status = 'customer'
+  AND a.signup_date <= CAST('2026-11-23' AS DATE)
   AND (
     a.churned_at IS NULL OR a.churned_at > CAST('2026-11-23' AS DATE)
   )
