@@ -246,7 +246,7 @@ def show(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json: st
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path), default="segsql-demo")
 @click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="Data size: 1 = 2,000 accounts (~0.35M events); 30 gives ~10M events.")
+              help="Data size: 1 = 2,000 accounts (~0.37M events over a year); 30 gives ~12M events.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same data).")
 @click.option("--as-of", "as_of", metavar="DATE", help="The demo's 'today' (YYYY-MM-DD); default today.")
 def demo(directory: Path, scale: float, seed: int, as_of: str | None) -> None:
