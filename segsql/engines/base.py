@@ -42,6 +42,7 @@ class Capabilities:
     approx_distinct: bool = True  # APPROX_COUNT_DISTINCT (HyperLogLog) is available
     temporary_views: bool = True
     temporary_tables: bool = True  # CREATE TEMPORARY TABLE (a backfill's staging)
+    transactions: bool = True  # writes of several statements commit together (Snowflake: DML; its DDL commits alone)
 
 PARAMETER_MARK = "segsql_bound_value_7d1f"  # a placeholder name no segment uses; counted before it is replaced
 
@@ -110,6 +111,16 @@ class Engine(ABC):
             exp.func("lower", exp.column("table_name")).isin(*[exp.Placeholder() for _ in tables])))
         schema = (tables[0].db or self.default_schema).lower()
         return {str(row[0]).lower() for row in self.fetchall(query, [schema, *[t.name.lower() for t in tables]])}
+
+    def information_schema_catalog(self) -> dict[str, Columns]:
+        """`schema.table` -> columns (lower-case name -> type) of every table information_schema lists."""
+        rows = self.fetchall(exp.select("table_schema", "table_name", "column_name", "data_type")
+                             .from_("information_schema.columns")
+                             .order_by("table_schema", "table_name", "ordinal_position"))
+        columns: dict[str, Columns] = {}
+        for schema, table, column, data_type in rows:
+            columns.setdefault(f"{schema}.{table}".lower(), {})[str(column).lower()] = str(data_type)
+        return columns
 
     def refuse_file_sources(self) -> None:
         """For engines that read only tables: file sources are a configuration error."""
