@@ -106,6 +106,8 @@ class BigQueryConnection(Strict):
     project: str = Field(description="the Google Cloud project jobs run (and are billed) in")
     dataset: str = Field(description="the dataset of source tables")
     location: str | None = Field(default=None, description="where jobs run, e.g. EU or europe-west3")
+    maximum_bytes_billed: int | None = Field(default=None, gt=0, description="the query budget: a job that "
+                                             "would bill more fails, and a segment over it is refused by a dry run")
 
     @model_validator(mode="before")
     @classmethod

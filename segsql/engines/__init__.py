@@ -27,6 +27,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "spark": ("segsql.engines.spark:SparkEngine", "pyspark", "pip install 'segsql[spark]'"),
     "snowflake": ("segsql.engines.snowflake:SnowflakeEngine", "snowflake.connector",
                   "pip install 'segsql[snowflake]'"),
+    "bigquery": ("segsql.engines.bigquery:BigQueryEngine", "google.cloud.bigquery", "pip install 'segsql[bigquery]'"),
     "dbapi": ("segsql.engines.dbapi:DbapiEngine", "", ""),  # the driver module comes from the profile
 }
 

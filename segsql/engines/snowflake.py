@@ -9,7 +9,7 @@ a run keeps DDL out of its transaction: a transaction is opened lazily at its fi
 statement, DDL inside an open one is refused (it would silently split the transaction), and
 the run store writes each segment's result to a staged table first and renames the staged
 tables into place just before the membership transaction, undoing the renames if it rolls
-back (SnowflakeRunStore).
+back (base.StagedRunStore).
 """
 
 from __future__ import annotations
@@ -27,18 +27,13 @@ from sqlglot import exp
 
 from segsql.compile.catalog import Columns
 from segsql.config.models import ProjectConfig, SnowflakeConnection, Source
-from segsql.engines import storage
-from segsql.engines.base import Capabilities, Engine, SqlRunStore
+from segsql.engines.base import Capabilities, DeferredTransaction, WarehouseEngine
 from segsql.errors import EngineError
 
-# Statements Snowflake runs in a transaction of their own (committing the caller's first).
-DDL = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
-DML = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
 TIMEOUT_ERRNOS = frozenset({604, 630})  # statement cancelled / reached its statement timeout
-STAGED_PREFIX, PREVIOUS_PREFIX = "staged__", "previous__"  # never `segment__`: no clash with a segment's table
 
 
-class SnowflakeEngine(Engine):
+class SnowflakeEngine(WarehouseEngine):
     name: ClassVar[str] = "snowflake"
     dialect: ClassVar[str] = "snowflake"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -53,7 +48,7 @@ class SnowflakeEngine(Engine):
         self.default_schema = connection.schema_
         self._connection: Any = None
         self._columns: dict[str, Columns] | None = None
-        self._transaction = "none"  # none | pending (begin() called, no DML yet) | open
+        self.transaction = DeferredTransaction("Snowflake", self._send)
 
     @property
     def where(self) -> str:
@@ -140,7 +135,7 @@ class SnowflakeEngine(Engine):
 
     def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
         tree = sqlglot.parse_one(statement, read="duckdb") if isinstance(statement, str) else statement
-        self._enter_transaction(tree)
+        self.transaction.before(tree)
         text, bound = self.bound(tree, params, "?")
         cursor = self.connection.cursor()
         try:
@@ -158,47 +153,14 @@ class SnowflakeEngine(Engine):
                                                                           db=self.settings.database)))
         return cursor
 
-    def _enter_transaction(self, statement: exp.Expr | str) -> None:
-        """Open the pending transaction at its first DML; refuse DDL inside an open one."""
-        if isinstance(statement, DDL) and self._transaction == "open":
-            raise EngineError("Snowflake would commit the open transaction before this DDL statement", None,
-                              "this is a segsql bug: report it (DDL must run before a run's first write)")
-        if isinstance(statement, DML) and self._transaction == "pending":
-            self._send(exp.Transaction())
-            self._transaction = "open"
-
     def _send(self, statement: exp.Expr) -> None:
         try:
             self.connection.cursor().execute(self.sql(statement)).close()
         except snowflake.connector.Error as error:
             raise EngineError(f"Snowflake: {self.error_text(error)}") from None
 
-    def prepare_sources(self) -> None:
-        self.refuse_file_sources()
-
-    def begin(self) -> None:
-        """Writes from here on commit together; DDL before the first of them runs on its own."""
-        self._transaction = "pending"
-
-    def commit(self) -> None:
-        if self._transaction == "open":
-            self._send(exp.Commit())
-        self._transaction = "none"
-
-    def flush(self) -> None:
-        self.commit()
-
-    def rollback(self) -> None:
-        opened, self._transaction = self._transaction == "open", "none"
-        if opened and self._connection is not None:
-            with contextlib.suppress(snowflake.connector.Error, EngineError):
-                self._send(exp.Rollback())
-
-    def run_store(self) -> SnowflakeRunStore:
-        return SnowflakeRunStore(self)
-
-    def rename_table(self, table: exp.Table, to: exp.Table) -> None:
-        self.execute(exp.Alter(this=table.copy(), kind="TABLE", actions=[exp.AlterRename(this=to.copy())]))
+    def connected(self) -> bool:
+        return self._connection is not None
 
     def close(self) -> None:
         self.rollback()
@@ -211,65 +173,3 @@ class SnowflakeEngine(Engine):
 def _folded(name: str) -> str:
     """Snowflake reports unquoted names upper-case; segsql's names are lower-case."""
     return name.lower() if name.isupper() else name
-
-
-class SnowflakeRunStore(SqlRunStore):
-    """Segment results are staged in `segsql.staged__NAME` (DDL, outside the transaction), renamed
-    into `segsql.segment__NAME` right before the membership transaction, and renamed back when it
-    rolls back; the previous results are dropped once it commits."""
-
-    engine: SnowflakeEngine
-
-    def __init__(self, engine: SnowflakeEngine):
-        super().__init__(engine)
-        self.staged: list[str] = []
-        self.renamed: list[tuple[str, bool]] = []  # (segment, whether it had a previous table)
-
-    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
-        target = storage.table(f"{STAGED_PREFIX}{name}")
-        self.engine.replace_table(target, query)
-        self.staged.append(name)
-        return target
-
-    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
-        current = storage.segment_table
-        existing = self.engine.existing_tables([current(name) for name in self.staged])
-        for name in self.staged:
-            had_previous = current(name).name.lower() in existing
-            if had_previous:
-                self.engine.execute(exp.Drop(tables=[_previous(name)], kind="TABLE", exists=True))
-                self.engine.rename_table(current(name), _previous(name))
-            self.engine.rename_table(_staged(name), current(name))
-            self.renamed.append((name, had_previous))
-        super().replace_membership(plans, result, keys)
-
-    def commit(self) -> None:
-        self.engine.commit()
-        for name, had_previous in self.renamed:
-            if had_previous:
-                self.engine.execute(exp.Drop(tables=[_previous(name)], kind="TABLE", exists=True))
-        self.staged, self.renamed = [], []
-
-    def rollback(self) -> None:
-        self.engine.rollback()
-        with contextlib.suppress(EngineError):  # best effort: the run's own error is the one to report
-            for name, had_previous in reversed(self.renamed):
-                self.engine.rename_table(storage.segment_table(name), _staged(name))
-                if had_previous:
-                    self.engine.rename_table(_previous(name), storage.segment_table(name))
-            for name in self.staged:
-                self.engine.execute(exp.Drop(tables=[_staged(name)], kind="TABLE", exists=True))
-        self.staged, self.renamed = [], []
-
-    def begin_backfill(self, batch: str) -> None:
-        raise EngineError("backfill does not run on Snowflake yet (its staging mixes DDL into the transaction, "
-                          "which Snowflake would commit early)", None,
-                          "backfill on a DuckDB or Postgres profile (--target) with the same data")
-
-
-def _staged(name: str) -> exp.Table:
-    return storage.table(f"{STAGED_PREFIX}{name}")
-
-
-def _previous(name: str) -> exp.Table:
-    return storage.table(f"{PREVIOUS_PREFIX}{name}")
