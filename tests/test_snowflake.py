@@ -153,18 +153,24 @@ def test_preview_reads_members_sorted_with_lower_case_columns(projects: tuple[Pr
     assert snow.size("enterprise_dach") == len(snow.members("enterprise_dach")) == duck.size("enterprise_dach")
 
 
-def _drop_accounts(duck: Project, server: tuple[str, int], keys: list[int]) -> None:
+def _update_both(duck: Project, server: tuple[str, int], *statements: str) -> None:
+    """The same change to the source data on DuckDB and on Snowflake."""
     import duckdb
 
-    listed = ", ".join(str(k) for k in keys)
     connection = duckdb.connect(str(duck.root / "data" / "demo.duckdb"))
     try:
-        for table in ("accounts", "account_history"):
-            connection.execute(f"UPDATE {table} SET region = 'AMER' WHERE account_id IN ({listed})")
+        for statement in statements:
+            connection.execute(statement)
     finally:
         connection.close()
-    for table in ("accounts", "account_history"):
-        rows(server, f"UPDATE {table} SET region = 'AMER' WHERE account_id IN ({listed})")
+    for statement in statements:
+        rows(server, statement)
+
+
+def _drop_accounts(duck: Project, server: tuple[str, int], keys: list[int]) -> None:
+    listed = ", ".join(str(k) for k in keys)
+    _update_both(duck, server, *[f"UPDATE {table} SET region = 'AMER' WHERE account_id IN ({listed})"
+                                 for table in ("accounts", "account_history")])
 
 
 def test_history_over_two_runs_is_the_same(projects: tuple[Project, Project], fakesnow_server: tuple[str, int]) -> None:
@@ -305,7 +311,8 @@ def test_a_run_failing_after_the_renames_puts_the_previous_results_back(projects
                 "SELECT account_id, mrr FROM segsql.segment__top_mrr_accounts ORDER BY 1",
                 "SELECT segment, entity_key, run_id FROM segsql.history WHERE valid_to IS NULL ORDER BY 1, 2"]
     before = [rows(fakesnow_server, sql) for sql in snapshot]
-    _drop_accounts(projects[0], fakesnow_server, [int(before[1][0][0])])  # the next run would differ
+    top = int(before[2][0][0])
+    _update_both(projects[0], fakesnow_server, f"UPDATE mrr_monthly SET mrr = 0 WHERE account_id = {top}")
     rows(fakesnow_server, "ALTER TABLE segsql.membership RENAME COLUMN as_of TO as_of_moved")
     try:
         with pytest.raises(RunError, match="AS_OF"):
@@ -317,4 +324,28 @@ def test_a_run_failing_after_the_renames_puts_the_previous_results_back(projects
                                       "AND (table_name LIKE 'STAGED__%' OR table_name LIKE 'PREVIOUS__%')")
     assert leftovers == []
     snow.run(select=["enterprise_dach", "top_mrr_accounts"])  # and the next run goes through
-    assert rows(fakesnow_server, snapshot[1]) != before[1]
+    assert rows(fakesnow_server, snapshot[2]) != before[2]  # the next run would differ: the renames were undone
+
+
+def test_the_cli_runs_and_shows_a_snowflake_profile(projects: tuple[Project, Project],
+                                                    fakesnow_server: tuple[str, int]) -> None:
+    """docs/warehouses.md's step 4: `segsql run --target snowflake` on a DuckDB project with the profile."""
+    from click.testing import CliRunner
+
+    from segsql.cli import cli
+
+    duck, _ = projects
+    config = (duck.root / "segsql.yml").read_text()
+    profile = "\n".join("    " + line for line in connection_yaml(*fakesnow_server).splitlines()[1:])
+    (duck.root / "segsql.yml").write_text(config + f"\nprofiles:\n  snowflake:\n{profile}\n")
+    try:
+        common = ["--project", str(duck.root), "--target", "snowflake"]
+        result = CliRunner().invoke(cli, ["run", *common, "--select", "enterprise_dach", "--as-of", str(engines.AS_OF)])
+        assert result.exit_code == 0, result.output
+        shown = CliRunner().invoke(cli, ["show", "enterprise_dach", *common])
+        assert shown.exit_code == 0 and "900001" in shown.output, shown.output
+    finally:
+        (duck.root / "segsql.yml").write_text(config)
+    [(members,)] = rows(fakesnow_server, "SELECT COUNT(*) FROM segsql.membership WHERE segment = 'enterprise_dach'")
+    duck.run(select=["enterprise_dach"])
+    assert members == duck.size("enterprise_dach")
