@@ -349,3 +349,23 @@ def test_the_cli_runs_and_shows_a_snowflake_profile(projects: tuple[Project, Pro
     [(members,)] = rows(fakesnow_server, "SELECT COUNT(*) FROM segsql.membership WHERE segment = 'enterprise_dach'")
     duck.run(select=["enterprise_dach"])
     assert members == duck.size("enterprise_dach")
+
+
+def test_forget_removes_the_key_from_every_storage_table(projects: tuple[Project, Project],
+                                                         fakesnow_server: tuple[str, int]) -> None:
+    """Erasure is DML only, so it is one transaction on Snowflake too (Time Travel still keeps the
+    deleted rows for the retention period: docs/warehouses.md)."""
+    _, snow = projects
+    snow.run(select=["dach_users"])
+    members = snow.members("dach_users")
+    key = str(members[members.marketing_consent.fillna(False).astype(bool)].user_id.iloc[0])
+    snow.export("dach_users", "table", purpose="marketing_email")
+    removed = snow.forget("user", key, reason="DSR-7").rows_removed
+    assert removed >= 4  # membership, history, result table, export state / memberships / members
+    tables = [r[0] for r in rows(fakesnow_server, "SELECT table_name FROM information_schema.tables "
+                                                  "WHERE table_schema = 'SEGSQL'")]
+    assert "MEMBERSHIP" in tables
+    for table in tables:
+        found = rows(fakesnow_server, f"SELECT * FROM segsql.{table}")
+        assert not any(key in (str(value) for value in row) for row in found), table
+    assert rows(fakesnow_server, "SELECT reason FROM segsql.erasures")[-1] == ("DSR-7",)
