@@ -91,7 +91,8 @@ class UsageError(SegsqlError):
 
 # An optional dependency's import name -> the extra of segsql that installs it (pyproject.toml).
 EXTRAS = {"sklearn": "methods", "psycopg": "postgres", "pyspark": "spark", "py4j": "spark",
-          "IPython": "notebook", "ipywidgets": "notebook", "altair": "notebook", "vl_convert": "notebook"}
+          "IPython": "notebook", "ipywidgets": "notebook", "altair": "notebook", "vl_convert": "notebook",
+          "snowflake": "snowflake", "google": "bigquery"}
 
 
 def missing_dependency(error: ModuleNotFoundError) -> UsageError | None:

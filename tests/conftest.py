@@ -94,3 +94,72 @@ def starter_project(tmp_path: Path) -> Path:
 def copy_tree(source: Path, destination: Path) -> Path:
     shutil.copytree(source, destination)
     return destination
+
+
+# -- fakesnow: a Snowflake emulator (on DuckDB), run as an HTTP server from its own venv ----------
+# fakesnow pins its own sqlglot and duckdb, so it cannot share segsql's environment: .ci/run builds
+# .ci/fakesnow-venv and exports SEGSQL_FAKESNOW_PYTHON; segsql's real snowflake-connector-python
+# talks to it over HTTP on 127.0.0.1.
+FAKESNOW_STARTUP_SECONDS = 60
+
+
+def fakesnow_python() -> str:
+    """The interpreter of the venv fakesnow is installed in (skip, or fail under SEGSQL_REQUIRE_ALL)."""
+    import subprocess
+
+    candidate = os.environ.get("SEGSQL_FAKESNOW_PYTHON") or str(REPO / ".ci" / "fakesnow-venv" / "bin" / "python")
+    try:
+        ok = subprocess.run([candidate, "-c", "import fakesnow, uvicorn"], check=False, capture_output=True,
+                            timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        reason = (f"fakesnow is not installed for {candidate}: python3 -m venv .ci/fakesnow-venv && "
+                  ".ci/fakesnow-venv/bin/pip install 'fakesnow[server]==0.12.1' (or set SEGSQL_FAKESNOW_PYTHON)")
+        if REQUIRE_ALL:
+            pytest.fail(f"{reason} (SEGSQL_REQUIRE_ALL=1)")
+        pytest.skip(reason)
+    try:
+        import snowflake.connector  # noqa: F401
+    except ImportError:
+        if REQUIRE_ALL:
+            pytest.fail("snowflake-connector-python is not installed (SEGSQL_REQUIRE_ALL=1): pip install 'segsql[snowflake]'")
+        pytest.skip("snowflake-connector-python is not installed")
+    return candidate
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A fakesnow server on a free loopback port: yields (host, port); stopped afterwards."""
+    import socket
+    import subprocess
+    import time
+
+    python = fakesnow_python()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    log = tmp_path_factory.mktemp("fakesnow") / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([python, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(port)],
+                                   stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + FAKESNOW_STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"fakesnow exited with {process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"fakesnow did not listen on port {port} within {FAKESNOW_STARTUP_SECONDS} s")
+                time.sleep(0.2)
+        yield ("127.0.0.1", port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)

@@ -83,7 +83,7 @@ def export(compiler: Compiler, engine: Engine, name: str, to: str, path: str | P
     """Export the members of `name` from its last successful run (`engine` open for writing); see
     the module docstring."""
     plan = _plan(compiler, name, to, path, columns, purpose)
-    if not engine.capabilities.transactional_ddl:
+    if not engine.capabilities.transactions:
         raise ExportError(f"{engine.name} has no transactional tables to keep export state in", None,
                           "export from a DuckDB or Postgres profile (--target), which read the same data")
     store = engine.run_store()

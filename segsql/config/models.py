@@ -73,8 +73,60 @@ class DbapiConnection(Strict):
     schema_: str | None = Field(default=None, alias="schema", description="default schema of source tables")
 
 
+def _refuse_literal_secrets(data: Any, fields: tuple[str, ...]) -> Any:
+    """A secret written into segsql.yml is refused (its value is never repeated back)."""
+    if isinstance(data, dict):
+        for field in fields:
+            if field in data:
+                raise ValueError(f"`{field}:` is a secret and never goes in segsql.yml: put it in an environment "
+                                 f"variable and name the variable instead (e.g. password_env: SNOWFLAKE_PASSWORD)")
+    return data
+
+
+class SnowflakeConnection(Strict):
+    """Snowflake through snowflake-connector-python; the password only from the environment.
+    `host`/`port`/`protocol` point it elsewhere than ACCOUNT.snowflakecomputing.com (an emulator)."""
+
+    type: Literal["snowflake"]
+    account: str = Field(description="the account identifier, e.g. myorg-myaccount")
+    user: str
+    password_env: str | None = Field(default=None, description="name of the environment variable holding the "
+                                     "password (or the programmatic access token)")
+    database: str
+    schema_: str = Field(default="PUBLIC", alias="schema", description="the schema of source tables")
+    warehouse: str | None = Field(default=None, description="the virtual warehouse queries run on")
+    role: str | None = None
+    host: str | None = Field(default=None, description="only to reach an emulator or a private link host")
+    port: int | None = None
+    protocol: Literal["https", "http"] = "https"
+    login_timeout: int = Field(default=30, description="seconds to wait for the login before giving up")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_password(cls, data: Any) -> Any:
+        return _refuse_literal_secrets(data, ("password", "token", "private_key"))
+
+
+class BigQueryConnection(Strict):
+    """BigQuery through google-cloud-bigquery; credentials from the environment (Application
+    Default Credentials: GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`)."""
+
+    type: Literal["bigquery"]
+    project: str = Field(description="the Google Cloud project jobs run (and are billed) in")
+    dataset: str = Field(description="the dataset of source tables")
+    location: str | None = Field(default=None, description="where jobs run, e.g. EU or europe-west3")
+    maximum_bytes_billed: int | None = Field(default=None, gt=0, description="the query budget: a job that "
+                                             "would bill more fails, and a segment over it is refused by a dry run")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_credentials(cls, data: Any) -> Any:
+        return _refuse_literal_secrets(data, ("credentials", "keyfile", "keyfile_json", "private_key"))
+
+
 Connection = Annotated[
-    DuckDBConnection | PostgresConnection | SparkConnection | DbapiConnection, Field(discriminator="type")
+    DuckDBConnection | PostgresConnection | SparkConnection | DbapiConnection | SnowflakeConnection
+    | BigQueryConnection, Field(discriminator="type")
 ]
 
 
@@ -328,7 +380,8 @@ class ProjectConfig(Strict):
     as_of: dt.date | None = Field(default=None, description="the evaluation date when no --as-of is given "
                                   "(for a project on historical data); default today")
     connection: Connection = Field(default_factory=DuckDBConnection,
-                                   description="where segments run (type: duckdb, postgres, spark, dbapi)")
+                                   description="where segments run (type: duckdb, postgres, spark, snowflake, "
+                                   "bigquery, dbapi)")
     profiles: dict[str, Connection] = Field(default_factory=dict, description="named connections for --target")
     sources: dict[str, Source] = Field(default_factory=dict,
                                        description="the tables segments read, by the name source() uses")
@@ -547,7 +600,8 @@ def validate_model(model: type[Strict], data: Any, located: LocatedYaml | None,
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in ("duckdb", "postgres", "spark", "dbapi", "function-after")
+    return isinstance(part, str) and part in ("duckdb", "postgres", "spark", "dbapi", "snowflake", "bigquery",
+                                                    "function-after")
 
 
 def _describe(error: Any, keypath: tuple[Any, ...]) -> str:

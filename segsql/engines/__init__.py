@@ -25,6 +25,9 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "duckdb": ("segsql.engines.duckdb:DuckDBEngine", "duckdb", "pip install duckdb"),
     "postgres": ("segsql.engines.postgres:PostgresEngine", "psycopg", "pip install 'segsql[postgres]'"),
     "spark": ("segsql.engines.spark:SparkEngine", "pyspark", "pip install 'segsql[spark]'"),
+    "snowflake": ("segsql.engines.snowflake:SnowflakeEngine", "snowflake.connector",
+                  "pip install 'segsql[snowflake]'"),
+    "bigquery": ("segsql.engines.bigquery:BigQueryEngine", "google.cloud.bigquery", "pip install 'segsql[bigquery]'"),
     "dbapi": ("segsql.engines.dbapi:DbapiEngine", "", ""),  # the driver module comes from the profile
 }
 
@@ -34,7 +37,8 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
 FILE_READERS = frozenset({"duckdb", "spark"})
 
 
-ENGINE_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}  # dbapi: its profile says
+ENGINE_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark", "snowflake": "snowflake",
+                   "bigquery": "bigquery"}  # dbapi: its profile says
 
 
 def engine_dialect(config: ProjectConfig) -> str:

@@ -1,15 +1,17 @@
 """The interface every engine adapter implements, with capability flags as data, and where a
 run's results go: `RunStore`, and `SqlRunStore` for engines with transactions (DuckDB, Postgres,
-DB-API) — the storage tables of engines/storage.py written in one transaction. Engines without
+DB-API) — the storage tables of engines/storage.py written in one transaction; `StagedRunStore`
+and `DeferredTransaction` for warehouses whose DDL cannot join a transaction (Snowflake, BigQuery). Engines without
 transactions or UPDATE (Spark on Parquet) provide their own store (engines/spark.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ class Capabilities:
     approx_distinct: bool = True  # APPROX_COUNT_DISTINCT (HyperLogLog) is available
     temporary_views: bool = True
     temporary_tables: bool = True  # CREATE TEMPORARY TABLE (a backfill's staging)
+    transactions: bool = True  # writes of several statements commit together (Snowflake: DML; its DDL commits alone)
 
 PARAMETER_MARK = "segsql_bound_value_7d1f"  # a placeholder name no segment uses; counted before it is replaced
 
@@ -122,6 +125,16 @@ class Engine(ABC):
         schema = (tables[0].db or self.default_schema).lower()
         return {str(row[0]).lower() for row in self.fetchall(query, [schema, *[t.name.lower() for t in tables]])}
 
+    def information_schema_catalog(self) -> dict[str, Columns]:
+        """`schema.table` -> columns (lower-case name -> type) of every table information_schema lists."""
+        rows = self.fetchall(exp.select("table_schema", "table_name", "column_name", "data_type")
+                             .from_("information_schema.columns")
+                             .order_by("table_schema", "table_name", "ordinal_position"))
+        columns: dict[str, Columns] = {}
+        for schema, table, column, data_type in rows:
+            columns.setdefault(f"{schema}.{table}".lower(), {})[str(column).lower()] = str(data_type)
+        return columns
+
     def refuse_file_sources(self) -> None:
         """For engines that read only tables: file sources are a configuration error."""
         files = sorted(name for name, source in self.config.sources.items() if source.path is not None)
@@ -152,6 +165,10 @@ class Engine(ABC):
         else:
             self.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
             self.execute(exp.Create(this=table, kind="TABLE", expression=query))
+
+    def rename_table(self, table: exp.Table, to: exp.Table) -> None:
+        """ALTER TABLE ... RENAME TO (DDL: outside the caller's transaction on warehouses)."""
+        self.execute(exp.Alter(this=table.copy(), kind="TABLE", actions=[exp.AlterRename(this=to.copy())]))
 
     @property
     def query_seconds(self) -> float:
@@ -405,6 +422,137 @@ class SqlRunStore:
                 self.engine.execute(storage.insert_run_segment(), row)
         for table in (staged, self.staged_keys):
             self.engine.execute(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+
+
+# Statements a warehouse runs outside any transaction (Snowflake commits the open one first;
+# BigQuery refuses them inside one), and the writes a transaction holds.
+DDL_STATEMENTS = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
+DML_STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+STAGED_PREFIX, PREVIOUS_PREFIX = "staged__", "previous__"  # never `segment__`: no clash with a segment's table
+
+
+class DeferredTransaction:
+    """A transaction for engines whose DDL is not transactional: begin() only marks it pending, the
+    first DML statement opens it (`send(BEGIN)`), and DDL while it is open is refused (it would
+    commit or fail the transaction instead of joining it)."""
+
+    def __init__(self, engine: str, send: Callable[[exp.Expr], None]):
+        self.engine, self.send, self.state = engine, send, "none"  # none | pending | open
+
+    def before(self, statement: exp.Expr) -> None:
+        if isinstance(statement, DDL_STATEMENTS) and self.state == "open":
+            raise EngineError(f"{self.engine} would commit the open transaction before this DDL statement", None,
+                              "this is a segsql bug: report it (DDL must run before a run's first write)")
+        if isinstance(statement, DML_STATEMENTS) and self.state == "pending":
+            self.send(exp.Transaction())
+            self.state = "open"
+
+    def begin(self) -> None:
+        self.state = "pending"
+
+    def commit(self) -> None:
+        if self.state == "open":
+            self.send(exp.Commit())
+        self.state = "none"
+
+    def rollback(self) -> None:
+        opened, self.state = self.state == "open", "none"
+        if opened:
+            with contextlib.suppress(EngineError):
+                self.send(exp.Rollback())
+
+
+class StagedRunStore(SqlRunStore):
+    """For engines whose DDL cannot be part of a transaction (Snowflake, BigQuery): segment results
+    are staged in `segsql.staged__NAME` (DDL, before the transaction), renamed into
+    `segsql.segment__NAME` right before the DML-only membership transaction, and renamed back when
+    it rolls back; the previous results are dropped once it commits (docs/warehouses.md)."""
+
+    def __init__(self, engine: Engine):
+        super().__init__(engine)
+        self.staged: list[str] = []
+        self.renamed: list[tuple[str, bool]] = []  # (segment, whether it had a previous table)
+
+    def write_segment(self, name: str, query: exp.Query) -> exp.Table:
+        target = storage.table(f"{STAGED_PREFIX}{name}")
+        self.engine.replace_table(target, query)
+        self.staged.append(name)
+        return target
+
+    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
+        current = storage.segment_table
+        existing = self.engine.existing_tables([current(name) for name in self.staged])
+        for name in self.staged:
+            had_previous = current(name).name.lower() in existing
+            if had_previous:
+                self.engine.execute(exp.Drop(tables=[_previous(name)], kind="TABLE", exists=True))
+                self.engine.rename_table(current(name), _previous(name))
+            self.engine.rename_table(_staged(name), current(name))
+            self.renamed.append((name, had_previous))
+        super().replace_membership(plans, result, keys)
+
+    def commit(self) -> None:
+        self.engine.commit()
+        for name, had_previous in self.renamed:
+            if had_previous:
+                self.engine.execute(exp.Drop(tables=[_previous(name)], kind="TABLE", exists=True))
+        self.staged, self.renamed = [], []
+
+    def rollback(self) -> None:
+        self.engine.rollback()
+        with contextlib.suppress(EngineError):  # best effort: the run's own error is the one to report
+            for name, had_previous in reversed(self.renamed):
+                self.engine.rename_table(storage.segment_table(name), _staged(name))
+                if had_previous:
+                    self.engine.rename_table(_previous(name), storage.segment_table(name))
+            for name in self.staged:
+                self.engine.execute(exp.Drop(tables=[_staged(name)], kind="TABLE", exists=True))
+        self.staged, self.renamed = [], []
+
+    def begin_backfill(self, batch: str) -> None:
+        raise EngineError(f"backfill does not run on {self.engine.name} yet (its staging mixes DDL into the "
+                          "transaction)", None,
+                          "backfill on a DuckDB or Postgres profile (--target) with the same data")
+
+
+def _staged(name: str) -> exp.Table:
+    return storage.table(f"{STAGED_PREFIX}{name}")
+
+
+def _previous(name: str) -> exp.Table:
+    return storage.table(f"{PREVIOUS_PREFIX}{name}")
+
+
+class WarehouseEngine(Engine):
+    """An engine whose DDL cannot join a transaction (Snowflake, BigQuery): a DeferredTransaction
+    (`self.transaction`, sending through the adapter) and the StagedRunStore; only tables as sources."""
+
+    transaction: DeferredTransaction
+
+    @abstractmethod
+    def connected(self) -> bool:
+        """Whether a connection (or client) is open: nothing to roll back otherwise."""
+
+    def prepare_sources(self) -> None:
+        self.refuse_file_sources()
+
+    def begin(self) -> None:
+        """Writes from here on commit together; DDL before the first of them runs on its own."""
+        self.transaction.begin()
+
+    def commit(self) -> None:
+        self.transaction.commit()
+
+    def flush(self) -> None:
+        self.commit()
+
+    def rollback(self) -> None:
+        if self.connected():
+            self.transaction.rollback()
+        self.transaction.state = "none"
+
+    def run_store(self) -> StagedRunStore:
+        return StagedRunStore(self)
 
 
 def backfill_record(run: RunResult, version: str) -> dict[str, Any]:

@@ -112,13 +112,7 @@ class PostgresEngine(Engine):
 
     def _catalog(self) -> dict[str, Columns]:
         if self._columns is None:
-            rows = self.fetchall(exp.select("table_schema", "table_name", "column_name", "data_type")
-                                 .from_("information_schema.columns")
-                                 .order_by("table_schema", "table_name", "ordinal_position"))
-            columns: dict[str, Columns] = {}
-            for schema, table, column, data_type in rows:
-                columns.setdefault(f"{schema}.{table}".lower(), {})[str(column).lower()] = str(data_type)
-            self._columns = columns
+            self._columns = self.information_schema_catalog()
         return self._columns
 
     # -- execution ---------------------------------------------------------------------------

@@ -46,7 +46,8 @@ class SparkEngine(Engine):
     dialect: ClassVar[str] = "spark"
     capabilities: ClassVar[Capabilities] = Capabilities(
         transactional_ddl=False, reads_files=True, in_process=False, keeps_insertion_order=False,
-        create_or_replace_table=False, approx_distinct=True, temporary_views=True)
+        create_or_replace_table=False, approx_distinct=True, temporary_views=True,
+        transactions=False)
 
     def __init__(self, config: ProjectConfig, root: Path, read_only: bool = False):
         super().__init__(config, root, read_only)
