@@ -199,17 +199,22 @@ def _write_project(root: Path, bodies: dict[str, str], profiles: str) -> None:
                           for name, body in bodies.items()}})
 
 
+def _inline(connection_yaml: str) -> str:
+    """`connection:` YAML as a one-line mapping for `profiles:`."""
+    return connection_yaml.replace("connection:\n  ", "{").replace("\n  ", ", ").rstrip("\n") + "}"
+
+
 @pytest.fixture(scope="module")
 def project_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The project with its data in DuckDB, in Parquet for Spark, and in a real Postgres."""
+    """The project with its data in DuckDB, in Parquet for Spark, in a real Postgres and in
+    fakesnow (a Snowflake emulator, through the real Snowflake connector)."""
     root = tmp_path_factory.mktemp("differential") / "p"
     (root / "data").mkdir(parents=True)
     _load(root / "data" / "diff.duckdb", seed=16)
     server = PostgresServer().start()
     try:
         copy_duckdb_tables(root / "data" / "diff.duckdb", server, ["customers", "orders"])
-        profiles = ("profiles:\n  pg: " + server.config_yaml().replace("connection:\n  ", "{").replace("\n  ", ", ")
-                    .rstrip("\n") + "}\n" + SPARK_PROFILE)
+        profiles = "profiles:\n  pg: " + _inline(server.config_yaml()) + "\n" + SPARK_PROFILE
         _write_project(root, _bodies(), profiles)
         os.environ["SEGSQL_TEST_PGPASSWORD"] = PASSWORD
         yield root
@@ -268,10 +273,22 @@ def test_break_ties_picks_the_smallest_key_on_the_tree(tmp_path: Path, project_r
     assert all(members[name] == members[f"{name}__a"] for name in ORDER_DEPENDENT if name != "any_priority")
 
 
-def test_deterministic_segments_agree_on_every_engine_and_rerun(project_root: Path) -> None:
+def _add_snowflake(root: Path, server: tuple[str, int], folder: Path) -> None:
+    from tests.test_snowflake import PASSWORD_ENV, connection_yaml, load_duckdb_tables
+
+    load_duckdb_tables(root / "data" / "diff.duckdb", server, ["customers", "orders"], folder)
+    os.environ.setdefault(PASSWORD_ENV, "fakesnow-accepts-any")
+    config = root / "segsql.yml"
+    config.write_text(config.read_text().replace("profiles:\n", "profiles:\n  snow: " +
+                                                 _inline(connection_yaml(*server)) + "\n", 1))
+
+
+def test_deterministic_segments_agree_on_every_engine_and_rerun(project_root: Path, fakesnow_server: tuple[str, int],
+                                                                tmp_path: Path) -> None:
     require_spark()
+    _add_snowflake(project_root, fakesnow_server, tmp_path)
     runs: dict[str, list[dict[str, frozenset[str]]]] = {}
-    for target, reruns in ((None, 3), ("pg", 3), ("spark", 2)):
+    for target, reruns in ((None, 3), ("pg", 3), ("spark", 2), ("snow", 2)):
         project = Project.load(project_root, as_of=AS_OF, target=target)
         runs[target or "duckdb"] = [_members(project, list(DETERMINISTIC)) for _ in range(reruns)]
     reference = runs["duckdb"][0]
