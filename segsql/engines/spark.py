@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import shutil
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,55 +60,27 @@ class SparkEngine(Engine):
         self._job_group = f"segsql-{uuid.uuid4().hex[:12]}"
 
     @property
-    def remote(self) -> str | None:
-        """The Spark Connect URL when segsql talks to a Connect server (`remote:`, or an sc://
-        master / spark.remote given the classic way)."""
-        given = self.settings.remote or self.settings.conf.get("spark.remote")
-        return given or (self.settings.master if self.settings.master.startswith("sc://") else None)
-
-    @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            self._spark = self._connect() if self.remote else self._start()
+            if "spark.remote" in self.settings.conf or self.settings.master.startswith("sc://"):
+                raise EngineError("Spark Connect (`spark.remote`, sc://) is not supported yet", None,
+                                  "segsql cancels statements over limits.query_seconds through the SparkContext, "
+                                  "which Spark Connect does not expose; give the cluster's URL instead: "
+                                  "master: spark://HOST:7077")
+            builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
+                       .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+                       .config("spark.sql.warehouse.dir", str(self.warehouse))
+                       .config("spark.sql.shuffle.partitions", "4"))
+            for key, value in self.settings.conf.items():
+                builder = builder.config(key, value)
+            try:
+                self._spark = builder.getOrCreate()
+            except Exception as error:  # JVM start-up failures surface as various py4j errors
+                raise EngineError(f"cannot start Spark ({self.settings.master}): {self.error_text(error)}", None,
+                                  "check that Java 17 is installed and spark.master is right") from None
+            self._spark.sparkContext.setLogLevel("ERROR")
             self._register_storage()
         return self._spark
-
-    def _start(self) -> SparkSession:
-        builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
-                   .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-                   .config("spark.sql.warehouse.dir", str(self.warehouse))
-                   .config("spark.sql.shuffle.partitions", "4"))
-        for key, value in self.settings.conf.items():
-            builder = builder.config(key, value)
-        try:
-            spark = builder.getOrCreate()
-        except Exception as error:  # JVM start-up failures surface as various py4j errors
-            raise EngineError(f"cannot start Spark ({self.settings.master}): {self.error_text(error)}", None,
-                              "check that Java 17 is installed and spark.master is right") from None
-        spark.sparkContext.setLogLevel("ERROR")
-        return spark
-
-    def _connect(self) -> SparkSession:
-        """A Spark Connect session: only session settings are ours to set (the server owns the
-        warehouse, UI and master); statements are cancelled by tag, not job group."""
-        url = str(self.remote)
-        builder = SparkSession.builder.remote(url).config("spark.sql.session.timeZone", "UTC")
-        for key, value in self.settings.conf.items():
-            if key != "spark.remote":
-                builder = builder.config(key, value)
-        try:
-            with warnings.catch_warnings():  # pyspark's notice about pandas 3, on every connect
-                warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
-                spark = builder.getOrCreate()
-                spark.sql("SELECT 1").collect()  # the session is lazy: reach the server now
-        except ImportError as error:
-            raise EngineError(f"Spark Connect needs its client libraries ({error.name or error})", None,
-                              "pip install 'segsql[spark-connect]'") from None
-        except Exception as error:  # grpc errors when the server is not there
-            raise EngineError(f"cannot reach the Spark Connect server {url}: {self.error_text(error)}".split("\n")[0],
-                              None, "start it (start-connect-server.sh) or fix `remote:` in segsql.yml") from None
-        spark.addTag(self._job_group)
-        return spark
 
     # -- catalog and sources --------------------------------------------------------------------
     def text_collation(self) -> str | None:
@@ -181,17 +152,11 @@ class SparkEngine(Engine):
             audit.write(json.dumps(row) + "\n")
 
     def _own_jobs(self) -> None:
-        """This engine's jobs form one group (a tag on Spark Connect), so a deadline cancels them
-        and nothing else."""
-        if not self.remote:
-            self.spark.sparkContext.setJobGroup(self._job_group, "segsql", interruptOnCancel=True)
+        """This engine's jobs form one group, so a deadline cancels them and nothing else."""
+        self.spark.sparkContext.setJobGroup(self._job_group, "segsql", interruptOnCancel=True)
 
     def interrupt(self) -> None:
-        if self._spark is None:
-            return
-        if self.remote:
-            self._spark.interruptTag(self._job_group)
-        else:
+        if self._spark is not None:
             self._spark.sparkContext.cancelJobGroup(self._job_group)
 
     def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
