@@ -77,7 +77,8 @@ def invoke(demo: Path, name: str, output_format: str) -> str:
 def test_json_is_one_document_of_the_documented_shape(demo: Path, name: str) -> None:
     document = json.loads(invoke(demo, name, "json"))  # the whole of stdout: one document
     if name == "diff":  # a report: one object
-        assert set(document) == {"base", "base_commit", "segments"} and isinstance(document["segments"], list)
+        assert set(document) == {"base", "base_commit", "segments", "dbt_changes", "dbt_note"}
+        assert isinstance(document["segments"], list) and isinstance(document["dbt_changes"], dict)
         assert {"name": "high_mrr_accounts", "status": "changed"}.items() <= next(
             s for s in document["segments"] if s["name"] == "high_mrr_accounts").items()
         return

@@ -64,7 +64,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       json   one JSON document: an array of objects, one per row (list, show,
              compare, overlap, waterfall, prioritize, validate-segments,
              metrics, readout, power, history); diff, which returns a report,
-             prints one object {"base", "base_commit", "segments": [...]}
+             prints one object {"base", "base_commit", "segments": [...],
+             "dbt_changes": {node: {column: change}}, "dbt_note"}
       jsonl  one JSON object per line (NDJSON), for row streams: the same
              objects as json, e.g. `segsql show NAME --all --format jsonl`
       csv    a header and one line per row
