@@ -43,6 +43,7 @@ class PostgresEngine(Engine):
         self.default_schema = connection.schema_
         self._connection: psycopg.Connection[Any] | None = None
         self._columns: dict[str, Columns] | None = None
+        self._locale: tuple[Any, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -81,10 +82,10 @@ class PostgresEngine(Engine):
     def text_collation(self) -> str | None:
         """The database's default collation unless it is byte order (C/POSIX, or C.UTF-8 of the
         builtin provider). Column-level COLLATE clauses are not looked at."""
-        rows = self.fetchall(DATABASE_LOCALE)
-        if not rows:
+        row = self._database_locale()
+        if row is None:
             return None
-        collate, provider, _ctype, icu, builtin = rows[0]
+        collate, provider, _ctype, icu, builtin = row
         locale = icu or builtin or collate
         if provider == "i":
             return f"`{locale}` (ICU) of database {self.settings.dbname}"
@@ -92,13 +93,20 @@ class PostgresEngine(Engine):
             return None
         return f"`{locale}` of database {self.settings.dbname}"
 
+    def _database_locale(self) -> tuple[Any, ...] | None:
+        """(datcollate, datlocprovider, datctype, ICU locale, builtin locale), read once."""
+        if self._locale is None:
+            rows = self.fetchall(DATABASE_LOCALE)
+            self._locale = rows[0] if rows else ()
+        return self._locale or None
+
     def text_case_mapping(self) -> str | None:
         """LC_CTYPE C/POSIX of the libc provider maps ASCII letters only (ICU and the builtin
         C.UTF-8 map every letter)."""
-        rows = self.fetchall(DATABASE_LOCALE)
-        if not rows:
+        row = self._database_locale()
+        if row is None:
             return None
-        _collate, provider, ctype, *_ = rows[0]
+        _collate, provider, ctype, *_ = row
         if provider == "c" and ctype in ("C", "POSIX"):
             return f"LC_CTYPE `{ctype}` of database {self.settings.dbname}"
         return None
