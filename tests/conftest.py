@@ -37,6 +37,18 @@ vars:
 ProjectFactory = Callable[..., Project]
 
 
+def stop_process(process: Any, grace_seconds: float) -> None:
+    """Terminate a server the tests started, killing it if it outlives the grace period."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace_seconds)
+
+
 def write_files(root: Path, files: dict[str, str | bytes]) -> None:
     for relative, content in files.items():
         path = root / relative
@@ -157,9 +169,4 @@ def fakesnow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
                 time.sleep(0.2)
         yield ("127.0.0.1", port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop_process(process, 15)

@@ -93,12 +93,15 @@ def test_backfill_on_spark_equals_runs_as_of_each_date(ran: tuple[Project, list[
     assert not list((tmp_path / "wh" / "segsql" / "backfill").glob("*/*"))  # staging removed
 
 
-def test_spark_connect_is_refused_with_what_to_use_instead(tmp_path: Path) -> None:
+def test_an_unreachable_spark_connect_server_is_named_with_the_fix(tmp_path: Path) -> None:
     from segsql import EngineError
+    from tests.pg import _free_port
 
-    write_files(tmp_path, {"segsql.yml": "connection: {type: spark, conf: {spark.remote: 'sc://127.0.0.1:15002'}}\n"
+    url = f"sc://127.0.0.1:{_free_port()}"  # nothing listens there
+    write_files(tmp_path, {"segsql.yml": f"connection: {{type: spark, conf: {{spark.remote: '{url}'}}}}\n"
                                          "sources:\n  accounts: {path: accounts.parquet}\n"
                                          "entities:\n  account: {key: account_id, source: accounts}\n"})
     with pytest.raises(EngineError) as refused, Project.load(tmp_path).connect() as engine:
         engine.table_exists(exp.to_table("segsql.runs"))  # the first use starts the session
-    assert "Spark Connect" in refused.value.message and "spark://HOST:7077" in (refused.value.hint or "")
+    assert f"cannot reach the Spark Connect server {url}" in refused.value.message
+    assert "remote:" in (refused.value.hint or "")

@@ -48,8 +48,17 @@ class PostgresConnection(Strict):
 class SparkConnection(Strict):
     type: Literal["spark"]
     master: str = "local[*]"
+    remote: str | None = Field(default=None, description="a Spark Connect server (sc://HOST:15002): segsql "
+                               "talks to it instead of starting a driver; `master` is then the server's own")
     warehouse: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("remote")
+    @classmethod
+    def _remote_is_a_connect_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("sc://"):
+            raise ValueError("a Spark Connect URL starts with sc://, e.g. sc://127.0.0.1:15002")
+        return value
 
 
 class DbapiConnection(Strict):

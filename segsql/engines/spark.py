@@ -12,11 +12,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
+import socket
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import sqlglot
@@ -60,27 +64,61 @@ class SparkEngine(Engine):
         self._job_group = f"segsql-{uuid.uuid4().hex[:12]}"
 
     @property
+    def remote(self) -> str | None:
+        """The Spark Connect URL when segsql talks to a Connect server (`remote:`, or an sc://
+        master / spark.remote given the classic way)."""
+        given = self.settings.remote or self.settings.conf.get("spark.remote")
+        return given or (self.settings.master if self.settings.master.startswith("sc://") else None)
+
+    @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            if "spark.remote" in self.settings.conf or self.settings.master.startswith("sc://"):
-                raise EngineError("Spark Connect (`spark.remote`, sc://) is not supported yet", None,
-                                  "segsql cancels statements over limits.query_seconds through the SparkContext, "
-                                  "which Spark Connect does not expose; give the cluster's URL instead: "
-                                  "master: spark://HOST:7077")
-            builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
-                       .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-                       .config("spark.sql.warehouse.dir", str(self.warehouse))
-                       .config("spark.sql.shuffle.partitions", "4"))
-            for key, value in self.settings.conf.items():
-                builder = builder.config(key, value)
-            try:
-                self._spark = builder.getOrCreate()
-            except Exception as error:  # JVM start-up failures surface as various py4j errors
-                raise EngineError(f"cannot start Spark ({self.settings.master}): {self.error_text(error)}", None,
-                                  "check that Java 17 is installed and spark.master is right") from None
-            self._spark.sparkContext.setLogLevel("ERROR")
+            self._spark = self._connect() if self.remote else self._start()
             self._register_storage()
         return self._spark
+
+    def _start(self) -> SparkSession:
+        if os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
+            raise EngineError(f"cannot start a Spark driver ({self.settings.master}) in a process that has used "
+                              "Spark Connect", None, _ONE_KIND_PER_PROCESS)
+        builder = (SparkSession.builder.master(self.settings.master).appName("segsql")
+                   .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+                   .config("spark.sql.warehouse.dir", str(self.warehouse))
+                   .config("spark.sql.shuffle.partitions", "4"))
+        for key, value in self.settings.conf.items():
+            builder = builder.config(key, value)
+        try:
+            spark = builder.getOrCreate()
+        except Exception as error:  # JVM start-up failures surface as various py4j errors
+            raise EngineError(f"cannot start Spark ({self.settings.master}): {self.error_text(error)}", None,
+                              "check that Java 17 is installed and spark.master is right") from None
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark
+
+    def _connect(self) -> SparkSession:
+        """A Spark Connect session: only session settings are ours to set (the server owns the
+        warehouse, UI and master); statements are cancelled by tag, not job group."""
+        url = str(self.remote)
+        _refuse_a_local_driver(url)
+        _probe(url)
+        builder = SparkSession.builder.remote(url).config("spark.sql.session.timeZone", "UTC")
+        for key, value in self.settings.conf.items():
+            if key != "spark.remote":
+                builder = builder.config(key, value)
+        try:
+            with warnings.catch_warnings():  # pyspark's notice about pandas 3, on every connect
+                warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+                spark = builder.getOrCreate()
+                _bound_retries(spark)
+                spark.sql("SELECT 1").collect()  # the session is lazy: reach the server now
+        except ImportError as error:
+            raise EngineError(f"Spark Connect needs its client libraries ({error.name or error})", None,
+                              "pip install 'segsql[spark-connect]'") from None
+        except Exception as error:  # grpc errors when the server is not there
+            raise EngineError(f"cannot reach the Spark Connect server {url}: {self.error_text(error)}".split("\n")[0],
+                              None, "start it (start-connect-server.sh) or fix `remote:` in segsql.yml") from None
+        spark.addTag(self._job_group)
+        return spark
 
     # -- catalog and sources --------------------------------------------------------------------
     def text_collation(self) -> str | None:
@@ -152,11 +190,17 @@ class SparkEngine(Engine):
             audit.write(json.dumps(row) + "\n")
 
     def _own_jobs(self) -> None:
-        """This engine's jobs form one group, so a deadline cancels them and nothing else."""
-        self.spark.sparkContext.setJobGroup(self._job_group, "segsql", interruptOnCancel=True)
+        """This engine's jobs form one group (a tag on Spark Connect), so a deadline cancels them
+        and nothing else."""
+        if not self.remote:
+            self.spark.sparkContext.setJobGroup(self._job_group, "segsql", interruptOnCancel=True)
 
     def interrupt(self) -> None:
-        if self._spark is not None:
+        if self._spark is None:
+            return
+        if self.remote:
+            self._spark.interruptTag(self._job_group)
+        else:
             self._spark.sparkContext.cancelJobGroup(self._job_group)
 
     def execute(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> None:
@@ -604,3 +648,42 @@ _HISTORY_TYPES = {"segment": exp.DataType.Type.VARCHAR, "entity": exp.DataType.T
 
 def _stamp() -> str:
     return storage.now().isoformat()  # the clock of every store's records
+
+
+# -- Spark Connect -------------------------------------------------------------------------------
+CONNECT_PROBE_SECONDS = 10.0  # how long the server's port may take to accept a connection
+_ONE_KIND_PER_PROCESS = ("PySpark cannot mix a local driver and Spark Connect in one Python process: run "
+                         "the other target in another process (a separate `segsql` command or kernel)")
+
+
+def _probe(url: str) -> None:
+    """Fail within seconds, naming the server, when nothing listens at the Connect URL (the
+    client itself would retry for minutes)."""
+    parts = urlsplit(url.split(";", 1)[0])
+    host, port = parts.hostname or "localhost", parts.port or 15002
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_PROBE_SECONDS):
+            pass
+    except OSError as error:
+        raise EngineError(f"cannot reach the Spark Connect server {url}: {error.strerror or error}", None,
+                          "start it (start-connect-server.sh) or fix `remote:` in segsql.yml") from None
+
+
+def _refuse_a_local_driver(url: str) -> None:
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        raise EngineError(f"cannot use Spark Connect ({url}) in a process that runs a local Spark driver", None,
+                          _ONE_KIND_PER_PROCESS)
+
+
+def _bound_retries(spark: SparkSession) -> None:
+    """The client's default policy retries an unavailable server for about ten minutes; a few
+    short retries cover a server restart without leaving a command hanging."""
+    client = getattr(spark, "client", None)
+    if client is None or not hasattr(client, "set_retry_policies"):
+        return  # PySpark 3.5's client has no policies to set
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    client.set_retry_policies([DefaultPolicy(max_retries=4, initial_backoff=250, backoff_multiplier=2.0,
+                                             max_backoff=2000, max_server_retry_delay=5000)])
