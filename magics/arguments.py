@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from segsql.cli.options import input_options, selection_options
-from segsql.config.models import DIALECTS
+from segsql.config import DIALECTS
 from segsql.errors import UsageError
 
 

@@ -12,8 +12,11 @@ from segsql.errors import (
     UsageError,
     ValidationError,
 )
-from segsql.project import Project
 from segsql.version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from segsql.project import Project
 
 __all__ = [
     "ConfigError",
@@ -27,6 +30,16 @@ __all__ = [
     "ValidationError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`segsql.Project` is imported on first use, so `segsql --help` and `import segsql.errors`
+    don't pay for the whole pipeline (pydantic models, Jinja, sqlglot)."""
+    if name == "Project":
+        from segsql.project import Project
+
+        return Project
+    raise AttributeError(f"module 'segsql' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -16,7 +16,7 @@ import pytest
 import sqlglot
 
 from segsql import Project
-from segsql.config.models import DIALECTS
+from segsql.config import DIALECTS
 from segsql.starter.scaffold import create_project
 from tests import fixture_data
 from tests.conftest import AS_OF, BASE_CONFIG, write_files

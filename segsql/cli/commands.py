@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,7 +19,9 @@ from segsql.cli.options import (
     target_option,
 )
 from segsql.errors import SegsqlError, UsageError
-from segsql.project import Project
+
+if TYPE_CHECKING:
+    from segsql.project import Project
 
 
 @cli.command()
@@ -139,7 +141,7 @@ def list_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, 
 
 def _dialect_of(project: Project, target: str) -> str:
     """A --target of compile: a dialect, or a profile meaning its engine's dialect."""
-    from segsql.config.models import DIALECTS
+    from segsql.config import DIALECTS
     from segsql.errors import UsageError, did_you_mean
 
     if target in DIALECTS:

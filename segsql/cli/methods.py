@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 
 from segsql.cli.main import cli
-from segsql.cli.options import project_dir_option
+from segsql.cli.options import open_project, project_dir_option
 from segsql.cli.render import step_progress
 from segsql.errors import UsageError
-from segsql.project import Project
 
 
 @cli.command(name="rfm-segments")
@@ -37,7 +36,7 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
     from segsql.config.models import NAME_PATTERN
     from segsql.methods.writing import write_segments
 
-    project = Project.load(project_dir)
+    project = open_project(project_dir, (), None, None)
     if entity not in project.config.entities:
         raise UsageError(f"unknown entity `{entity}`", None, f"entities: {', '.join(project.config.entities)}")
     if not NAME_PATTERN.match(prefix):
@@ -85,7 +84,7 @@ def clusters(features: str, project_dir: Path, k_text: str | None, depth: int, s
     from segsql.methods.clustering import segment_files
     from segsql.methods.writing import write_segments
 
-    project = Project.load(project_dir, as_of=as_of)
+    project = open_project(project_dir, (), None, as_of)
     ks, k = _k_range(k_text)
     with step_progress("clusters") as progress:
         result = project.cluster(features, ks=ks, k=k, max_depth=depth, seed=seed, progress=progress)
@@ -128,7 +127,7 @@ def propensity(features: str, project_dir: Path, outcome: str, train_as_of: str,
     from segsql.methods.propensity import segment_file
     from segsql.methods.writing import write_segments
 
-    project = Project.load(project_dir, as_of=as_of)
+    project = open_project(project_dir, (), None, as_of)
     with step_progress("propensity") as progress:
         result = project.propensity(features, outcome, train_as_of, horizon, model, progress=progress)
     click.echo(f"{model} model, features {features} at {result.train_as_of}, outcome {outcome} within {horizon} "

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from segsql.config.inputs import parse_vars
-from segsql.config.models import DIALECTS
-from segsql.project import Project
+from segsql.config import DIALECTS
+
+if TYPE_CHECKING:
+    from segsql.project import Project
 
 F = Callable[..., Any]
 
@@ -65,6 +66,9 @@ def target_option(function: F) -> F:
 
 def open_project(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
                  as_of: str | None, target: str | None = None) -> Project:
+    from segsql.config.inputs import parse_vars  # the project's modules load when a command runs, not for --help
+    from segsql.project import Project
+
     return Project.load(project_dir, vars=parse_vars(list(var_pairs), vars_json), as_of=as_of, target=target)
 
 

@@ -9,20 +9,21 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from segsql import formats
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.progress import Progress
 
     from segsql.engines.records import RunResult, SegmentRun
     from segsql.run.backfill import BackfillResult
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None) -> None:
+    from rich.console import Console  # rich costs ~0.1 s to import: only when a table is printed
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, header_style="bold")
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     for index, header in enumerate(headers):
@@ -61,12 +62,11 @@ def percent(value: float | None) -> str:
 @contextmanager
 def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
     """A progress bar on stderr for interactive runs; silent when stderr is not a terminal."""
-    console = Console(stderr=True)
+    console = _stderr_console()
     if total < 2 or not console.is_terminal:
         yield None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+    with _bar(console) as bar:
         task = bar.add_task("running segments", total=total)
 
         def advance(segment: SegmentRun) -> None:
@@ -75,17 +75,29 @@ def run_progress(total: int) -> Iterator[Callable[[SegmentRun], None] | None]:
         yield advance
 
 
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _bar(console: Any) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
 @contextmanager
 def step_progress(title: str, quiet: bool = False) -> Iterator[Callable[[str, int, int], None] | None]:
     """A progress bar on stderr for a long operation's steps (demo data, clusters, propensity,
     backfill dates): the callback takes (step done, its number, how many). Nothing at all with
     --quiet or when stderr is not a terminal (CI logs, pipes): the callback is then None."""
-    console = Console(stderr=True)
+    console = _stderr_console()
     if quiet or not console.is_terminal:
         yield None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+    with _bar(console) as bar:
         task = bar.add_task(title, total=None)
 
         def advance(label: str, number: int, count: int) -> None:

@@ -8,16 +8,18 @@ import decimal
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from segsql import formats
 from segsql.cli.render import percent, print_table
 from segsql.errors import UsageError
-from segsql.project import Project
 from segsql.run import results
 from segsql.starter.salt import project_salt
+
+if TYPE_CHECKING:
+    from segsql.project import Project
 
 log = logging.getLogger("segsql.privacy")
 

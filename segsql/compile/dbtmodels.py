@@ -30,8 +30,8 @@ from segsql.compile import portability
 from segsql.compile.catalog import table_key
 from segsql.compile.lineage import segment_lineage
 from segsql.compile.literals import get_dialect
+from segsql.config import DIALECTS
 from segsql.config.dbt import GENERATED_META
-from segsql.config.models import DIALECTS
 from segsql.errors import Location, UsageError, ValidationError
 
 if TYPE_CHECKING:

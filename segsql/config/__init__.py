@@ -3,3 +3,7 @@ models that keep each key's file, line and column, and the parsing of user optio
 
 Imports: `segsql.errors` only. Everything else may import this.
 """
+
+# The dialect names every `dialect:` key and `--dialect` option accepts. Here rather than in
+# models.py so that the CLI can list them in --help without importing pydantic.
+DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino", "redshift", "databricks")

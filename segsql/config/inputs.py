@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from segsql.config.models import DIALECTS
+from segsql.config import DIALECTS
 from segsql.errors import UsageError, did_you_mean
 
 

@@ -16,12 +16,12 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from segsql.config import DIALECTS
 from segsql.config.yamlfile import LocatedYaml, read_yaml_file
 from segsql.errors import ConfigError, Location, did_you_mean
 
 CONFIG_FILE = "segsql.yml"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino", "redshift", "databricks")
 
 
 class Strict(BaseModel):
