@@ -58,7 +58,16 @@ def overhead(project: Project, repeat: int) -> list[tuple[str, int, float, float
 def show_memory(members: int) -> tuple[int, int]:
     """Peak RSS (MB) of a process that only opens the database read-only, and of
     `segsql show many --limit 20` on a segment with `members` members."""
-    root = WORK / f"show-{members}"
+    root = show_project(WORK / f"show-{members}", members)
+    show = ("from segsql.cli import main\n"
+            f"sys.argv = ['segsql', 'show', 'many', '--project', {str(root)!r}, '--limit', '20']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    open_only = f"import duckdb\nduckdb.connect({str(root / 'db.duckdb')!r}, read_only=True).close()\n"
+    return _peak(open_only), _peak(show)
+
+
+def show_project(root: Path, members: int) -> Path:
+    """A project whose one segment, `many`, has `members` members, run once."""
     shutil.rmtree(root, ignore_errors=True)
     (root / "segments_sql").mkdir(parents=True)
     (root / "segsql.yml").write_text(
@@ -71,11 +80,7 @@ def show_memory(members: int) -> tuple[int, int]:
                        f"'member ' || range AS label FROM range({members})")
     connection.close()
     Project.load(root, as_of=AS_OF).run()
-    show = ("from segsql.cli import main\n"
-            f"sys.argv = ['segsql', 'show', 'many', '--project', {str(root)!r}, '--limit', '20']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n")
-    open_only = f"import duckdb\nduckdb.connect({str(root / 'db.duckdb')!r}, read_only=True).close()\n"
-    return _peak(open_only), _peak(show)
+    return root
 
 
 def _peak(body: str) -> int:

@@ -34,8 +34,10 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import backfill as backfill_bench
 from benchmarks import compare as compare_bench
 from benchmarks import compile as compile_bench
+from benchmarks import run as run_bench
 from segsql import Project
 from segsql.demo.project import prepare_demo
 
@@ -126,14 +128,6 @@ def compile_rows(segments: int, repeat: int, dbt_python: str | None) -> None:
 
 
 # -- runs on the demo ----------------------------------------------------------------------------
-RAW_CTAS = """\
-import json, sys, duckdb
-connection = duckdb.connect(sys.argv[1])
-for sql in json.load(open(sys.argv[2])):
-    connection.execute("CREATE OR REPLACE TABLE bench_raw AS " + sql)
-connection.execute("DROP TABLE bench_raw")
-connection.close()
-"""
 RAW_QUERIES = """\
 import json, sys, duckdb
 connection = duckdb.connect(sys.argv[1], read_only=True)
@@ -154,7 +148,7 @@ def library_row(pristine: Path, repeat: int) -> None:
     names = Project.load(pristine, as_of=AS_OF).select()
     sql = [Project.load(pristine, as_of=AS_OF).compile(name) for name in names]
     (WORK / "library.json").write_text(json.dumps(sql))
-    (WORK / "raw_ctas.py").write_text(RAW_CTAS)
+    (WORK / "raw_ctas.py").write_text(backfill_bench.RAW)  # CTAS of each statement, one process
     ours = median_cost(lambda: process([*SEGSQL, "run", "--project", str(fresh_copy(pristine, "lib")),
                                         "--as-of", str(AS_OF)]), repeat)
     base = median_cost(lambda: process([sys.executable, str(WORK / "raw_ctas.py"),
@@ -200,19 +194,7 @@ connection.execute("SELECT * FROM segsql.segment__many ORDER BY person_id LIMIT 
 
 
 def show_row(members: int, repeat: int) -> None:
-    root = WORK / "show"
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "segments_sql").mkdir(parents=True)
-    (root / "segsql.yml").write_text(
-        "connection: {type: duckdb, path: db.duckdb}\nsources:\n  people: {table: people}\n"
-        "entities:\n  person: {key: person_id, source: people}\n")
-    (root / "segments_sql" / "many.sql").write_text(
-        "{{ config(entity='person') }}\nSELECT p.person_id, p.score, p.label FROM {{ source('people') }} AS p")
-    connection = duckdb.connect(str(root / "db.duckdb"))
-    connection.execute(f"CREATE TABLE people AS SELECT range AS person_id, random() AS score, "
-                       f"'member ' || range AS label FROM range({members})")
-    connection.close()
-    Project.load(root, as_of=AS_OF).run()
+    root = run_bench.show_project(WORK / "show", members)
     (WORK / "show_raw.py").write_text(SHOW_RAW)
     ours = median_cost(lambda: process([*SEGSQL, "show", "many", "--project", str(root), "--limit", "20"]), repeat)
     base = median_cost(lambda: process([sys.executable, str(WORK / "show_raw.py"), str(root / "db.duckdb")]), repeat)
