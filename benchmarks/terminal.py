@@ -55,15 +55,17 @@ class Cost:
 
 def process(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Cost:
     """Run one whole process to its end; its CPU seconds and peak RSS come from wait4."""
+    peak = WORK / "peak.txt"  # GNU time's %M: ru_maxrss of our own fork would carry this process's peak
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(peak), *command], cwd=cwd, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     error = child.stderr.read().decode(errors="replace") if child.stderr else ""
     if child.returncode:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{error[-2000:]}")
-    return Cost(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024)
+    return Cost(usage.ru_utime + usage.ru_stime, wall, int(peak.read_text().split()[-1]) / 1024)
 
 
 def median_cost(run: Callable[[], Cost], repeat: int) -> Cost:
