@@ -16,7 +16,6 @@ import marshal
 import os
 import re
 import sys
-import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -391,7 +390,7 @@ def render(template: jinja2.Template, source: str, state: RenderState,
            variables: dict[str, Any]) -> Rendered:
     """Render `template`; every failure becomes a TemplateError at the template line/col."""
     state.template = template
-    state.budget.started = time.monotonic()
+    state.budget.restart_clock()
     try:
         with rendering(state):
             output = _render_within_budget(template, variables, state.budget)

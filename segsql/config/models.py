@@ -343,7 +343,7 @@ class SegmentValidation(Strict):
 class Limits(Strict):
     """Budgets for untrusted segment files (docs/security.md): rendering, size and query time."""
 
-    render_seconds: float = Field(default=10.0, gt=0, description="wall time of rendering one segment")
+    render_seconds: float = Field(default=10.0, gt=0, description="CPU seconds of rendering one segment")
     rendered_bytes: int = Field(default=20_000_000, gt=0, description="characters of rendered SQL per segment")
     template_value_bytes: int = Field(default=5_000_000, gt=0,
                                       description="largest string or list a template may build (`*`, `+`, ...)")

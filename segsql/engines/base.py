@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from segsql.compile.literals import get_dialect
 from segsql.compile.portability import for_dialect
 from segsql.config.models import ProjectConfig, Source
 from segsql.engines import storage, timeline
+from segsql.engines.watchdog import Watchdog
 from segsql.errors import EngineError, hide_quoted_values
 from segsql.version import __version__
 
@@ -179,14 +179,11 @@ class Engine(ABC):
     def deadline(self) -> Iterator[None]:
         """Interrupt the statement run inside this block when it takes longer than query_seconds
         (for engines without a server-side statement timeout); the engine's error then says so."""
-        timer = threading.Timer(self.query_seconds, self._on_deadline)
-        timer.daemon = True
+        if getattr(self, "_watchdog", None) is None:
+            self._watchdog = Watchdog(self._on_deadline)
         self._deadline_hit = False
-        timer.start()
-        try:
+        with self._watchdog.watch(self.query_seconds):
             yield
-        finally:
-            timer.cancel()
 
     def _on_deadline(self) -> None:
         self._deadline_hit = True
