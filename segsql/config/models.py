@@ -533,17 +533,22 @@ def _check_column_types(config: ProjectConfig, located: LocatedYaml) -> None:
     import sqlglot  # here, not at the top: `import segsql` loads this module and should stay light
     from sqlglot import exp
 
+    checked: dict[str, list[str]] = {}  # each distinct type once: sources repeat a few types many times
+
     for source_name, source in config.sources.items():
         if source_name.startswith("dbt:"):
             continue  # types from dbt's catalog.json are the warehouse's own
         for column, kind in (source.columns or {}).items():
             if kind is None:
                 continue
-            try:
-                exp.DataType.build(kind, dialect=config.dialect)
-                continue
-            except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
-                close = difflib.get_close_matches(kind.split("(")[0].upper(), COMMON_TYPES, n=1, cutoff=0.85)
+            if kind not in checked:
+                try:
+                    exp.DataType.build(kind, dialect=config.dialect)
+                    checked[kind] = []
+                except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+                    checked[kind] = difflib.get_close_matches(kind.split("(")[0].upper(), COMMON_TYPES, n=1,
+                                                              cutoff=0.85)
+            close = checked[kind]
             if close:  # a near miss of a common type is a typo; anything else may be the database's own type
                 raise ConfigError(f"source `{source_name}` column `{column}`: `{kind}` is not a {config.dialect} type",
                                   located.locate(("sources", source_name, "columns", column)),
