@@ -346,3 +346,22 @@ def test_spark_stores_the_same_keys_and_forgets_them(tmp_path: Path) -> None:
     spark = Project.load(spark_root, as_of=AS_OF)
     assert stored(spark, "membership", "big_lines") == big(rows) - {f"{order}|{line}"}
     assert f"{order}|{line}" not in stored(spark, "history", "big_lines")
+
+
+def test_overlap_prioritize_and_profiles_compare_whole_tuples(root: Path) -> None:
+    rows = line_items(11, orders=40)
+    load(root / "data.duckdb", rows)
+    write_files(root, {"segments_sql/returned.sql": "{{ config(entity='line') }}\nSELECT l.l_orderkey, "
+                       "l.l_linenumber FROM {{ source('lineitem') }} AS l WHERE l.l_returnflag = 'R'"})
+    project = Project.load(root, as_of=AS_OF)
+    assert project.run().ok
+    returned = {f"{o}|{n}" for o, n, _, flag in rows if flag == "R"}
+    both = big(rows) & returned
+    overlap = project.overlap(["big_lines", "returned"])
+    pair = overlap[(overlap.left == "big_lines") & (overlap.right == "returned")].iloc[0]
+    assert (int(pair["shared"]), int(pair["right_size"])) == (len(both), len(returned))
+    priority = project.prioritize(["big_lines", "returned"])
+    assert dict(zip(priority.counts.segment, priority.counts.assigned, strict=True)) == {
+        "big_lines": len(big(rows)), "returned": len(returned - big(rows))}
+    profile = project.profile("big_lines", traits=["l_quantity"])
+    assert not profile.empty

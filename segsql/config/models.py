@@ -235,11 +235,13 @@ class Entity(Strict):
     )
     description: str = ""
 
-    @field_validator("key")
+    @field_validator("key", mode="before")
     @classmethod
-    def _key_columns_are_distinct(cls, key: str | list[str]) -> str | list[str]:
+    def _key_columns_are_distinct(cls, key: object) -> str | list[str]:
         if isinstance(key, str):
             return key
+        if not isinstance(key, list) or not all(isinstance(column, str) for column in key):
+            raise ValueError("an entity key is a column name, or a list of column names")
         if not key:
             raise ValueError("an entity key needs at least one column")
         seen: set[str] = set()
