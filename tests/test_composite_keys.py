@@ -13,9 +13,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 from sqlglot import exp
 
 from segsql import Project
+from segsql.cli.main import cli
 from segsql.compile.keys import EntityKey
 from segsql.engines import storage
 from segsql.errors import ConfigError, SegsqlError, ValidationError
@@ -365,3 +367,28 @@ def test_overlap_prioritize_and_profiles_compare_whole_tuples(root: Path) -> Non
         "big_lines": len(big(rows)), "returned": len(returned - big(rows))}
     profile = project.profile("big_lines", traits=["l_quantity"])
     assert not profile.empty
+
+
+def test_forget_on_the_cli_takes_one_key_per_column(root: Path, runner: CliRunner) -> None:
+    rows = line_items(12, orders=10)
+    load(root / "data.duckdb", rows)
+    assert Project.load(root, as_of=AS_OF).run().ok
+    order, line = sorted(big(rows))[0].split("|")
+    short = runner.invoke(cli, ["forget", "--project", str(root), "--entity", "line", "--key", order])
+    assert short.exit_code == 2 and "give 2 key value(s), got 1" in short.output
+    done = runner.invoke(cli, ["forget", "--project", str(root), "--entity", "line", "--key", order, "--key", line])
+    assert done.exit_code == 0, done.output
+    assert stored(Project.load(root, as_of=AS_OF), "membership", "big_lines") == big(rows) - {f"{order}|{line}"}
+
+
+def test_backfill_stages_and_checks_composite_keys(root: Path) -> None:
+    rows = line_items(13, orders=15)
+    load(root / "data.duckdb", rows)
+    project = Project.load(root, as_of=AS_OF)
+    result = project.backfill("2026-08-01", "2026-10-01", every="month", select=["big_lines"])
+    assert [plan.rows for run in result.runs for plan in run.segments] == [len(big(rows))] * 3
+    assert stored(project, "history", "big_lines") == big(rows)
+    write_files(root, {"segments_sql/big_lines.sql": BIG_LINES.replace("l.l_linenumber,", "1 AS l_linenumber,")})
+    with pytest.raises(RunError, match=r"duplicate `\(l_orderkey, l_linenumber\)`"):
+        Project.load(root, as_of=AS_OF).backfill("2026-08-01", "2026-10-01", every="month", select=["big_lines"],
+                                                 replace=True)
