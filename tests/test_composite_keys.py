@@ -227,6 +227,10 @@ def test_parts_that_print_differently_per_engine_are_refused(root: Path) -> None
     errors = Project.load(root, as_of=AS_OF).validate(["floaty"])
     assert len(errors) == 1 and isinstance(errors[0], ValidationError)
     assert "key column `l_linenumber` of entity `line` is DOUBLE" in errors[0].message
+    for kind, refused in (("DECIMAL(10, 2)", True), ("DECIMAL(10, 0)", False), ("DATE", False)):
+        write_files(root, {"segments_sql/floaty.sql": "{{ config(entity='line') }}\nSELECT l.l_orderkey, "
+                           f"CAST(l.l_linenumber AS {kind}) AS l_linenumber FROM {{{{ source('lineitem') }}}} AS l"})
+        assert bool(Project.load(root, as_of=AS_OF).validate(["floaty"])) == refused, kind
 
 
 def test_features_that_need_one_key_column_refuse_clearly(root: Path) -> None:
@@ -392,3 +396,41 @@ def test_backfill_stages_and_checks_composite_keys(root: Path) -> None:
     with pytest.raises(RunError, match=r"duplicate `\(l_orderkey, l_linenumber\)`"):
         Project.load(root, as_of=AS_OF).backfill("2026-08-01", "2026-10-01", every="month", select=["big_lines"],
                                                  replace=True)
+
+
+@pytest.mark.slow
+def test_snowflake_stores_the_same_keys(fakesnow_server: tuple[str, int], tmp_path: Path) -> None:
+    """The encoding in Snowflake's dialect (REPLACE, ||, CAST AS VARCHAR) through the real connector."""
+    from tests.test_snowflake import PASSWORD_ENV as SNOWFLAKE_PASSWORD_ENV
+    from tests.test_snowflake import connection_yaml, load_duckdb_tables
+
+    rows = line_items(14, orders=30)
+    duck_root, snow_root = tmp_path / "duck", tmp_path / "snow"
+    write_files(duck_root, {"segsql.yml": CONFIG, "segments_sql/big_lines.sql": BIG_LINES})
+    load(duck_root / "data.duckdb", rows)
+    connection = duckdb.connect(str(duck_root / "data.duckdb"))
+    connection.execute("CREATE TABLE ck_lineitem AS SELECT * FROM lineitem")
+    connection.execute("CREATE TABLE ck_orders AS SELECT * FROM orders")
+    connection.close()
+    load_duckdb_tables(duck_root / "data.duckdb", fakesnow_server, ["ck_lineitem", "ck_orders"], tmp_path)
+    os.environ[SNOWFLAKE_PASSWORD_ENV] = "s3cret-snow"
+    config = (CONFIG.replace("connection: {type: duckdb, path: data.duckdb}\n", connection_yaml(*fakesnow_server))
+              .replace("{table: lineitem}", "{table: ck_lineitem}").replace("{table: orders}", "{table: ck_orders}"))
+    write_files(snow_root, {"segsql.yml": config, "segments_sql/big_lines.sql": BIG_LINES})
+    duck, snow = Project.load(duck_root, as_of=AS_OF), Project.load(snow_root, as_of=AS_OF)
+    assert duck.run().ok and snow.run().ok
+    assert stored(snow, "membership", "big_lines") == stored(duck, "membership", "big_lines") == big(rows)
+
+
+def test_split_on_one_key_column_keeps_an_orders_lines_together(root: Path) -> None:
+    load(root / "data.duckdb", line_items(15, orders=60))
+    write_files(root, {"segments_sql/arms.sql": "{{ config(entity='line') }}\nSELECT l.l_orderkey, l.l_linenumber, "
+                       "{{ split('l.l_orderkey', {'control': 50, 'treatment': 50}, salt='ck-1') }} AS arm "
+                       "FROM {{ source('lineitem') }} AS l"})
+    project = Project.load(root, as_of=AS_OF)
+    assert project.run(["arms"]).ok
+    arms = project.members("arms")
+    assert set(arms.arm) == {"control", "treatment"}
+    assert (arms.groupby("l_orderkey").arm.nunique() == 1).all()
+    with pytest.raises(SegsqlError, match="an experiment readout needs a one-column entity key"):
+        project.readout("arms", metrics=[])

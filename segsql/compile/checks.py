@@ -353,6 +353,16 @@ KEY_PART_TYPES = (*exp.DataType.INTEGER_TYPES, *exp.DataType.TEXT_TYPES, exp.Dat
                   exp.DataType.Type.BOOLEAN)
 
 
+def _whole_decimal(parsed: exp.DataType, written: str) -> bool:
+    """A decimal without fractional digits prints as an integer everywhere: DECIMAL(p, 0), and
+    Snowflake's NUMBER (its integers: NUMBER(38, 0); catalogs name it without the scale)."""
+    if not parsed.is_type(exp.DataType.Type.DECIMAL):
+        return False
+    if written.strip().upper() == "NUMBER":
+        return True
+    return len(parsed.expressions) == 2 and parsed.expressions[1].sql() == "0"
+
+
 def _check_key_part_types(key_columns: tuple[str, ...], columns: Columns, entity: str, where: int) -> None:
     for key in key_columns:
         kind = columns.get(key.lower())
@@ -362,7 +372,7 @@ def _check_key_part_types(key_columns: tuple[str, ...], columns: Columns, entity
             parsed = exp.DataType.build(kind)
         except Exception:  # a type sqlglot cannot read: leave it to the engine
             continue
-        if not parsed.is_type(*KEY_PART_TYPES):
+        if not parsed.is_type(*KEY_PART_TYPES) and not _whole_decimal(parsed, kind):
             raise RuleError(f"key column `{key}` of entity `{entity}` is {kind.upper()}: a composite key's "
                             "parts must be integers, text, dates or booleans (their text is the same on "
                             "every engine)", where, f"cast it in the SELECT, e.g. `CAST(... AS BIGINT) AS {key}`")
