@@ -347,8 +347,10 @@ def _cast_types(select: exp.Expr) -> Columns:
 
 
 # Types whose text (CAST AS VARCHAR) is the same on DuckDB, Postgres, Spark and Snowflake: the
-# parts of a composite key are stored as text (engines.EntityKey). Floats, decimals and
-# timestamps print differently per engine (1e+20 / 1.0E20, 1.50 / 1.5, fractional seconds).
+# parts of a composite key are stored as text (compile.keys.EntityKey). Floats and timestamps
+# print differently per engine (1e+20 / 1.0E20, fractional seconds), and a decimal with fractional
+# digits prints its type's scale, which differs (DuckDB's DECIMAL is (18, 3), Postgres's NUMERIC
+# has none): 1.500 / 1.5.
 KEY_PART_TYPES = (*exp.DataType.INTEGER_TYPES, *exp.DataType.TEXT_TYPES, exp.DataType.Type.DATE,
                   exp.DataType.Type.BOOLEAN)
 
@@ -375,7 +377,8 @@ def _check_key_part_types(key_columns: tuple[str, ...], columns: Columns, entity
         if not parsed.is_type(*KEY_PART_TYPES) and not _whole_decimal(parsed, kind):
             raise RuleError(f"key column `{key}` of entity `{entity}` is {kind.upper()}: a composite key's "
                             "parts must be integers, text, dates or booleans (their text is the same on "
-                            "every engine)", where, f"cast it in the SELECT, e.g. `CAST(... AS BIGINT) AS {key}`")
+                            "every engine; whole-number decimals count as integers)", where,
+                            f"cast it in the SELECT, e.g. `CAST(... AS BIGINT) AS {key}`")
 
 
 def _output_names(select: exp.Expr, root: Scope, catalog: Catalog) -> list[str]:

@@ -267,8 +267,8 @@ class Entity(Strict):
             return self.key
         raise ConfigError(f"{use} needs a one-column entity key; entity `{entity}` is keyed by "
                           f"({', '.join(self.key)})", location,
-                          hint=f"use an entity with a single key column, e.g. one whose source adds a "
-                               f"column unique per {entity}")
+                          hint="use it on the parent entity (rollup() a segment up to it), or an entity "
+                               "keyed by one column")
 
 
 class DataTests(Strict):
