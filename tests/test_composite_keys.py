@@ -434,3 +434,20 @@ def test_split_on_one_key_column_keeps_an_orders_lines_together(root: Path) -> N
     assert (arms.groupby("l_orderkey").arm.nunique() == 1).all()
     with pytest.raises(SegsqlError, match="an experiment readout needs a one-column entity key"):
         project.readout("arms", metrics=[])
+
+
+def test_diff_counts_changed_tuples(root: Path) -> None:
+    from tests.test_gitdiff import git
+
+    rows = line_items(16, orders=40)
+    load(root / "data.duckdb", rows)
+    write_files(root, {".gitignore": "data.duckdb*\ntarget/\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
+    (root / "segments_sql" / "big_lines.sql").write_text(BIG_LINES.replace(">= 40", ">= 45"))
+    report = Project.load(root, as_of=AS_OF).diff(base="HEAD", select=["big_lines"])
+    [segment] = [s for s in report.segments if s.name == "big_lines"]
+    dropped = {f"{o}|{n}" for o, n, q, _ in rows if 40 <= q < 45}
+    assert (segment.added, segment.removed) == (0, len(dropped))
+    assert segment.removed_sample == sorted(dropped)[:5]
