@@ -448,16 +448,19 @@ class Project:
             return [outcome for name in names for outcome in run_data_tests(self.compiler, name, engine)]
 
     # -- activating --------------------------------------------------------------------------
-    def forget(self, entity: str, key: str, reason: str | None = None) -> Erasure:
-        """Right to erasure: remove `key` of `entity` from every segsql-managed table (membership,
-        history, results, export state) in one transaction, rewrite the export files that held it,
-        and compact a DuckDB file so its bytes are gone. `erasure.not_rewritten` lists exports
-        segsql could not rewrite (they still hold the key)."""
-        from segsql.privacy.erasure import forget, rewrite_exports
+    def forget(self, entity: str, key: object, reason: str | None = None) -> Erasure:
+        """Right to erasure: remove `key` of `entity` (a list of its parts, in order, for a
+        composite key) from every segsql-managed table (membership, history, results, export
+        state) in one transaction, rewrite the export files that held it, and compact a DuckDB
+        file so its bytes are gone. `erasure.not_rewritten` lists exports segsql could not
+        rewrite (they still hold the key)."""
+        from segsql.privacy.erasure import forget, rewrite_exports, stored_key
 
+        parts = [str(part) for part in key] if isinstance(key, list | tuple) else str(key)
+        stored = stored_key(self.compiler, entity, parts)
         with self.engine(write=True) as engine:
-            erasure = forget(self.compiler, engine, entity, str(key), reason)
-        rewrite_exports(erasure, str(key))
+            erasure = forget(self.compiler, engine, entity, parts, reason)
+        rewrite_exports(erasure, stored)
         with self.engine(write=True) as engine:
             erasure.compacted = engine.compact()
         return erasure

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,17 @@ class PostgresServer:
     def config_yaml(self, password_env: str = "SEGSQL_TEST_PGPASSWORD") -> str:
         return (f"connection:\n  type: postgres\n  host: 127.0.0.1\n  port: {self.port}\n  dbname: {DATABASE}\n"
                 f"  user: {USER}\n  password_env: {password_env}\n")
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A started server, cleaned up afterwards (for a module-scoped fixture)."""
+    require_postgres()
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
 
 
 def copy_duckdb_tables(duckdb_path: Path, server: PostgresServer, tables: list[str], dbname: str = DATABASE) -> None:

@@ -16,7 +16,7 @@ import pytest
 from segsql import EngineError, Project
 from segsql.run.runner import RunError, ValidationFailed
 from tests.conftest import AS_OF, write_files
-from tests.pg import PostgresServer, copy_duckdb_tables, require_postgres
+from tests.pg import PostgresServer, copy_duckdb_tables, running_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 PASSWORD_ENV = "SEGSQL_TEST_PGPASSWORD"
@@ -37,12 +37,8 @@ TRICKY = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
-    require_postgres()
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    with running_server() as started:
+        yield started
 
 
 def _projects(server: PostgresServer, root: Path, segments: dict[str, str], limits: str = "") -> tuple[Path, Path]:

@@ -14,7 +14,7 @@ from segsql import EngineError, Project
 from segsql.run.runner import RunError
 from segsql.starter.scaffold import create_project
 from tests import engines
-from tests.pg import PostgresServer, copy_duckdb_tables, require_postgres
+from tests.pg import PostgresServer, copy_duckdb_tables, running_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 PASSWORD_ENV = "SEGSQL_TEST_PGPASSWORD"
@@ -22,12 +22,8 @@ PASSWORD_ENV = "SEGSQL_TEST_PGPASSWORD"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
-    require_postgres()
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    with running_server() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

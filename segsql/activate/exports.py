@@ -30,6 +30,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from segsql.compile.builtins import table_for_source
+from segsql.compile.keys import EntityKey
 from segsql.engines import storage
 from segsql.errors import SegsqlError, UsageError, did_you_mean
 from segsql.privacy.pii import pii_columns
@@ -68,7 +69,7 @@ class ExportResult:
 class ExportPlan:
     name: str
     entity: str
-    key: str
+    key: EntityKey  # its columns lower-case, as compiled outputs are named
     columns: list[str]
     consent_column: str | None
     destination: str
@@ -97,14 +98,14 @@ def _plan(compiler: Compiler, name: str, to: str, path: str | Path | None, colum
         raise UsageError(f"--to `{to}` is not an export format", None, f"choose one of {', '.join(FORMATS)}")
     compiled = compiler.compiled(name)
     entity = compiled.entity
-    key = compiler.config.entities[entity].key.lower()
+    key = EntityKey(tuple(column.lower() for column in compiler.config.entities[entity].key_columns))
     wanted = [c.lower() for c in (columns if columns is not None else compiled.config.export_columns)]
     for column in wanted:
         if column not in compiled.columns:
             raise UsageError(f"segment `{name}` has no output column `{column}` to export", None,
                              did_you_mean(column, compiled.columns) or
                              f"its columns: {', '.join(compiled.columns)}")
-    chosen = [c for c in dict.fromkeys(wanted) if c != key]
+    chosen = [c for c in dict.fromkeys(wanted) if c not in key.columns]
     consent_column = _consent_column(compiler, entity, purpose)
     if to == "table":
         if path is not None:
@@ -137,12 +138,13 @@ def _consent_column(compiler: Compiler, entity: str, purpose: str | None) -> str
 
 
 # -- queries --------------------------------------------------------------------------------
-def _text(column: exp.Expr) -> exp.Expr:
-    return exp.cast(column, exp.DataType.Type.VARCHAR)
+def _key_parts(plan: ExportPlan) -> list[str]:
+    """The key's own columns, sent beside entity_key when it has several (docs/exports.md)."""
+    return list(plan.key.columns) if plan.key.composite else []
 
 
 def _all_members(plan: ExportPlan) -> exp.Select:
-    return exp.select(_text(exp.column(plan.key)).as_("entity_key"),
+    return exp.select(plan.key.text().as_("entity_key"), *[exp.column(c) for c in _key_parts(plan)],
                       *[exp.column(c) for c in plan.columns]).from_(storage.segment_table(plan.name))
 
 
@@ -155,9 +157,9 @@ def _consented(compiler: Compiler, plan: ExportPlan) -> exp.Select:
     assert entity.source is not None
     # consent as it is now, whatever date the segment was evaluated for (GDPR: today's consent)
     source = table_for_source(entity.source, compiler.config.sources[entity.source].table, compiler.config.dialect)
-    allowed = exp.select(_text(exp.column(entity.key))).from_(source).where(
+    allowed = exp.select(EntityKey(entity.key_columns).text()).from_(source).where(
         exp.column(plan.consent_column).eq(exp.true()))
-    return query.where(_text(exp.column(plan.key)).isin(query=allowed))
+    return query.where(plan.key.text().isin(query=allowed))
 
 
 def _state(plan: ExportPlan) -> exp.Select:
@@ -223,7 +225,7 @@ def _datasets(engine: Engine, plan: ExportPlan, result: ExportResult, summary: d
     member_table = pa.table({"segment": pa.array([plan.name] * count, pa.string()),
                              "entity": pa.array([plan.entity] * count, pa.string()),
                              "entity_key": rows.column("entity_key").cast(pa.string()),
-                             **{c: rows.column(c) for c in plan.columns}})
+                             **{c: rows.column(c) for c in [*_key_parts(plan), *plan.columns]}})
     change = "added" if result.changes_only else "member"
     keys = member_table.column("entity_key").to_pylist()
     changes = [(key, change) for key in keys]
@@ -232,10 +234,18 @@ def _datasets(engine: Engine, plan: ExportPlan, result: ExportResult, summary: d
     memberships = pa.table({"segment": pa.array([plan.name] * len(changes), pa.string()),
                             "entity": pa.array([plan.entity] * len(changes), pa.string()),
                             "entity_key": pa.array([k for k, _ in changes], pa.string()),
+                            **_decoded_parts(plan, [k for k, _ in changes]),
                             "change": pa.array([c for _, c in changes], pa.string()),
                             "export_id": pa.array([result.export_id] * len(changes), pa.string())})
     segments = pa.Table.from_pylist([summary])
     return {"segments": segments, "members": member_table, "memberships": memberships}
+
+
+def _decoded_parts(plan: ExportPlan, keys: list[str]) -> dict[str, pa.Array]:
+    """A composite key's parts (as text) of each stored entity_key: removed members are known
+    only by it."""
+    parts = [plan.key.decode(key) for key in keys]
+    return {column: pa.array([p[i] for p in parts], pa.string()) for i, column in enumerate(_key_parts(plan))}
 
 
 def _write_files(engine: Engine, plan: ExportPlan, result: ExportResult, datasets: dict[str, pa.Table],

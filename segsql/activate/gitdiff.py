@@ -23,6 +23,7 @@ from sqlglot.errors import SqlglotError
 from segsql.activate.diffreport import DiffReport, SegmentDiff
 from segsql.compile.compiler import Compiler
 from segsql.compile.files import SegmentFiles
+from segsql.compile.keys import EntityKey
 from segsql.compile.lineage import segment_lineage
 from segsql.compile.selection import select_segments
 from segsql.config.dbt import column_changes
@@ -190,10 +191,10 @@ def _pretty(compiler: Compiler, name: str) -> str:
 def _keys(compiler: Compiler, name: str) -> exp.Select:
     """The distinct member keys of a segment's query, refs inlined: `k` as text (comparable across
     revisions whatever the type), `n` as the key itself (samples are ordered and shown by it)."""
-    key = compiler.config.entities[compiler.compiled(name).entity].key
+    key = EntityKey(compiler.config.entities[compiler.compiled(name).entity].key_columns)
     tree = compiler.tree(name)
-    return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("k"), exp.column(key).as_("n")
-                      ).distinct().from_(tree.subquery("q")).where(exp.column(key).is_(exp.null()).not_())
+    return exp.select(key.text().as_("k"), key.value().as_("n")
+                      ).distinct().from_(tree.subquery("q")).where(key.any_null().not_())
 
 
 def _measure(engine: Engine, result: SegmentDiff, base: exp.Select | None, head: exp.Select | None,

@@ -5,6 +5,7 @@ The payload (JSON, on the command's stdin or as the POST body):
   {"project": ..., "run_id": ..., "as_of": "YYYY-MM-DD", "hook": ...,
    "segments": [{"segment": ..., "entity": ..., "size": n, "entered": [keys], "exited": [keys],
                  "entered_count": n, "exited_count": n, "truncated": false}]}
+A key is its text; for a composite key, an object {"order_id": "1001", "line_no": "3"} (values as text).
 
 Keys only: trait columns (which may be personal data) never leave through a hook. The run has
 committed before any hook is called, so a failing hook is retried (`retries`, exponential
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segsql.compile.keys import EntityKey
 from segsql.config.yamlfile import read_yaml_file
 from segsql.engines import storage
 from segsql.engines.records import HookOutcome, RunResult
@@ -48,7 +50,8 @@ def fire(compiler: Compiler, engine: Engine, result: RunResult) -> list[HookOutc
         if not watched:
             continue
         try:
-            segments = [_changes(engine, result.run_id, name, ran[name].entity, ran[name].rows, hook.max_keys)
+            segments = [_changes(engine, result.run_id, name, ran[name].entity, ran[name].rows, hook.max_keys,
+                                 EntityKey(compiler.config.entities[ran[name].entity].key_columns))
                         for name in watched]
         except Exception as error:  # reading history failed: report, the run stands
             outcomes.append(HookOutcome(hook.label, "failed", 0, f"reading the changes: {error}"))
@@ -62,7 +65,8 @@ def fire(compiler: Compiler, engine: Engine, result: RunResult) -> list[HookOutc
     return outcomes
 
 
-def _changes(engine: Engine, run_id: str, name: str, entity: str, size: int | None, max_keys: int) -> dict[str, Any]:
+def _changes(engine: Engine, run_id: str, name: str, entity: str, size: int | None, max_keys: int,
+             key: EntityKey) -> dict[str, Any]:
     history = storage.table("history")
     mine = exp.column("segment").eq(exp.Placeholder())
     entered = exp.select("entity_key").from_(history).where(
@@ -72,9 +76,17 @@ def _changes(engine: Engine, run_id: str, name: str, entity: str, size: int | No
     entered_keys = [str(row[0]) for row in engine.fetchall(entered, [name, run_id])]
     exited_keys = [str(row[0]) for row in engine.fetchall(exited, [name, run_id])]
     return {"segment": name, "entity": entity, "size": size,
-            "entered": entered_keys[:max_keys], "exited": exited_keys[:max_keys],
+            "entered": _sent(key, entered_keys[:max_keys]), "exited": _sent(key, exited_keys[:max_keys]),
             "entered_count": len(entered_keys), "exited_count": len(exited_keys),
             "truncated": len(entered_keys) > max_keys or len(exited_keys) > max_keys}
+
+
+def _sent(key: EntityKey, stored: list[str]) -> list[Any]:
+    """Keys as the payload carries them: the text of a one-column key, an object of the key's
+    columns (values as text) for a composite key."""
+    if not key.composite:
+        return stored
+    return [dict(zip(key.columns, key.decode(value), strict=True)) for value in stored]
 
 
 def _deliver(compiler: Compiler, hook: Hook, body: bytes) -> HookOutcome:

@@ -338,17 +338,18 @@ def history(name: str, project_dir: Path, var_pairs: tuple[str, ...], vars_json:
 @cli.command()
 @engine_options
 @click.option("--entity", "entity", required=True, help="The entity of the key (e.g. user).")
-@click.option("--key", "key", required=True, help="The entity key to erase.")
+@click.option("--key", "key", required=True, multiple=True,
+              help="The entity key to erase; for a composite key, once per key column, in order.")
 @click.option("--reason", help="Why (e.g. the request's reference); stored with the erasure record.")
 @click.option("--keep-exported", is_flag=True,
               help="Exit 0 even when export files that may hold the key could not be rewritten (they are listed).")
 def forget(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None, as_of: str | None, entity: str,
-           key: str, reason: str | None, keep_exported: bool, target: str | None = None) -> None:
+           key: tuple[str, ...], reason: str | None, keep_exported: bool, target: str | None = None) -> None:
     """Right to erasure: remove an entity key from membership, history, result tables, export
     state and export files, compact a DuckDB file so the key's bytes are gone, and record the
     erasure without the key in clear. Source data is not touched (it is not segsql's)."""
     project = open_project(project_dir, var_pairs, vars_json, as_of, target)
-    erasure = project.forget(entity, key, reason)
+    erasure = project.forget(entity, key[0] if len(key) == 1 else list(key), reason)
     click.echo(f"removed {erasure.rows_removed:,} row(s) for one {entity}; the erasure is recorded in "
                "segsql.erasures" + ("; the database file was compacted" if erasure.compacted else ""))
     for path in erasure.files_rewritten:

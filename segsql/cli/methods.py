@@ -41,7 +41,7 @@ def rfm_segments(project_dir: Path, entity: str, source: str, at: str, amount: s
         raise UsageError(f"unknown entity `{entity}`", None, f"entities: {', '.join(project.config.entities)}")
     if not NAME_PATTERN.match(prefix):
         raise UsageError(f"--prefix `{prefix}` is not a plain identifier", None, "e.g. --prefix rfm")
-    key = project.config.entities[entity].key
+    key = project.config.entities[entity].single_key(entity, "rfm segments")
     files = segment_files(entity, key, source, at, amount, where, convention, unit, prefix, ties)
     target = write_segments(project.compiler, files, folder, force)
     click.echo(f"wrote {len(files)} segment file(s) to {target}; edit their WHERE clauses, "

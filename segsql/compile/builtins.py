@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from segsql.compile import rfm as rfm_sql
 from segsql.compile import splits
+from segsql.compile.keys import EntityKey
 from segsql.compile.literals import SqlText, get_dialect, to_literal
 from segsql.compile.templating import CallSite, HelperError, current_state
 from segsql.config.dbt import PREFIX as DBT_PREFIX
@@ -332,8 +333,8 @@ def _key_query(name: str, function: str) -> tuple[exp.Select, str]:
     call = CallSite.here(function, str(name))
     entity = state.session.segment_entity(str(name), call)
     state.refs.setdefault(str(name), call)
-    key = state.session.config.entities[entity].key
-    return exp.select(exp.column(key)).from_(_table(str(name))), entity
+    key = EntityKey(state.session.config.entities[entity].key_columns)
+    return exp.select(*key.parts()).from_(_table(str(name))), entity
 
 
 def _same_entity(names: tuple[str, ...], function: str) -> list[exp.Select]:
@@ -378,13 +379,16 @@ def exclude(base: str, *others: str) -> SqlText:
     return _sql(result)
 
 
-def rollup(name: str, quantifier: str = "any", n: int | None = None) -> SqlText:
+def rollup(name: str, quantifier: str = "any", n: int | None = None, as_key: str | None = None) -> SqlText:
     """Roll a segment up to its entity's parent (e.g. users to accounts). `quantifier`:
     `any` (≥ 1 member), `all` (every child is a member; a parent with no children at all is *not*
     included), `none` (no child is a member; a parent with no children at all *is* included) or
     `at_least` with `n` (≥ n members). Every parent of the parent's population source is
     considered. Prints a full query returning the parent key plus `matching_count` and
-    `total_count` (0 for a parent without children): `{{ rollup('power_users', 'at_least', n=3) }}`."""
+    `total_count` (0 for a parent without children): `{{ rollup('power_users', 'at_least', n=3) }}`.
+    `as_key` names the key column of the output (default: the parent's key). The segment's entity
+    may have a composite key (`[order_id, line_no]` rolled up to orders); its parent needs a
+    one-column key."""
     state = current_state()
     call = CallSite.here("rollup", str(name))
     if quantifier not in QUANTIFIERS:
@@ -404,15 +408,30 @@ def rollup(name: str, quantifier: str = "any", n: int | None = None) -> SqlText:
     parent = entities[child.parent]
     if parent.source is None:
         raise HelperError(f"entity `{child.parent}` has no `source:` listing its population", call)
-    return _sql(_rollup_query(str(name), child, parent, quantifier, n))
+    if parent.composite:
+        raise HelperError(f"rollup() needs a one-column key on the parent entity `{child.parent}`, keyed by "
+                          f"({', '.join(parent.key_columns)})", call,
+                          "roll up to an entity with a single key column")
+    output = _output_key(as_key, "rollup", call) or parent.single_key(child.parent, "rollup()")
+    return _sql(_rollup_query(str(name), child, parent, quantifier, n, output))
 
 
-def _rollup_query(segment: str, child: Any, parent: Any, quantifier: str, n: int | None) -> exp.Select:
+def _output_key(as_key: str | None, function: str, call: CallSite) -> str | None:
+    """The name a helper gives the key column it outputs (`as_key=`), checked to be a column name."""
+    if as_key is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(as_key)):
+        raise HelperError(f"{function}(): as_key `{as_key}` is not a column name", call,
+                          "name the output key column with letters, digits and _, e.g. as_key='c_custkey'")
+    return None if as_key is None else str(as_key)
+
+
+def _rollup_query(segment: str, child: Any, parent: Any, quantifier: str, n: int | None,
+                  output: str) -> exp.Select:
     state = current_state()
     state.sources.update({child.source, parent.source})
     parent_key = child.parent_key or parent.key
-    matching = exp.Count(this=exp.Distinct(expressions=[exp.column(child.key, "m")]))
-    total = exp.Count(this=exp.Distinct(expressions=[exp.column(child.key, "c")]))
+    key = EntityKey(child.key_columns)
+    matching = exp.Count(this=exp.Distinct(expressions=[key.value("m")]))
+    total = exp.Count(this=exp.Distinct(expressions=[key.value("c")]))
     condition: exp.Expr = {
         "any": matching.copy() >= 1,
         "at_least": matching.copy() >= (n or 1),
@@ -420,13 +439,14 @@ def _rollup_query(segment: str, child: Any, parent: Any, quantifier: str, n: int
         "all": exp.and_(total.copy() > 0, matching.copy().eq(total.copy())),
     }[quantifier]
     return (
-        exp.select(exp.column(parent.key, "p").as_(parent.key),
+        exp.select(exp.column(parent.key, "p").as_(output),
                    matching.as_("matching_count"), total.as_("total_count"))
         .from_(source_table(parent.source).as_("p"))
         .join(source_table(child.source).as_("c"),
               on=exp.column(parent_key, "c").eq(exp.column(parent.key, "p")), join_type="left")
         .join(_table(segment).as_("m"),
-              on=exp.column(child.key, "m").eq(exp.column(child.key, "c")), join_type="left")
+              on=exp.and_(*[m.eq(c) for m, c in zip(key.parts("m"), key.parts("c"), strict=True)]),
+              join_type="left")
         .group_by(exp.column(parent.key, "p"))
         .having(condition)
     )
@@ -471,7 +491,12 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
     if key is None:
         if state.config is None:
             raise HelperError("rfm() needs key='...' or a config(entity=...) call before it", call)
-        key = state.session.config.entities[state.config["entity"]].key
+        entity = state.session.config.entities[state.config["entity"]]
+        if entity.composite:
+            raise HelperError(f"rfm() outputs one key column; entity `{state.config['entity']}` is keyed by "
+                              f"({', '.join(entity.key_columns)})", call,
+                              "use rfm() in a segment of an entity with a single key column")
+        key = entity.single_key(state.config["entity"], "rfm()")
     try:
         parsed_cuts = rfm_sql.check(convention, unit, monetary, cuts, ties, frequency)
         condition = rfm_sql.parse_where(where, state.session.dialect)
@@ -481,12 +506,10 @@ def rfm(source: str, at: str, amount: str, key: str | None = None, convention: s
         raise HelperError(f"rfm(): `where` is not a SQL condition: {str(error).splitlines()[0]}", call) from None
     for column in (at, amount, key):
         _column(column, "rfm")
-    if as_key is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(as_key)):
-        raise HelperError(f"rfm(): as_key `{as_key}` is not a column name", call,
-                          "name the output key column with letters, digits and _, e.g. as_key='c_custkey'")
+    as_key = _output_key(as_key, "rfm", call)
     state.sources.add(source)
     spec = rfm_sql.RfmSpec(source_table(source), str(key), str(at), str(amount), state.session.as_of, convention, unit,
-                   monetary, parsed_cuts, condition, ties, frequency, None if as_key is None else str(as_key))
+                   monetary, parsed_cuts, condition, ties, frequency, as_key)
     return _sql(rfm_sql.query(spec))
 
 

@@ -307,8 +307,10 @@ def _joined_using(scope: Scope, name: str) -> bool:
     return False
 
 
-def check_output(tree: exp.Expr, root: Scope, catalog: Catalog, key: str, entity: str) -> Columns:
-    """The output columns: known, unique, and holding the entity key exactly once."""
+def check_output(tree: exp.Expr, root: Scope, catalog: Catalog, key_columns: tuple[str, ...],
+                 entity: str) -> Columns:
+    """The output columns: known, unique, and holding each entity key column exactly once (of a
+    type every engine turns into the same text, for a composite key)."""
     columns_out = ColumnResolver(catalog).output_columns(root)
     select: exp.Expr = tree
     while isinstance(select, exp.SetOperation):
@@ -319,16 +321,64 @@ def check_output(tree: exp.Expr, root: Scope, catalog: Catalog, key: str, entity
                       where, "list the output columns, or declare the source's columns in segsql.yml")
     names = _output_names(select, root, catalog)
     duplicates = sorted({n for n in names if names.count(n) > 1})
-    if key.lower() in duplicates:
-        raise RuleError(f"the entity key `{key}` appears {names.count(key.lower())} times in the output",
-                      where, "select it once")
+    for key in key_columns:
+        if key.lower() in duplicates:
+            raise RuleError(f"the entity key `{key}` appears {names.count(key.lower())} times in the output",
+                            where, "select it once")
     if duplicates:
         raise RuleError(f"output column `{duplicates[0]}` appears more than once", where,
                       "give each output column its own alias")
-    if key.lower() not in columns_out:
-        raise RuleError(f"the output lacks the entity key `{key}` of entity `{entity}`", where,
-                      f"select the {entity}'s key, e.g. `SELECT ... AS {key}`")
+    for key in key_columns:
+        if key.lower() not in columns_out:
+            what = "the entity key" if len(key_columns) == 1 else "the entity key column"
+            raise RuleError(f"the output lacks {what} `{key}` of entity `{entity}`", where,
+                            f"select the {entity}'s key, e.g. `SELECT ... AS {key}`")
+    if len(key_columns) > 1:
+        _check_key_part_types(key_columns, {**columns_out, **_cast_types(select)}, entity, where)
     return columns_out
+
+
+def _cast_types(select: exp.Expr) -> Columns:
+    """Output columns written as CAST(... AS type): their type, whatever the catalog knows."""
+    if not isinstance(select, exp.Select):
+        return {}
+    return {projection.alias_or_name.lower(): projection.this.to.sql() for projection in select.expressions
+            if isinstance(projection, exp.Alias) and isinstance(projection.this, exp.Cast)}
+
+
+# Types whose text (CAST AS VARCHAR) is the same on DuckDB, Postgres, Spark and Snowflake: the
+# parts of a composite key are stored as text (compile.keys.EntityKey). Floats and timestamps
+# print differently per engine (1e+20 / 1.0E20, fractional seconds), and a decimal with fractional
+# digits prints its type's scale, which differs (DuckDB's DECIMAL is (18, 3), Postgres's NUMERIC
+# has none): 1.500 / 1.5.
+KEY_PART_TYPES = (*exp.DataType.INTEGER_TYPES, *exp.DataType.TEXT_TYPES, exp.DataType.Type.DATE,
+                  exp.DataType.Type.BOOLEAN)
+
+
+def _whole_decimal(parsed: exp.DataType, written: str) -> bool:
+    """A decimal without fractional digits prints as an integer everywhere: DECIMAL(p, 0), and
+    Snowflake's NUMBER (its integers: NUMBER(38, 0); catalogs name it without the scale)."""
+    if not parsed.is_type(exp.DataType.Type.DECIMAL):
+        return False
+    if written.strip().upper() == "NUMBER":
+        return True
+    return len(parsed.expressions) == 2 and parsed.expressions[1].sql() == "0"
+
+
+def _check_key_part_types(key_columns: tuple[str, ...], columns: Columns, entity: str, where: int) -> None:
+    for key in key_columns:
+        kind = columns.get(key.lower())
+        if kind is None:
+            continue  # unknown here; the engine casts whatever it is
+        try:
+            parsed = exp.DataType.build(kind)
+        except Exception:  # a type sqlglot cannot read: leave it to the engine
+            continue
+        if not parsed.is_type(*KEY_PART_TYPES) and not _whole_decimal(parsed, kind):
+            raise RuleError(f"key column `{key}` of entity `{entity}` is {kind.upper()}: a composite key's "
+                            "parts must be integers, text, dates or booleans (their text is the same on "
+                            "every engine; whole-number decimals count as integers)", where,
+                            f"cast it in the SELECT, e.g. `CAST(... AS BIGINT) AS {key}`")
 
 
 def _output_names(select: exp.Expr, root: Scope, catalog: Catalog) -> list[str]:

@@ -314,7 +314,7 @@ class Compiler:
             all_scopes = checks.scopes(tree)
             checks.check_tables(all_scopes, catalog)
             checks.check_columns(all_scopes, catalog)
-            columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key, config.entity)
+            columns = checks.check_output(tree, all_scopes[-1], catalog, entity.key_columns, config.entity)
             self._check_protected(rendered, config, all_scopes, catalog)
             self._check_determinism(rendered, all_scopes, refs)
             self._check_time(rendered, all_scopes, catalog, refs)
@@ -414,8 +414,8 @@ class Compiler:
         each ref's entity key."""
         keys = {table: set(found) for table, found in self._source_keys.items()}
         for ref in refs:
-            key = self.config.entities[self.compiled(ref).entity].key.lower()
-            keys.setdefault(ref.lower(), set()).add(frozenset({key}))
+            key = self.config.entities[self.compiled(ref).entity].key_columns
+            keys.setdefault(ref.lower(), set()).add(frozenset(column.lower() for column in key))
         return keys
 
     @cached_property
@@ -429,7 +429,7 @@ class Compiler:
         for entity in self.config.entities.values():
             if entity.source is not None:
                 table = _table_of(self.config.sources[entity.source], entity.source, self.dialect).name.lower()
-                keys.setdefault(table, set()).add(frozenset({entity.key.lower()}))
+                keys.setdefault(table, set()).add(frozenset(column.lower() for column in entity.key_columns))
         return keys
 
     def _check_protected(self, rendered: Rendered, config: SegmentConfig, all_scopes: list[Any],

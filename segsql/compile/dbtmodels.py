@@ -134,7 +134,7 @@ def _properties(compiler: Compiler, name: str) -> dict[str, Any]:
     """The model's entry in the schema .yml: description, owner/tags, and per column its
     description (from the dbt column it comes from), the key's tests and PII meta."""
     segment = compiler.compiled(name)
-    key = compiler.config.entities[segment.entity].key.lower()
+    key_columns = [column.lower() for column in compiler.config.entities[segment.entity].key_columns]
     try:
         lineage = segment_lineage(compiler, name)
         descriptions, pii = lineage.descriptions(compiler), lineage.pii_output(compiler)
@@ -143,9 +143,12 @@ def _properties(compiler: Compiler, name: str) -> dict[str, Any]:
     columns = []
     for column in segment.columns:
         entry: dict[str, Any] = {"name": column}
-        if column == key:
+        if column in key_columns and len(key_columns) == 1:
             entry["description"] = f"The {segment.entity} key: one row per member."
             entry["data_tests"] = ["unique", "not_null"]
+        elif column in key_columns:  # unique together only: dbt core has no test for that
+            entry["description"] = f"Part of the {segment.entity} key ({', '.join(key_columns)})."
+            entry["data_tests"] = ["not_null"]
         elif column in descriptions:
             entry["description"] = descriptions[column]
         if column in pii:

@@ -233,15 +233,51 @@ class Source(Strict):
 
 
 class Entity(Strict):
-    """What a segment's members are: accounts, users, ... keyed by one column."""
+    """What a segment's members are: accounts, users, ... keyed by one column, or by several
+    together (`key: [order_id, line_no]`, docs/entities.md)."""
 
-    key: str
+    key: str | list[str] = Field(description="the key column, or a list of columns unique together")
     source: str | None = Field(default=None, description="source holding the whole population")
     parent: str | None = None
     parent_key: str | None = Field(
         default=None, description="column of `source` holding the parent's key"
     )
     description: str = ""
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_columns_are_distinct(cls, key: object) -> str | list[str]:
+        if isinstance(key, str):
+            return key
+        if not isinstance(key, list) or not all(isinstance(column, str) for column in key):
+            raise ValueError("an entity key is a column name, or a list of column names")
+        if not key:
+            raise ValueError("an entity key needs at least one column")
+        seen: set[str] = set()
+        for column in key:
+            if column.lower() in seen:
+                raise ValueError(f"key column `{column}` is listed twice")
+            seen.add(column.lower())
+        return key[0] if len(key) == 1 else key
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The key's columns in order: one for most entities, several for a composite key."""
+        return (self.key,) if isinstance(self.key, str) else tuple(self.key)
+
+    @property
+    def composite(self) -> bool:
+        return len(self.key_columns) > 1
+
+    def single_key(self, entity: str, use: str, location: Location | None = None) -> str:
+        """The one key column, for a feature that needs one; a composite key is refused, naming
+        the entity and what to do."""
+        if isinstance(self.key, str):
+            return self.key
+        raise ConfigError(f"{use} needs a one-column entity key; entity `{entity}` is keyed by "
+                          f"({', '.join(self.key)})", location,
+                          hint="use it on the parent entity (rollup() a segment up to it), or an entity "
+                               "keyed by one column")
 
 
 class DataTests(Strict):
@@ -498,6 +534,11 @@ def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
             raise ConfigError(f"entity `{name}`: unknown parent entity `{entity.parent}`",
                               located.locate(("entities", name, "parent")),
                               did_you_mean(entity.parent, config.entities))
+        if entity.parent is not None and config.entities[entity.parent].composite:
+            raise ConfigError(f"entity `{name}`: parent `{entity.parent}` has a composite key; a parent needs "
+                              "one key column (`parent_key` names the column holding it)",
+                              located.locate(("entities", name, "parent")),
+                              "make the parent an entity keyed by one column")
         if entity.parent is not None and entity.source is None:
             raise ConfigError(f"entity `{name}` has a parent but no `source` mapping it to one",
                               located.locate(("entities", name)),

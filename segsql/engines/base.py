@@ -21,6 +21,7 @@ import sqlglot
 from sqlglot import exp
 
 from segsql.compile.catalog import Columns
+from segsql.compile.keys import EntityKey
 from segsql.compile.literals import get_dialect
 from segsql.compile.portability import for_dialect
 from segsql.config.models import ProjectConfig, Source
@@ -235,7 +236,7 @@ class Engine(ABC):
         known = {storage.SCHEMA}
         for name, source in self.config.sources.items():
             known.update([name, *(source.table or "").split("."), *(source.columns or {})])
-        known.update(entity.key for entity in self.config.entities.values())
+        known.update(column for entity in self.config.entities.values() for column in entity.key_columns)
         tree = statement if isinstance(statement, exp.Expr) else None
         if isinstance(statement, str):
             known.update(statement.replace('"', " ").replace("'", " ").split())
@@ -286,7 +287,7 @@ class RunStore(Protocol):
 
     def write_segment(self, name: str, query: exp.Query) -> exp.Table:
         """Materialise a segment's result (not yet visible to readers); return where it is."""
-    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None: ...
+    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, EntityKey]) -> None: ...
 
     def finish(self, result: RunResult, plans: list[SegmentRun]) -> None:
         """Record the run's outcome (inside the transaction on success, after rollback on failure)."""
@@ -338,7 +339,7 @@ class SqlRunStore:
         self.engine.replace_table(target, query)
         return target
 
-    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, str]) -> None:
+    def replace_membership(self, plans: list[SegmentRun], result: RunResult, keys: dict[str, EntityKey]) -> None:
 
         names = [plan.name for plan in plans]
         self.engine.execute(storage.delete_membership(names), names)
@@ -476,7 +477,7 @@ class StagedRunStore(SqlRunStore):
         self.staged.append(name)
         return target
 
-    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
+    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, EntityKey]) -> None:
         current = storage.segment_table
         existing = self.engine.existing_tables([current(name) for name in self.staged])
         for name in self.staged:

@@ -28,6 +28,7 @@ from pyspark.sql import SparkSession
 from sqlglot import exp
 
 from segsql.compile.catalog import Columns
+from segsql.compile.keys import EntityKey, entity_key
 from segsql.compile.target import atomic_write
 from segsql.config.models import ProjectConfig, Source, SparkConnection
 from segsql.engines import storage, timeline
@@ -245,18 +246,19 @@ class SparkEngine(Engine):
     def run_store(self) -> SparkRunStore:
         return SparkRunStore(self)
 
-    def erase(self, entity: str, key_column: str, key: str, segments: list[str], record: dict[str, Any]) -> int:
+    def erase(self, entity: str, key: EntityKey, parts: tuple[str, ...], segments: list[str],
+              record: dict[str, Any]) -> int:
         """Right to erasure on files: every result of `entity` and the history are rewritten without
         the key to new locations, switched with one pointer rename (like a run); the erasure record
         (no key in clear) is written after. Returns the rows removed."""
         stamp = f"erase-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
         pointer = self.pointer()
         removed, replaced = 0, dict[str, str]()
-        key_literal = exp.Literal.string(key)
+        key_literal = exp.Literal.string(key.encode(parts) if key.composite else parts[0])
+        matches = exp.and_(*[exp.cast(column, exp.DataType.Type.VARCHAR).eq(exp.Literal.string(part))
+                             for column, part in zip(key.parts(), parts, strict=True)])
         targets: list[tuple[str, exp.Table, exp.Expr]] = [
-            (name, storage.segment_table(name),
-             exp.cast(exp.column(key_column), exp.DataType.Type.VARCHAR).eq(key_literal.copy()))
-            for name in segments if name in pointer]
+            (name, storage.segment_table(name), matches.copy()) for name in segments if name in pointer]
         if HISTORY_KEY in pointer:
             targets.append((HISTORY_KEY, storage.table("history"), exp.and_(
                 exp.column("entity").eq(exp.Literal.string(entity)), exp.column("entity_key").eq(key_literal.copy()))))
@@ -340,7 +342,7 @@ class SparkEngine(Engine):
         if not pointer:
             return
         parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.string(e["entity"]).as_("entity"),
-                            exp.cast(exp.column(e["key"]), exp.DataType.Type.VARCHAR).as_("entity_key"),
+                            entity_key(e["key"]).text().as_("entity_key"),
                             exp.Literal.string(e["run_id"]).as_("run_id"),
                             exp.cast(exp.Literal.string(e["as_of"]), exp.DataType.Type.DATE).as_("as_of"))
                  .from_(storage.segment_table(name)) for name, e in sorted(pointer.items())]
@@ -403,13 +405,15 @@ class SparkRunStore:
         self.staged[name] = {"location": str(location), "table": staged}
         return staged
 
-    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
+    def replace_membership(self, plans: list[Any], result: Any, keys: dict[str, EntityKey]) -> None:
         for plan in plans:
-            self.staged[plan.name].update(entity=plan.entity, key=keys[plan.entity], run_id=result.run_id,
+            key = keys[plan.entity]  # the pointer keeps a one-column key as its name, as always
+            named = list(key.columns) if key.composite else key.columns[0]
+            self.staged[plan.name].update(entity=plan.entity, key=named, run_id=result.run_id,
                                           as_of=result.as_of.isoformat())
         self._stage_history(plans, result, keys)
 
-    def _stage_history(self, plans: list[Any], result: Any, keys: dict[str, str]) -> None:
+    def _stage_history(self, plans: list[Any], result: Any, keys: dict[str, EntityKey]) -> None:
         """Parquet has no UPDATE: the whole SCD-2 history is rewritten to a new location (closed
         stays, new stays, retention applied) and switched with the results at commit."""
 
@@ -576,7 +580,7 @@ class SparkRunStore:
         self.staged, self.history = {}, None
 
 
-def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: dict[str, str], result: Any,
+def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: dict[str, EntityKey], result: Any,
                    now: dt.datetime, has_old: bool, retention_months: int | None) -> exp.Query:
     """The next history: old rows (stays of members who left closed, expired stays dropped) plus
     a new open stay for every member without one. Only equi-joins on (segment, entity_key), so
@@ -587,7 +591,7 @@ def _history_query(plans: list[Any], staged: dict[str, dict[str, Any]], keys: di
     run_id = exp.Literal.string(result.run_id)
 
     def key_text(plan: Any) -> exp.Expr:
-        return exp.cast(exp.column(keys[plan.entity], "s"), exp.DataType.Type.VARCHAR)
+        return keys[plan.entity].text("s")
 
     parts: list[exp.Query] = []
     if has_old:

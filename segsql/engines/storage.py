@@ -20,6 +20,9 @@ import datetime as dt
 
 from sqlglot import exp
 
+# the key encoding `entity_key` holds (one column: its text, as always)
+from segsql.compile.keys import EntityKey
+
 SCHEMA = "segsql"
 SEGMENT_TABLE_PREFIX = "segment__"
 RUNNING, SUCCESS, FAILED = "running", "success", "failed"
@@ -150,11 +153,10 @@ def delete_membership(segments: list[str]) -> exp.Expr:
     return exp.delete(table("membership"), where=exp.column("segment").isin(*[placeholder() for _ in segments]))
 
 
-def insert_membership(segment: str, entity: str, key: str) -> exp.Expr:
+def insert_membership(segment: str, entity: str, key: EntityKey) -> exp.Expr:
     """Rows of the segment's result table into membership (bound: run_id, as_of)."""
     query = exp.select(
-        exp.Literal.string(segment), exp.Literal.string(entity),
-        exp.cast(exp.column(key), exp.DataType.Type.VARCHAR), placeholder(), placeholder(),
+        exp.Literal.string(segment), exp.Literal.string(entity), key.text(), placeholder(), placeholder(),
     ).from_(segment_table(segment))
     return exp.insert(query, table("membership"),
                       columns=["segment", "entity", "entity_key", "run_id", "as_of"])
@@ -164,21 +166,21 @@ def _current(segment: str) -> exp.Condition:
     return exp.and_(exp.column("segment").eq(exp.Literal.string(segment)), exp.column("valid_to").is_(exp.null()))
 
 
-def _keys_now(segment: str, key: str) -> exp.Select:
-    return exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)).from_(segment_table(segment))
+def _keys_now(segment: str, key: EntityKey) -> exp.Select:
+    return exp.select(key.text()).from_(segment_table(segment))
 
 
-def close_history(segment: str, key: str) -> exp.Expr:
+def close_history(segment: str, key: EntityKey) -> exp.Expr:
     """Close the open stays of members that left (bound: valid_to, closed_by_run)."""
     left = exp.column("entity_key").isin(query=_keys_now(segment, key)).not_()
     return exp.update(table("history"), {"valid_to": placeholder(), "closed_by_run": placeholder()},
                       where=exp.and_(_current(segment), left))
 
 
-def open_history(segment: str, entity: str, key: str) -> exp.Expr:
+def open_history(segment: str, entity: str, key: EntityKey) -> exp.Expr:
     """Open stays for members that entered (bound: valid_from, run_id, definition_hash, as_of)."""
     open_keys = exp.select("entity_key").from_(table("history")).where(_current(segment))
-    key_text = exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)
+    key_text = key.text()
     query = exp.select(exp.Literal.string(segment), exp.Literal.string(entity), key_text, placeholder(),
                        placeholder(), placeholder(), placeholder()).from_(segment_table(segment)).where(
         key_text.copy().isin(query=open_keys).not_())

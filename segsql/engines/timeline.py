@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from segsql.compile.keys import EntityKey
 from segsql.engines import storage
 
 END_OF_DAY = dt.time(23, 59, 59, 999999)
@@ -181,8 +182,7 @@ def union_all(parts: list[exp.Query]) -> exp.Query:
     return query
 
 
-def members_query(query: exp.Query, key: str, index: int) -> exp.Select:
+def members_query(query: exp.Query, key: EntityKey, index: int) -> exp.Select:
     """(snapshot_index, entity_key) of one evaluated segment: what a run store stages per date."""
-    return exp.select(exp.Literal.number(index).as_("snapshot_index"),
-                      exp.cast(exp.column(key), exp.DataType.Type.VARCHAR).as_("entity_key")).from_(
+    return exp.select(exp.Literal.number(index).as_("snapshot_index"), key.text().as_("entity_key")).from_(
         query.subquery("result"))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
+from segsql.compile.keys import EntityKey
 from segsql.errors import SegsqlError, UsageError
 from segsql.measure import metrics as metrics_module
 from segsql.measure import stats
@@ -58,18 +59,18 @@ def _entity(compiler: Compiler, segments: list[str]) -> str:
 
 def _groups(compiler: Compiler, engine: Engine, segments: list[str], entity: str, with_all: bool) -> exp.Query:
     """(grp, key) rows: every selected segment's members and, optionally, the population."""
-    key = compiler.config.entities[entity].key
+    key = EntityKey(compiler.config.entities[entity].key_columns)  # a composite key compares as its text
     tables = members_as_of(compiler, engine, segments)
     parts: list[exp.Query] = [
-        exp.select(exp.Literal.string(name).as_("grp"), exp.column(key).as_("key")).from_(tables[name], copy=False)
+        exp.select(exp.Literal.string(name).as_("grp"), key.value().as_("key")).from_(tables[name], copy=False)
         for name in segments]
     if with_all:
         declared = compiler.config.entities[entity]
         if declared.source is None:
             raise UsageError(f"entity `{entity}` has no population source, so there is no `rest` or `all`",
                              None, "compare against a segment: baseline='<segment>'")
-        population = exp.select(exp.column(key)).distinct().from_(compiler.source_relation(declared.source))
-        parts.append(exp.select(exp.Literal.string(ALL).as_("grp"), exp.column(key).as_("key"))
+        population = exp.select(*key.parts()).distinct().from_(compiler.source_relation(declared.source))
+        parts.append(exp.select(exp.Literal.string(ALL).as_("grp"), key.value().as_("key"))
                      .from_(population.subquery("population")))
     union: exp.Query = parts[0]
     for part in parts[1:]:
@@ -303,7 +304,7 @@ def waterfall(compiler: Compiler, engine: Engine, name: str, size: int | None = 
     """Members left after each top-level AND condition of the segment's WHERE, in order.
     The final `size` (after GROUP BY/HAVING) is the last run's unless given (a preview's)."""
     compiled = compiler.compiled(name)
-    key = compiler.config.entities[compiled.entity].key
+    key = compiler.config.entities[compiled.entity].single_key(compiled.entity, "a waterfall")
     tree = compiler.tree(name)
     if not isinstance(tree, exp.Select) or tree.args.get("where") is None:
         raise UsageError(f"segment `{name}` has no WHERE clause on its outer SELECT", None,
@@ -356,9 +357,9 @@ def prioritize(compiler: Compiler, engine: Engine, ordered: list[str], suppress:
     if not ordered:
         raise UsageError("give at least one segment in priority order", None)
     entity = _entity(compiler, [*ordered, *([suppress] if suppress else [])])
-    key = compiler.config.entities[entity].key
+    key = EntityKey(compiler.config.entities[entity].key_columns)
     parts = [exp.select(exp.Literal.string(name).as_("segment"), exp.Literal.number(rank).as_("priority"),
-                        exp.column(key).as_("key")).from_(result_table(compiler, engine, name))
+                        key.value().as_("key")).from_(result_table(compiler, engine, name))
              for rank, name in enumerate(ordered)]
     union: exp.Query = parts[0]
     for part in parts[1:]:
@@ -369,9 +370,9 @@ def prioritize(compiler: Compiler, engine: Engine, ordered: list[str], suppress:
     excluded: exp.Expr = exp.Literal.number(0)
     if suppress:
         table = result_table(compiler, engine, suppress)
-        ranked = ranked.where(exp.column("key").isin(query=exp.select(exp.column(key)).from_(table)).not_())
+        ranked = ranked.where(exp.column("key").isin(query=exp.select(key.value()).from_(table)).not_())
         excluded = exp.select(exp.func("count", exp.Star())).from_(union.subquery("s")).where(
-            exp.column("key").isin(query=exp.select(exp.column(key)).from_(table.copy()))).subquery()
+            exp.column("key").isin(query=exp.select(key.value()).from_(table.copy()))).subquery()
     assigned = exp.select("segment", "key").from_(ranked.subquery("r")).where(exp.column("rank_in_key").eq(1))
     counts_query = exp.select("segment", exp.func("count", exp.Star()).as_("assigned"),
                               excluded.as_("suppressed_rows")).from_(assigned.subquery("a")).group_by("segment")

@@ -126,7 +126,8 @@ def _check(compiler: Compiler, name: str, spec: MetricSpec, located: LocatedYaml
 def entity_query(compiler: Compiler, metric: Metric) -> exp.Select:
     """One row per entity: key, num, den (validated against the source's columns)."""
     spec = metric.spec
-    key_column = compiler.config.entities[spec.entity].key
+    key_column = compiler.config.entities[spec.entity].single_key(spec.entity, f"metric `{metric.name}`",
+                                                                    metric.location)
     parts = {field: _expression(compiler, metric, field, getattr(spec, field))
              for field in ("numerator", "denominator", "where") if getattr(spec, field) is not None}
     query = exp.select(

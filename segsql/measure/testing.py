@@ -112,7 +112,8 @@ def _run_case(compiler: Compiler, name: str, case: UnitTest, index: int, located
         variant = compiler.with_options(vars=case.vars, as_of=case.as_of or compiler.as_of)
         tree = variant.tree(name)
         sql = (transform(tree) if transform else tree).sql(dialect=get_dialect("duckdb"))
-        key = compiler.config.entities[variant.compiled(name).entity].key
+        entity = variant.compiled(name).entity
+        key = compiler.config.entities[entity].single_key(entity, "a unit test's `expect` list")
         connection = duckdb.connect(":memory:", config={"enable_external_access": False})  # untrusted SQL
         try:
             _load_given(compiler, connection, case, index, located)

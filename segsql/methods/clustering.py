@@ -282,7 +282,7 @@ def segment_files(compiler: Compiler, result: Clustering, prefix: str, force: bo
         raise UsageError(f"{len(problems)} rule(s) should not become segments: {'; '.join(problems)}", None,
                          "try another --k or --depth, or --force to write them anyway")
     entity = compiler.compiled(result.features).entity
-    key = compiler.config.entities[entity].key
+    key = compiler.config.entities[entity].single_key(entity, "clustering")
     fit = f" Together the rules, {result.fit.text()}." if result.fit else ""
     files = {}
     for rule, condition in zip(result.rules, exclusive_conditions(result.rules), strict=True):

@@ -72,7 +72,7 @@ def cohorts(compiler: Compiler, engine: Engine, entity: str, source: str, at: st
             raise UsageError(f"unknown source `{name}`", None, did_you_mean(name, compiler.config.sources))
     if (start_source is None) != (start_at is None):
         raise UsageError("give both start_source and start_at, or neither", None, "e.g. accounts / signup_date")
-    key = key or compiler.config.entities[entity].key
+    key = key or compiler.config.entities[entity].single_key(entity, "cohorts")
 
     def table(name: str) -> exp.Expr:
         return compiler.source_relation(name)
@@ -146,7 +146,7 @@ def _member_rows(name: str, key: str, relation: exp.Expr, cohort: exp.Expr) -> e
 
 def _current_groups(compiler: Compiler, engine: Engine, segments: list[str], entity: str) -> exp.Query:
     """(segment, NULL, key) rows from the segments' last runs (today's members)."""
-    key = compiler.config.entities[entity].key
+    key = compiler.config.entities[entity].single_key(entity, "cohorts")
     missing = [s for s in segments if not engine.table_exists(storage.segment_table(s))]
     if missing:
         raise UsageError(f"segment `{missing[0]}` has no results yet", None,
@@ -168,7 +168,7 @@ def period_end(start: dt.date, period: str) -> dt.date:
 def _groups_at_cohort(compiler: Compiler, segments: list[str], entity: str, cohort_starts: list[object],
                       period: str) -> exp.Query:
     """(segment, cohort, key) rows: each segment's members as of the end of each cohort's period."""
-    key = compiler.config.entities[entity].key
+    key = compiler.config.entities[entity].single_key(entity, "cohorts")
     parts: list[exp.Query] = []
     for value in sorted(cohort_starts, key=str):
         start = value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else \

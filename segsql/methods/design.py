@@ -108,7 +108,7 @@ def power(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name: 
         raise UsageError(f"metric `{metric.name}` is a sum (descriptive, no test), so it has no power", None,
                          "use a mean metric of the same values, e.g. MRR per account")
     groups, shares_from = _shares(compiler, name, shares)
-    key = compiler.config.entities[entity].key
+    key = compiler.config.entities[entity].single_key(entity, "a power analysis")
     engine.prepare_sources()
     members = exp.select(exp.Literal.string("segment").as_("grp"), exp.column(key).as_("key")).from_(
         result_table(compiler, engine, name))

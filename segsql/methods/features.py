@@ -21,7 +21,7 @@ def feature_frame(compiler: Compiler, engine: Engine, name: str,
     """(frame indexed by key, key column, numeric feature columns) of segment `name` at `as_of`."""
     variant = compiler.with_options(as_of=as_of) if as_of is not None else compiler
     compiled = variant.compiled(name)
-    key = variant.config.entities[compiled.entity].key.lower()
+    key = variant.config.entities[compiled.entity].single_key(compiled.entity, "the feature frame").lower()
     engine.prepare_sources()
     frame = engine.fetch_arrow(variant.tree(name)).to_pandas()
     frame.columns = [c.lower() for c in frame.columns]

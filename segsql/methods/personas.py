@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from segsql.compile.builtins import table_for_source
 from segsql.compile.catalog import is_numeric
+from segsql.compile.keys import EntityKey
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 from segsql.privacy.masking import mask
@@ -43,10 +44,11 @@ def profile(compiler: Compiler, engine: Engine, name: str, traits: list[str] | N
         raise UsageError(f"entity `{entity_name}` has no population source to compare with", None,
                          "declare `source:` for it in segsql.yml")
     source = compiler.config.sources[entity.source]
-    columns = _columns(compiler, entity.source, traits, entity.key)
+    columns = _columns(compiler, entity.source, traits, entity.key_columns)
     population = compiler.source_relation(entity.source, alias="p")
-    members = exp.select(exp.cast(exp.column(entity.key), exp.DataType.Type.VARCHAR)).from_(storage.segment_table(name))
-    flag = exp.cast(exp.column(entity.key, "p"), exp.DataType.Type.VARCHAR).isin(query=members)
+    key = EntityKey(entity.key_columns)
+    members = exp.select(key.text()).from_(storage.segment_table(name))
+    flag = key.text("p").isin(query=members)
     group = exp.If(this=flag, true=exp.Literal.string("segment"), false=exp.Literal.string("rest"))
     base = exp.select(group.as_("grp"),
                       *[exp.column(c, "p").as_(c) for c in columns]).from_(population)
@@ -64,7 +66,8 @@ def profile(compiler: Compiler, engine: Engine, name: str, traits: list[str] | N
     return pd.DataFrame(rows, columns=["trait", "kind", "value", "segment", "rest", "index"])
 
 
-def _columns(compiler: Compiler, source_name: str, traits: list[str] | None, key: str) -> dict[str, str | None]:
+def _columns(compiler: Compiler, source_name: str, traits: list[str] | None,
+             key: tuple[str, ...]) -> dict[str, str | None]:
     source = compiler.config.sources[source_name]
     found = compiler.catalog.find(table_for_source(source_name, source.table, compiler.config.dialect))
     available = dict(found[1]) if found and found[1] else {}
@@ -74,7 +77,7 @@ def _columns(compiler: Compiler, source_name: str, traits: list[str] | None, key
             raise UsageError(f"source `{source_name}` has no column `{unknown[0]}`", None,
                              did_you_mean(unknown[0], available))
         return {t.lower(): available[t.lower()] for t in traits}
-    hidden = {c.lower() for c in (*source.pii, *source.sensitive)} | {key.lower()}
+    hidden = {c.lower() for c in (*source.pii, *source.sensitive)} | {column.lower() for column in key}
     return {c: k for c, k in available.items()
             if c not in hidden and not c.endswith("_id") and not (k and ("DATE" in k.upper() or "TIME" in k.upper()))}
 

@@ -167,7 +167,7 @@ def fit(compiler: Compiler, engine: Engine, features: str, outcome: str, train_a
 def _outcome_keys(compiler: Compiler, engine: Engine, outcome: str, at: dt.date) -> set[str]:
     variant = compiler.with_options(as_of=at)
     compiled = variant.compiled(outcome)
-    key = variant.config.entities[compiled.entity].key
+    key = variant.config.entities[compiled.entity].single_key(compiled.entity, "a propensity model")
     query = exp.select(exp.cast(exp.column(key), exp.DataType.Type.VARCHAR)).from_(
         variant.tree(outcome).subquery("o"))
     engine.prepare_sources()
@@ -251,7 +251,7 @@ def segment_file(compiler: Compiler, result: Propensity, name: str, top_share: f
     # halfway to the next score: the engine's float arithmetic may differ in the last bits
     threshold = float(ordered[-1] if count >= len(ordered) else (ordered[count - 1] + ordered[count]) / 2)
     entity = compiler.compiled(result.features).entity
-    key = compiler.config.entities[entity].key
+    key = compiler.config.entities[entity].single_key(entity, "a propensity model")
     score = result.score_sql("f").sql(pretty=False)
     description = (f"Top {top_share:.0%} by {result.model} propensity for `{result.outcome}` within "
                    f"{result.horizon_days} days (trained on features at {result.train_as_of}; holdout AUC "

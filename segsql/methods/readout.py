@@ -172,7 +172,7 @@ def readout(compiler: Compiler, engine: Engine, metrics: dict[str, Metric], name
     are the members assigned on that day, not those of the last run."""
     column, spec = split_column(compiler, name, column)
     entity = compiler.compiled(name).entity
-    key = compiler.config.entities[entity].key
+    key = compiler.config.entities[entity].single_key(entity, "an experiment readout")
     chosen = resolve(metrics, metric_names)
     for metric in chosen:
         if metric.entity != entity:

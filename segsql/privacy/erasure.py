@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from segsql.compile.keys import EntityKey
 from segsql.engines import storage
 from segsql.errors import UsageError, did_you_mean
 from segsql.starter.salt import project_salt
@@ -56,19 +58,35 @@ def key_hash(compiler: Compiler, entity: str, key: str) -> str:
     return hashlib.sha256(f"{salt}\0{entity}\0{key}".encode()).hexdigest()
 
 
-def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: str | None = None) -> Erasure:
-    """Remove an entity key from every table segsql manages (membership, history, export state
-    and exported tables, each result table of that entity) in one transaction, and record the
-    erasure without the key in clear (`engine` open for writing). Returns the number of rows removed."""
+def stored_key(compiler: Compiler, entity: str, parts: str | Sequence[str]) -> str:
+    """The `entity_key` segsql stores for a key given as its parts (one for a one-column key,
+    one per column, in order, for a composite key)."""
     if entity not in compiler.config.entities:
         raise UsageError(f"unknown entity `{entity}`", None, did_you_mean(entity, compiler.config.entities))
-    key_column = compiler.config.entities[entity].key
+    key = EntityKey(compiler.config.entities[entity].key_columns)
+    given = [parts] if isinstance(parts, str) else [str(part) for part in parts]
+    if len(given) != len(key.columns):
+        raise UsageError(f"entity `{entity}` is keyed by {key}: give {len(key.columns)} key value(s), "
+                         f"got {len(given)}", None,
+                         "repeat --key once per key column, in order" if key.composite else "give one --key")
+    return key.encode(given) if key.composite else given[0]
+
+
+def forget(compiler: Compiler, engine: Engine, entity: str, parts: str | Sequence[str],
+           reason: str | None = None) -> Erasure:
+    """Remove an entity key (its parts, for a composite key) from every table segsql manages
+    (membership, history, export state and exported tables, each result table of that entity) in
+    one transaction, and record the erasure without the key in clear (`engine` open for writing).
+    Returns the number of rows removed."""
+    key = stored_key(compiler, entity, parts)
+    columns = EntityKey(compiler.config.entities[entity].key_columns)
+    given = columns.decode(key)
     segments = [name for name in compiler.segments if compiler.entity_of(name) == entity]
     erase = getattr(engine, "erase", None)
     if erase is not None:  # engines without transactions (Spark) rewrite their files
         entry = {"erased_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(), "entity": entity,
                  "key_hash": key_hash(compiler, entity, key), "reason": reason}
-        return Erasure(int(erase(entity, key_column, key, segments, entry)))
+        return Erasure(int(erase(entity, columns, given, segments, entry)))
     store = engine.run_store()
     store.ensure_tables()
     removed = 0
@@ -84,9 +102,12 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
                 where = exp.and_(exp.column("entity").eq(exp.Placeholder()),
                                  exp.column("entity_key").eq(exp.Placeholder()))
                 removed += _delete(engine, exp.delete(storage.table(managed), where=where), [entity, key])
-        for table, column in [*[(t, key_column) for t in results], *[(t, "entity_key") for t in exported]]:
+        for table in results:
             if table.name.lower() in existing:
-                match = exp.cast(exp.column(column), exp.DataType.Type.VARCHAR).eq(exp.Placeholder())
+                removed += _delete(engine, exp.delete(table, where=parts_match(columns)), list(given))
+        for table in exported:
+            if table.name.lower() in existing:
+                match = exp.cast(exp.column("entity_key"), exp.DataType.Type.VARCHAR).eq(exp.Placeholder())
                 removed += _delete(engine, exp.delete(table, where=match), [key])
         record = exp.insert(exp.Values(expressions=[exp.tuple_(*[exp.Placeholder() for _ in range(5)])]),
                             storage.table("erasures"),
@@ -98,6 +119,11 @@ def forget(compiler: Compiler, engine: Engine, entity: str, key: str, reason: st
         engine.rollback()
         raise
     return Erasure(removed, destinations)
+
+
+def parts_match(key: EntityKey) -> exp.Condition:
+    """Rows of a result table whose key parts, as text, equal the bound values (one per part)."""
+    return exp.and_(*[exp.cast(part, exp.DataType.Type.VARCHAR).eq(exp.Placeholder()) for part in key.parts()])
 
 
 def _file_destinations(engine: Engine, entity: str, segments: list[str]) -> list[str]:

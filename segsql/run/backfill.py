@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from segsql.compile.keys import EntityKey
 from segsql.engines import storage, timeline
 from segsql.engines.records import Replaced, RunResult
 from segsql.errors import EngineError, Location, SegsqlError, UsageError
-from segsql.run.runner import RunError, ValidationFailed, _plan, _populations, deduplicated, key_problem
+from segsql.run.runner import RunError, ValidationFailed, _plan, _populations, deduplicated, entity_key_of, key_problem
 
 if TYPE_CHECKING:
     from segsql.compile.compiler import Compiler
@@ -114,7 +115,7 @@ def backfill(compiler: Compiler, names: list[str], engine: Engine, dates: list[d
                       segments=[_plan(dated, name) for name in names]) for day, dated in zip(dates, compilers,
                                                                                                strict=True)]
     splices, replaced = _plan_splices(engine, names, runs, replace)
-    keys = {name: compiler.config.entities[compilers[0].compiled(name).entity].key for name in names}
+    keys = {name: entity_key_of(compiler, compilers[0].compiled(name).entity) for name in names}
     store.begin_backfill(batch)
     try:
         for number, (run, dated) in enumerate(zip(runs, compilers, strict=True), start=1):
@@ -143,7 +144,7 @@ def _first_per_segment(errors: list[SegsqlError]) -> list[SegsqlError]:
 
 
 def _evaluate(compiler: Compiler, engine: Engine, store: Any, run: RunResult, number: int,
-              keys: dict[str, str]) -> None:
+              keys: dict[str, EntityKey]) -> None:
     populations = _populations(compiler, engine, {plan.entity for plan in run.segments})
     for plan in run.segments:
         began = time.perf_counter()
@@ -161,7 +162,7 @@ def _evaluate(compiler: Compiler, engine: Engine, store: Any, run: RunResult, nu
 
 
 def _check_keys(compiler: Compiler, counts: dict[tuple[str, int], tuple[int, int, int]], runs: list[RunResult],
-                keys: dict[str, str]) -> None:
+                keys: dict[str, EntityKey]) -> None:
     """The run's key rules, per date: no NULL keys, no duplicates (unless the segment dedupes)."""
     for number, run in enumerate(runs, start=1):
         for plan in run.segments:

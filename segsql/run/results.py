@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import exp
 
+from segsql.compile.keys import EntityKey, entity_key
 from segsql.engines import storage
 from segsql.errors import EngineError, UsageError
 from segsql.privacy.masking import mask_table
@@ -62,13 +63,13 @@ def members_as_of(compiler: Compiler, engine: Engine, names: list[str]) -> dict[
 
 def _live_members(compiler: Compiler, name: str) -> exp.Expr:
     """The segment's member keys evaluated now: one row per non-NULL key, as a run keeps them."""
-    key = exp.column(_key(compiler, name))
-    return (exp.select(key).distinct().from_(compiler.tree(name).subquery("live"))
-            .where(key.copy().is_(exp.null()).not_()).subquery(name))
+    key = _key(compiler, name)
+    return (exp.select(*key.parts()).distinct().from_(compiler.tree(name).subquery("live"))
+            .where(key.any_null().not_()).subquery(name))
 
 
-def _key(compiler: Compiler, name: str) -> str:
-    return compiler.config.entities[compiler.compiled(name).entity].key
+def _key(compiler: Compiler, name: str) -> EntityKey:
+    return entity_key(compiler.config.entities[compiler.compiled(name).entity].key_columns)
 
 
 def members_query(compiler: Compiler, engine: Engine, name: str, limit: int | None = None,
@@ -78,7 +79,7 @@ def members_query(compiler: Compiler, engine: Engine, name: str, limit: int | No
     of the whole table) for a page."""
     query = exp.select("*").from_(result_table(compiler, engine, name))
     if not engine.capabilities.keeps_insertion_order:
-        query = query.order_by(exp.column(_key(compiler, name)))
+        query = query.order_by(*_key(compiler, name).parts())
     if limit is not None:
         query = query.limit(limit)
     if offset:
@@ -101,7 +102,8 @@ def population(compiler: Compiler, engine: Engine, entity: str) -> int | None:
     if declared.source is None:
         return None
     table = compiler.source_relation(declared.source)
-    query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
+    key = entity_key(declared.key_columns)
+    query = exp.select(exp.Count(this=exp.Distinct(expressions=[key.value()]))).from_(table)
     try:
         return int(engine.fetchall(query)[0][0])
     except EngineError:
@@ -130,7 +132,8 @@ def preview_population(compiler: Compiler, engine: Engine, entity: str) -> tuple
     if not engine.capabilities.approx_distinct:
         return population(compiler, engine, entity), True
     table = compiler.source_relation(declared.source)
-    estimate = engine.fetchall(exp.select(exp.ApproxDistinct(this=exp.column(declared.key))).from_(table))[0][0]
+    key = entity_key(declared.key_columns)
+    estimate = engine.fetchall(exp.select(exp.ApproxDistinct(this=key.value())).from_(table))[0][0]
     return int(estimate), False
 
 
@@ -147,7 +150,7 @@ class Preview:
 
     name: str
     entity: str
-    key: str
+    key: EntityKey
     size: int
     population: int | None
     columns: list[str]
@@ -170,7 +173,7 @@ def preview(compiler: Compiler, engine: Engine, name: str) -> Preview:
     from segsql.run.runner import deduplicated, key_counts, key_problem
 
     compiled = compiler.compiled(name)
-    key = compiler.config.entities[compiled.entity].key
+    key = _key(compiler, name)
     query = compiler.tree(name)
     if compiled.config.duplicates == "dedupe":
         query = deduplicated(query, key, list(compiled.columns))
@@ -189,6 +192,6 @@ def page(compiler: Compiler, engine: Engine, result: Preview, offset: int, limit
     """One page of a preview, ordered by key, PII masked unless `unmask`; LIMIT/OFFSET run in the
     engine (a top-N, so only offset + limit rows are ever held)."""
     query = (exp.select("*").from_(result.query.subquery("result"))
-             .order_by(exp.column(result.key)).limit(limit).offset(offset))
+             .order_by(*result.key.parts()).limit(limit).offset(offset))
     table = engine.fetch_arrow(query)
     return table if unmask else mask_table(table, result.pii, project_salt(compiler.root))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from segsql import formats
+from segsql.compile.keys import EntityKey, entity_key
 from segsql.engines import storage
 from segsql.engines.records import RunResult, SegmentRun
 from segsql.errors import EngineError, Location, SegsqlError
@@ -56,7 +57,7 @@ def run(compiler: Compiler, names: list[str], engine: Engine, progress: Progress
     store.prepare()
     result = RunResult(run_id=_new_run_id(), status=storage.RUNNING, as_of=compiler.as_of, segments=plans)
     store.start(result, names, __version__)
-    keys = {plan.entity: compiler.config.entities[plan.entity].key for plan in plans}
+    keys = {plan.entity: entity_key_of(compiler, plan.entity) for plan in plans}
     try:
         populations = _populations(compiler, engine, {p.entity for p in plans})
         store.begin()
@@ -129,7 +130,8 @@ def _populations(compiler: Compiler, engine: Engine, entities: set[str]) -> dict
             sizes[entity] = None
             continue
         table = compiler.source_relation(declared.source)
-        query = exp.select(exp.Count(this=exp.Distinct(expressions=[exp.column(declared.key)]))).from_(table)
+        key = entity_key(declared.key_columns)
+        query = exp.select(exp.Count(this=exp.Distinct(expressions=[key.value()]))).from_(table)
         sizes[entity] = int(engine.fetchall(query)[0][0])
     return sizes
 
@@ -139,12 +141,12 @@ def _materialise(compiler: Compiler, engine: Engine, store: RunStore, plan: Segm
     started = time.perf_counter()
     plan.status = "running"
     compiled = compiler.compiled(plan.name)
-    key = compiler.config.entities[plan.entity].key
+    key = entity_key_of(compiler, plan.entity)
     query = compiler.tree(plan.name)
     if compiled.config.duplicates == "dedupe":
         query = deduplicated(query, key, list(compiled.columns))
     # Stored sorted by key, so a page of members is read without sorting or scanning everything.
-    ordered = exp.select("*").from_(query.subquery("result")).order_by(exp.column(key))
+    ordered = exp.select("*").from_(query.subquery("result")).order_by(*key.parts())
     try:
         target = store.write_segment(plan.name, ordered)
         total, non_null, distinct = engine.fetchall(key_counts(target, key))[0]
@@ -166,30 +168,39 @@ def _materialise(compiler: Compiler, engine: Engine, store: RunStore, plan: Segm
 KEY_FIX = "fix the query, or set config(duplicates='dedupe') to keep one row per key"
 
 
-def key_counts(rows: exp.Expr, key: str) -> exp.Select:
+def entity_key_of(compiler: Compiler, entity: str) -> EntityKey:
+    return entity_key(compiler.config.entities[entity].key_columns)
+
+
+def key_counts(rows: exp.Expr, key: str | EntityKey) -> exp.Select:
     """Rows, non-NULL keys and distinct keys of `rows` (a table or subquery), in one query: what
-    the key checks of a run, and of a preview, read."""
-    return exp.select(exp.func("count", exp.Star()), exp.func("count", exp.column(key)),
-                      exp.Count(this=exp.Distinct(expressions=[exp.column(key)]))).from_(rows)
+    the key checks of a run, and of a preview, read. A composite key counts as NULL when any
+    part is (its stored text is NULL then)."""
+    value = entity_key(key).value()
+    return exp.select(exp.func("count", exp.Star()), exp.func("count", value),
+                      exp.Count(this=exp.Distinct(expressions=[value.copy()]))).from_(rows)
 
 
-def key_problem(name: str, key: str, total: int, non_null: int, distinct: int) -> str | None:
+def key_problem(name: str, key: str | EntityKey, total: int, non_null: int, distinct: int) -> str | None:
     """Why a run refuses these rows (NULL or duplicate keys), naming the count; None when none."""
     nulls, duplicates = total - non_null, non_null - distinct
+    key = entity_key(key)
     if nulls:
-        return f"segment `{name}` returned {formats.count(nulls)} row(s) with a NULL `{key}`"
+        null = f"NULL in a part of the key `{key}`" if key.composite else f"NULL `{key}`"
+        return f"segment `{name}` returned {formats.count(nulls)} row(s) with a {null}"
     if duplicates:
         return (f"segment `{name}` returned {formats.count(duplicates)} duplicate `{key}` value(s); "
                 "members would count twice")
     return None
 
 
-def deduplicated(query: exp.Query, key: str, columns: list[str]) -> exp.Query:
-    """One row per non-NULL key; ties broken by every output column, so reruns agree."""
-    rank = exp.Window(this=exp.func("row_number"), partition_by=[exp.column(key)],
+def deduplicated(query: exp.Query, key: str | EntityKey, columns: list[str]) -> exp.Query:
+    """One row per key with no NULL part; ties broken by every output column, so reruns agree."""
+    key = entity_key(key)
+    rank = exp.Window(this=exp.func("row_number"), partition_by=key.parts(),
                       order=exp.Order(expressions=[exp.Ordered(this=exp.column(c)) for c in columns]))
     ranked = exp.select("*", rank.as_("__segsql_rank")).from_(query.subquery("d")).where(
-        exp.column(key).is_(exp.null()).not_())
+        key.any_null().not_())
     return exp.select(*[exp.column(c) for c in columns]).from_(ranked.subquery("r")).where(
         exp.column("__segsql_rank").eq(1))
 
