@@ -1,0 +1,314 @@
+"""One dbt project, every engine: the segments of a segsql project on top of dbt read each
+profile's relations and give the same members on DuckDB, Postgres, Spark and Snowflake (docs/dbt.md,
+"One dbt project, several warehouses").
+
+The fixture dbt project (tests/fixtures/dbt_project) is built with dbt-core twice: by dbt-duckdb
+(target `prod`, artifacts in target/) and by dbt-postgres on a throwaway server (target `pg`,
+artifacts in target-pg/, models in schema `analytics`). Spark and Snowflake (fakesnow) get copies of
+the DuckDB build's relations under the same schema.table names, loaded from Parquet, as a team
+replicating its marts would; the segsql profiles for them read the `prod` artifacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from sqlglot import exp
+
+from segsql import Project
+from segsql.config.dbt import DbtNode, relation
+from tests import test_dbt
+from tests.conftest import write_files
+from tests.pg import DATABASE, PASSWORD, USER, PostgresServer
+from tests.test_snowflake import PASSWORD_ENV as SNOWFLAKE_PASSWORD_ENV
+from tests.test_spark import require_spark
+
+PG_PASSWORD_ENV = "SEGSQL_TEST_PGPASSWORD"
+SNOWFLAKE_DATABASE = "SEGSQL_DBT"
+# after the snapshot was taken (its versions are valid from the build), so every segment sees it all
+AS_OF = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+
+SNAPSHOT_DACH = """\
+{{ config(entity='customer', description='DACH customers as the dbt snapshot knows them') }}
+select s.customer_id, s.country
+from {{ dbt('customers_snapshot') }} as s
+where s.country in ('DE', 'AT', 'CH')
+"""
+BIG_ORDERS = """\
+{{ config(entity='customer', description='Customers with an order of 100 or more') }}
+select o.customer_id, max(o.amount) as largest_order
+from {{ dbt('raw_orders') }} as o
+group by o.customer_id
+having max(o.amount) >= 100
+"""
+SEGMENTS = {**test_dbt.SEGMENTS, "segments_sql/snapshot_dach.sql": SNAPSHOT_DACH,
+            "segments_sql/big_orders.sql": BIG_ORDERS}
+EXPECTED = {"dach_high_value": {1, 3, 6, 7}, "dach_paying": {1, 3, 6, 7}, "snapshot_dach": {1, 2, 3, 5, 6, 7, 9},
+            "big_orders": {3, 4, 7}}
+PROFILE_NAMES = ("pg", "spark", "snowflake")
+
+
+def doc_yaml(marker: str) -> str:
+    """The yaml block of docs/dbt.md whose first line is the comment `marker`."""
+    (block,) = [block for block in test_dbt.doc_blocks("yaml") if block.startswith(f"# {marker}\n")]
+    return block
+
+
+def dbt_profiles(folder: Path, server: PostgresServer) -> None:
+    """profiles.yml beside the dbt project: `prod` on a DuckDB file, `pg` on the test's Postgres."""
+    outputs = {"prod": {"type": "duckdb", "path": str(folder / "warehouse.duckdb"), "threads": 1},
+               "pg": {"type": "postgres", "host": "127.0.0.1", "port": server.port, "user": USER,
+                      "password": "{{ env_var('" + PG_PASSWORD_ENV + "') }}", "dbname": DATABASE,
+                      "schema": "analytics", "threads": 1}}
+    (folder / "profiles.yml").write_text(json.dumps({"shop": {"target": "prod", "outputs": outputs}}), encoding="utf-8")
+
+
+def segsql_yml(pg_port: int, snowflake: tuple[str, int], login_timeout: int = 30) -> str:
+    """The segsql project of docs/dbt.md's several-warehouses section, with the test's servers."""
+    host, port = snowflake
+    return (doc_yaml("segsql.yml") +
+            "connection: {type: duckdb, path: ../warehouse.duckdb}\n"
+            "profiles:\n"
+            f"  pg: {{type: postgres, host: 127.0.0.1, port: {pg_port}, dbname: {DATABASE}, user: {USER}, "
+            f"password_env: {PG_PASSWORD_ENV}}}\n"
+            "  spark: {type: spark, master: 'local[1]', warehouse: spark-warehouse}\n"
+            f"  snowflake: {{type: snowflake, account: fakesnow, user: segsql, password_env: {SNOWFLAKE_PASSWORD_ENV}, "
+            f"database: {SNOWFLAKE_DATABASE}, schema: PUBLIC, host: {host}, port: {port}, protocol: http, "
+            f"login_timeout: {login_timeout}}}\n"
+            "entities:\n  customer: {key: customer_id}\n")
+
+
+def duckdb_relations(database: Path) -> list[tuple[str, str]]:
+    """(schema, name) of every table and view dbt-duckdb built (segsql's own schema left out)."""
+    connection = duckdb.connect(str(database), read_only=True)
+    try:
+        return [(schema, name) for schema, name in connection.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('main', 'stripe') order by 1, 2").fetchall()]
+    finally:
+        connection.close()
+
+
+def export_parquet(database: Path, folder: Path) -> dict[tuple[str, str], Path]:
+    """Each relation of the DuckDB build as a Parquet file (how a team replicates marts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    connection = duckdb.connect(str(database), read_only=True)
+    try:
+        for schema, name in duckdb_relations(database):
+            files[(schema, name)] = folder / f"{schema}.{name}.parquet"
+            connection.execute(f"COPY {schema}.{name} TO '{files[(schema, name)]}' (FORMAT parquet)")
+    finally:
+        connection.close()
+    return files
+
+
+def load_snowflake(server: tuple[str, int], database: Path, files: dict[tuple[str, str], Path]) -> None:
+    """The relations into fakesnow under the same schema.table names: CREATE TABLE with the DuckDB
+    types transpiled, the Parquet file PUT to a stage, COPY INTO (as tests/test_snowflake.py loads)."""
+    import snowflake.connector
+
+    host, port = server
+    source = duckdb.connect(str(database), read_only=True)
+    connection = snowflake.connector.connect(account="fakesnow", user="segsql", password="x", host=host, port=port,
+                                             protocol="http", network_timeout=60, login_timeout=30,
+                                             session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False})
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SNOWFLAKE_DATABASE}")
+        cursor.execute(f"USE DATABASE {SNOWFLAKE_DATABASE}")
+        for (schema, name), file in files.items():
+            table = exp.table_(name, db=schema)
+            columns = [exp.ColumnDef(this=exp.to_identifier(column), kind=exp.DataType.build(kind, dialect="duckdb"))
+                       for column, kind, *_ in source.execute(f"DESCRIBE {schema}.{name}").fetchall()]
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            cursor.execute(exp.Create(kind="TABLE", replace=True, this=exp.Schema(this=table, expressions=columns))
+                           .sql(dialect="snowflake"))
+            cursor.execute(f"CREATE OR REPLACE TEMPORARY STAGE PUBLIC.load_{schema}_{name}")
+            cursor.execute(f"PUT file://{file} @PUBLIC.load_{schema}_{name} AUTO_COMPRESS=FALSE")
+            cursor.execute(f"COPY INTO {schema}.{name} FROM @PUBLIC.load_{schema}_{name} "
+                           "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE")
+    finally:
+        connection.close()
+        source.close()
+
+
+def load_spark(project: Project, files: dict[tuple[str, str], Path]) -> None:
+    """The relations as Spark tables over the Parquet files, under the same schema.table names
+    (Spark's session, and so its catalog, is shared by the process: segsql's engine sees them)."""
+    with project.engine() as engine:
+        spark = engine.spark  # type: ignore[attr-defined]
+        for (schema, name), file in files.items():
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
+            spark.sql(f"DROP TABLE IF EXISTS {schema}.{name}")
+            spark.sql(f"CREATE TABLE {schema}.{name} USING parquet LOCATION '{file}'")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory: pytest.TempPathFactory, fakesnow_server: tuple[str, int]) -> Iterator[dict[str, Any]]:
+    """The dbt project built on DuckDB and Postgres, its relations copied to Spark and Snowflake,
+    and a segsql project `segments/` on top of it with a profile per engine."""
+    test_dbt.require_dbt("dbt-postgres")
+    server = PostgresServer().start()
+    os.environ[PG_PASSWORD_ENV] = PASSWORD
+    os.environ[SNOWFLAKE_PASSWORD_ENV] = "s3cret-snow"
+    try:
+        base = tmp_path_factory.mktemp("dbt_engines")
+        shutil.copytree(test_dbt.FIXTURE, base / "analytics",
+                        ignore=shutil.ignore_patterns("target", "target-pg", "logs", "dbt_packages"))
+        dbt_profiles(base, server)
+        test_dbt.run_dbt(base / "analytics", ["build"], ["docs", "generate"])
+        test_dbt.run_dbt(base / "analytics", ["build", "--target-path", "target-pg"],
+                         ["docs", "generate", "--target-path", "target-pg"], target="pg")
+        files = export_parquet(base / "warehouse.duckdb", base / "parquet")
+        load_snowflake(fakesnow_server, base / "warehouse.duckdb", files)
+        write_files(base / "segments", {"segsql.yml": segsql_yml(server.port, fakesnow_server), **SEGMENTS})
+        yield {"base": base, "server": server, "files": files, "snowflake": fakesnow_server}
+    finally:
+        os.environ.pop(PG_PASSWORD_ENV, None)
+        os.environ.pop(SNOWFLAKE_PASSWORD_ENV, None)
+        server.cleanup()
+
+
+def load(base: Path, target: str | None) -> Project:
+    return Project.load(base / "segments", as_of=AS_OF, target=target)
+
+
+def members(project: Project) -> dict[str, set[int]]:
+    result = project.run()
+    assert result.ok
+    return {name: {int(key) for key in project.members(name)["customer_id"]} for name in project.select()}
+
+
+@pytest.mark.slow
+def test_each_profile_reads_the_relations_its_warehouse_has(warehouses: dict[str, Any]) -> None:
+    base = warehouses["base"]
+    tables = {target: {name: load(base, target).config.sources[name].table
+                       for name in ("dbt:customer_ltv", "dbt:stripe.invoices", "dbt:customers_snapshot")}
+              for target in (None, *PROFILE_NAMES)}
+    assert tables[None] == {"dbt:customer_ltv": "warehouse.main.customer_ltv",
+                            "dbt:stripe.invoices": "warehouse.stripe.invoices",
+                            "dbt:customers_snapshot": "warehouse.main.customers_snapshot"}
+    # dbt-postgres's own relations (its target schema), without the connection's database
+    assert tables["pg"] == {"dbt:customer_ltv": "analytics.customer_ltv", "dbt:stripe.invoices": "stripe.invoices",
+                            "dbt:customers_snapshot": "analytics.customers_snapshot"}
+    # no dbt target of their own: the `prod` relations by schema.name (a DuckDB file's name means nothing there)
+    for target in ("spark", "snowflake"):
+        assert tables[target] == {"dbt:customer_ltv": "main.customer_ltv", "dbt:stripe.invoices": "stripe.invoices",
+                                  "dbt:customers_snapshot": "main.customers_snapshot"}, target
+    pg = load(base, "pg").config.sources["dbt:customer_ltv"]
+    assert pg.columns is not None and pg.columns["lifetime_value"] == "double precision"  # from target-pg's catalog
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.spark
+def test_the_same_segments_have_the_same_members_on_every_engine(warehouses: dict[str, Any]) -> None:
+    require_spark()
+    base = warehouses["base"]
+    on = {"duckdb": members(load(base, None)), "pg": members(load(base, "pg"))}
+    on["snowflake"] = members(load(base, "snowflake"))
+    spark = load(base, "spark")
+    load_spark(spark, warehouses["files"])
+    on["spark"] = members(spark)
+    assert on["duckdb"] == EXPECTED  # the fixture's data: equal empty sets would prove nothing
+    for engine, found in on.items():
+        assert found == EXPECTED, engine
+
+
+@pytest.mark.slow
+def test_validate_needs_no_connection_for_any_target(warehouses: dict[str, Any], tmp_path: Path) -> None:
+    """`segsql validate --target X` in a fresh process, with every server unreachable: no DuckDB
+    file, nothing on the Postgres and Snowflake ports, no Java for Spark."""
+    base = warehouses["base"]
+    offline = base / "offline"
+    config = segsql_yml(free_port(), ("127.0.0.1", free_port()), login_timeout=5)
+    write_files(offline, {"segsql.yml": config.replace("../warehouse.duckdb", "no_such_folder/w.duckdb"), **SEGMENTS})
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no_java"), "PATH": _path_without_java(),
+           PG_PASSWORD_ENV: "unused", SNOWFLAKE_PASSWORD_ENV: "unused"}
+    for target in (None, *PROFILE_NAMES):
+        command = ["segsql", "validate", "--project", str(offline), *(["--target", target] if target else [])]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, (target, done.stdout, done.stderr)
+        assert "4 segment(s) valid" in done.stdout, target
+        assert "not found in the connection" not in done.stderr, target  # columns came from the catalog
+    wrong = SEGMENTS["segments_sql/snapshot_dach.sql"].replace("s.country in", "s.countyr in")
+    write_files(offline, {"segments_sql/snapshot_dach.sql": wrong})
+    done = subprocess.run(["segsql", "validate", "--project", str(offline), "--target", "pg"], capture_output=True,
+                          text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 1 and "countyr" in done.stdout + done.stderr
+
+
+def _path_without_java() -> str:
+    """PATH without the folder of `java`, so Spark cannot start (it would, were validate to connect)."""
+    java = shutil.which("java")
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    if java is None:
+        return os.pathsep.join(folders)
+    real = {str(Path(java).parent), str(Path(java).resolve().parent)}
+    return os.pathsep.join(folder for folder in folders if folder not in real)
+
+
+@pytest.mark.slow
+def test_generated_models_build_on_postgres_with_the_same_members(warehouses: dict[str, Any]) -> None:
+    base = warehouses["base"]
+    project = load(base, "pg")
+    project.write_dbt_models(project.select())
+    test_dbt.run_dbt(base / "analytics", ["build", "--select", "path:models/segments", "--target-path", "target-pg"],
+                     target="pg")
+    import psycopg
+
+    with psycopg.connect(**warehouses["server"].params()) as connection:
+        for name, expected in EXPECTED.items():
+            rows = connection.execute(f"select customer_id from analytics.{name}").fetchall()
+            assert {int(row[0]) for row in rows} == expected, name
+
+
+def _node(**fields: Any) -> DbtNode:
+    defaults: dict[str, Any] = {"unique_id": "model.shop.customer_ltv", "resource_type": "model",
+                                "name": "customer_ltv", "package": "shop", "database": "warehouse",
+                                "schema": "main", "identifier": "customer_ltv",
+                                "relation_name": '"warehouse"."main"."customer_ltv"'}
+    return DbtNode(**{**defaults, **fields})
+
+
+def test_a_relation_keeps_the_quotes_its_warehouse_needs() -> None:
+    """dbt-postgres quotes every name; a schema `Analytics` only exists quoted, `main` needs none."""
+    mixed = _node(database="shop_db", schema="Analytics", relation_name='"shop_db"."Analytics"."customer_ltv"')
+    assert relation(mixed, "postgres", "postgres").sql("postgres") == '"Analytics".customer_ltv'
+    assert relation(mixed, "duckdb", "postgres").sql("duckdb") == "Analytics.customer_ltv"  # a copy elsewhere folds
+    assert relation(_node(), "duckdb", "duckdb").sql("duckdb") == "warehouse.main.customer_ltv"
+    assert relation(_node(), "spark", "duckdb").sql("spark") == "main.customer_ltv"
+    upper = _node(database="ANALYTICS", schema="MARTS", relation_name="ANALYTICS.MARTS.customer_ltv")
+    assert relation(upper, "snowflake", "snowflake").sql("snowflake") == "ANALYTICS.MARTS.customer_ltv"
+    quoted = _node(database="ANALYTICS", schema="MARTS", relation_name='ANALYTICS.MARTS."customer_ltv"')
+    assert relation(quoted, "snowflake", "snowflake").sql("snowflake") == 'ANALYTICS.MARTS."customer_ltv"'
+
+
+def test_a_dbt_target_for_an_unknown_profile_is_a_located_error(tmp_path: Path) -> None:
+    from segsql import ConfigError
+
+    write_files(tmp_path, {"dbt/target/manifest.json": '{"nodes": {}, "sources": {}}',
+                           "dbt/target/catalog.json": '{"nodes": {}, "sources": {}}',
+                           "segsql.yml": "dbt:\n  project_dir: dbt\n  profiles:\n    pgg: {target: pg}\n"
+                                         "profiles:\n  pg: {type: duckdb}\n"})
+    with pytest.raises(ConfigError, match="unknown profile `pgg`") as raised:
+        Project.load(tmp_path)
+    assert raised.value.location is not None and raised.value.location.line == 4
+    assert "did you mean `pg`?" in (raised.value.hint or "")
+
