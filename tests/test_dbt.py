@@ -65,7 +65,7 @@ DBT_PYTHON = os.environ.get("SEGSQL_DBT_PYTHON") or sys.executable
 
 
 DBT_PACKAGES = {"dbt-core": "'dbt-core>=1.10,<1.11'", "dbt-duckdb": "'dbt-duckdb>=1.10,<1.12'",
-                "dbt-postgres": "'dbt-postgres>=1.9,<1.12'"}
+                "dbt-postgres": "'dbt-postgres>=1.9,<1.12'", "dbt-snowflake": "'dbt-snowflake>=1.10,<1.11'"}
 
 
 def require_dbt(*adapters: str) -> None:

@@ -1,18 +1,19 @@
 """One dbt project, every engine: the segments of a segsql project on top of dbt read each
 profile's relations and give the same members on DuckDB, Postgres, Spark and Snowflake (docs/dbt.md,
-"One dbt project, several warehouses").
+section 7, whose YAML and commands these tests use).
 
-The fixture dbt project (tests/fixtures/dbt_project) is built with dbt-core twice: by dbt-duckdb
-(target `prod`, artifacts in target/) and by dbt-postgres on a throwaway server (target `pg`,
-artifacts in target-pg/, models in schema `analytics`). Spark and Snowflake (fakesnow) get copies of
-the DuckDB build's relations under the same schema.table names, loaded from Parquet, as a team
-replicating its marts would; the segsql profiles for them read the `prod` artifacts."""
+The fixture dbt project (tests/fixtures/dbt_project) is built with dbt-core three times: by
+dbt-duckdb (target `prod`, artifacts in target/), by dbt-postgres on a throwaway server (target
+`pg`, target-pg/, models in schema `analytics`) and by dbt-snowflake on fakesnow (target `snow`,
+target-snowflake/). Spark has no dbt target: it gets copies of the DuckDB build's relations under
+the same schema.table names, from Parquet, as a team replicating its marts would."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,14 +23,15 @@ from typing import Any
 
 import duckdb
 import pytest
-from sqlglot import exp
+from click.testing import CliRunner
 
 from segsql import Project
 from segsql.config.dbt import DbtNode, relation
 from tests import test_dbt
-from tests.conftest import write_files
+from tests.conftest import REPO, write_files
 from tests.pg import DATABASE, PASSWORD, USER, PostgresServer
 from tests.test_snowflake import PASSWORD_ENV as SNOWFLAKE_PASSWORD_ENV
+from tests.test_snowflake import raw_connection
 from tests.test_spark import require_spark
 
 PG_PASSWORD_ENV = "SEGSQL_TEST_PGPASSWORD"
@@ -63,12 +65,31 @@ def doc_yaml(marker: str) -> str:
     return block
 
 
-def dbt_profiles(folder: Path, server: PostgresServer) -> None:
-    """profiles.yml beside the dbt project: `prod` on a DuckDB file, `pg` on the test's Postgres."""
+def doc_commands(program: str) -> list[list[str]]:
+    """The `program` command lines of docs/dbt.md's several-warehouses section, as argv lists."""
+    section = (REPO / "docs" / "dbt.md").read_text(encoding="utf-8").split("## 7. ", 1)[1]
+    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    return [line.split() for block in blocks for line in block.splitlines() if line.startswith(f"{program} ")]
+
+
+def dbt_commands(target: str) -> list[list[str]]:
+    """docs/dbt.md's dbt commands for `target`, without `--target` (run_dbt adds it)."""
+    commands = [command for command in doc_commands("dbt") if command[command.index("--target") + 1] == target]
+    assert [command[1] for command in commands] == ["build", "docs"], target  # build, then docs generate
+    return [[word for word in command[1:] if word not in ("--target", target)] for command in commands]
+
+
+def dbt_profiles(folder: Path, server: PostgresServer, snowflake: tuple[str, int]) -> None:
+    """profiles.yml beside the dbt project: `prod` on a DuckDB file, `pg` on the test's Postgres,
+    `snow` on fakesnow (dbt-snowflake pointed at its host); passwords from the environment."""
     outputs = {"prod": {"type": "duckdb", "path": str(folder / "warehouse.duckdb"), "threads": 1},
                "pg": {"type": "postgres", "host": "127.0.0.1", "port": server.port, "user": USER,
                       "password": "{{ env_var('" + PG_PASSWORD_ENV + "') }}", "dbname": DATABASE,
-                      "schema": "analytics", "threads": 1}}
+                      "schema": "analytics", "threads": 1},
+               "snow": {"type": "snowflake", "account": "fakesnow", "user": "segsql", "database": SNOWFLAKE_DATABASE,
+                        "password": "{{ env_var('" + SNOWFLAKE_PASSWORD_ENV + "') }}", "schema": "ANALYTICS",
+                        "warehouse": "SEGSQL_WH", "role": "SEGSQL_ROLE", "host": snowflake[0], "port": snowflake[1],
+                        "protocol": "http", "connect_timeout": 30, "threads": 1}}
     (folder / "profiles.yml").write_text(json.dumps({"shop": {"target": "prod", "outputs": outputs}}), encoding="utf-8")
 
 
@@ -112,36 +133,6 @@ def export_parquet(database: Path, folder: Path) -> dict[tuple[str, str], Path]:
     return files
 
 
-def load_snowflake(server: tuple[str, int], database: Path, files: dict[tuple[str, str], Path]) -> None:
-    """The relations into fakesnow under the same schema.table names: CREATE TABLE with the DuckDB
-    types transpiled, the Parquet file PUT to a stage, COPY INTO (as tests/test_snowflake.py loads)."""
-    import snowflake.connector
-
-    host, port = server
-    source = duckdb.connect(str(database), read_only=True)
-    connection = snowflake.connector.connect(account="fakesnow", user="segsql", password="x", host=host, port=port,
-                                             protocol="http", network_timeout=60, login_timeout=30,
-                                             session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False})
-    try:
-        cursor = connection.cursor()
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {SNOWFLAKE_DATABASE}")
-        cursor.execute(f"USE DATABASE {SNOWFLAKE_DATABASE}")
-        for (schema, name), file in files.items():
-            table = exp.table_(name, db=schema)
-            columns = [exp.ColumnDef(this=exp.to_identifier(column), kind=exp.DataType.build(kind, dialect="duckdb"))
-                       for column, kind, *_ in source.execute(f"DESCRIBE {schema}.{name}").fetchall()]
-            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            cursor.execute(exp.Create(kind="TABLE", replace=True, this=exp.Schema(this=table, expressions=columns))
-                           .sql(dialect="snowflake"))
-            cursor.execute(f"CREATE OR REPLACE TEMPORARY STAGE PUBLIC.load_{schema}_{name}")
-            cursor.execute(f"PUT file://{file} @PUBLIC.load_{schema}_{name} AUTO_COMPRESS=FALSE")
-            cursor.execute(f"COPY INTO {schema}.{name} FROM @PUBLIC.load_{schema}_{name} "
-                           "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE")
-    finally:
-        connection.close()
-        source.close()
-
-
 def load_spark(project: Project, files: dict[tuple[str, str], Path]) -> None:
     """The relations as Spark tables over the Parquet files, under the same schema.table names
     (Spark's session, and so its catalog, is shared by the process: segsql's engine sees them)."""
@@ -161,22 +152,21 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory: pytest.TempPathFactory, fakesnow_server: tuple[str, int]) -> Iterator[dict[str, Any]]:
-    """The dbt project built on DuckDB and Postgres, its relations copied to Spark and Snowflake,
-    and a segsql project `segments/` on top of it with a profile per engine."""
-    test_dbt.require_dbt("dbt-postgres")
+    """The dbt project built on DuckDB, Postgres and Snowflake, the DuckDB build's relations copied
+    to Spark, and a segsql project `segments/` on top of it with a profile per engine."""
+    test_dbt.require_dbt("dbt-postgres", "dbt-snowflake")
     server = PostgresServer().start()
     os.environ[PG_PASSWORD_ENV] = PASSWORD
     os.environ[SNOWFLAKE_PASSWORD_ENV] = "s3cret-snow"
     try:
         base = tmp_path_factory.mktemp("dbt_engines")
         shutil.copytree(test_dbt.FIXTURE, base / "analytics",
-                        ignore=shutil.ignore_patterns("target", "target-pg", "logs", "dbt_packages"))
-        dbt_profiles(base, server)
+                        ignore=shutil.ignore_patterns("target*", "logs", "dbt_packages"))
+        dbt_profiles(base, server, fakesnow_server)
         test_dbt.run_dbt(base / "analytics", ["build"], ["docs", "generate"])
-        test_dbt.run_dbt(base / "analytics", ["build", "--target-path", "target-pg"],
-                         ["docs", "generate", "--target-path", "target-pg"], target="pg")
+        for target in ("pg", "snow"):
+            test_dbt.run_dbt(base / "analytics", *dbt_commands(target), target=target)
         files = export_parquet(base / "warehouse.duckdb", base / "parquet")
-        load_snowflake(fakesnow_server, base / "warehouse.duckdb", files)
         write_files(base / "segments", {"segsql.yml": segsql_yml(server.port, fakesnow_server), **SEGMENTS})
         yield {"base": base, "server": server, "files": files, "snowflake": fakesnow_server}
     finally:
@@ -196,6 +186,7 @@ def members(project: Project) -> dict[str, set[int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_each_profile_reads_the_relations_its_warehouse_has(warehouses: dict[str, Any]) -> None:
     base = warehouses["base"]
     tables = {target: {name: load(base, target).config.sources[name].table
@@ -207,12 +198,27 @@ def test_each_profile_reads_the_relations_its_warehouse_has(warehouses: dict[str
     # dbt-postgres's own relations (its target schema), without the connection's database
     assert tables["pg"] == {"dbt:customer_ltv": "analytics.customer_ltv", "dbt:stripe.invoices": "stripe.invoices",
                             "dbt:customers_snapshot": "analytics.customers_snapshot"}
-    # no dbt target of their own: the `prod` relations by schema.name (a DuckDB file's name means nothing there)
-    for target in ("spark", "snowflake"):
-        assert tables[target] == {"dbt:customer_ltv": "main.customer_ltv", "dbt:stripe.invoices": "stripe.invoices",
-                                  "dbt:customers_snapshot": "main.customers_snapshot"}, target
+    # dbt-snowflake's, database included (Snowflake reads across databases)
+    assert tables["snowflake"] == {"dbt:customer_ltv": "SEGSQL_DBT.ANALYTICS.customer_ltv",
+                                   "dbt:stripe.invoices": "SEGSQL_DBT.stripe.invoices",
+                                   "dbt:customers_snapshot": "SEGSQL_DBT.ANALYTICS.customers_snapshot"}
+    # no dbt target of its own: the `prod` relations by schema.name (a DuckDB file's name means nothing there)
+    assert tables["spark"] == {"dbt:customer_ltv": "main.customer_ltv", "dbt:stripe.invoices": "stripe.invoices",
+                               "dbt:customers_snapshot": "main.customers_snapshot"}
     pg = load(base, "pg").config.sources["dbt:customer_ltv"]
     assert pg.columns is not None and pg.columns["lifetime_value"] == "double precision"  # from target-pg's catalog
+    snow = load(base, "snowflake").config.sources["dbt:customers_snapshot"]
+    assert snow.columns is not None and snow.columns["customer_id"] == "NUMBER"  # catalog.json says CUSTOMER_ID
+    assert snow.time is not None and snow.time.valid_to == "dbt_valid_to"
+    for target in PROFILE_NAMES:  # the same dbt lineage whichever warehouse runs
+        assert load(base, target).select(["dbt:customer_ltv"]) == ["dach_high_value", "dach_paying"], target
+        assert load(base, target).select(["dbt:customers_snapshot"]) == ["snapshot_dach"], target
+
+
+def test_the_docs_run_each_target_the_test_runs() -> None:
+    commands = doc_commands("segsql")
+    assert ["segsql", "validate", "--target", "pg"] in commands
+    assert sorted(command[3] for command in commands if command[1] == "run") == sorted(PROFILE_NAMES)
 
 
 @pytest.mark.slow
@@ -232,6 +238,7 @@ def test_the_same_segments_have_the_same_members_on_every_engine(warehouses: dic
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
 def test_validate_needs_no_connection_for_any_target(warehouses: dict[str, Any], tmp_path: Path) -> None:
     """`segsql validate --target X` in a fresh process, with every server unreachable: no DuckDB
     file, nothing on the Postgres and Snowflake ports, no Java for Spark."""
@@ -265,18 +272,43 @@ def _path_without_java() -> str:
 
 
 @pytest.mark.slow
-def test_generated_models_build_on_postgres_with_the_same_members(warehouses: dict[str, Any]) -> None:
+@pytest.mark.postgres
+def test_generated_models_build_on_postgres_and_snowflake_with_the_same_members(
+        warehouses: dict[str, Any], runner: CliRunner) -> None:
+    from segsql.cli import cli
+
     base = warehouses["base"]
-    project = load(base, "pg")
-    project.write_dbt_models(project.select())
-    test_dbt.run_dbt(base / "analytics", ["build", "--select", "path:models/segments", "--target-path", "target-pg"],
-                     target="pg")
+    queries = {"pg": lambda name: postgres_keys(warehouses["server"], f"select customer_id from analytics.{name}"),
+               "snowflake": lambda name: snowflake_keys(warehouses["snowflake"],
+                                                        f"select customer_id from {SNOWFLAKE_DATABASE}.ANALYTICS.{name}")}
+    for target, dbt_target, dialect in (("pg", "pg", "postgres"), ("snowflake", "snow", "snowflake")):
+        written = runner.invoke(cli, ["compile", "--project", str(base / "segments"), "--as-of", AS_OF.isoformat(),
+                                      "--format", "dbt", "--target", target])
+        assert written.exit_code == 0, written.output
+        model = (base / "analytics" / "models" / "segments" / "snapshot_dach.sql").read_text()
+        assert f"in {dialect} SQL" in model.splitlines()[1], target  # the profile's dbt adapter's SQL
+        (build, _) = dbt_commands(dbt_target)
+        test_dbt.run_dbt(base / "analytics", [*build, "--select", "path:models/segments"], target=dbt_target)
+        for name, expected in EXPECTED.items():
+            assert queries[target](name) == expected, (target, name)
+    both = runner.invoke(cli, ["compile", "--project", str(base / "segments"), "--format", "dbt",
+                               "--target", "pg", "--target", "snowflake"])
+    assert both.exit_code == 2 and "one dbt target" in both.output
+
+
+def postgres_keys(server: PostgresServer, query: str) -> set[int]:
     import psycopg
 
-    with psycopg.connect(**warehouses["server"].params()) as connection:
-        for name, expected in EXPECTED.items():
-            rows = connection.execute(f"select customer_id from analytics.{name}").fetchall()
-            assert {int(row[0]) for row in rows} == expected, name
+    with psycopg.connect(**server.params()) as connection:
+        return {int(row[0]) for row in connection.execute(query).fetchall()}
+
+
+def snowflake_keys(server: tuple[str, int], query: str) -> set[int]:
+    connection = raw_connection(server, SNOWFLAKE_DATABASE)
+    try:
+        return {int(row[0]) for row in connection.cursor().execute(query).fetchall()}
+    finally:
+        connection.close()
 
 
 def _node(**fields: Any) -> DbtNode:
@@ -298,6 +330,8 @@ def test_a_relation_keeps_the_quotes_its_warehouse_needs() -> None:
     assert relation(upper, "snowflake", "snowflake").sql("snowflake") == "ANALYTICS.MARTS.customer_ltv"
     quoted = _node(database="ANALYTICS", schema="MARTS", relation_name='ANALYTICS.MARTS."customer_ltv"')
     assert relation(quoted, "snowflake", "snowflake").sql("snowflake") == 'ANALYTICS.MARTS."customer_ltv"'
+    project = _node(database="my-project", schema="marts", relation_name="`my-project`.`marts`.`customer_ltv`")
+    assert relation(project, "bigquery", "bigquery").sql("bigquery") == "`my-project`.marts.customer_ltv"
 
 
 def test_a_dbt_target_for_an_unknown_profile_is_a_located_error(tmp_path: Path) -> None:
@@ -312,3 +346,24 @@ def test_a_dbt_target_for_an_unknown_profile_is_a_located_error(tmp_path: Path) 
     assert raised.value.location is not None and raised.value.location.line == 4
     assert "did you mean `pg`?" in (raised.value.hint or "")
 
+
+
+def test_an_unreachable_engine_leaves_every_source_in_the_catalog(tmp_path: Path) -> None:
+    """A dbt node catalog.json does not describe (fakesnow lists no views) needs the engine; when it
+    cannot be reached, the sources after it must still be known, with their declared columns."""
+    pytest.importorskip("psycopg")
+    os.environ.setdefault(PG_PASSWORD_ENV, "unused")
+    config = (f"connection: {{type: postgres, host: 127.0.0.1, port: {free_port()}, dbname: x, user: u, "
+              f"password_env: {PG_PASSWORD_ENV}}}\n"
+              "sources:\n  a_undescribed: {table: a_undescribed}\n"
+              "  b_declared: {table: b_declared, columns: {customer_id: BIGINT}}\n"
+              "entities:\n  customer: {key: customer_id}\n")
+    write_files(tmp_path, {"segsql.yml": config, "segments_sql/s.sql":
+                           "{{ config(entity='customer') }}\nselect customer_id from {{ source('b_declared') }}\n"})
+    project = Project.load(tmp_path)
+    assert [error.message for error in project.validate()] == []
+    assert any("cannot connect" in str(warning) for warning in project.warnings)
+    typo = "{{ config(entity='customer') }}\nselect customer_idd from {{ source('b_declared') }}\n"
+    write_files(tmp_path, {"segments_sql/s.sql": typo})
+    [error] = Project.load(tmp_path).validate()
+    assert "customer_idd" in error.message  # its declared columns are still checked
