@@ -308,21 +308,34 @@ def test_dbt_without_a_dbt_project_says_how_to_add_one(make_project) -> None:  #
     assert "dbt() needs a dbt project" in errors[0].message and "dbt:" in (errors[0].hint or "")
 
 
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+
+
+def commit_everything(folder: Path, ignored: str) -> list[str]:
+    """A git repository in `folder` with one commit of all but `ignored` (.gitignore lines);
+    returns the git command to run more."""
+    (folder / ".gitignore").write_text(ignored)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A", "-f", "."], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*GIT, *args], cwd=folder, check=True, capture_output=True, timeout=60)
+    return GIT
+
+
+def change_column_type(artifacts: Path, column: str, kind: str) -> None:
+    """customer_ltv's `column` changes type in catalog.json, as `dbt build` + `dbt docs generate`
+    after editing the model would record (the column named as that catalog spells it)."""
+    catalog = json.loads((artifacts / "catalog.json").read_text())
+    catalog["nodes"]["model.shop.customer_ltv"]["columns"][column]["type"] = kind
+    (artifacts / "catalog.json").write_text(json.dumps(catalog))
+
+
 @pytest.mark.slow
 def test_diff_reports_segments_reading_a_changed_dbt_column(dbt_built: Path, tmp_path: Path) -> None:
     base = own_copy(dbt_built, tmp_path)
     segsql_project(base, "segments", "../warehouse.duckdb")
     state = tmp_path / "prod_state"
     shutil.copytree(base / "analytics" / "target", state)
-    (base / ".gitignore").write_text("*.duckdb\n*.wal\nprod_state/\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A", "-f", "."], ["commit", "-q", "-m", "base"]):
-        subprocess.run([*git, *args], cwd=base, check=True, capture_output=True, timeout=60)
-    # the dbt model changes a column's type (as `dbt build` + `dbt docs generate` after editing it would record)
-    catalog_path = base / "analytics" / "target" / "catalog.json"
-    catalog = json.loads(catalog_path.read_text())
-    catalog["nodes"]["model.shop.customer_ltv"]["columns"]["lifetime_value"]["type"] = "DECIMAL(18,2)"
-    catalog_path.write_text(json.dumps(catalog))
+    git = commit_everything(base, "*.duckdb\n*.wal\nprod_state/\n")
+    change_column_type(base / "analytics" / "target", "lifetime_value", "DECIMAL(18,2)")
     project = Project.load(base / "segments", as_of=AS_OF)
     report = project.diff("HEAD")
     change = "dbt:customer_ltv.lifetime_value: DOUBLE -> DECIMAL(18,2)"

@@ -296,6 +296,25 @@ def test_generated_models_build_on_postgres_and_snowflake_with_the_same_members(
     assert both.exit_code == 2 and "one dbt target" in both.output
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_diff_on_a_profile_compares_with_that_profiles_dbt_target(warehouses: dict[str, Any], tmp_path: Path) -> None:
+    """`segsql diff --target snowflake`: the base revision reads target-snowflake's relations as
+    the head does, so only the changed dbt column is reported, no segment's SQL."""
+    for folder in ("analytics", "segments"):
+        shutil.copytree(warehouses["base"] / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("spark-warehouse", "logs", "*.duckdb*"))
+    test_dbt.commit_everything(tmp_path, "*.duckdb\n*.wal\nspark-warehouse/\n")
+    test_dbt.change_column_type(tmp_path / "analytics" / "target-snowflake", "LIFETIME_VALUE", "NUMBER(18,2)")
+    project = Project.load(tmp_path / "segments", as_of=AS_OF, target="snowflake")
+    report = project.diff("HEAD")
+    assert report.dbt_changes == {"dbt:customer_ltv": {"lifetime_value": "FLOAT -> NUMBER(18,2)"}}
+    assert {segment.name: segment.status for segment in report.segments} == dict.fromkeys(EXPECTED, "unchanged")
+    change = "dbt:customer_ltv.lifetime_value: FLOAT -> NUMBER(18,2)"
+    assert {s.name: s.dbt_columns for s in report.segments if s.dbt_columns} == {
+        "dach_high_value": [change], "dach_paying": [change]}
+
+
 def postgres_keys(server: PostgresServer, query: str) -> set[int]:
     import psycopg
 

@@ -449,11 +449,17 @@ class ProjectConfig(Strict):
     dbt: DbtConfig | None = Field(default=None, description="a dbt project whose nodes segments read with dbt() and "
                                   "dbt_source() (docs/dbt.md)")
     _dbt: Any = PrivateAttr(default=None)  # config.dbt.DbtArtifacts, set by with_dbt_sources
+    _profile: str | None = PrivateAttr(default=None)  # the profile of `--target`, set by for_profile
 
     @property
     def dbt_artifacts(self) -> Any:
         """The dbt nodes read from the artifacts (`segsql.config.dbt.DbtArtifacts`), or None."""
         return self._dbt
+
+    @property
+    def profile(self) -> str | None:
+        """The profile this config runs (`--target PROFILE`), None for `connection:`."""
+        return self._profile
 
 
 def load_project_config(root: Path, dbt_artifacts: tuple[Path, Path] | None = None,
@@ -596,7 +602,9 @@ def _check_dbt_profiles(config: ProjectConfig, located: LocatedYaml) -> None:
 def for_profile(config: ProjectConfig, profile: str) -> ProjectConfig:
     """The config `--target PROFILE` runs: the profile's connection, each source's location there."""
     sources = {name: source.at(profile) for name, source in config.sources.items()}
-    return config.model_copy(update={"connection": config.profiles[profile], "sources": sources})
+    chosen = config.model_copy(update={"connection": config.profiles[profile], "sources": sources})
+    chosen._profile = profile
+    return chosen
 
 
 def _check_consent(config: ProjectConfig, located: LocatedYaml) -> None:
