@@ -105,7 +105,7 @@ def segsql_yml(pg_port: int, snowflake: tuple[str, int], login_timeout: int = 30
             f"  snowflake: {{type: snowflake, account: fakesnow, user: segsql, password_env: {SNOWFLAKE_PASSWORD_ENV}, "
             f"database: {SNOWFLAKE_DATABASE}, schema: PUBLIC, host: {host}, port: {port}, protocol: http, "
             f"login_timeout: {login_timeout}}}\n"
-            "entities:\n  customer: {key: customer_id}\n")
+            "entities:\n  customer: {key: customer_id, source: 'dbt:customer_ltv'}\n")
 
 
 def duckdb_relations(database: Path) -> list[tuple[str, str]]:
@@ -235,6 +235,22 @@ def test_the_same_segments_have_the_same_members_on_every_engine(warehouses: dic
     assert on["duckdb"] == EXPECTED  # the fixture's data: equal empty sets would prove nothing
     for engine, found in on.items():
         assert found == EXPECTED, engine
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_profile_reads_the_same_traits_from_each_warehouses_catalog(warehouses: dict[str, Any]) -> None:
+    """The traits of the entity's dbt source are typed by each target's catalog.json (BIGINT,
+    bigint, NUMBER): numbers are profiled as numbers on every warehouse."""
+    found = {}
+    for target in (None, "pg", "snowflake"):
+        project = load(warehouses["base"], target)
+        project.run(["dach_high_value"])
+        frame = project.profile("dach_high_value", traits=["orders", "lifetime_value", "country"])
+        found[target] = sorted((row.trait, row.kind, row.value, round(float(row.segment), 6))
+                               for row in frame.itertuples() if row.kind == "numeric")
+    assert [trait for trait, kind, value, _ in found[None] if value == "mean"] == ["lifetime_value", "orders"]
+    assert found["pg"] == found[None] and found["snowflake"] == found[None]
 
 
 @pytest.mark.slow
@@ -376,7 +392,7 @@ def test_an_unreachable_engine_leaves_every_source_in_the_catalog(tmp_path: Path
               f"password_env: {PG_PASSWORD_ENV}}}\n"
               "sources:\n  a_undescribed: {table: a_undescribed}\n"
               "  b_declared: {table: b_declared, columns: {customer_id: BIGINT}}\n"
-              "entities:\n  customer: {key: customer_id}\n")
+              "entities:\n  customer: {key: customer_id, source: 'dbt:customer_ltv'}\n")
     write_files(tmp_path, {"segsql.yml": config, "segments_sql/s.sql":
                            "{{ config(entity='customer') }}\nselect customer_id from {{ source('b_declared') }}\n"})
     project = Project.load(tmp_path)
