@@ -219,6 +219,7 @@ def test_the_docs_run_each_target_the_test_runs() -> None:
     commands = doc_commands("segsql")
     assert ["segsql", "validate", "--target", "pg"] in commands
     assert sorted(command[3] for command in commands if command[1] == "run") == sorted(PROFILE_NAMES)
+    assert ["segsql", "compile", "--format", "dbt", "--target", "snowflake"] in commands  # as the test below runs it
 
 
 @pytest.mark.slow
@@ -392,7 +393,7 @@ def test_an_unreachable_engine_leaves_every_source_in_the_catalog(tmp_path: Path
               f"password_env: {PG_PASSWORD_ENV}}}\n"
               "sources:\n  a_undescribed: {table: a_undescribed}\n"
               "  b_declared: {table: b_declared, columns: {customer_id: BIGINT}}\n"
-              "entities:\n  customer: {key: customer_id, source: 'dbt:customer_ltv'}\n")
+              "entities:\n  customer: {key: customer_id}\n")
     write_files(tmp_path, {"segsql.yml": config, "segments_sql/s.sql":
                            "{{ config(entity='customer') }}\nselect customer_id from {{ source('b_declared') }}\n"})
     project = Project.load(tmp_path)
