@@ -25,7 +25,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from segsql import Project
+from segsql import ConfigError, Project
 from segsql.config.dbt import DbtNode, relation
 from tests import test_dbt
 from tests.conftest import REPO, write_files
@@ -371,8 +371,6 @@ def test_a_relation_keeps_the_quotes_its_warehouse_needs() -> None:
 
 
 def test_a_dbt_target_for_an_unknown_profile_is_a_located_error(tmp_path: Path) -> None:
-    from segsql import ConfigError
-
     write_files(tmp_path, {"dbt/target/manifest.json": '{"nodes": {}, "sources": {}}',
                            "dbt/target/catalog.json": '{"nodes": {}, "sources": {}}',
                            "segsql.yml": "dbt:\n  project_dir: dbt\n  profiles:\n    pgg: {target: pg}\n"
@@ -382,6 +380,23 @@ def test_a_dbt_target_for_an_unknown_profile_is_a_located_error(tmp_path: Path) 
     assert raised.value.location is not None and raised.value.location.line == 4
     assert "did you mean `pg`?" in (raised.value.hint or "")
 
+
+
+def test_a_profiles_dbt_artifacts_are_its_own(tmp_path: Path) -> None:
+    empty = '{"nodes": {}, "sources": {}}'
+    write_files(tmp_path, {"dbt/target/manifest.json": empty, "dbt/target/catalog.json": empty,
+                           "dbt/target/run_results.json": '{"args": {"target": "prod"}}',
+                           "dbt/target-pg/manifest.json": empty, "dbt/target-pg/catalog.json": empty,
+                           "dbt/target-pg/run_results.json": '{"args": {"target": "pg"}}',
+                           "segsql.yml": "dbt:\n  project_dir: dbt\n  target: prod\n  profiles:\n"
+                                         "    pg: {target_path: target-pg}\n    lake: {target_path: target-lake}\n"
+                                         "profiles:\n  pg: {type: duckdb}\n  lake: {type: duckdb}\n"})
+    # a folder of another target is not checked against `prod` (its own `target:` would be)
+    assert Project.load(tmp_path, target="pg").config.dbt_artifacts.manifest_path == \
+        tmp_path / "dbt" / "target-pg" / "manifest.json"
+    with pytest.raises(ConfigError, match=re.escape("target-lake/manifest.json does not exist")) as raised:
+        Project.load(tmp_path, target="lake")
+    assert raised.value.location is not None and raised.value.location.line == 6  # at the profile's entry
 
 
 def test_an_unreachable_engine_leaves_every_source_in_the_catalog(tmp_path: Path) -> None:

@@ -385,7 +385,7 @@ class DbtConfig(Strict):
         chosen = self.profiles.get(profile or "")
         if chosen is None:
             return self
-        named = chosen.model_dump(exclude_none=True)
+        named = {**chosen.model_dump(exclude_none=True), "target": chosen.target}  # another folder's target is not ours
         if chosen.manifest is None:  # its own folder of project_dir, not the default files
             named.update({"manifest": None, "catalog": None})
         return self.model_copy(update=named)
