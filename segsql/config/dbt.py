@@ -26,8 +26,7 @@ FIX = "run `dbt docs generate` in the dbt project (it writes target/manifest.jso
 # Warehouses whose queries name a relation of another database as database.schema.name. Postgres
 # and Spark read their connection's database (catalog) by schema.name only.
 DATABASE_QUALIFIED = frozenset({"duckdb", "snowflake", "bigquery", "databricks", "trino"})
-ADAPTER_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery",
-                    "spark": "spark", "databricks": "databricks", "redshift": "redshift", "trino": "trino"}
+ADAPTER_DIALECTS = {"sqlserver": "tsql"}  # dbt adapters not named as their sqlglot dialect
 
 
 @dataclass(frozen=True)
@@ -223,13 +222,13 @@ def relation(node: DbtNode, warehouse: str, adapter: str) -> Any:
     copies of the relations under the same schema.name (unquoted: each folds it its own way)."""
     from sqlglot import exp  # here, not at the top: `import segsql` loads the config layer and should stay light
 
-    built_here = ADAPTER_DIALECTS.get(adapter) == warehouse
+    built_here = ADAPTER_DIALECTS.get(adapter, adapter) == warehouse
     quoted = _quoted_names(node.relation_name, warehouse) if built_here else set()
 
     def name(text: str) -> exp.Identifier:
         return exp.to_identifier(text, quoted=True) if text in quoted else exp.to_identifier(text)
 
-    keep_database = built_here and warehouse in DATABASE_QUALIFIED and node.database and node.schema
+    keep_database = built_here and warehouse in DATABASE_QUALIFIED and node.schema
     return exp.Table(this=name(node.identifier), db=name(node.schema) if node.schema else None,
                      catalog=name(node.database) if keep_database and node.database else None)
 
