@@ -83,7 +83,7 @@ class Project:
                               "pass --project DIR, or run `segsql init DIR` first")
         if not root.is_dir():
             raise ConfigError(f"{root} is not a folder", Location(str(root)), "pass the project folder")
-        config = load_project_config(root)
+        config = load_project_config(root, profile=target)
         if target is not None:
             if target not in config.profiles:
                 raise UsageError(f"unknown target profile `{target}`", None,

@@ -64,26 +64,32 @@ for args in json.loads(sys.argv[1]):
 DBT_PYTHON = os.environ.get("SEGSQL_DBT_PYTHON") or sys.executable
 
 
-def require_dbt() -> None:
-    """dbt-core and dbt-duckdb in the interpreter dbt runs with ($SEGSQL_DBT_PYTHON, else this one)."""
-    probe = ("import importlib.metadata as m\nmissing = []\nfor d in ('dbt-core', 'dbt-duckdb'):\n"
+DBT_PACKAGES = {"dbt-core": "'dbt-core>=1.10,<1.11'", "dbt-duckdb": "'dbt-duckdb>=1.10,<1.12'",
+                "dbt-postgres": "'dbt-postgres>=1.9,<1.12'", "dbt-snowflake": "'dbt-snowflake>=1.10,<1.11'"}
+
+
+def require_dbt(*adapters: str) -> None:
+    """dbt-core and dbt-duckdb (and `adapters`, e.g. dbt-postgres) in the interpreter dbt runs
+    with ($SEGSQL_DBT_PYTHON, else this one)."""
+    wanted = ("dbt-core", "dbt-duckdb", *adapters)
+    probe = (f"import importlib.metadata as m\nmissing = []\nfor d in {wanted!r}:\n"
              "    try: m.version(d)\n    except m.PackageNotFoundError: missing.append(d)\nprint(','.join(missing))")
     done = subprocess.run([DBT_PYTHON, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     missing = done.stdout.strip() if done.returncode == 0 else f"{DBT_PYTHON} does not run"
     if missing:
-        message = (f"dbt is not installed ({missing}): make a venv with 'dbt-core>=1.10,<1.11' 'dbt-duckdb>=1.10,<1.12' "
+        message = (f"dbt is not installed ({missing}): make a venv with {' '.join(DBT_PACKAGES[d] for d in wanted)} "
                    "and set SEGSQL_DBT_PYTHON to its python (.ci/run does)")
         if REQUIRE_ALL:
             pytest.fail(message + " (SEGSQL_REQUIRE_ALL=1)")
         pytest.skip(message)
 
 
-def run_dbt(project_dir: Path, *commands: list[str]) -> None:
-    """Run dbt `commands` in order in `project_dir` (profiles beside it, target `prod`)."""
+def run_dbt(project_dir: Path, *commands: list[str], target: str = "prod") -> None:
+    """Run dbt `commands` in order in `project_dir` (profiles beside it) for `target`."""
     require_dbt()
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_VERSION_CHECK": "false"}
-    arguments = [[*command, "--profiles-dir", str(project_dir.parent), "--target", "prod", "--quiet"]
+    arguments = [[*command, "--profiles-dir", str(project_dir.parent), "--target", target, "--quiet"]
                  for command in commands]
     done = subprocess.run([DBT_PYTHON, "-c", DBT_SCRIPT, json.dumps(arguments)], cwd=project_dir, env=env,
                           capture_output=True, text=True, timeout=DBT_TIMEOUT, check=False)
@@ -302,21 +308,34 @@ def test_dbt_without_a_dbt_project_says_how_to_add_one(make_project) -> None:  #
     assert "dbt() needs a dbt project" in errors[0].message and "dbt:" in (errors[0].hint or "")
 
 
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+
+
+def commit_everything(folder: Path, ignored: str) -> list[str]:
+    """A git repository in `folder` with one commit of all but `ignored` (.gitignore lines);
+    returns the git command to run more."""
+    (folder / ".gitignore").write_text(ignored)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A", "-f", "."], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*GIT, *args], cwd=folder, check=True, capture_output=True, timeout=60)
+    return GIT
+
+
+def change_column_type(artifacts: Path, column: str, kind: str) -> None:
+    """customer_ltv's `column` changes type in catalog.json, as `dbt build` + `dbt docs generate`
+    after editing the model would record (the column named as that catalog spells it)."""
+    catalog = json.loads((artifacts / "catalog.json").read_text())
+    catalog["nodes"]["model.shop.customer_ltv"]["columns"][column]["type"] = kind
+    (artifacts / "catalog.json").write_text(json.dumps(catalog))
+
+
 @pytest.mark.slow
 def test_diff_reports_segments_reading_a_changed_dbt_column(dbt_built: Path, tmp_path: Path) -> None:
     base = own_copy(dbt_built, tmp_path)
     segsql_project(base, "segments", "../warehouse.duckdb")
     state = tmp_path / "prod_state"
     shutil.copytree(base / "analytics" / "target", state)
-    (base / ".gitignore").write_text("*.duckdb\n*.wal\nprod_state/\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A", "-f", "."], ["commit", "-q", "-m", "base"]):
-        subprocess.run([*git, *args], cwd=base, check=True, capture_output=True, timeout=60)
-    # the dbt model changes a column's type (as `dbt build` + `dbt docs generate` after editing it would record)
-    catalog_path = base / "analytics" / "target" / "catalog.json"
-    catalog = json.loads(catalog_path.read_text())
-    catalog["nodes"]["model.shop.customer_ltv"]["columns"]["lifetime_value"]["type"] = "DECIMAL(18,2)"
-    catalog_path.write_text(json.dumps(catalog))
+    git = commit_everything(base, "*.duckdb\n*.wal\nprod_state/\n")
+    change_column_type(base / "analytics" / "target", "lifetime_value", "DECIMAL(18,2)")
     project = Project.load(base / "segments", as_of=AS_OF)
     report = project.diff("HEAD")
     change = "dbt:customer_ltv.lifetime_value: DOUBLE -> DECIMAL(18,2)"
@@ -341,7 +360,7 @@ def doc_blocks(language: str) -> list[str]:
 @pytest.mark.slow
 def test_docs_dbt_md_steps_work_as_written(dbt_built: Path) -> None:
     """The three lines of segsql.yml and the segment of docs/dbt.md, as written there."""
-    (three_lines,) = doc_blocks("yaml")
+    three_lines = doc_blocks("yaml")[0]  # the others show more (several warehouses: tests/test_dbt_engines.py)
     assert len(three_lines.strip().splitlines()) == 3
     (segment,) = doc_blocks("sql")
     root = dbt_built / "from_the_docs"

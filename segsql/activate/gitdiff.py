@@ -153,7 +153,9 @@ def _compiler_at(head: Compiler, repo: Path, commit: str, prefix: str, folder: P
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
     root = folder / prefix
-    config = load_project_config(root, dbt_paths).model_copy(update={"connection": head.config.connection})
+    # the head's profile: its dbt target's relations, named as its warehouse names them
+    config = load_project_config(root, dbt_paths, head.config.profile).model_copy(
+        update={"connection": head.config.connection})
     files = SegmentFiles.discover(root, config.limits.segment_bytes)
     return Compiler(files, config, dict(head.overrides), head.as_of, connect=head.connect)
 

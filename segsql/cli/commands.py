@@ -42,18 +42,23 @@ def init(directory: Path, force: bool, empty: bool) -> None:
 @selection_options
 @target_option
 @click.option("--format", "output_format", type=click.Choice(["sql", "dbt"]), default="sql", show_default=True,
-              help="`dbt`: write each segment as a dbt model (NAME.sql + _segsql_segments.yml) into --out.")
+              help="`dbt`: write each segment as a dbt model (NAME.sql + _segsql_segments.yml) into --out; "
+                   "with --target PROFILE, for the dbt target that profile reads (dbt.profiles).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for --format dbt (default: models/segments/ of the dbt project in segsql.yml).")
 def compile_(project_dir: Path, var_pairs: tuple[str, ...], vars_json: str | None,
              as_of: str | None, select: tuple[str, ...], exclude: tuple[str, ...],
              targets: tuple[str, ...], output_format: str = "sql", out: Path | None = None) -> None:
     """Render, validate and write compiled SQL to target/compiled/ plus target/manifest.json."""
+    if output_format == "dbt":
+        if len(targets) > 1:
+            raise UsageError("--format dbt writes the models of one dbt target", None,
+                             "give at most one --target PROFILE")
+        project = open_project(project_dir, var_pairs, vars_json, as_of, targets[0] if targets else None)
+        _compile_dbt(project, project.select(list(select), list(exclude), ordered=False), out)
+        return
     project = open_project(project_dir, var_pairs, vars_json, as_of)
     names = project.select(list(select), list(exclude), ordered=False)
-    if output_format == "dbt":
-        _compile_dbt(project, names, out)
-        return
     dialects = [project.config.dialect, *[d for d in (_dialect_of(project, t) for t in targets)
                                           if d != project.config.dialect]]
     report = project.write_target(names, list(dict.fromkeys(dialects)))

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from sqlglot import exp
 
 Columns = dict[str, str | None]  # lower-case column name -> type (None when unknown)
-NUMERIC_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMERIC", "REAL")  # BIGINT, HUGEINT, ... contain INT
+# BIGINT, HUGEINT, INT64 ... contain INT; Snowflake's catalog reports integers as NUMBER (NUMBER(38,0))
+NUMERIC_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMERIC", "NUMBER", "REAL")
 
 
 def is_numeric(kind: str | None) -> bool:

@@ -488,27 +488,31 @@ class Compiler:
         return self._catalog
 
     def _build_catalog(self) -> Catalog:
-        """Source tables with their columns: declared in segsql.yml, else read from the engine."""
+        """Source tables with their columns: declared in segsql.yml (or dbt's catalog.json), else
+        read from the engine. Every source is in it also when the engine cannot be reached: then
+        the columns of those that declare none are unknown (not checked), and one warning says why."""
         catalog = Catalog()
-        engine = None
+        engine: SourceDescriber | None = None
+        reachable = self.connect is not None
         try:
             for name, source in sorted(self.config.sources.items()):
                 columns: Columns | None = None
                 if source.columns is not None:
                     columns = {k.lower(): v for k, v in source.columns.items()}
-                else:
-                    if engine is None and self.connect is not None:
-                        engine = self.connect()
-                    columns = engine.describe_source(name, source) if engine is not None else None
-                    if columns is None:
-                        self.warnings.append(SegsqlError(
-                            f"source `{name}` was not found in the connection and declares no columns; "
-                            "its columns are not checked", Location("segsql.yml"),
-                            f"load the data, or list its columns under sources.{name}.columns"))
-                key = table_key(_table_of(source, name, self.dialect))
-                catalog.add(key, columns, f"source {name}")
-        except EngineError as error:
-            self.warnings.append(error)
+                elif reachable:
+                    try:
+                        engine = engine or self.connect()  # type: ignore[misc]  # reachable: connect is set
+                        columns = engine.describe_source(name, source)
+                    except EngineError as error:
+                        self.warnings.append(error)
+                        reachable = False  # the other sources are not asked for either
+                    else:
+                        if columns is None:
+                            self.warnings.append(SegsqlError(
+                                f"source `{name}` was not found in the connection and declares no columns; "
+                                "its columns are not checked", Location("segsql.yml"),
+                                f"load the data, or list its columns under sources.{name}.columns"))
+                catalog.add(table_key(_table_of(source, name, self.dialect)), columns, f"source {name}")
         finally:
             if engine is not None:
                 engine.close()

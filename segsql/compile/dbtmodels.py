@@ -82,7 +82,7 @@ def _model(compiler: Compiler, name: str) -> DbtModel:
     sql = _generate(tree, dialect, segment.path, compiler.dialect)
     for placeholder, text in jinja.items():
         sql = sql.replace(placeholder, text)
-    header = [HEADER, f"-- from {segment.path}, evaluated as of {compiler.as_of.isoformat()}",
+    header = [HEADER, f"-- from {segment.path}, evaluated as of {compiler.as_of.isoformat()}, in {dialect} SQL",
               "{{ config(materialized='table') }}"]
     return DbtModel(name, "\n".join([*header, sql, ""]), _properties(compiler, name))
 

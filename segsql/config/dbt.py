@@ -23,6 +23,10 @@ PREFIX = "dbt:"
 RESOURCE_TYPES = ("model", "seed", "snapshot")
 GENERATED_META = "segsql_segment"  # meta of the models `compile --format dbt` wrote: segments, not dbt nodes
 FIX = "run `dbt docs generate` in the dbt project (it writes target/manifest.json and target/catalog.json)"
+# Warehouses whose queries name a relation of another database as database.schema.name. Postgres
+# and Spark read their connection's database (catalog) by schema.name only.
+DATABASE_QUALIFIED = frozenset({"duckdb", "snowflake", "bigquery", "databricks", "trino"})
+ADAPTER_DIALECTS = {"sqlserver": "tsql"}  # dbt adapters not named as their sqlglot dialect
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class DbtNode:
     columns: dict[str, DbtColumn] = field(default_factory=dict)  # lower-case name -> column
     depends_on: tuple[str, ...] = ()  # unique ids
     path: str = ""  # the file in the dbt project that defines it
+    relation_name: str = ""  # as dbt renders it for its adapter, quoting included
 
     @property
     def segsql_name(self) -> str:
@@ -196,7 +201,7 @@ def _node(unique_id: str, kind: str, raw: dict[str, Any], described: dict[str, A
         description=str(raw.get("description") or ""), tags=tuple(raw.get("tags") or ()),
         meta=dict(raw.get("meta") or {}), columns=columns,
         depends_on=tuple((raw.get("depends_on") or {}).get("nodes") or ()),
-        path=_shown_path(raw, shown_dir),
+        path=_shown_path(raw, shown_dir), relation_name=str(raw.get("relation_name") or ""),
     )
 
 
@@ -209,14 +214,48 @@ def _shown_path(raw: dict[str, Any], shown_dir: str | None) -> str:
     return str(Path(shown_dir) / relative) if shown_dir else relative
 
 
-def source_fields(node: DbtNode, dialect: str) -> dict[str, Any]:
-    """The `sources:` entry a dbt node stands for: its relation as a table name, the catalog's
-    columns (None when catalog.json does not describe it), description and privacy tags."""
+def relation(node: DbtNode, warehouse: str, adapter: str) -> Any:
+    """The table (a sqlglot Table) a segment running on `warehouse` (a dialect) reads for `node`,
+    whose artifacts dbt's `adapter` wrote. On the warehouse dbt built it is dbt's own relation:
+    quoted where dbt quoted a name that folds otherwise (a Postgres schema `Analytics`), the database
+    kept only where queries name databases (DuckDB, Snowflake, BigQuery). Another warehouse holds
+    copies of the relations under the same schema.name (unquoted: each folds it its own way)."""
     from sqlglot import exp  # here, not at the top: `import segsql` loads the config layer and should stay light
 
-    table = exp.Table(this=exp.to_identifier(node.identifier),
-                      db=exp.to_identifier(node.schema) if node.schema else None,
-                      catalog=exp.to_identifier(node.database) if node.database and node.schema else None)
+    built_here = ADAPTER_DIALECTS.get(adapter, adapter) == warehouse
+    quoted = _quoted_names(node.relation_name, warehouse) if built_here else set()
+
+    def name(text: str) -> exp.Identifier:
+        return exp.to_identifier(text, quoted=True) if text in quoted else exp.to_identifier(text)
+
+    keep_database = built_here and warehouse in DATABASE_QUALIFIED and node.schema
+    return exp.Table(this=name(node.identifier), db=name(node.schema) if node.schema else None,
+                     catalog=name(node.database) if keep_database and node.database else None)
+
+
+def _quoted_names(relation_name: str, dialect: str) -> set[str]:
+    """The parts of dbt's `relation_name` that must stay quoted in `dialect`: quoted by dbt and
+    not what the warehouse folds an unquoted name to (`"main"` on Postgres needs no quotes)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.dialects.dialect import Dialect
+
+    if not relation_name:
+        return set()
+    try:
+        table = sqlglot.parse_one(relation_name, read=dialect, into=exp.Table)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return set()
+    folding = Dialect.get_or_raise(dialect)
+    return {part.name for part in table.parts if isinstance(part, exp.Identifier) and part.quoted
+            and (folding.case_sensitive(part.name) or not exp.SAFE_IDENTIFIER_RE.match(part.name))}
+
+
+def source_fields(node: DbtNode, dialect: str, warehouse: str | None = None, adapter: str = "") -> dict[str, Any]:
+    """The `sources:` entry a dbt node stands for: its relation on `warehouse` (default: the
+    `dialect` segments are written in) as a table name, the catalog's columns (None when
+    catalog.json does not describe it), description and privacy tags."""
+    table = relation(node, warehouse or dialect, adapter or warehouse or dialect)
     columns = {name: column.type for name, column in node.columns.items()} or None
     described = [column for column in node.columns.values() if column.type is not None]
     fields: dict[str, Any] = {

@@ -389,6 +389,16 @@ class Limits(Strict):
     query_seconds: float = Field(default=600.0, gt=0, description="statement timeout of segment queries")
 
 
+class DbtTarget(Strict):
+    """The dbt artifacts one profile reads (`dbt.profiles.PROFILE`): those of the dbt target built
+    on that profile's warehouse, e.g. `dbt docs generate --target pg --target-path target-pg`."""
+
+    target: str | None = Field(default=None, description="the dbt target built on this profile's warehouse")
+    target_path: str | None = Field(default=None, description="its artifact folder inside project_dir")
+    manifest: str | None = Field(default=None, description="path of its manifest.json (instead of target_path)")
+    catalog: str | None = Field(default=None, description="path of its catalog.json (instead of target_path)")
+
+
 class DbtConfig(Strict):
     """A dbt project whose models, seeds, snapshots and sources segments read (docs/dbt.md):
     its `target/manifest.json` and `target/catalog.json`, read as JSON (dbt is not imported)."""
@@ -400,12 +410,30 @@ class DbtConfig(Strict):
     target_path: str = Field(default="target", description="dbt's artifact folder inside project_dir")
     manifest: str | None = Field(default=None, description="path of manifest.json (instead of project_dir)")
     catalog: str | None = Field(default=None, description="path of catalog.json (instead of project_dir)")
+    profiles: dict[str, DbtTarget] = Field(
+        default_factory=dict, description="profile -> the dbt target (and its artifacts) built on that "
+        "profile's warehouse, when `--target PROFILE` runs; other profiles read the artifacts above")
 
     @model_validator(mode="after")
     def _where(self) -> DbtConfig:
         if self.project_dir is None and (self.manifest is None or self.catalog is None):
             raise ValueError("give `project_dir`, or both `manifest` and `catalog`")
+        for name, chosen in self.profiles.items():
+            if (chosen.manifest is None) != (chosen.catalog is None):
+                raise ValueError(f"profiles.{name}: give both `manifest` and `catalog`, or neither")
+            if self.project_dir is None and chosen.manifest is None:
+                raise ValueError(f"profiles.{name}: without `project_dir`, give its `manifest` and `catalog`")
         return self
+
+    def at(self, profile: str | None) -> DbtConfig:
+        """The artifacts `--target PROFILE` reads: the profile's own target, else these."""
+        chosen = self.profiles.get(profile or "")
+        if chosen is None:
+            return self
+        named = {**chosen.model_dump(exclude_none=True), "target": chosen.target}  # another folder's target is not ours
+        if chosen.manifest is None:  # its own folder of project_dir, not the default files
+            named.update({"manifest": None, "catalog": None})
+        return self.model_copy(update=named)
 
 
 class ProjectConfig(Strict):
@@ -466,17 +494,25 @@ class ProjectConfig(Strict):
     dbt: DbtConfig | None = Field(default=None, description="a dbt project whose nodes segments read with dbt() and "
                                   "dbt_source() (docs/dbt.md)")
     _dbt: Any = PrivateAttr(default=None)  # config.dbt.DbtArtifacts, set by with_dbt_sources
+    _profile: str | None = PrivateAttr(default=None)  # the profile of `--target`, set by for_profile
 
     @property
     def dbt_artifacts(self) -> Any:
         """The dbt nodes read from the artifacts (`segsql.config.dbt.DbtArtifacts`), or None."""
         return self._dbt
 
+    @property
+    def profile(self) -> str | None:
+        """The profile this config runs (`--target PROFILE`), None for `connection:`."""
+        return self._profile
 
-def load_project_config(root: Path, dbt_artifacts: tuple[Path, Path] | None = None) -> ProjectConfig:
+
+def load_project_config(root: Path, dbt_artifacts: tuple[Path, Path] | None = None,
+                        profile: str | None = None) -> ProjectConfig:
     """Read `root/segsql.yml` into a validated ProjectConfig, errors located at the key.
     `dbt_artifacts` (manifest.json, catalog.json) replaces the files `dbt:` names, e.g. the
-    artifacts of another revision for `segsql diff`."""
+    artifacts of another revision for `segsql diff`; `profile` (the `--target` that will run)
+    picks the dbt target of `dbt.profiles` and the relation names its warehouse reads."""
     path = root / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(
@@ -488,30 +524,33 @@ def load_project_config(root: Path, dbt_artifacts: tuple[Path, Path] | None = No
         raise ConfigError("segsql.yml must be a mapping of keys", located.locate(()))
     config: ProjectConfig = validate_model(ProjectConfig, located.data, located)
     if config.dbt is not None:  # before the checks: entities and consent may name dbt nodes
-        config = with_dbt_sources(config, root, located, dbt_artifacts)
+        config = with_dbt_sources(config, root, located, dbt_artifacts, profile)
     _check_references(config, located)
     return config
 
 
 def with_dbt_sources(config: ProjectConfig, root: Path, located: LocatedYaml,
-                     paths: tuple[Path, Path] | None = None) -> ProjectConfig:
-    """`config` plus a source per node of its dbt project (`dbt:NAME`, `dbt:SOURCE.TABLE`); a
-    node's `meta: {segsql: {...}}` adds source keys such as `static: true` or `time:`."""
+                     paths: tuple[Path, Path] | None = None, profile: str | None = None) -> ProjectConfig:
+    """`config` plus a source per node of its dbt project (`dbt:NAME`, `dbt:SOURCE.TABLE`) as the
+    warehouse of `profile` (default: `connection:`) names it; a node's `meta: {segsql: {...}}`
+    adds source keys such as `static: true` or `time:`."""
     from segsql.config import dbt  # reads JSON artifacts: only projects that use dbt load it
 
     assert config.dbt is not None
-    where = located.locate(("dbt",))
-    settings = config.dbt
+    where = located.locate(("dbt", "profiles", profile) if profile in config.dbt.profiles else ("dbt",))
+    settings = config.dbt.at(profile)
     manifest, catalog = paths or dbt.artifact_paths(root, settings.project_dir, settings.target_path,
                                                     settings.manifest, settings.catalog)
     artifacts = dbt.read_artifacts(manifest, catalog, where, settings.target, settings.project_dir)
+    connection = config.profiles.get(profile or "", config.connection)
+    warehouse = str(getattr(connection, "dialect", connection.type))  # a dbapi connection names its dialect
     sources = dict(config.sources)
     for name, node in artifacts.by_segsql_name().items():
         extra = node.meta.get("segsql") or {}
         if not isinstance(extra, dict):
             raise ConfigError(f"dbt node `{node.unique_id}`: meta.segsql must be a mapping", where,
                               f"fix it in {node.path}")
-        fields = {**dbt.source_fields(node, config.dialect), **extra}
+        fields = {**dbt.source_fields(node, config.dialect, warehouse, artifacts.adapter_type), **extra}
         sources[name] = validate_model(Source, fields, None, Location(node.path or str(manifest)))
     combined = config.model_copy(update={"sources": sources})
     combined._dbt = artifacts
@@ -546,6 +585,7 @@ def _check_references(config: ProjectConfig, located: LocatedYaml) -> None:
     _check_consent(config, located)
     _check_column_types(config, located)
     _check_source_profiles(config, located)
+    _check_dbt_profiles(config, located)
     _check_time_columns(config, located)
 
 
@@ -606,10 +646,20 @@ def _check_source_profiles(config: ProjectConfig, located: LocatedYaml) -> None:
                                   did_you_mean(profile, config.profiles) or "declare it under profiles:")
 
 
+def _check_dbt_profiles(config: ProjectConfig, located: LocatedYaml) -> None:
+    """A dbt target per profile must name a profile of `profiles:`."""
+    for profile in config.dbt.profiles if config.dbt is not None else {}:
+        if profile not in config.profiles:
+            raise ConfigError(f"dbt names unknown profile `{profile}`", located.locate(("dbt", "profiles", profile)),
+                              did_you_mean(profile, config.profiles) or "declare it under profiles:")
+
+
 def for_profile(config: ProjectConfig, profile: str) -> ProjectConfig:
     """The config `--target PROFILE` runs: the profile's connection, each source's location there."""
     sources = {name: source.at(profile) for name, source in config.sources.items()}
-    return config.model_copy(update={"connection": config.profiles[profile], "sources": sources})
+    chosen = config.model_copy(update={"connection": config.profiles[profile], "sources": sources})
+    chosen._profile = profile
+    return chosen
 
 
 def _check_consent(config: ProjectConfig, located: LocatedYaml) -> None:
