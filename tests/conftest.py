@@ -163,3 +163,12 @@ def fakesnow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def tour_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo project as a git repository with one segment edited since its commit (tests/tour.py),
+    built once; the notebook tests copy it."""
+    from tests.tour import build_template
+
+    return build_template(tmp_path_factory.mktemp("tour-template"))
