@@ -5,6 +5,7 @@ scale, difference bars with CI whiskers, a zero line and a legend for significan
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pandas as pd
@@ -71,3 +72,19 @@ def test_difference_bars_have_whiskers_a_zero_line_and_a_significance_legend() -
     legend = layers(chart)[0]["encoding"]["color"]
     assert legend["title"] == "after Benjamini–Hochberg at 5%"
     assert chart.png.startswith(b"\x89PNG") and "churn_rate: difference from rest" in chart.text
+
+
+def test_difference_axis_reads_like_the_bar_labels() -> None:
+    """The axis said '+0 pp' at the zero line and '−10 pp' (d3's minus sign) beside bars labelled
+    '-4.6 pp': zero unsigned, negatives with a hyphen, as segsql.formats prints them."""
+    import vl_convert
+
+    frame = pd.DataFrame({"segment": ["a", "b"], "diff": [-0.046, 0.12], "ci_low": [-0.074, 0.05],
+                          "ci_high": [-0.004, 0.2], "significant": [True, False], "value": [0.0, 0.2],
+                          "members": [104, 80], "p_value": [0.028, 0.4]})
+    chart = charts.difference(frame, "churn_rate", "proportion", "", "rest")
+    assert chart is not None
+    svg = vl_convert.vegalite_to_svg(chart.spec)
+    labels = re.findall(r">([^<>]*pp)</text>", svg)
+    assert "0 pp" in labels and "+0 pp" not in labels and not any("\u2212" in t for t in labels), labels
+    assert any(t.startswith("-") for t in labels) and "-4.6 pp" in labels

@@ -84,13 +84,16 @@ def _title(text: str, subtitle: str | list[str] = "") -> alt.TitleParams:
 
 
 def _axis_labels(shown: str, as_difference: bool) -> str:
-    """A Vega expression formatting axis values as segsql.formats does (percentage points, %)."""
+    """A Vega expression formatting axis values as segsql.formats does (percentage points, %);
+    differences signed, with a hyphen (as the bars' labels, not d3's minus sign) and zero unsigned."""
+    unit = " pp" if shown == formats.PERCENT else ""
     if shown == formats.PERCENT:
-        return ("format(datum.value * 100, '+~f') + ' pp'" if as_difference
-                else "format(datum.value, '.0%')")
-    if shown in (formats.CURRENCY, formats.COUNT):
-        return "format(datum.value, '" + ("+" if as_difference else "") + ",.0f')"
-    return "format(datum.value, '" + ("+" if as_difference else "") + ",.4~r')"
+        label = "format(datum.value * 100, '+~f') + ' pp'" if as_difference else "format(datum.value, '.0%')"
+    elif shown in (formats.CURRENCY, formats.COUNT):
+        label = "format(datum.value, '" + ("+" if as_difference else "") + ",.0f')"
+    else:
+        label = "format(datum.value, '" + ("+" if as_difference else "") + ",.4~r')"
+    return f"datum.value === 0 ? '0{unit}' : replace({label}, '\u2212', '-')" if as_difference else label
 
 
 # -- compare ------------------------------------------------------------------------------------
