@@ -88,3 +88,15 @@ def test_difference_axis_reads_like_the_bar_labels() -> None:
     labels = re.findall(r">([^<>]*pp)</text>", svg)
     assert "0 pp" in labels and "+0 pp" not in labels and not any("\u2212" in t for t in labels), labels
     assert any(t.startswith("-") for t in labels) and "-4.6 pp" in labels
+
+
+def test_the_all_cohorts_line_stops_where_few_cohorts_reach() -> None:
+    """A triangle: the oldest cohort alone reaches the last months, and the black 'all cohorts'
+    line followed it there (in the demo it jumped from 130% to 72% on one cohort)."""
+    triangle = cohorts(12)
+    triangle = triangle[triangle["period_index"] <= 11 - triangle["cohort"].map(lambda c: c.month - 1)]
+    chart = charts.retention_curves(triangle, "revenue_retention", "month")
+    reached = triangle.groupby("period_index")["cohort"].nunique()
+    shown = [int(line.split()[1].rstrip(":")) for line in chart.text.splitlines()[1:]]
+    assert shown == [p for p, n in reached.items() if n >= 3] and reached.min() < 3
+    assert "where 3 or more reach the month" in str(chart.spec["title"])  # the subtitle says so
