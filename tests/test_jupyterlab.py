@@ -197,7 +197,9 @@ def test_the_other_magics_render_in_jupyterlab(lab: tuple[str, Path]) -> None:
     story notebook does not use), each shot."""
     base, _ = lab
     with browser_page() as page:
-        diff_text, magics = run_the_tour(page, f"{base}/lab/tree/{tour.NOTEBOOK}?token={TOKEN}", "jupyterlab")
+        # `reset`: a fresh workspace, else JupyterLab reopens the story notebook of the test before
+        # on top and "run all" runs that one again
+        diff_text, magics = run_the_tour(page, f"{base}/lab/tree/{tour.NOTEBOOK}?token={TOKEN}&reset", "jupyterlab")
         charts = page.locator(".jp-Cell", has_text="%segment_cohorts").locator(".vega-embed").count()
     assert_the_tour_shown(diff_text, magics)
     assert charts == 2  # heat map and curves, drawn by JupyterLab from the Vega-Lite spec
