@@ -343,8 +343,8 @@ class SegsqlMagics(Magics):
             if len(frame):
                 drawn += [charts.cohort_heatmap(frame, value, result.period, segment),
                           charts.retention_curves(frame, value, result.period, segment)]
-        text = render.plain_table(result.triangle(value).map(formats.cell).reset_index(), 60)
-        return StaticView(render.cohorts(result, value, self.session.banner()), text, drawn)
+        return StaticView(render.cohorts(result, value, self.session.banner()), render.cohorts_text(result, value),
+                          drawn)
 
 
 @contextlib.contextmanager

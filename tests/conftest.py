@@ -170,3 +170,12 @@ def fakesnow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield ("127.0.0.1", port)
     finally:
         stop_process(process, 15)
+
+
+@pytest.fixture(scope="session")
+def tour_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo project as a git repository with one segment edited since its commit (tests/tour.py),
+    built once; the notebook tests copy it."""
+    from tests.tour import build_template
+
+    return build_template(tmp_path_factory.mktemp("tour-template"))

@@ -5,6 +5,7 @@ scale, difference bars with CI whiskers, a zero line and a legend for significan
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pandas as pd
@@ -71,3 +72,31 @@ def test_difference_bars_have_whiskers_a_zero_line_and_a_significance_legend() -
     legend = layers(chart)[0]["encoding"]["color"]
     assert legend["title"] == "after Benjamini–Hochberg at 5%"
     assert chart.png.startswith(b"\x89PNG") and "churn_rate: difference from rest" in chart.text
+
+
+def test_difference_axis_reads_like_the_bar_labels() -> None:
+    """The axis said '+0 pp' at the zero line and '−10 pp' (d3's minus sign) beside bars labelled
+    '-4.6 pp': zero unsigned, negatives with a hyphen, as segsql.formats prints them."""
+    import vl_convert
+
+    frame = pd.DataFrame({"segment": ["a", "b"], "diff": [-0.046, 0.12], "ci_low": [-0.074, 0.05],
+                          "ci_high": [-0.004, 0.2], "significant": [True, False], "value": [0.0, 0.2],
+                          "members": [104, 80], "p_value": [0.028, 0.4]})
+    chart = charts.difference(frame, "churn_rate", "proportion", "", "rest")
+    assert chart is not None
+    svg = vl_convert.vegalite_to_svg(chart.spec)
+    labels = re.findall(r">([^<>]*pp)</text>", svg)
+    assert "0 pp" in labels and "+0 pp" not in labels and not any("\u2212" in t for t in labels), labels
+    assert any(t.startswith("-") for t in labels) and "-4.6 pp" in labels
+
+
+def test_the_all_cohorts_line_stops_where_few_cohorts_reach() -> None:
+    """A triangle: the oldest cohort alone reaches the last months, and the black 'all cohorts'
+    line followed it there (in the demo it jumped from 130% to 72% on one cohort)."""
+    triangle = cohorts(12)
+    triangle = triangle[triangle["period_index"] <= 11 - triangle["cohort"].map(lambda c: c.month - 1)]
+    chart = charts.retention_curves(triangle, "revenue_retention", "month")
+    reached = triangle.groupby("period_index")["cohort"].nunique()
+    shown = [int(line.split()[1].rstrip(":")) for line in chart.text.splitlines()[1:]]
+    assert shown == [p for p, n in reached.items() if n >= 3] and reached.min() < 3
+    assert "where 3 or more reach the month" in str(chart.spec["title"])  # the subtitle says so

@@ -130,6 +130,8 @@ def test_constant_and_imprecise_rules_are_not_written_unless_forced(root: Path) 
     assert "--force" in (caught.value.hint or "")
     files = segment_files(project.compiler, result, "cluster", force=True)
     assert good.sql in files["cluster_1.sql"] and "COALESCE((FALSE), FALSE)" in files["cluster_3.sql"]
+    # the table `segsql clusters` prints numbers them as the files and messages do (it said 0, 1, 2)
+    assert list(result.summary()["cluster"]) == [int(f.removeprefix("cluster_").removesuffix(".sql")) for f in files]
 
 
 def test_bad_clustering_input(root: Path, runner: Any) -> None:

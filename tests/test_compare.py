@@ -183,6 +183,7 @@ def test_waterfall_counts_each_condition(data: tuple[Project, pd.DataFrame]) -> 
     assert steps.remaining.tolist() == expected
     assert steps.removed.tolist() == [0, *[a - b for a, b in itertools.pairwise(expected)]]
     assert steps.condition.tolist()[1] == "a.region = 'DACH'"
+    assert steps.condition.tolist()[0] == "distinct account_id in FROM/JOIN"  # members, as every later step counts
     with pytest.raises(UsageError, match="no WHERE"):
         project.waterfall("everyone")
 

@@ -46,3 +46,14 @@ def test_readme_opens_with_two_commands_and_ci_runs_the_second() -> None:
 def test_cli_reference_names_each_command_once_in_its_usage() -> None:
     text = docgen.cli_reference()
     assert "Usage: segsql segsql" not in text and "Usage: segsql show [OPTIONS] NAME" in text
+
+
+def test_readme_puts_debug_before_the_command() -> None:
+    """`--debug` is an option of `segsql` itself: README listed it among the commands' shared
+    options, and `segsql list --debug` is a usage error."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    shared = text.split("Shared options:", 1)[1].split("Exit codes", 1)[0]
+    assert "`segsql --debug CMD`" in shared and "`--debug`" not in shared
+    assert "--debug" in {option for parameter in cli.params for option in parameter.opts}
+    assert all("--debug" not in option for command in cli.commands.values() for parameter in command.params
+               for option in parameter.opts)

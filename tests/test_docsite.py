@@ -142,3 +142,64 @@ def test_docs_never_replace_a_folder_they_did_not_build(site: Path, runner) -> N
     assert (site / "segsql.yml").is_file() and (site / "segments_sql").is_dir()
     again = runner.invoke(cli, ["docs", "--project", str(site), "--out", str(site / "site")])
     assert again.exit_code == 0, again.output  # its own earlier build is replaced
+
+
+def _points_on(path: str, steps: int = 40) -> list[tuple[float, float]]:
+    """Points along an SVG path of M, L and C (cubic) segments with absolute coordinates."""
+    import re
+
+    points: list[tuple[float, float]] = []
+    here = (0.0, 0.0)
+    for command, numbers in re.findall(r"([MLC])([^MLC]*)", path):
+        values = [float(v) for v in re.findall(r"-?[\d.]+", numbers)]
+        pairs = list(zip(values[::2], values[1::2], strict=True))
+        if command == "C":
+            (ax, ay), (bx, by), (cx, cy) = pairs
+            for i in range(1, steps):
+                t = i / steps
+                weights = ((1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3)
+                points.append((sum(w * p for w, p in zip(weights, (here[0], ax, bx, cx), strict=True)),
+                               sum(w * p for w, p in zip(weights, (here[1], ay, by, cy), strict=True))))
+        elif command == "L":
+            points += [(here[0] + (pairs[0][0] - here[0]) * i / steps, here[1] + (pairs[0][1] - here[1]) * i / steps)
+                       for i in range(1, steps)]
+        here = pairs[-1]
+    return points
+
+
+def test_no_lineage_edge_crosses_another_segments_box(starter_project: Path) -> None:
+    """The index graph of the starter library: edges that skip a column (accounts ->
+    accounts_with_power_users, high_mrr_accounts -> enterprise_expansion_targets) once ran
+    straight through the boxes of the column between."""
+    import re
+
+    from segsql.docs.svg import NODE_H, NODE_W
+
+    index = Project.load(starter_project).build_docs(starter_project / "site").read_text()
+    graph = index[index.index("<svg class='lineage'"):]
+    boxes = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"data-node='([^']+)'>(?:<a [^>]*>)?<rect x='([\d.]+)' y='([\d.]+)'", graph)}
+    edges = re.findall(r"data-edge='([^']+)' marker-end='url\(#arrow\)' d='([^']+)'", graph)
+    assert len(boxes) > 20 and len(edges) > 20
+    crossing = []
+    for label, path in edges:
+        ends = label.replace("&gt;", ">").split("->")
+        for x, y in _points_on(path):
+            hit = [n for n, (bx, by) in boxes.items() if n not in ends and bx < x < bx + NODE_W and by < y < by + NODE_H]
+            if hit:
+                crossing.append((label, hit[0]))
+                break
+    assert crossing == []
+
+
+def test_size_chart_has_axes_ticks_and_titles() -> None:
+    import datetime as dt
+
+    from segsql.docs.svg import size_chart
+
+    runs = [(dt.datetime(2026, 11, day, 6), size) for day, size in ((1, 1180), (8, 1744), (15, 1502))]
+    chart = size_chart(runs)
+    assert ">0</text>" in chart and ">1,000</text>" in chart and ">2,000</text>" in chart  # round ticks from zero
+    assert ">members</text>" in chart and ">run (UTC date)</text>" in chart
+    assert all(f">2026-11-{day:02d}</text>" in chart for day in (1, 8, 15))
+    assert "<title>2026-11-08 06:00 UTC: 1,744 members</title>" in chart

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests import tour
 from tests.browser import ARTIFACTS, browser_page, evaluate, require_chromium, screenshot
 from tests.conftest import REPO
 
@@ -38,12 +39,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory, tour_template: Path) -> Iterator[tuple[str, Path]]:
     """`python -m jupyterlab` or `python -m notebook` (7) on a free port, serving a folder with the
-    story notebook; yields (base URL, folder). Stopped (bounded waits) when the block ends."""
+    story notebook and the tour of the other magics (tests/tour.py); yields (base URL, folder).
+    Stopped (bounded waits) when the block ends."""
     require_chromium()
     root = tmp_path_factory.mktemp(app)
     shutil.copy(REPO / "examples" / "segment_story.ipynb", root / "segment_story.ipynb")
+    tour.tour_folder(tour_template, root)
     # no "get notified about Jupyter news?" toast over the screenshots (and no request for it)
     notification = root / ".settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
@@ -84,20 +87,21 @@ def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    with jupyter_server("jupyterlab", tmp_path_factory) as served:
+def lab(tmp_path_factory: pytest.TempPathFactory, tour_template: Path) -> Iterator[tuple[str, Path]]:
+    with jupyter_server("jupyterlab", tmp_path_factory, tour_template) as served:
         yield served
 
 
-def run_all_cells(page: Any, url: str) -> None:
-    """Open the notebook, wait for its kernel, run every cell and wait until the last output is in."""
+def run_all_cells(page: Any, url: str, last_output: str = "segment validation report") -> None:
+    """Open the notebook, wait for its kernel, run every cell and wait until the last output (a
+    report titled `last_output`) is in."""
     page.goto(url)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.serviceManager", timeout=60_000)
     page.wait_for_function(KERNEL_IDLE, timeout=120_000)  # queue cells only once the kernel is up
     # resolves when every cell has run (it hung for 11 minutes once, unbounded)
     evaluate(page, "() => window.jupyterapp.commands.execute('notebook:run-all-cells')", 300_000)
-    page.wait_for_selector(".jp-RenderedHTMLCommon :text('segment validation report')", timeout=240_000)
+    page.wait_for_selector(f".jp-RenderedHTMLCommon :text('{last_output}')", timeout=240_000)
 
 
 def screenshot_each_magic(page: Any, prefix: str) -> list[Path]:
@@ -155,8 +159,8 @@ def test_widgets_render_sizes_and_kpis_in_jupyterlab(lab: tuple[str, Path]) -> N
 MAGIC_CELLS = 9
 
 
-def test_outputs_render_in_notebook_7(tmp_path_factory: pytest.TempPathFactory) -> None:
-    with jupyter_server("notebook", tmp_path_factory) as (base, _), browser_page() as page:
+def test_outputs_render_in_notebook_7(tmp_path_factory: pytest.TempPathFactory, tour_template: Path) -> None:
+    with jupyter_server("notebook", tmp_path_factory, tour_template) as (base, _), browser_page() as page:
         run_all_cells(page, f"{base}/notebooks/segment_story.ipynb?token={TOKEN}")
         preview = page.locator(".jp-RenderedHTMLCommon", has_text="segment dach_power_accounts").first
         preview_text = preview.text_content() or ""
@@ -166,6 +170,36 @@ def test_outputs_render_in_notebook_7(tmp_path_factory: pytest.TempPathFactory) 
         charts.first.wait_for(timeout=60_000)
         screenshot(page, "notebook7-story")
         magics = screenshot_each_magic(page, "notebook7")
+        diff_text, tour_magics = run_the_tour(page, f"{base}/notebooks/{tour.NOTEBOOK}?token={TOKEN}", "notebook7")
     assert "account(s)" in preview_text and "of 1,000" in preview_text
     assert "high_mrr_accounts" in compare_text and "significant after Benjamini" in compare_text
     assert len(magics) == MAGIC_CELLS and all(path.stat().st_size > 5_000 for path in magics)
+    assert_the_tour_shown(diff_text, tour_magics)
+
+
+def run_the_tour(page: Any, url: str, prefix: str) -> tuple[str, list[Path]]:
+    """The tour notebook (%segsql list, %segment_diff, %segment_cohorts) run in the same server:
+    the diff report's text and one screenshot per magic cell ({prefix}-tour-magic-NN.png)."""
+    run_all_cells(page, url, "cohort revenue_retention by month")
+    cohorts = page.locator(".jp-Cell", has_text="%segment_cohorts")
+    cohorts.locator(".vega-embed, .jp-RenderedImage img").first.wait_for(timeout=60_000)
+    diff_text = page.locator(".jp-RenderedHTMLCommon", has_text="diff against main").first.text_content() or ""
+    return diff_text, screenshot_each_magic(page, f"{prefix}-tour")
+
+
+def assert_the_tour_shown(diff_text: str, magics: list[Path]) -> None:
+    assert "high_mrr_accounts" in diff_text and "changed" in diff_text and "m.mrr >= 3000" in diff_text
+    assert len(magics) == tour.MAGIC_CELLS and all(path.stat().st_size > 5_000 for path in magics)
+
+
+def test_the_other_magics_render_in_jupyterlab(lab: tuple[str, Path]) -> None:
+    """%segsql list, %segment_diff against a real git commit and %segment_cohorts (the magics the
+    story notebook does not use), each shot."""
+    base, _ = lab
+    with browser_page() as page:
+        # `reset`: a fresh workspace, else JupyterLab reopens the story notebook of the test before
+        # on top and "run all" runs that one again
+        diff_text, magics = run_the_tour(page, f"{base}/lab/tree/{tour.NOTEBOOK}?token={TOKEN}&reset", "jupyterlab")
+        charts = page.locator(".jp-Cell", has_text="%segment_cohorts").locator(".vega-embed").count()
+    assert_the_tour_shown(diff_text, magics)
+    assert charts == 2  # heat map and curves, drawn by JupyterLab from the Vega-Lite spec

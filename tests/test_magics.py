@@ -211,6 +211,9 @@ def test_compare_overlap_report_and_run(shell: InteractiveShell) -> None:
     assert [c.title for c in overlap_view.charts()] == ["overlap"]
     report = shell.run_line_magic("segment_report", "--select enterprise_dach")._repr_mimebundle_()
     assert "substantial" in report["text/html"]
+    # differences read as compare prints them (NRR in pp, money with separators), never 8.47e+03
+    distinct = shell.run_line_magic("segment_report", "--select high_mrr_accounts")._repr_mimebundle_()["text/plain"]
+    assert re.search(r"nrr [+-][\d.]+ pp \(p[=<]0\.\d+\)", distinct) and not re.search(r"\de[+-]?\d", distinct), distinct
     ran = shell.run_line_magic("segsql", "run --select enterprise_dach")._repr_mimebundle_()
     assert "success" in ran["text/html"]
 
@@ -270,6 +273,8 @@ def test_cohort_magic_shows_triangle_and_curves(shell: InteractiveShell) -> None
     bundle = view._repr_mimebundle_()
     assert "segsql-cohorts" in bundle["text/html"] and "cohort revenue_retention by month" in bundle["text/html"]
     assert [c.title for c in view.charts()] == ["revenue retention by cohort", "revenue retention curves"]
+    first_row = bundle["text/plain"].splitlines()[1].split()  # cohort, then month 0, 1, ... as percentages
+    assert first_row[1] == "100.0%" and all(v.endswith("%") for v in first_row[1:]), first_row
     assert shell.user_ns["cohorts"] == "the user's own"  # not overwritten
     shell.run_line_magic("segment_cohorts", "retention << account mrr_monthly month --revenue mrr")
     frame = shell.user_ns["retention"].frame

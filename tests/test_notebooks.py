@@ -5,6 +5,7 @@ real browser with no network."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests import tour
 from tests.browser import ARTIFACTS, browser_page, evaluate, screenshot
 from tests.conftest import REPO
 
@@ -38,11 +40,16 @@ def test_notebooks_match_their_builder() -> None:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, nbformat.NotebookNode]]:
+def executed(tmp_path_factory: pytest.TempPathFactory, tour_template: Path) -> dict[str, tuple[Path, nbformat.NotebookNode]]:
+    """The example notebooks and the tour of the other magics (tests/tour.py), each run by nbclient
+    in a folder of its own and saved as executed."""
     done = {}
-    for name in NOTEBOOKS:
+    for name in [*NOTEBOOKS, tour.NOTEBOOK]:
         folder = tmp_path_factory.mktemp(name.removesuffix(".ipynb"))
-        shutil.copy(EXAMPLES / name, folder / name)
+        if name == tour.NOTEBOOK:
+            tour.tour_folder(tour_template, folder)
+        else:
+            shutil.copy(EXAMPLES / name, folder / name)
         notebook = nbformat.read(folder / name, as_version=4)
         NotebookClient(notebook, timeout=600, kernel_name="python3",
                        resources={"metadata": {"path": str(folder)}}).execute()
@@ -51,7 +58,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     return done
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", [*NOTEBOOKS, tour.NOTEBOOK])
 def test_notebook_runs_top_to_bottom_in_a_kernel(executed: dict, name: str) -> None:
     _, notebook = executed[name]
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -105,6 +112,9 @@ def _offline(page: Any) -> list[str]:
     return tried
 
 
+MAGIC = re.compile("%segsql|%segment")
+
+
 def _nbconvert(folder: Path, name: str) -> Path:
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", name], cwd=folder, check=True,
                    capture_output=True, timeout=300)
@@ -139,9 +149,11 @@ def test_nbconvert_html_of_executed_notebooks_shows_numbers_and_charts_offline(e
     compare = next(c for c in notebook.cells if c.source.startswith("%segment_compare"))
     churn = compare.outputs[0]["data"]["text/plain"].splitlines()[3].split()  # the first churn_rate row
     methods_folder, _ = executed["analysis_methods.ipynb"]
+    tour_folder, _ = executed[tour.NOTEBOOK]
     pages = {"story": _nbconvert(folder, "segment_story.ipynb"),
-             "methods": _nbconvert(methods_folder, "analysis_methods.ipynb")}
-    texts, sizes = {}, {}
+             "methods": _nbconvert(methods_folder, "analysis_methods.ipynb"),
+             "tour": _nbconvert(tour_folder, tour.NOTEBOOK)}
+    texts, sizes, shots = {}, {}, {}
     with browser_page() as page:
         _offline(page)
         for name, path in pages.items():
@@ -149,14 +161,19 @@ def test_nbconvert_html_of_executed_notebooks_shows_numbers_and_charts_offline(e
             texts[name] = page.inner_text("body")
             sizes[name] = evaluate(page, CHART_PIXELS, 30_000)
             screenshot(page, f"nbconvert-{name}")
-            for index, cell in enumerate(page.locator(".jp-CodeCell", has_text="%segment").all()):
-                cell.screenshot(path=str(ARTIFACTS / f"nbconvert-{name}-{index:02d}.png"))  # each magic's output
+            shots[name] = []
+            for index, cell in enumerate(page.locator(".jp-CodeCell", has_text=MAGIC).all()):
+                shots[name].append(ARTIFACTS / f"nbconvert-{name}-{index:02d}.png")  # each magic's output
+                cell.screenshot(path=str(shots[name][-1]))
     story = texts["story"]
     assert f"{members} account(s)" in story
     assert churn[0] == "high_mrr_accounts" and churn[2].endswith("%") and churn[2] in story  # its churn rate
     assert "churn_rate (proportion) vs rest" in story and "significant after Benjamini" in story
     assert "cohort revenue_retention by month" in texts["methods"] and "holdout AUC" in texts["methods"]
-    for name, count in (("story", 5), ("methods", 2)):  # 4 compare charts + overlap; heat map + curves
+    assert "diff against main" in texts["tour"] and "m.mrr >= 3000" in texts["tour"]
+    assert "cohort revenue_retention by month" in texts["tour"] and "accounts_with_power_users" in texts["tour"]
+    assert [len(shots[name]) for name in pages] == [9, 2, tour.MAGIC_CELLS]  # every cell that runs a magic
+    for name, count in (("story", 5), ("methods", 2), ("tour", 2)):  # 4 compare charts + overlap; heat map + curves
         drawn = [s for s in sizes[name] if s["width"] > 100 and s["height"] > 50 and s["drawn"] > 2000]
         assert len(drawn) >= count, (name, sizes[name])
 

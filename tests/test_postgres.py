@@ -246,3 +246,31 @@ def test_backfill_equals_runs_as_of_each_date(projects: tuple[Project, Project],
 
     _, pg = projects
     backfills.assert_backfill_equals_runs_on_one_store(pg, pg.select()[::3], monkeypatch)
+
+
+@pytest.mark.parametrize(("where", "column"), [
+    ("a.signup_date > 5", 21),  # operator does not exist: date > integer (at the `>`)
+    ("a.signup_date > DATE '2020-01-01'\n  AND a.signup_date > 5", 21),  # the second of two alike, on line 5
+])
+def test_runtime_errors_in_a_cell_point_at_the_cell_line(projects: tuple[Project, Project], where: str,
+                                                         column: int) -> None:
+    """Validation passes; Postgres refuses the statement when the preview runs it, giving the
+    error's position in the SQL segsql generated: reported at the cell's own line, as DuckDB's."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _, pg = projects
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "segsql")
+        shell.run_line_magic("segsql", f"project {pg.root}")
+        shell.run_line_magic("segsql", f"as_of {engines.AS_OF}")
+        result = shell.run_cell(f"%%segment late --entity account\nSELECT a.account_id\nFROM {{{{ source('accounts') }}}} "
+                                f"AS a\nWHERE {where}", store_history=False)
+        assert not result.success and type(result.error_in_exec).__name__ == "UsageError"
+        line = 3 + len(where.splitlines())
+        assert str(result.error_in_exec).startswith(f"cell late:{line}:{column}: Postgres: operator does not exist"), \
+            result.error_in_exec
+    finally:
+        shell.run_line_magic("segsql", "close")
+        shell.run_line_magic("unload_ext", "segsql")
+        InteractiveShell.clear_instance()

@@ -34,6 +34,7 @@ WIDTH = 520
 MAX_COHORTS = 36  # a heat map row or a curve per cohort stays readable up to about this many
 DIVERGING = ["#b2182b", "#f7f7f7", "#2166ac"]  # loss (red) · 100% (white) · growth (blue)
 RETENTION_CAP = 2.0  # the colour scale and the curves stop at 200%; what is above is marked and named
+MEAN_COHORTS = 3  # the all-cohorts line stops where fewer cohorts than this have reached the period
 PNG_SCALE = 2  # pixels per CSS pixel: sharp on high-density screens, shown at its CSS size
 
 
@@ -84,13 +85,16 @@ def _title(text: str, subtitle: str | list[str] = "") -> alt.TitleParams:
 
 
 def _axis_labels(shown: str, as_difference: bool) -> str:
-    """A Vega expression formatting axis values as segsql.formats does (percentage points, %)."""
+    """A Vega expression formatting axis values as segsql.formats does (percentage points, %);
+    differences signed, with a hyphen (as the bars' labels, not d3's minus sign) and zero unsigned."""
+    unit = " pp" if shown == formats.PERCENT else ""
     if shown == formats.PERCENT:
-        return ("format(datum.value * 100, '+~f') + ' pp'" if as_difference
-                else "format(datum.value, '.0%')")
-    if shown in (formats.CURRENCY, formats.COUNT):
-        return "format(datum.value, '" + ("+" if as_difference else "") + ",.0f')"
-    return "format(datum.value, '" + ("+" if as_difference else "") + ",.4~r')"
+        label = "format(datum.value * 100, '+~f') + ' pp'" if as_difference else "format(datum.value, '.0%')"
+    elif shown in (formats.CURRENCY, formats.COUNT):
+        label = "format(datum.value, '" + ("+" if as_difference else "") + ",.0f')"
+    else:
+        label = "format(datum.value, '" + ("+" if as_difference else "") + ",.4~r')"
+    return f"datum.value === 0 ? '0{unit}' : replace({label}, '\u2212', '-')" if as_difference else label
 
 
 # -- compare ------------------------------------------------------------------------------------
@@ -264,9 +268,12 @@ def retention_curves(frame: pd.DataFrame, value: str, period: str, segment: str 
     data = data.dropna(subset=[value])
     data["text"] = [_format(v, shown) for v in data[value]]
     weighted = (data.assign(weight=data[value] * data["cohort_size"]).groupby("period_index")
-                .agg(weight=("weight", "sum"), size=("cohort_size", "sum")).reset_index())
+                .agg(weight=("weight", "sum"), size=("cohort_size", "sum"), cohorts=("cohort", "nunique"))
+                .reset_index())
+    # the oldest periods are reached by one or two cohorts: their "mean" would swing with one cohort
+    weighted = weighted[weighted["cohorts"] >= MEAN_COHORTS].reset_index(drop=True)
     if value in ("active", "revenue"):
-        weighted[value] = data.groupby("period_index")[value].mean().values
+        weighted[value] = data.groupby("period_index")[value].mean().loc[weighted["period_index"]].values
     else:
         weighted[value] = weighted["weight"] / weighted["size"]
     weighted["text"] = [_format(v, shown) for v in weighted[value]]
@@ -296,7 +303,8 @@ def retention_curves(frame: pd.DataFrame, value: str, period: str, segment: str 
     if ratio:
         layers.append(alt.Chart(pd.DataFrame({"y": [1.0], "label": ["100%"]})).mark_rule(
             strokeDash=[5, 4], color="#cf222e").encode(y="y:Q"))
-    subtitle = ["black: all cohorts, weighted by size" + (" · dashed: 100%" if ratio else ""), *notes]
+    subtitle = [f"black: all cohorts, weighted by size, where {MEAN_COHORTS} or more reach the {period}"
+                + (" · dashed: 100%" if ratio else ""), *notes]
     name = f"{value.replace('_', ' ')} curves" + (f": {segment}" if segment else "")
     chart = alt.layer(*layers).properties(width=WIDTH, height=240, title=_title(name, subtitle))
     text = "\n".join([name + (f" ({'; '.join(notes)})" if notes else "")] + [

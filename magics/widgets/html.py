@@ -21,7 +21,10 @@ STYLE = ("<style>.segsql table{border-collapse:collapse;font-size:12px;margin:4p
          "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
          ".segsql .banner{color:#666;font-size:11px}"
          ".segsql .pass{color:#17803d}.segsql .warn{color:#b26b00}.segsql .fail{color:#c0392b}"
-         ".segsql .kpi{font-size:15px}.segsql .note{color:#57606a;font-size:11px}</style>")
+         ".segsql .kpi{font-size:15px}.segsql .note{color:#57606a;font-size:11px}"
+         # nbconvert's page styles a <pre> in an output as body text: SQL and diffs read as code
+         ".segsql pre{font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.4;"
+         "background:#f6f8fa;padding:6px 8px;margin:4px 0;overflow-x:auto}</style>")
 
 
 def esc(value: Any) -> str:
@@ -189,9 +192,36 @@ def git_diff(report: Any, banner: str) -> str:
              ", ".join(map(str, s.removed_sample))] for s in ordered]
     rendered = table(["segment", "status", "entity", "base size", "new size", "added", "removed", "added e.g.",
                       "removed e.g."], rows)
-    details = "".join(f"<details><summary>{esc(s.name)}</summary><pre>{esc(s.sql_diff or s.error or '')}</pre>"
-                      "</details>" for s in ordered if s.status != "unchanged")
-    return wrap(f"diff against {report.base} ({report.base_commit})", banner, rendered, details)
+    changed = [s for s in ordered if s.status != "unchanged"]
+    details = "".join(f"<details{' open' if len(changed) <= OPEN_DIFFS else ''}><summary>{esc(s.name)}: compiled SQL"
+                      f"</summary>{_coloured_diff(s.sql_diff or s.error or '')}</details>" for s in changed)
+    note = ("<p class='note'>unchanged: the compiled SQL is the same, so the members cannot differ (not "
+            "evaluated)</p>" if len(changed) < len(ordered) else "")
+    return wrap(f"diff against {report.base} ({report.base_commit})", banner, rendered, note, details)
+
+
+# With this many changed segments or fewer, their SQL diffs show open: a saved notebook (or a
+# page of it) shows what changed without a click; more would bury the table under SQL.
+OPEN_DIFFS = 3
+
+
+def _coloured_diff(text: str) -> str:
+    """A unified diff as <pre>, added lines green and removed ones red (file headers left plain)."""
+    def line(row: str) -> str:
+        kind = "pass" if row.startswith("+") and not row.startswith("+++") else \
+            "fail" if row.startswith("-") and not row.startswith("---") else ""
+        return f"<span class='{kind}'>{esc(row)}</span>" if kind else esc(row)
+
+    return "<pre>" + "\n".join(line(row) for row in text.splitlines()) + "</pre>"
+
+
+def cohorts_text(result: Any, value: str) -> str:
+    """The triangle as text, each value as the table prints it (retention as a percent, not 0.973)."""
+    from segsql.methods.cohorts import VALUE_KINDS
+
+    kind = VALUE_KINDS.get(value, formats.NUMBER)
+    shown = result.triangle(value).map(lambda v: "" if pd.isna(v) else formats.metric(v, "mean", kind))
+    return str(shown.reset_index().head(60).to_string(index=False))
 
 
 def cohorts(result: Any, value: str, banner: str) -> str:

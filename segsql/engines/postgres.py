@@ -4,7 +4,9 @@ in segsql.yml; reads run in read-only sessions; membership is swapped in one tra
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,6 +28,34 @@ DATABASE_LOCALE = sqlglot.parse_one(
     "SELECT d.datcollate, d.datlocprovider, d.datctype, TO_JSONB(d) ->> 'daticulocale', TO_JSONB(d) ->> 'datlocale' "
     "FROM pg_database AS d WHERE d.datname = CURRENT_DATABASE()", read="postgres")
 BYTE_ORDER_LOCALES = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
+PERCENT_PLACEHOLDERS = re.compile(r"%[%s]")
+
+
+def as_sent(text: str) -> str:
+    """The statement as the server gets it: psycopg sends `%%` as `%` and the n-th `%s` as `$n`.
+
+    >>> as_sent("SELECT 1 WHERE a LIKE '%%x' AND b = %s")
+    "SELECT 1 WHERE a LIKE '%x' AND b = $1"
+    """
+    numbers = itertools.count(1)
+    return PERCENT_PLACEHOLDERS.sub(lambda m: "%" if m.group(0) == "%%" else f"${next(numbers)}", text)
+
+
+def pointed_at_position(sent: str, position: str | None) -> tuple[str, str] | None:
+    """Postgres' error position (1-based, in characters of the statement sent) as DuckDB's carets
+    read (base.pointed_at): the text before it on its line and the token there, which
+    Compiler.locate maps back to the template. The position is exact where the `LINE n:` excerpt
+    of the message is cut to a window around it.
+
+    >>> pointed_at_position("SELECT a.d FROM a WHERE a.d > 5", "25")
+    ('SELECT a.d FROM a WHERE ', 'a.d')
+    """
+    offset = int(position) - 1 if position and position.isdigit() else -1
+    if not 0 <= offset < len(sent):
+        return None
+    before = sent[:offset].rsplit("\n", 1)[-1]
+    token = re.match(r"[\w.\"]+|\S", sent[offset:])
+    return (before, token.group(0)) if token else None
 
 
 class PostgresEngine(Engine):
@@ -148,8 +178,8 @@ class PostgresEngine(Engine):
                 raise EngineError(f"Postgres: {self.error_text(error, statement)}") from None
 
     def _run(self, statement: exp.Expr | str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+        text, bound = self.bound(statement, params, "%s", escape_percent=True)
         try:
-            text, bound = self.bound(statement, params, "%s", escape_percent=True)
             return self.connection.execute(text, bound)  # type: ignore[arg-type]
         except psycopg.errors.QueryCanceled:
             raise EngineError(f"the query ran longer than {self.query_seconds:g} s and was stopped", None,
@@ -159,7 +189,10 @@ class PostgresEngine(Engine):
         except psycopg.OperationalError as error:
             raise EngineError(f"lost the Postgres connection {self.where}: {self.error_text(error)}") from None
         except psycopg.Error as error:
-            raise EngineError(f"Postgres: {self.error_text(error, statement)}") from None
+            engine_error = EngineError(f"Postgres: {self.error_text(error, statement)}")
+            engine_error.pointed_at = pointed_at_position(text if bound is None else as_sent(text),
+                                                          error.diag.statement_position)
+            raise engine_error from None
 
     def prepare_sources(self) -> None:
         self.refuse_file_sources()

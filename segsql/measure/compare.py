@@ -325,7 +325,8 @@ def waterfall(compiler: Compiler, engine: Engine, name: str, size: int | None = 
     dialect = compiler.config.dialect
     engine.prepare_sources()
     counts = [int(c) for c in engine.fetchall(base)[0]]
-    labels = ["all rows of FROM/JOIN"] + [c.sql(dialect=dialect) for c in conditions]
+    # every step counts distinct keys (members), the first too: "all rows" mixed rows and members
+    labels = [f"distinct {key} in FROM/JOIN"] + [c.sql(dialect=dialect) for c in conditions]
     rows = [{"step": index, "condition": label, "remaining": count,
              "removed": (counts[index - 1] - count) if index else 0}
             for index, (label, count) in enumerate(zip(labels, counts, strict=True))]

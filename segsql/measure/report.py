@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlglot import exp
 
+from segsql import formats
 from segsql.engines import storage
 from segsql.errors import SegsqlError
 from segsql.measure.compare import compare
@@ -38,7 +39,7 @@ def segment_report(compiler: Compiler, engine: Engine, metrics: dict[str, Metric
     for name in segments:
         by_entity.setdefault(compiler.compiled(name).entity, []).append(name)
     for entity, names in sorted(by_entity.items()):
-        targets = [m for m in rules.target_metrics if m in metrics and metrics[m].entity == entity]
+        targets = {m: metrics[m] for m in rules.target_metrics if m in metrics and metrics[m].entity == entity}
         reach = rules.reachable.get(entity)
         wanted = [*targets, *([reach] if reach else [])]
         comparison = compare(compiler, engine, metrics, names, wanted, baseline="rest") if wanted else None
@@ -49,7 +50,7 @@ def segment_report(compiler: Compiler, engine: Engine, metrics: dict[str, Metric
     return pd.DataFrame(rows, columns=["segment", "criterion", "verdict", "value", "threshold", "detail"])
 
 
-def _rows(compiler: Compiler, engine: Engine, name: str, comparison: Any, targets: list[str], reach: str | None,
+def _rows(compiler: Compiler, engine: Engine, name: str, comparison: Any, targets: dict[str, Metric], reach: str | None,
           sizes: list[tuple[int, int | None]], entered: int | None) -> list[dict[str, Any]]:
     rules = compiler.config.segment_validation
     size, population = sizes[0] if sizes else (result_size(compiler, engine, name), None)
@@ -72,12 +73,15 @@ def _row(name: str, criterion: str, verdict: str, value: Any, threshold: str, de
             "threshold": threshold, "detail": detail}
 
 
-def _distinct_and_measurable(name: str, comparison: Any, targets: list[str], rules: Any) -> list[dict[str, Any]]:
+def _distinct_and_measurable(name: str, comparison: Any, targets: dict[str, Metric],
+                             rules: Any) -> list[dict[str, Any]]:
     differing, coverage = [], []
-    for metric in targets:
+    for metric, definition in targets.items():
         row = comparison.tables[metric].set_index("segment").loc[name]
-        if row["significant"] is True:
-            differing.append(f"{metric} {row['diff']:+.3g} (p={row['p_value']:.2g})")
+        if row["significant"] is True:  # as compare prints it: NRR in pp, money with separators, no exponent
+            difference = formats.difference(row["diff"], definition.kind, definition.spec.unit)
+            p_value = formats.p_value(row["p_value"])
+            differing.append(f"{metric} {difference} (p{'' if p_value.startswith('<') else '='}{p_value})")
         coverage.append((metric, row["measured"] / row["members"] if row["members"] else 0.0))
     distinct = _row(name, "distinct", PASS if differing else FAIL, len(differing),
                     "≥ 1 target metric significant vs rest (BH)",

@@ -121,8 +121,9 @@ class Clustering:
 
     def summary(self) -> pd.DataFrame:
         """Per cluster: size, its rule on its own, and the held-out precision/recall of the
-        exclusive rule (first match in cluster order)."""
-        return pd.DataFrame([{"cluster": r.cluster, "size": r.size, "rule": r.sql, "precision": r.precision,
+        exclusive rule (first match in cluster order). Clusters are numbered from 1, as the
+        messages and the segment files (`cluster_1.sql`) name them."""
+        return pd.DataFrame([{"cluster": r.cluster + 1, "size": r.size, "rule": r.sql, "precision": r.precision,
                               "recall": r.recall, **{f"mean_{k}": v for k, v in r.centre.items()}}
                              for r in self.rules])
 
