@@ -131,8 +131,8 @@ def measure(root: Path) -> dict[str, Cost]:
         "run again": whole([*segsql, "run", *where]),
         "compare": whole([*segsql, "compare", *SEGMENTS, "--metrics", "events_per_account,active_users",
                           "--format", "json", *where]),
-        "backfill (3 month ends)": whole([*segsql, "backfill", "--project", str(root), "--from", "2026-08-31", "--to", "2026-10-31",
-                                          "--every", "month", "--quiet"]),
+        "backfill (3 month ends)": whole([*segsql, "backfill", "--project", str(root), "--from", "2026-08-31",
+                                          "--to", "2026-10-31", "--every", "month", "--quiet"]),
     }
 
 
