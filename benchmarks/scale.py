@@ -28,6 +28,9 @@ from pathlib import Path
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import compare as compare_bench
+
 WORK = Path(__file__).resolve().parent / ".work" / "scale"
 AS_OF = "2026-11-23"
 SEGMENTS = {
@@ -51,15 +54,7 @@ METRICS = """metrics:
     description: Events per account in the last 30 days.
     where: "{{ last_n_days('occurred_at', 30) }}"
     numerator: "COUNT(*)"
-  active_users:
-    entity: account
-    kind: mean
-    source: events
-    period: 30 days up to as_of
-    description: Distinct active users per account in the last 30 days.
-    where: "{{ last_n_days('occurred_at', 30) }}"
-    numerator: "COUNT(DISTINCT user_id)"
-"""
+""" + compare_bench.EXTRA_METRIC.lstrip("\n")  # active_users, as the compare benchmark defines it
 
 
 def generate(millions: int, folder: Path, accounts_per_million: int) -> Path:
