@@ -100,8 +100,8 @@ class SparkEngine(Engine):
         """A Spark Connect session: only session settings are ours to set (the server owns the
         warehouse, UI and master); statements are cancelled by tag, not job group."""
         url = str(self.remote)
+        _probe(url)  # first: a server that is not there is the problem to name, whatever else runs here
         _refuse_a_local_driver(url)
-        _probe(url)
         builder = SparkSession.builder.remote(url).config("spark.sql.session.timeZone", "UTC")
         for key, value in self.settings.conf.items():
             if key != "spark.remote":
