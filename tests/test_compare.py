@@ -257,3 +257,28 @@ def test_sum_over_accounts_without_rows_is_zero(data: tuple[Project, pd.DataFram
     row = project.compare(["no_revenue"], ["mrr_total"]).tables["mrr_total"].iloc[0]
     assert row.members == frame.mrr.isna().sum() and row.measured == 0
     assert row.value == 0 and "sum is 0" in row.note
+
+
+def test_cli_json_output_needs_no_dataframe_library_and_keeps_full_precision(data: tuple[Project, pd.DataFrame]) -> None:
+    """`segsql compare --format json` as a whole process imports neither pandas nor scipy nor
+    statsmodels (together ~1.7 s of CPU, four times the query; issue #20), and writes every digit
+    (pandas' to_json kept 10 decimals: a p-value of 4e-12 became 0)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.test_cli import _imported_after
+
+    project, _ = data
+    arguments = ["compare", "big", "dach", "tiny", "--metrics", "churned,mrr_mean,retention,tickets_rate,mrr_total",
+                 "--project", str(project.root), "--as-of", str(AS_OF), "--format", "json"]
+    assert _imported_after(*arguments) & {"pandas", "scipy", "statsmodels"} == set()
+    done = subprocess.run([sys.executable, "-m", "segsql", *arguments], capture_output=True, text=True, timeout=300,
+                          check=True)
+    printed = json.loads(done.stdout)
+    expected = project.compare(["big", "dach", "tiny"], ["churned", "mrr_mean", "retention", "tickets_rate",
+                                                         "mrr_total"]).records()
+    assert [(row["metric"], row["segment"]) for row in printed] == [(row["metric"], row["segment"]) for row in expected]
+    for shown, row in zip(printed, expected, strict=True):
+        for column in ("value", "diff", "ci_low", "ci_high", "p_value"):
+            assert shown[column] == row[column]  # the same float, not a rounded one

@@ -11,7 +11,14 @@ from segsql import formats
 from segsql.cli.commands import _fail
 from segsql.cli.main import EXIT_FAILURE, cli
 from segsql.cli.options import TABLE_FORMATS, engine_options, open_project, selection_options
-from segsql.cli.render import difference_formatter, emit, flag_text, number_formatter, p_value_text
+from segsql.cli.render import (
+    difference_formatter,
+    emit,
+    emit_records,
+    flag_text,
+    number_formatter,
+    p_value_text,
+)
 from segsql.errors import UsageError
 
 
@@ -35,7 +42,9 @@ def compare(segments: tuple[str, ...], metric_list: str, baseline: str, costs: t
     names = [m.strip() for m in metric_list.split(",") if m.strip()]
     comparison = project.compare(list(segments), names, baseline, _costs(costs), roi_metric)
     if output_format != "table":
-        emit(comparison.to_frame(), output_format)
+        from segsql.measure.compare import COMPARISON_COLUMNS
+
+        emit_records(comparison.records(), [*COMPARISON_COLUMNS, "metric"], output_format)
         return
     for name, table in comparison.tables.items():
         metric = project.metrics[name]

@@ -134,15 +134,41 @@ def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
     terminal table: the shapes the main --help documents."""
     if output_format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
-    elif output_format == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
-    elif output_format == "jsonl":
-        sys.stdout.write(frame.to_json(orient="records", lines=True, date_format="iso"))
+    elif output_format in ("json", "jsonl"):  # pandas' to_json keeps 10 decimals: p = 4e-12 became 0
+        emit_records(frame.to_dict("records"), [str(column) for column in frame.columns], output_format)
     else:
         chosen = {c: (formatters or {}).get(c, formats.count if c in COUNT_COLUMNS else plain) for c in frame.columns}
         rows = [[chosen[c](v) for c, v in zip(frame.columns, row, strict=True)]
                 for row in frame.itertuples(index=False)]
         print_table(list(frame.columns), rows, title=title)
+
+
+def emit_records(records: list[dict[str, Any]], columns: list[str], output_format: str) -> None:
+    """Rows as csv, JSON or JSON lines, the shapes `emit` writes, without building a DataFrame
+    (for commands whose whole process should not pay pandas' import, e.g. `compare --format json`).
+    NaN is written as null, as pandas writes it."""
+    if output_format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return
+    import json
+
+    clean = [{column: _json_value(row.get(column)) for column in columns} for row in records]
+    if output_format == "json":
+        sys.stdout.write(json.dumps(clean, allow_nan=False, default=str) + "\n")
+    else:
+        sys.stdout.writelines(json.dumps(row, allow_nan=False, default=str) + "\n" for row in clean)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and NaT (a float NaN after to_dict) alike
+    if hasattr(value, "isoformat"):
+        return None if str(value) == "NaT" else value.isoformat()
+    return value.item() if hasattr(value, "item") else value  # numpy scalars as Python numbers
 
 
 def plain(value: Any) -> str:

@@ -2,7 +2,9 @@
 
 Inputs are sufficient statistics computed in the engine (sums of num, den and their products up
 to the third power; per-entity values only for the resampling test, see
-segsql.measure.compare); the tests themselves come from scipy and statsmodels:
+segsql.measure.compare). The tests are the ones scipy and statsmodels implement, written out here
+(with segsql.measure.distributions) because importing those libraries cost a `segsql compare`
+~1.3 s of CPU; tests/test_distributions.py checks every one against them:
 
   proportion  two-proportion z-test when every expected cell count of the 2×2 table is ≥ 5,
               else Fisher's exact test; 95% CI of the difference by Newcombe's hybrid score
@@ -12,7 +14,7 @@ segsql.measure.compare); the tests themselves come from scipy and statsmodels:
   ratio       delta method for Σa/Σb, e.g. NRR, GRR, LTV, CSAT share: Student's t with
               Welch–Satterthwaite degrees of freedom from the two delta-method variances (for
               b ≡ 1 it is Welch's t-test), when the normal approximation holds, else resampling
-  rate        Poisson rate difference: score test and score CI (statsmodels) when each group's
+  rate        Poisson rate difference: score test and score CI (statsmodels' method) when each group's
               expected event count under equal rates is ≥ 5, else the exact conditional
               (binomial) test and no interval
   sum         descriptive: values only, no test; members without a row add 0
@@ -46,10 +48,16 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy import stats as scipy_stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
-from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
+
+from segsql.measure.distributions import (
+    benjamini_hochberg_rejections,
+    binomial_two_sided_p,
+    fisher_exact_p,
+    normal_ppf,
+    normal_sf,
+    student_t_ppf,
+    student_t_sf,
+)
 
 CONFIDENCE = 0.95
 MIN_ASYMPTOTIC_N = 30    # measured entities per group for Welch's t and the delta method
@@ -231,15 +239,40 @@ def _proportion(group: Sufficient, baseline: Sufficient) -> Outcome:
     x1, n1, x0, n0 = group.num, group.den, baseline.num, baseline.den
     if not (_is_count(x1) and _is_count(x0) and x1 <= n1 and x0 <= n0 and group.num2 == group.num):
         raise ValueError("a proportion's numerator and denominator must be 0/1 per entity, numerator ≤ denominator")
-    low, high = confint_proportions_2indep(x1, n1, x0, n0, method="newcombe", compare="diff",
-                                           alpha=1 - CONFIDENCE)
+    low, high = newcombe_interval(x1, n1, x0, n0)
     table = np.array([[x1, n1 - x1], [x0, n0 - x0]])
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     if (expected < 5).any():
-        p_value = float(scipy_stats.fisher_exact(table).pvalue)
-        return float(low), float(high), p_value, "Fisher's exact test", ""
-    _, p_value = proportions_ztest([x1, x0], [n1, n0])
-    return float(low), float(high), _finite(p_value), "two-proportion z-test", ""
+        p_value = fisher_exact_p([[round(x1), round(n1 - x1)], [round(x0), round(n0 - x0)]])
+        return low, high, p_value, "Fisher's exact test", ""
+    pooled = (x1 + x0) / (n1 + n0)
+    z = (x1 / n1 - x0 / n0) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
+    return low, high, _finite(2 * normal_sf(abs(z))), "two-proportion z-test", ""
+
+
+def _z_critical() -> float:
+    return normal_ppf((1 + CONFIDENCE) / 2)
+
+
+def wilson_interval(successes: float, trials: float) -> tuple[float, float]:
+    """Wilson's score interval of a proportion (statsmodels' proportion_confint(method="wilson"))."""
+    z2 = _z_critical() ** 2
+    share = successes / trials
+    scale = 1 + z2 / trials
+    center = (share + z2 / (2 * trials)) / scale
+    half = _z_critical() * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials * trials)) / scale
+    return center - half, center + half
+
+
+def newcombe_interval(x1: float, n1: float, x0: float, n0: float) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of p1 − p0 from the two Wilson intervals (method 10 of
+    Newcombe 1998; statsmodels' confint_proportions_2indep(method="newcomb"))."""
+    p1, p0 = x1 / n1, x0 / n0
+    low1, high1 = wilson_interval(x1, n1)
+    low0, high0 = wilson_interval(x0, n0)
+    diff = p1 - p0
+    return (diff - math.sqrt((p1 - low1) ** 2 + (high0 - p0) ** 2),
+            diff + math.sqrt((p0 - low0) ** 2 + (high1 - p1) ** 2))
 
 
 def _is_count(value: float) -> bool:
@@ -260,10 +293,8 @@ def _mean(group: Sufficient, baseline: Sufficient) -> Outcome:
     se2 = v1 / n1 + v0 / n0
     if se2 == 0:
         return m1 - m0, m1 - m0, (1.0 if m1 == m0 else 0.0), "Welch's t-test", "no variance in either group"
-    result = scipy_stats.ttest_ind_from_stats(m1, math.sqrt(v1), n1, m0, math.sqrt(v0), n0, equal_var=False)
-    df = se2 ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v0 / n0) ** 2 / (n0 - 1))
-    margin = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, df)) * math.sqrt(se2)
-    return m1 - m0 - margin, m1 - m0 + margin, _finite(result.pvalue), "Welch's t-test", ""
+    low, high, p_value = welch_interval(m1 - m0, [(v1 / n1, n1), (v0 / n0, n0)])
+    return low, high, _finite(p_value), "Welch's t-test", ""
 
 
 def ratio_variance(group: Sufficient) -> float | None:
@@ -300,8 +331,8 @@ def welch_interval(diff: float, parts: list[tuple[float, int]]) -> tuple[float, 
     se2 = sum(variance for variance, _ in parts)
     df = se2 ** 2 / sum(variance ** 2 / (n - 1) for variance, n in parts)
     se = math.sqrt(se2)
-    margin = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, df)) * se
-    return diff - margin, diff + margin, float(2 * scipy_stats.t.sf(abs(diff) / se, df))
+    margin = student_t_ppf((1 + CONFIDENCE) / 2, df) * se
+    return diff - margin, diff + margin, min(1.0, 2 * student_t_sf(abs(diff) / se, df))
 
 
 def _resampled(kind: str, group: Sufficient, baseline: Sufficient, values: tuple[Values, Values] | None,
@@ -441,14 +472,47 @@ def _rate(group: Sufficient, baseline: Sufficient) -> Outcome:
     events, exposure = group.num + baseline.num, group.den + baseline.den
     if min(events * group.den, events * baseline.den) < MIN_EXPECTED * exposure:
         # whole numbers (checked above) as ints: the exact test's binomial refuses 3.0 (sums arrive as floats)
-        exact = test_poisson_2indep(round(group.num), group.den, round(baseline.num), baseline.den,
-                                    method="exact-cond", compare="ratio")
+        share = group.den / exposure  # given the total, the segment's events are binomial
+        exact = binomial_two_sided_p(round(group.num), round(events), share)
         note = f"expected events below {MIN_EXPECTED}: exact test, no interval"
-        return None, None, _finite(exact.pvalue), "exact conditional Poisson test", note
-    test = test_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score", compare="diff")
-    low, high = confint_poisson_2indep(group.num, group.den, baseline.num, baseline.den, method="score",
-                                       compare="diff", alpha=1 - CONFIDENCE)
-    return float(low), float(high), _finite(test.pvalue), "Poisson score test", ""
+        return None, None, exact, "exact conditional Poisson test", note
+    statistic = poisson_score_statistic(group, baseline, 0.0)
+    low, high = poisson_score_interval(group, baseline)
+    return low, high, _finite(2 * normal_sf(abs(statistic))), "Poisson score test", ""
+
+
+def poisson_score_statistic(group: Sufficient, baseline: Sufficient, difference: float) -> float:
+    """Score statistic of H0: rate₁ − rate₀ = `difference`, with the rates' maximum likelihood
+    estimates under H0 (statsmodels' test_poisson_2indep(method="score", compare="diff"))."""
+    y1, n1, y0, n0 = group.num, group.den, baseline.num, baseline.den
+    excess = (y1 + y0) / (n1 + n0) - difference
+    rate0 = 0.5 * (excess + math.sqrt(excess * excess + 4 * difference * y0 / (n1 + n0)))
+    rate1 = rate0 + difference
+    return (y1 / n1 - y0 / n0 - difference) / math.sqrt(rate1 / n1 + rate0 / n0 + 1e-20)
+
+
+def poisson_score_interval(group: Sufficient, baseline: Sufficient) -> tuple[float, float]:
+    """95% CI of rate₁ − rate₀ by inverting the score test: the differences whose statistic is
+    ±z. The statistic falls monotonically in the difference, so each end is bracketed by doubling
+    a step away from the estimate, then bisected to machine precision."""
+    estimate = group.num / group.den - baseline.num / baseline.den
+    z = _z_critical()
+    step = z * math.sqrt((group.num + 0.5) / group.den ** 2 + (baseline.num + 0.5) / baseline.den ** 2)
+    ends = []
+    for sign in (-1, 1):
+        near, far = estimate, estimate + sign * step
+        while -sign * poisson_score_statistic(group, baseline, far) < z:
+            near, far = far, 2 * far - estimate  # twice as far from the estimate
+        for _ in range(200):
+            middle = (near + far) / 2
+            if middle in (near, far):
+                break
+            if -sign * poisson_score_statistic(group, baseline, middle) < z:
+                near = middle
+            else:
+                far = middle
+        ends.append((near + far) / 2)
+    return ends[0], ends[1]
 
 
 def _finite(value: float) -> float | None:
@@ -460,5 +524,5 @@ def benjamini_hochberg(p_values: list[float | None], alpha: float = 0.05) -> lis
     present = [p for p in p_values if p is not None]
     if not present:
         return [None for _ in p_values]
-    rejected = iter(multipletests(present, alpha=alpha, method="fdr_bh")[0])
+    rejected = iter(benjamini_hochberg_rejections(present, alpha))
     return [None if p is None else bool(next(rejected)) for p in p_values]
