@@ -56,11 +56,14 @@ def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory, tour_temp
            "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"), "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces")}
     expose = "--LabApp.expose_app_in_browser=True" if app == "jupyterlab" else \
         "--JupyterNotebookApp.expose_app_in_browser=True"
+    log = root.parent / f"{app}-server.log"
+    log_file = log.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", app, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", expose,
          "--ServerApp.port_retries=0", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the server's log goes to a file: a pipe nobody reads fills at 64 KB and then blocks the server
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -70,7 +73,7 @@ def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory, tour_temp
                 break
             except OSError:
                 if process.poll() is not None:
-                    pytest.fail(f"{app} exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+                    pytest.fail(f"{app} exited: {log.read_text(errors='replace')[-2000:]}")
                 time.sleep(0.5)
         else:
             pytest.fail(f"{app} did not start within 60 s")
@@ -81,9 +84,8 @@ def jupyter_server(app: str, tmp_path_factory: pytest.TempPathFactory, tour_temp
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+            process.wait(timeout=20)
+        log_file.close()
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,7 @@ class Comparison:
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
-        import pandas as pd
-
-        return {name: pd.DataFrame(rows, columns=COMPARISON_COLUMNS) for name, rows in self.rows.items()}
+        return {name: _frame(rows, COMPARISON_COLUMNS) for name, rows in self.rows.items()}
 
     @property
     def roi(self) -> pd.DataFrame | None:
@@ -67,9 +65,17 @@ class Comparison:
 
     def to_frame(self) -> pd.DataFrame:
         """All metrics in one long table."""
-        import pandas as pd
+        return _frame(self.records(), [*COMPARISON_COLUMNS, "metric"])
 
-        return pd.DataFrame(self.records(), columns=[*COMPARISON_COLUMNS, "metric"])
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """Rows as a DataFrame whose `significant` holds True/False/None as Python objects (a column
+    of only booleans would become numpy booleans, and `flag is True` would fail)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["significant"] = pd.Series([row["significant"] for row in rows], index=frame.index, dtype=object)
+    return frame
 
 
 def _entity(compiler: Compiler, segments: list[str]) -> str:
