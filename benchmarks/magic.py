@@ -167,40 +167,47 @@ ROUND_TRIPS = ("execute", "fetchall", "fetch_arrow", "relation", "stream", "_des
 
 def count_round_trips() -> tuple[list[tuple[str, float, str]], Callable[[], None]]:
     """Wrap the DuckDB engine's statement methods (at runtime, the engine is not edited): every
-    call is logged with its time and SQL; also connect_file (opening the file) and _tables when
-    it reads information_schema (its cache is per connection). Returns the log and an undo."""
+    call is logged with its time and SQL; also connect_file (opening the file), _tables when it
+    reads information_schema (its cache is per connection) and Engine.sql (generating the text
+    of a statement, inside the statement's own time). The SQL of an entry is generated when read,
+    after the timed call. Returns the log and an undo."""
     from segsql.engines import duckdb as engine_module
+    from segsql.engines.base import Engine
 
-    log: list[tuple[str, float, str]] = []
+    log: list[Any] = []
     originals: list[tuple[Any, str, Any]] = []
 
     def wrap(owner: Any, name: str, describe: Callable[..., str]) -> None:
         original = getattr(owner, name)
-        originals.append((owner, name, original))
+        originals.append((owner, name, original if name in vars(owner) else None))
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            text = describe(*args, **kwargs)
+            # _tables answers from its cache (no statement) once the connection has read information_schema
+            cold = name != "_tables" or args[0]._table_columns is None
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
-                if text:
-                    log.append((name, time.perf_counter() - start, text))
+                if cold:
+                    log.append((name, time.perf_counter() - start, lambda: describe(*args, **kwargs)))
         setattr(owner, name, wrapper)
 
     def statement(engine: Any, statement: Any = "", *_: Any, **__: Any) -> str:
-        return statement if isinstance(statement, str) else engine.sql(statement) if statement else "?"
+        return statement if isinstance(statement, str) else Engine.sql(engine, statement) if statement else "?"
 
     for name in ROUND_TRIPS:
         wrap(engine_module.DuckDBEngine, name, statement if name not in ("_describe_file", "text_collation")
              else lambda *_a, _n=name, **_k: _n)
-    wrap(engine_module.DuckDBEngine, "_tables",
-         lambda engine: "information_schema.columns" if engine._table_columns is None else "")
+    wrap(engine_module.DuckDBEngine, "_tables", lambda engine: "information_schema.columns")
     wrap(engine_module, "connect_file", lambda database, read_only=False: f"open {database} read_only={read_only}")
+    wrap(engine_module.DuckDBEngine, "sql", lambda *_a, **_k: "(SQL text generated from the tree)")
 
     def undo() -> None:
         for owner, name, original in reversed(originals):
-            setattr(owner, name, original)
+            if original is None:
+                delattr(owner, name)  # it was inherited
+            else:
+                setattr(owner, name, original)
     return log, undo
 
 
@@ -267,10 +274,14 @@ def profile_preview(shell: InteractiveShell, cells: int) -> None:
                 wall = (time.perf_counter() - start) * 1000
     finally:
         undo()
+    log[:] = [(name, seconds, describe()) for name, seconds, describe in log]
+    generating = sum(seconds for name, seconds, _ in log if name == "sql") * 1000
+    log[:] = [entry for entry in log if entry[0] != "sql"]  # inside the statements' own times
     in_engine = sum(seconds for _, seconds, _ in log) * 1000
     statements = [entry for entry in log if entry[0] != "connect_file"]
     print(f"\nengine round trips of one preview cell (the third of 3, no profiler): {len(statements)} statements "
-          f"+ {len(log) - len(statements)} file open(s), {in_engine:.2f} ms inside them of {wall:.2f} ms")
+          f"+ {len(log) - len(statements)} file open(s), {in_engine:.2f} ms inside them of {wall:.2f} ms; "
+          f"of which {generating:.2f} ms generating their SQL text (Engine.sql: for_dialect + sqlglot)")
     for number, (name, seconds, text) in enumerate(log, 1):
         short = " ".join(text.split())
         print(f"  {number:2}. {name:14} {seconds * 1000:6.2f} ms  {short[:110] + ('...' if len(short) > 110 else '')}")
