@@ -86,7 +86,8 @@ def jupysql_cell(shell: InteractiveShell, database: Path) -> Callable[[], Any] |
         import sql  # noqa: F401 (JupySQL)
         import sqlalchemy
     except ImportError as error:
-        print(f"  JupySQL baseline skipped ({error.name} is not installed): {JUPYSQL_PIP}")
+        print(f"  JupySQL %%sql baseline skipped: cannot import {error.name!r} (JupySQL's module is `sql`). "
+              f"Install it beside segsql, never as a segsql dependency: {JUPYSQL_PIP}")
         return None
 
     def connect() -> Any:
