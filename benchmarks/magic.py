@@ -2,7 +2,7 @@
 
   bare      duckdb: execute the compiled SQL of a simple segment and fetch its rows
   validate  %%segment --no-run: parse the cell, render, validate, compile
-  preview   %%segment: the above plus evaluating it into a temp table, size, share, waterfall,
+  preview   %%segment: the above plus its size and key checks, share, waterfall,
             the first page and the widget view (what appears under the cell)
   render    building the view's HTML and MIME bundle once the data is there
   jupysql   JupySQL's `%%sql` with the same compiled SQL, in the same InteractiveShell, over
@@ -222,7 +222,7 @@ PARTS = [
     ("  Project.compile (to SQL text)", "segsql/project.py", "compile"),
     ("  _preview", "magics/core.py", "_preview"),
     ("    session.engine (open + prepare_sources)", "magics/session.py", "engine"),
-    ("    results.preview (temp table, size, first page)", "segsql/run/results.py", "preview"),
+    ("    results.preview (size + key checks, population)", "segsql/run/results.py", "preview"),
     ("      results.preview_population (entity count)", "segsql/run/results.py", "preview_population"),
     ("      Engine.existing_tables (information_schema)", "segsql/engines/base.py", "existing_tables"),
     ("    Project.waterfall (one query, step counts)", "segsql/project.py", "waterfall"),
