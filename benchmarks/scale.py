@@ -154,11 +154,13 @@ def plot(values: list[dict[str, object]], path: Path) -> None:
     import altair as alt
     import vl_convert as vlc
 
+    dash = alt.StrokeDash("engine:N", sort=["duckdb", "spark"], legend=None)  # its legend drew no lines
     chart = alt.Chart(alt.Data(values=values)).mark_line(point=True).encode(
         x=alt.X("events (millions):Q", scale=alt.Scale(type="log")),
         y=alt.Y("seconds:Q", title="wall seconds (whole process)", scale=alt.Scale(type="log")),
-        color="step:N", strokeDash="engine:N").properties(width=520, height=320,
-                                                          title="segsql on generated events (benchmarks/scale.py)")
+        color="step:N", strokeDash=dash).properties(width=520, height=320,
+                                                    title=alt.Title("segsql on generated events (benchmarks/scale.py)",
+                                                                    subtitle="solid: DuckDB · dashed: Spark local[2]"))
     path.write_text(vlc.vegalite_to_svg(chart.to_json()))
 
 
@@ -169,7 +171,11 @@ def main() -> None:
     parser.add_argument("--spark-sizes", type=int, nargs="+", default=[10, 30], help="sizes Spark runs at")
     parser.add_argument("--accounts-per-million", type=int, default=20_000)
     parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "scale.svg")
+    parser.add_argument("--replot", action="store_true", help="only draw the curve from the rows measured so far")
     args = parser.parse_args()
+    if args.replot:
+        plot(remembered([]), args.plot)
+        return
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as a wheel install: bytecode beside the modules
     WORK.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "

@@ -4,6 +4,7 @@ that runs `--as-of` each date write."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,46 @@ def test_an_unreachable_spark_connect_server_is_named_with_the_fix(tmp_path: Pat
         engine.table_exists(exp.to_table("segsql.runs"))  # the first use starts the session
     assert f"cannot reach the Spark Connect server {url}" in refused.value.message
     assert "remote:" in (refused.value.hint or "")
+
+
+def test_a_second_run_in_the_session_keeps_unchanged_tables_and_views(tmp_path: Path) -> None:
+    """A new engine on a session that already points a stored segment at its (write-once)
+    location, or holds a source view of an unchanged file, re-creates neither (each was a Spark
+    job reading a schema); a changed file, a moved result and a table dropped behind segsql's back
+    are registered again, and members stay right."""
+    require_spark()
+    from pyspark.sql import SparkSession
+
+    project = spark_project(tmp_path / "p")
+    project.run()
+    statements: list[str] = []
+    original_sql = SparkSession.sql
+
+    def recording(self: SparkSession, text: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(text)
+        return original_sql(self, text, *args, **kwargs)
+
+    def created() -> set[str]:
+        return {m.group(1) for s in statements if (m := re.match(r"CREATE TABLE (\S+) USING PARQUET", s))
+                and "staged__" not in m.group(1)}  # a run's own staging tables are written, not pointed
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SparkSession, "sql", recording)
+        project.run(select=["recent_even"])
+        # the run re-points what it wrote (recent_even and the history) and nothing else
+        assert created() == {"segsql.segment__recent_even", "segsql.history"}, statements
+        statements.clear()
+        spark = SparkSession.getActiveSession()
+        assert spark is not None
+        original_sql(spark, "DROP TABLE segsql.segment__recent")  # behind segsql's back
+        connection = duckdb.connect()  # a changed source file: read again
+        connection.execute(f"COPY (SELECT range AS account_id, DATE '2026-01-01' + CAST(range * 7 AS INT) AS signup_date "
+                           f"FROM range(1, 80)) TO '{tmp_path / 'p' / 'accounts.parquet'}' (FORMAT parquet)")
+        connection.close()
+        result = project.run(select=["recent"])
+    assert "segsql.segment__recent" in created()
+    members = {row[0] for row in project.members("recent").itertuples(index=False)}
+    signup = {i: dt.date(2026, 1, 1) + dt.timedelta(days=7 * i) for i in range(1, 80)}
+    as_of = project.as_of if isinstance(project.as_of, dt.date) else dt.date.fromisoformat(str(project.as_of)[:10])
+    expected = {i for i, day in signup.items() if as_of - dt.timedelta(days=60) < day <= as_of}
+    assert result.status == "success" and members == expected
