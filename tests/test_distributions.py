@@ -56,7 +56,8 @@ def test_fisher_exact_matches_scipy_on_random_and_tied_tables() -> None:
 
 
 def test_exact_binomial_matches_scipy() -> None:
-    cases = [(0, 10, 0.5), (5, 10, 0.5), (3, 10, 0.5), (7, 10, 0.5), (1, 3000, 0.001), (9, 20, 0.2), (0, 5, 0.0)]
+    cases = [(0, 10, 0.5), (5, 10, 0.5), (3, 10, 0.5), (7, 10, 0.5), (1, 3000, 0.001), (9, 20, 0.2), (0, 5, 0.0),
+             (2, 10**9, 3e-9), (12, 10**9, 3e-9), (10**9 - 1, 10**9, 1 - 4e-9), (4_990_000, 10**7, 0.5)]
     cases += [(int(RNG.integers(0, n + 1)), int(n), float(RNG.uniform(0.001, 0.999)))
               for n in RNG.integers(1, 5000, 200)]
     for successes, trials, share in cases:

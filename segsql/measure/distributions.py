@@ -158,14 +158,24 @@ def fisher_exact_p(table: list[list[int]]) -> float:
     return _two_sided_from_log_pmf(log_pmf, a - low)
 
 
+_WINDOW_SDS = 40  # beyond 40 standard deviations (+100) from the mode a pmf is below e^-800: zero in doubles
+
+
 def binomial_two_sided_p(successes: int, trials: int, probability: float) -> float:
-    """Two-sided exact binomial p (scipy.stats.binomtest's definition)."""
+    """Two-sided exact binomial p (scipy.stats.binomtest's definition). Only a window around the
+    mode is summed (the exact-conditional rate test has millions of trials, but a handful
+    expected on one side), so memory stays small at any number of trials."""
     if probability in (0.0, 1.0):
         return 1.0 if successes == probability * trials else 0.0
-    k = np.arange(trials, dtype=float)  # pmf(k+1)/pmf(k) = (n−k)/(k+1) · p/(1−p)
+    mode = math.floor((trials + 1) * probability)
+    width = math.ceil(_WINDOW_SDS * math.sqrt(trials * probability * (1 - probability))) + 100
+    low, high = max(0, mode - width), min(trials, mode + width)
+    if not low <= successes <= high:
+        return 0.0  # the outcome's probability underflows beside the mode's
+    k = np.arange(low, high, dtype=float)  # pmf(k+1)/pmf(k) = (n−k)/(k+1) · p/(1−p)
     ratios = np.log(trials - k) - np.log(k + 1) + math.log(probability) - math.log1p(-probability)
     log_pmf = np.concatenate([[0.0], np.cumsum(ratios)])
-    return _two_sided_from_log_pmf(log_pmf, successes)
+    return _two_sided_from_log_pmf(log_pmf, successes - low)
 
 
 def benjamini_hochberg_rejections(p_values: list[float], alpha: float) -> list[bool]:
