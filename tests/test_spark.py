@@ -189,11 +189,11 @@ def test_a_job_over_the_time_limit_is_cancelled_and_results_kept(projects: tuple
         with pytest.raises(RunError) as caught:
             Project.load(root, as_of=engines.AS_OF).run(select=["zz_slow"])
         assert "ran longer than 3 s" in caught.value.message
-        if before is not None:
-            assert Project.load(root, as_of=engines.AS_OF).size("power_users") == before
     finally:
         (root / "segments_sql" / "zz_slow.sql").unlink()
         (root / "segsql.yml").write_text(config)
+    if before is not None:  # read with the normal limits: on a loaded machine a size query can take 3 s
+        assert Project.load(root, as_of=engines.AS_OF).size("power_users") == before
 
 
 def test_qualify_with_a_qualified_column_runs_on_spark_with_duckdb_members(projects: tuple[Project, Project]) -> None:

@@ -149,3 +149,16 @@ def test_a_second_run_in_the_session_keeps_unchanged_tables_and_views(tmp_path: 
     as_of = project.as_of if isinstance(project.as_of, dt.date) else dt.date.fromisoformat(str(project.as_of)[:10])
     expected = {i for i, day in signup.items() if as_of - dt.timedelta(days=60) < day <= as_of}
     assert result.status == "success" and members == expected
+    statements.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SparkSession, "sql", recording)
+        # another session on the same catalog re-points the table elsewhere; the user replaces a
+        # source view in this one: both are noticed, not trusted from memory
+        other = spark.newSession()
+        original_sql(other, "DROP TABLE segsql.segment__recent_even")
+        original_sql(other, "CREATE TABLE segsql.segment__recent_even USING PARQUET LOCATION "
+                            f"'{tmp_path / 'p' / 'accounts.parquet'}'")
+        spark.range(3).createOrReplaceTempView("accounts")
+        result = project.run(select=["recent"])
+    assert "segsql.segment__recent_even" in created() and result.status == "success"
+    assert {row[0] for row in project.members("recent").itertuples(index=False)} == members

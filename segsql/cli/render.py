@@ -135,7 +135,8 @@ def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
     if output_format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif output_format in ("json", "jsonl"):  # pandas' to_json keeps 10 decimals: p = 4e-12 became 0
-        emit_records(frame.to_dict("records"), [str(column) for column in frame.columns], output_format)
+        records = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+        emit_records(records, [str(column) for column in frame.columns], output_format)
     else:
         chosen = {c: (formatters or {}).get(c, formats.count if c in COUNT_COLUMNS else plain) for c in frame.columns}
         rows = [[chosen[c](v) for c, v in zip(frame.columns, row, strict=True)]
@@ -146,17 +147,18 @@ def emit(frame: pd.DataFrame, output_format: str, title: str | None = None,
 def emit_records(records: list[dict[str, Any]], columns: list[str], output_format: str) -> None:
     """Rows as csv, JSON or JSON lines, the shapes `emit` writes, without building a DataFrame
     (for commands whose whole process should not pay pandas' import, e.g. `compare --format json`).
-    NaN is written as null, as pandas writes it."""
+    NaN and NaT are null in JSON and empty in CSV, as pandas writes them; times are ISO 8601
+    (with their offset when they have one); lists (DuckDB LIST columns) stay lists."""
+    clean = [{column: _json_value(row.get(column)) for column in columns} for row in records]
     if output_format == "csv":
         import csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(clean)
         return
     import json
 
-    clean = [{column: _json_value(row.get(column)) for column in columns} for row in records]
     if output_format == "json":
         sys.stdout.write(json.dumps(clean, allow_nan=False, default=str) + "\n")
     else:
@@ -164,11 +166,27 @@ def emit_records(records: list[dict[str, Any]], columns: list[str], output_forma
 
 
 def _json_value(value: Any) -> Any:
+    """A cell as a JSON value: numpy scalars and arrays as Python numbers and lists, Decimal as a
+    number (NaN as null), bytes as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN and NaT (a float NaN after to_dict) alike
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
     if hasattr(value, "isoformat"):
         return None if str(value) == "NaT" else value.isoformat()
-    return value.item() if hasattr(value, "item") else value  # numpy scalars as Python numbers
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _json_value(value.tolist())
+    if type(value).__name__ == "Decimal":
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if value is not None and str(value) == "<NA>":  # pandas.NA
+        return None
+    return value
 
 
 def plain(value: Any) -> str:

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import sqlglot
@@ -165,10 +165,21 @@ class SparkEngine(Engine):
                     raise EngineError(f"source `{name}`: file {path} does not exist", None,
                                       f"fix sources.{name}.path in segsql.yml")
                 state = f"{path}|{source.file_format}|{_file_state(path)}"
-                if registered.get(f"view:{name}") == state and self.spark.catalog.tableExists(name):
-                    continue
+                if not self.remote and registered.get(f"view:{name}") == state and self._reads(name, path):
+                    continue  # (with Connect the server reads its own copy: this process cannot stat it)
                 self._reader(source, path).createOrReplaceTempView(name)
                 registered[f"view:{name}"] = state
+
+    def _reads(self, name: str, path: Path) -> bool:
+        """Whether `name` is still a temporary view over exactly the files of `path` (a notebook may
+        have replaced or dropped it, and a table of that name would otherwise be read instead)."""
+        temporary = self.spark.sql(f"SHOW TABLES LIKE '{name}'").collect()  # names are [a-z0-9_] (config)
+        if not any(row["isTemporary"] and row["tableName"] == name for row in temporary):
+            return False
+        files = [path] if path.is_file() else [p for p in path.rglob("*")
+                                               if p.is_file() and not p.name.startswith((".", "_"))]
+        read = {unquote(urlsplit(f).path) for f in self.spark.table(name).inputFiles()}
+        return read == {str(f.resolve()) for f in files}
 
     # -- execution ------------------------------------------------------------------------------
     def _frame(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
@@ -321,7 +332,6 @@ class SparkEngine(Engine):
             self._point_history(history["location"])
         else:  # the session may be shared with another project's engine: not its history
             spark.sql(exp.Drop(tables=[storage.table("history")], kind="TABLE", exists=True).sql(dialect="spark"))
-            _registered(spark).pop(storage.table("history").sql(dialect="spark"), None)
         self._membership_view()
 
     def pointer(self) -> dict[str, dict[str, Any]]:
@@ -343,16 +353,23 @@ class SparkEngine(Engine):
 
     def _point_table(self, table: exp.Table, location: str) -> None:
         """Make `table` read the Parquet files at `location`. A location is written once (each
-        run, erasure and backfill writes a new one), so a table this session already points there
+        run, erasure and backfill writes a new one), so a table the catalog already points there
         is kept: re-creating it reads its schema, one Spark job per stored segment on every new
         engine (24 of the 50 jobs a one-segment run of the starter library took)."""
-        name, registered = table.sql(dialect="spark"), _registered(self.spark)
-        if registered.get(name) == location and self.spark.catalog.tableExists(name):
+        name = table.sql(dialect="spark")
+        if self._location(name) == str(Path(location).resolve()):
             return
-        registered.pop(name, None)
         self.spark.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True).sql(dialect="spark"))
         self.spark.sql(_external_table(table, location).sql(dialect="spark"))
-        registered[name] = location
+
+    def _location(self, name: str) -> str | None:
+        """Where the catalog's table `name` reads from (metadata only, no job), None if absent. The
+        catalog, not this process, is asked: sessions can share it (newSession, a Hive metastore)."""
+        if not self.spark.catalog.tableExists(name):
+            return None
+        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+        found = next((str(row[1]) for row in rows if str(row[0]) == "Location"), None)
+        return unquote(urlsplit(found).path) if found else None
 
     def _membership_view(self) -> None:
         pointer = self.segment_pointers()
@@ -374,15 +391,16 @@ _REGISTERED: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDic
 
 
 def _registered(spark: Any) -> dict[str, str]:
-    """What segsql has registered in this Spark session: table -> location, view:SOURCE -> file
-    state. Per session object: a new session (after stop, or another process) starts empty."""
+    """The source views segsql made in this Spark session (view:SOURCE -> file state); temporary
+    views belong to one session object, so this is kept per session object."""
     return _REGISTERED.setdefault(spark, {})
 
 
 def _file_state(path: Path) -> str:
-    """Size and modification time of a file, or of every file under a folder (a Parquet dataset)."""
+    """Inode, size, modification and change times of a file, or of every file under a folder (a
+    Parquet dataset): a rewrite changes the change time even when it keeps the size and mtime."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return ";".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return ";".join(f"{s.st_ino}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}" for s in (p.stat() for p in files))
 
 
 def _external_table(table: exp.Table, location: str, query: exp.Query | None = None) -> exp.Create:

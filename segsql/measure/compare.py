@@ -13,6 +13,7 @@ that the row says "too few to test". The values stay in memory for the test and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -49,8 +50,9 @@ class Comparison:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     roi_rows: list[dict[str, Any]] | None = None
 
-    @property
+    @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
+        """Built once, on first use (after compare() has filled and flagged the rows)."""
         return {name: _frame(rows, COMPARISON_COLUMNS) for name, rows in self.rows.items()}
 
     @property

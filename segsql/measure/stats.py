@@ -321,7 +321,7 @@ def _ratio(group: Sufficient, baseline: Sufficient) -> Outcome:
     if v1 + v0 == 0:
         return diff, diff, (1.0 if diff == 0 else 0.0), DELTA_TEST, "no variance in either group"
     low, high, p_value = welch_interval(diff, [(v1, group.n), (v0, baseline.n)])
-    return low, high, p_value, DELTA_TEST, ""
+    return low, high, _finite(p_value), DELTA_TEST, ""
 
 
 def welch_interval(diff: float, parts: list[tuple[float, int]]) -> tuple[float, float, float]:
@@ -331,6 +331,8 @@ def welch_interval(diff: float, parts: list[tuple[float, int]]) -> tuple[float, 
     se2 = sum(variance for variance, _ in parts)
     df = se2 ** 2 / sum(variance ** 2 / (n - 1) for variance, n in parts)
     se = math.sqrt(se2)
+    if not (math.isfinite(df) and df > 0 and math.isfinite(diff / se)):  # a NaN or inf in the data
+        return math.nan, math.nan, math.nan
     margin = student_t_ppf((1 + CONFIDENCE) / 2, df) * se
     return diff - margin, diff + margin, min(1.0, 2 * student_t_sf(abs(diff) / se, df))
 
@@ -488,7 +490,10 @@ def poisson_score_statistic(group: Sufficient, baseline: Sufficient, difference:
     excess = (y1 + y0) / (n1 + n0) - difference
     rate0 = 0.5 * (excess + math.sqrt(excess * excess + 4 * difference * y0 / (n1 + n0)))
     rate1 = rate0 + difference
-    return (y1 / n1 - y0 / n0 - difference) / math.sqrt(rate1 / n1 + rate0 / n0 + 1e-20)
+    gap, variance = y1 / n1 - y0 / n0 - difference, rate1 / n1 + rate0 / n0
+    if variance <= 0:  # both rates 0 under H0: only a zero gap is consistent with it
+        return 0.0 if gap == 0 else math.copysign(math.inf, gap)
+    return gap / math.sqrt(variance)
 
 
 def poisson_score_interval(group: Sufficient, baseline: Sufficient) -> tuple[float, float]:
