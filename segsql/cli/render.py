@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -180,7 +181,7 @@ def _json_value(value: Any) -> Any:
         return None if str(value) == "NaT" else value.isoformat()
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return _json_value(value.tolist())
-    if type(value).__name__ == "Decimal":
+    if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             return None
         return int(value) if value == value.to_integral_value() else float(value)

@@ -176,10 +176,8 @@ class SparkEngine(Engine):
         temporary = self.spark.sql(f"SHOW TABLES LIKE '{name}'").collect()  # names are [a-z0-9_] (config)
         if not any(row["isTemporary"] and row["tableName"] == name for row in temporary):
             return False
-        files = [path] if path.is_file() else [p for p in path.rglob("*")
-                                               if p.is_file() and not p.name.startswith((".", "_"))]
         read = {unquote(urlsplit(f).path) for f in self.spark.table(name).inputFiles()}
-        return read == {str(f.resolve()) for f in files}
+        return read == {str(f.resolve()) for f in _data_files(path)}
 
     # -- execution ------------------------------------------------------------------------------
     def _frame(self, statement: exp.Expr | str, params: Sequence[Any]) -> Any:
@@ -396,11 +394,18 @@ def _registered(spark: Any) -> dict[str, str]:
     return _REGISTERED.setdefault(spark, {})
 
 
+def _data_files(path: Path) -> list[Path]:
+    """A source file, or the data files of a folder (a Parquet dataset: not _SUCCESS, not .crc)."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+
+
 def _file_state(path: Path) -> str:
-    """Inode, size, modification and change times of a file, or of every file under a folder (a
-    Parquet dataset): a rewrite changes the change time even when it keeps the size and mtime."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return ";".join(f"{s.st_ino}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}" for s in (p.stat() for p in files))
+    """Inode, size, modification and change times of a source's data files: a rewrite changes the
+    change time even when it keeps the size and mtime."""
+    return ";".join(f"{s.st_ino}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}"
+                    for s in (p.stat() for p in _data_files(path)))
 
 
 def _external_table(table: exp.Table, location: str, query: exp.Query | None = None) -> exp.Create:

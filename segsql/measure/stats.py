@@ -256,11 +256,12 @@ def _z_critical() -> float:
 
 def wilson_interval(successes: float, trials: float) -> tuple[float, float]:
     """Wilson's score interval of a proportion (statsmodels' proportion_confint(method="wilson"))."""
-    z2 = _z_critical() ** 2
+    z = _z_critical()
+    z2 = z * z
     share = successes / trials
     scale = 1 + z2 / trials
     center = (share + z2 / (2 * trials)) / scale
-    half = _z_critical() * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials * trials)) / scale
+    half = z * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials * trials)) / scale
     return center - half, center + half
 
 
